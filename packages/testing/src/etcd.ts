@@ -1,0 +1,330 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { etcdBinary } from './binaries.js'
+import { etcdctl } from './etcdctl.js'
+
+export interface StartEtcdOptions {
+  /** Number of members: 1, or 3 for a cluster on loopback. @default 1 */
+  members?: 1 | 3
+  /** How long to wait for the cluster to answer health checks. @default 20_000 */
+  startTimeoutMs?: number
+}
+
+/** One etcd process, its ports and data dir; the controls act on this member only. */
+export interface EtcdMember {
+  readonly name: string
+  /** `127.0.0.1:port`, the client endpoint. */
+  readonly endpoint: string
+  readonly clientUrl: string
+  readonly peerUrl: string
+  readonly dataDir: string
+  /** Whether the process is running (it may be paused). */
+  readonly running: boolean
+  /** The pid of the running process, or undefined. */
+  readonly pid: number | undefined
+  /** SIGTERM, and wait for the exit. */
+  stop(): Promise<void>
+  /** SIGKILL, and wait for the exit. */
+  kill(): Promise<void>
+  /** Start again on the same ports with the same data dir (stops it first if running). */
+  restart(): Promise<void>
+  /** SIGSTOP: the process stays up but answers nothing. */
+  pause(): void
+  /** SIGCONT. */
+  resume(): void
+}
+
+/** A throwaway etcd (one member or a cluster) on free loopback ports with temporary data dirs. */
+export interface EtcdCluster extends AsyncDisposable {
+  /** Client endpoints (`127.0.0.1:port`) of every member. */
+  readonly endpoints: string[]
+  readonly members: EtcdMember[]
+  /** The member that currently leads (asks each running member). */
+  leader(): Promise<EtcdMember>
+  /** Stops every member (SIGTERM). */
+  stop(): Promise<void>
+  /** SIGKILL to every member. */
+  kill(): Promise<void>
+  /** Restarts every member on the same ports and data dirs and waits until healthy. */
+  restart(): Promise<void>
+  pause(): void
+  resume(): void
+  /** Stops every member, deletes the data and starts an empty cluster on the same ports. */
+  wipe(): Promise<void>
+  /** Compacts the key space at the current revision (or `revision`); resolves to the revision compacted at. */
+  compact(revision?: number): Promise<number>
+  /** The current revision of the key space. */
+  revision(): Promise<number>
+  /** Runs etcdctl against this cluster. */
+  etcdctl(args: readonly string[], input?: string): Promise<string>
+  /** Waits until every running member reports healthy. */
+  waitHealthy(timeoutMs?: number): Promise<void>
+  /** Stops every member and removes the data dirs. Idempotent. */
+  close(): Promise<void>
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  await once(server, 'close')
+  if (address === null || typeof address === 'string') throw new Error('could not allocate a loopback port')
+  return address.port
+}
+
+async function postJson(url: string, body: unknown, timeoutMs = 2_000): Promise<Record<string, unknown>> {
+  const res = await fetch(url, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+    signal: AbortSignal.timeout(timeoutMs),
+  })
+  const json = (await res.json()) as Record<string, unknown>
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${JSON.stringify(json)}`)
+  return json
+}
+
+class Member implements EtcdMember {
+  #child: ChildProcess | undefined
+  #exited: Promise<void> = Promise.resolve()
+  #log: string[] = []
+  dataDir: string
+
+  constructor(
+    readonly name: string,
+    readonly clientPort: number,
+    readonly peerPort: number,
+    dataDir: string,
+    private readonly cluster: () => { initialCluster: string; token: string },
+  ) {
+    this.dataDir = dataDir
+  }
+
+  get endpoint() {
+    return `127.0.0.1:${this.clientPort}`
+  }
+  get clientUrl() {
+    return `http://127.0.0.1:${this.clientPort}`
+  }
+  get peerUrl() {
+    return `http://127.0.0.1:${this.peerPort}`
+  }
+  get running() {
+    return this.#child !== undefined
+  }
+  get pid() {
+    return this.#child?.pid
+  }
+  get recentLog() {
+    return this.#log.join('')
+  }
+
+  start() {
+    if (this.#child) return
+    const { initialCluster, token } = this.cluster()
+    const child = spawn(
+      etcdBinary(),
+      [
+        `--name=${this.name}`,
+        `--data-dir=${this.dataDir}`,
+        `--listen-client-urls=${this.clientUrl}`,
+        `--advertise-client-urls=${this.clientUrl}`,
+        `--listen-peer-urls=${this.peerUrl}`,
+        `--initial-advertise-peer-urls=${this.peerUrl}`,
+        `--initial-cluster=${initialCluster}`,
+        `--initial-cluster-token=${token}`,
+        '--initial-cluster-state=new',
+        '--logger=zap',
+        '--log-level=warn',
+        '--enable-v2=false',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    this.#child = child
+    this.#log = []
+    child.stderr?.setEncoding('utf8')
+    child.stderr?.on('data', (chunk: string) => {
+      this.#log.push(chunk)
+      if (this.#log.length > 40) this.#log.shift()
+    })
+    this.#exited = new Promise<void>((resolve) => {
+      child.once('exit', () => {
+        if (this.#child === child) this.#child = undefined
+        resolve()
+      })
+    })
+    child.once('error', () => {
+      if (this.#child === child) this.#child = undefined
+    })
+  }
+
+  async #signal(sig: NodeJS.Signals) {
+    const child = this.#child
+    if (!child) return
+    // A stopped process ignores SIGTERM until it is continued.
+    child.kill('SIGCONT')
+    child.kill(sig)
+    await this.#exited
+  }
+
+  stop() {
+    return this.#signal('SIGTERM')
+  }
+  kill() {
+    return this.#signal('SIGKILL')
+  }
+  pause() {
+    this.#child?.kill('SIGSTOP')
+  }
+  resume() {
+    this.#child?.kill('SIGCONT')
+  }
+
+  async restart() {
+    await this.stop()
+    this.start()
+    await this.waitHealthy(20_000)
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) })
+      const body = (await res.json()) as { health?: string }
+      return body.health === 'true'
+    } catch {
+      return false
+    }
+  }
+
+  async waitHealthy(timeoutMs: number) {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      if (!this.#child)
+        throw new Error(
+          `etcd member ${this.name} exited during start-up; its log ends with:\n${this.recentLog}`,
+        )
+      if (await this.healthy()) return
+      await sleep(50)
+    }
+    throw new Error(
+      `etcd member ${this.name} (${this.clientUrl}) not healthy after ${timeoutMs} ms; its log ends with:\n${this.recentLog}`,
+    )
+  }
+}
+
+/**
+ * Starts a throwaway etcd on free loopback ports with temporary data dirs and waits until it is healthy.
+ * Needs the `etcd` binary (ETCD_BIN or PATH) and, for `etcdctl()`, `etcdctl`.
+ */
+export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdCluster> {
+  const count = options.members ?? 1
+  if (count !== 1 && count !== 3) throw new RangeError(`members must be 1 or 3, got ${String(count)}`)
+  const startTimeoutMs = options.startTimeoutMs ?? 20_000
+  etcdBinary() // fail early, with the install hint, when etcd is missing
+  const root = await mkdtemp(join(tmpdir(), 'etcdkit-etcd-'))
+  let token = `etcdkit-${process.pid}-${Date.now()}`
+  const members: Member[] = []
+  const initialCluster = () => members.map((m) => `${m.name}=${m.peerUrl}`).join(',')
+  for (let i = 0; i < count; i++) {
+    const name = `m${i}`
+    members.push(
+      new Member(name, await freePort(), await freePort(), join(root, name), () => ({
+        initialCluster: initialCluster(),
+        token,
+      })),
+    )
+  }
+
+  const waitHealthy = async (timeoutMs = startTimeoutMs) => {
+    await Promise.all(members.filter((m) => m.running).map((m) => m.waitHealthy(timeoutMs)))
+  }
+  const startAll = async () => {
+    for (const m of members) m.start()
+    await waitHealthy()
+  }
+  const endpoints = members.map((m) => m.endpoint)
+  const anyRunning = () => {
+    const m = members.find((x) => x.running)
+    if (!m) throw new Error('no etcd member is running')
+    return m
+  }
+  const revision = async () => {
+    const res = await postJson(`${anyRunning().clientUrl}/v3/kv/range`, {
+      key: Buffer.from('\0').toString('base64'),
+    })
+    return Number((res.header as { revision: string }).revision)
+  }
+  let closed = false
+  const close = async () => {
+    if (closed) return
+    closed = true
+    await Promise.all(members.map((m) => m.kill()))
+    await rm(root, { recursive: true, force: true })
+  }
+
+  try {
+    await startAll()
+  } catch (err) {
+    await close()
+    throw err
+  }
+
+  const cluster: EtcdCluster = {
+    endpoints,
+    members,
+    async leader() {
+      for (const m of members.filter((x) => x.running)) {
+        try {
+          const status = await postJson(`${m.clientUrl}/v3/maintenance/status`, {})
+          const header = status.header as { member_id: string }
+          if (status.leader === header.member_id) return m
+        } catch {
+          // not answering (paused or electing): ask the next one
+        }
+      }
+      throw new Error('no etcd member reports itself leader')
+    },
+    async stop() {
+      await Promise.all(members.map((m) => m.stop()))
+    },
+    async kill() {
+      await Promise.all(members.map((m) => m.kill()))
+    },
+    async restart() {
+      await Promise.all(members.map((m) => m.stop()))
+      await startAll()
+    },
+    pause() {
+      for (const m of members) m.pause()
+    },
+    resume() {
+      for (const m of members) m.resume()
+    },
+    async wipe() {
+      await Promise.all(members.map((m) => m.kill()))
+      await Promise.all(members.map((m) => rm(m.dataDir, { recursive: true, force: true })))
+      token = `etcdkit-${process.pid}-${Date.now()}`
+      await startAll()
+    },
+    async compact(rev?: number) {
+      const at = rev ?? (await revision())
+      await postJson(`${anyRunning().clientUrl}/v3/kv/compaction`, { revision: String(at), physical: true })
+      return at
+    },
+    revision,
+    etcdctl(args, input) {
+      return etcdctl(endpoints, args, input === undefined ? {} : { input })
+    },
+    waitHealthy,
+    close,
+    [Symbol.asyncDispose]: close,
+  }
+  return cluster
+}

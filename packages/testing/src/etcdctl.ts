@@ -1,0 +1,98 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { etcdctlBinary } from './binaries.js'
+
+export interface EtcdctlOptions {
+  /** Text written to etcdctl's standard input (e.g. for `put` with a value starting with `-`). */
+  input?: string
+  /** @default 10_000 */
+  timeoutMs?: number
+}
+
+/** Runs `etcdctl --endpoints=… <args>` (API v3) and resolves to its standard output. */
+export function etcdctl(endpoints: readonly string[], args: readonly string[], options: EtcdctlOptions = {}) {
+  const bin = etcdctlBinary()
+  return new Promise<string>((resolve, reject) => {
+    const child = execFile(
+      bin,
+      [`--endpoints=${endpoints.join(',')}`, ...args],
+      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: options.timeoutMs ?? 10_000 },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(
+            new Error(`etcdctl ${args.join(' ')} failed: ${stderr.trim() || err.message}`, { cause: err }),
+          )
+        else resolve(stdout)
+      },
+    )
+    if (options.input !== undefined) child.stdin?.end(options.input)
+  })
+}
+
+/**
+ * Starts a long-running etcdctl command (`lock`, `elect`, `watch`) and returns the child process.
+ * Its standard output is available line by line through `lines`.
+ */
+export function spawnEtcdctl(endpoints: readonly string[], args: readonly string[]) {
+  const child: ChildProcess = spawn(etcdctlBinary(), [`--endpoints=${endpoints.join(',')}`, ...args], {
+    env: { ...process.env, ETCDCTL_API: '3' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  const lines: string[] = []
+  const waiters: Array<{ match: (l: string) => boolean; resolve: (l: string) => void }> = []
+  let buffered = ''
+  child.stdout?.setEncoding('utf8')
+  child.stdout?.on('data', (chunk: string) => {
+    buffered += chunk
+    let nl = buffered.indexOf('\n')
+    while (nl >= 0) {
+      const line = buffered.slice(0, nl)
+      buffered = buffered.slice(nl + 1)
+      lines.push(line)
+      for (const w of waiters.splice(0)) {
+        if (w.match(line)) w.resolve(line)
+        else waiters.push(w)
+      }
+      nl = buffered.indexOf('\n')
+    }
+  })
+  let stderr = ''
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (chunk: string) => {
+    stderr += chunk
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  return {
+    child,
+    lines,
+    exited,
+    get stderr() {
+      return stderr
+    },
+    /** Resolves with the first output line (already printed or future) that `match` accepts. */
+    waitForLine(match: (line: string) => boolean, timeoutMs = 10_000): Promise<string> {
+      const seen = lines.find(match)
+      if (seen !== undefined) return Promise.resolve(seen)
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(`etcdctl ${args.join(' ')}: no matching line in ${timeoutMs} ms (stderr: ${stderr})`),
+            ),
+          timeoutMs,
+        )
+        waiters.push({
+          match,
+          resolve: (l) => {
+            clearTimeout(timer)
+            resolve(l)
+          },
+        })
+      })
+    },
+    /** Sends SIGINT (etcdctl releases its lock / resigns and exits) and waits for the exit. */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
+      return exited
+    },
+  }
+}

@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto'
+import { type EtcdCluster, startEtcd } from './etcd.js'
+import { etcdctl } from './etcdctl.js'
+
+/** An etcd for tests that only read and write keys: the one the test runner started, or a new one. */
+export interface SharedEtcd extends AsyncDisposable {
+  readonly endpoints: string[]
+  etcdctl(args: readonly string[], input?: string): Promise<string>
+  /** Stops the etcd if this call started it; leaves a runner's etcd alone. */
+  close(): Promise<void>
+}
+
+/**
+ * The etcd named by `ETCD_ENDPOINTS` (comma separated, as the test runner sets it), else a new throwaway
+ * one. Tests that stop, kill or wipe etcd must call `startEtcd()` for an etcd of their own instead.
+ */
+export async function sharedEtcd(): Promise<SharedEtcd> {
+  const fromEnv = process.env.ETCD_ENDPOINTS?.split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)
+  if (fromEnv && fromEnv.length > 0) {
+    const close = async () => {}
+    return {
+      endpoints: fromEnv,
+      etcdctl: (args, input) => etcdctl(fromEnv, args, input === undefined ? {} : { input }),
+      close,
+      [Symbol.asyncDispose]: close,
+    }
+  }
+  const own: EtcdCluster = await startEtcd()
+  return {
+    endpoints: own.endpoints,
+    etcdctl: own.etcdctl,
+    close: own.close,
+    [Symbol.asyncDispose]: own.close,
+  }
+}
+
+/** A key prefix unique to this test (`t-<label>-<random>/`), so test files sharing one etcd never collide. */
+export function uniquePrefix(label = 'test'): string {
+  return `t-${label.replace(/[^A-Za-z0-9_.-]/g, '_')}-${randomBytes(4).toString('hex')}/`
+}
