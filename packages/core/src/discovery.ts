@@ -1,0 +1,232 @@
+import { EventEmitter } from 'node:events'
+import type { IKeyValue } from 'etcd3'
+import { ClosedError } from './errors.js'
+import { decodeEndpoint, type Instance, weightOf } from './instance.js'
+import type { Keyspace } from './keyspace.js'
+import type { Logger } from './logger.js'
+import { Backoff, deferred, liveValues } from './util.js'
+import type { WatchHandle, WatchHub } from './watch.js'
+
+/** A registry value that could not be read; it is skipped, and reported once per key and value. */
+export interface InvalidEntry {
+  key: string
+  value: string
+  reason: string
+}
+
+export interface DiscoveryEvents {
+  /** The instance set changed (sorted by key); also fires once when the first list is loaded. */
+  change: [instances: readonly Instance[]]
+  invalid: [entry: InvalidEntry]
+  close: []
+}
+
+/**
+ * The shared, per-service state behind every `Discovery` handle of one kit: list at revision R, then
+ * watch from R + 1 on the kit's one watch stream; list again when the watch cannot go on.
+ */
+class ServiceWatch extends EventEmitter<DiscoveryEvents> {
+  instances: readonly Instance[] = []
+  readonly ready = deferred<void>()
+  loaded = false
+  handles = 0
+  readonly #byKey = new Map<string, Instance>()
+  readonly #reported = new Map<string, string>()
+  readonly #backoff = new Backoff(50, 2_000)
+  #watch: WatchHandle | undefined
+  #timer: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(
+    readonly service: string,
+    readonly prefix: string,
+    private readonly ks: Keyspace,
+    private readonly hub: WatchHub,
+    private readonly log: Logger,
+  ) {
+    super()
+    this.setMaxListeners(0)
+    this.ready.promise.catch(() => {}) // a closed, never-loaded view must not raise unhandled rejections
+    this.#sync()
+  }
+
+  close() {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    this.#watch?.cancel()
+    this.ready.reject(new ClosedError(`discovery of ${JSON.stringify(this.service)}`))
+    this.emit('close')
+  }
+
+  #sync() {
+    if (this.#closed) return
+    this.ks
+      .list(this.prefix)
+      .then(({ kvs, revision }) => {
+        if (this.#closed) return
+        this.#backoff.reset()
+        this.#byKey.clear()
+        for (const kv of kvs) this.#apply(kv, false)
+        const { key, range_end } = this.ks.range(this.prefix)
+        this.#watch = this.hub.watch(
+          { key, rangeEnd: range_end, startRevision: revision + 1n },
+          {
+            onEvents: (events) => {
+              let changed = false
+              for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
+              if (changed) this.#publish()
+            },
+            onReset: (reason) => {
+              this.log.warn({ service: this.service, reason }, 'discovery watch reset; listing again')
+              this.#watch = undefined
+              this.#sync()
+            },
+          },
+        )
+        this.#publish(true)
+      })
+      .catch((err: unknown) => {
+        if (this.#closed) return
+        const delay = this.#backoff.next()
+        this.log.debug({ err, service: this.service, delay }, 'could not list service instances; retrying')
+        this.#timer = setTimeout(() => this.#sync(), delay)
+      })
+  }
+
+  /** Applies one key-value (or its deletion); returns whether the instance set changed. */
+  #apply(kv: IKeyValue, deleted: boolean): boolean {
+    const key = this.ks.name(kv.key)
+    if (deleted) {
+      this.#reported.delete(key)
+      return this.#byKey.delete(key)
+    }
+    const value = kv.value.toString()
+    const decoded = decodeEndpoint(value)
+    if (decoded.kind === 'delete') return this.#byKey.delete(key)
+    if (decoded.kind === 'invalid') {
+      if (this.#reported.get(key) !== value) {
+        this.#reported.set(key, value)
+        const entry = { key, value, reason: decoded.reason }
+        this.log.warn(entry, 'skipping a registry value that cannot be read')
+        this.emit('invalid', entry)
+      }
+      return this.#byKey.delete(key)
+    }
+    this.#reported.delete(key)
+    this.#byKey.set(key, {
+      service: this.service,
+      address: decoded.address,
+      key,
+      metadata: decoded.metadata,
+      weight: weightOf(decoded.metadata),
+      modRevision: kv.mod_revision,
+    })
+    return true
+  }
+
+  #publish(initial = false) {
+    this.instances = [...this.#byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    if (initial && !this.loaded) {
+      this.loaded = true
+      this.ready.resolve()
+    }
+    this.emit('change', this.instances)
+  }
+}
+
+/**
+ * A live view of one service's instances. `instances` is always the current set (empty until `ready`,
+ * and possibly empty after); `change` fires on every change, and the view is an async iterable of sets.
+ */
+export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIterable<readonly Instance[]> {
+  readonly service: string
+  /** Resolves once the first list has been loaded from etcd. */
+  readonly ready: Promise<void>
+  readonly #shared: ServiceWatch
+  readonly #release: () => void
+  readonly #forward = {
+    change: (list: readonly Instance[]) => this.emit('change', list),
+    invalid: (e: InvalidEntry) => this.emit('invalid', e),
+    close: () => this.close(),
+  }
+  #closed = false
+
+  /** @internal created by `EtcdKit.discover()` */
+  constructor(shared: ServiceWatch, release: () => void) {
+    super()
+    this.service = shared.service
+    this.#shared = shared
+    this.#release = release
+    this.ready = shared.ready.promise
+    shared.on('change', this.#forward.change)
+    shared.on('invalid', this.#forward.invalid)
+    shared.on('close', this.#forward.close)
+  }
+
+  /** The current instances, sorted by key (a property read: no I/O). */
+  get instances(): readonly Instance[] {
+    return this.#shared.instances
+  }
+
+  /** Whether the first list has been loaded. */
+  get loaded(): boolean {
+    return this.#shared.loaded
+  }
+
+  /** Yields the current set, then every new set, until the view is closed. */
+  [Symbol.asyncIterator](): AsyncIterator<readonly Instance[]> {
+    return liveValues<readonly Instance[]>(this, 'change', () => this.instances)
+  }
+
+  /** Stops this view (the shared watch ends with the last view of the service). Idempotent. */
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    this.#shared.off('change', this.#forward.change)
+    this.#shared.off('invalid', this.#forward.invalid)
+    this.#shared.off('close', this.#forward.close)
+    this.#release()
+    this.emit('close')
+  }
+
+  [Symbol.dispose]() {
+    this.close()
+  }
+}
+
+/** Creates and shares the per-service watches of one kit. */
+export class DiscoveryHub {
+  readonly #services = new Map<string, ServiceWatch>()
+
+  constructor(
+    private readonly ks: Keyspace,
+    private readonly hub: WatchHub,
+    private readonly log: Logger,
+    private readonly registryPrefix: string,
+  ) {}
+
+  get size() {
+    return this.#services.size
+  }
+
+  open(service: string): Discovery {
+    let shared = this.#services.get(service)
+    if (!shared) {
+      shared = new ServiceWatch(service, `${this.registryPrefix}${service}/`, this.ks, this.hub, this.log)
+      this.#services.set(service, shared)
+    }
+    shared.handles++
+    const s = shared
+    return new Discovery(s, () => {
+      if (--s.handles === 0 && this.#services.get(service) === s) {
+        this.#services.delete(service)
+        s.close()
+      }
+    })
+  }
+
+  close() {
+    for (const s of this.#services.values()) s.close()
+    this.#services.clear()
+  }
+}

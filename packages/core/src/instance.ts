@@ -1,0 +1,115 @@
+import { InvalidArgumentError, show } from './errors.js'
+import { checkAddress, isPlainObject } from './validate.js'
+
+/** Metadata of a registered instance: the well-known fields, plus any user keys (JSON values). */
+export interface InstanceMetadata {
+  version?: string
+  /** Relative share of traffic, an integer >= 1. @default 1 */
+  weight?: number
+  zone?: string
+  protocol?: 'http' | 'https' | 'grpc'
+  tags?: string[]
+  [key: string]: unknown
+}
+
+/** One live instance of a service, as read from the registry. */
+export interface Instance {
+  readonly service: string
+  /** `host:port` (IPv6 as `[::1]:8080`). */
+  readonly address: string
+  /** The registry key, without the kit's namespace. */
+  readonly key: string
+  readonly metadata: Readonly<InstanceMetadata>
+  /** `metadata.weight`, or 1. */
+  readonly weight: number
+  /** The revision at which this value was written. */
+  readonly modRevision: string
+}
+
+const PROTOCOLS = new Set(['http', 'https', 'grpc'])
+
+/** Checks user metadata and returns a JSON-safe copy; the message names the bad field and value. */
+export function checkMetadata(metadata: unknown): InstanceMetadata {
+  if (metadata === undefined) return {}
+  if (!isPlainObject(metadata))
+    throw new InvalidArgumentError(`invalid metadata ${show(metadata)}: expected a plain object`)
+  const bad = (field: string, why: string) =>
+    new InvalidArgumentError(`invalid metadata.${field} ${show(metadata[field])}: ${why}`)
+  const { version, weight, zone, protocol, tags } = metadata
+  if (version !== undefined && typeof version !== 'string') throw bad('version', 'expected a string')
+  if (
+    weight !== undefined &&
+    (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1_000_000)
+  )
+    throw bad('weight', 'expected an integer from 1 to 1000000')
+  if (zone !== undefined && typeof zone !== 'string') throw bad('zone', 'expected a string')
+  if (protocol !== undefined && !PROTOCOLS.has(protocol as string))
+    throw bad('protocol', 'expected "http", "https" or "grpc"')
+  if (tags !== undefined && (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')))
+    throw bad('tags', 'expected an array of strings')
+  let json: string
+  try {
+    json = JSON.stringify(metadata)
+  } catch (err) {
+    throw new InvalidArgumentError(`invalid metadata: not serialisable as JSON (${(err as Error).message})`)
+  }
+  const copy = JSON.parse(json) as InstanceMetadata
+  // JSON.stringify silently drops functions and undefined and turns NaN into null: refuse instead
+  for (const [k, v] of Object.entries(metadata)) {
+    if (v !== undefined && JSON.stringify(copy[k]) !== JSON.stringify(v))
+      throw bad(k, 'not representable in JSON')
+    if (typeof v === 'function' || typeof v === 'symbol' || (typeof v === 'number' && !Number.isFinite(v)))
+      throw bad(k, 'not representable in JSON')
+  }
+  return copy
+}
+
+/** The value written for a registration: Go's naming/endpoints format (`Op` 0 = add). */
+export function encodeEndpoint(address: string, metadata: InstanceMetadata): string {
+  return JSON.stringify({ Op: 0, Addr: address, Metadata: metadata })
+}
+
+export type DecodedEndpoint =
+  | { kind: 'add'; address: string; metadata: InstanceMetadata }
+  | { kind: 'delete' }
+  | { kind: 'invalid'; reason: string }
+
+/**
+ * Reads a registry value: Go's `{"Op":0,"Addr":…,"Metadata":…}` (Op 1 is a delete), or the seed's bare
+ * `host:port`. Anything else is `invalid`, with the reason.
+ */
+export function decodeEndpoint(raw: string): DecodedEndpoint {
+  const text = raw.trim()
+  if (!text.startsWith('{')) {
+    try {
+      return { kind: 'add', address: checkAddress(text, 'bare address value'), metadata: {} }
+    } catch (err) {
+      return { kind: 'invalid', reason: (err as Error).message }
+    }
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    return { kind: 'invalid', reason: `not JSON: ${(err as Error).message}` }
+  }
+  if (!isPlainObject(parsed)) return { kind: 'invalid', reason: 'not a JSON object' }
+  const op = parsed.Op ?? 0
+  if (op === 1) return { kind: 'delete' }
+  if (op !== 0) return { kind: 'invalid', reason: `unknown Op ${show(op)}` }
+  if (typeof parsed.Addr !== 'string' || parsed.Addr === '')
+    return { kind: 'invalid', reason: 'no "Addr" string' }
+  const meta = parsed.Metadata
+  if (meta !== undefined && meta !== null && !isPlainObject(meta)) {
+    // Go allows any JSON as Metadata; keep it where a reader can still find it
+    return { kind: 'add', address: parsed.Addr, metadata: { value: meta } }
+  }
+  const metadata = (meta ?? {}) as InstanceMetadata
+  return { kind: 'add', address: parsed.Addr, metadata }
+}
+
+/** `metadata.weight` when it is a valid weight, else 1 (a reader never fails on another writer's value). */
+export function weightOf(metadata: InstanceMetadata): number {
+  const w = metadata.weight
+  return typeof w === 'number' && Number.isInteger(w) && w >= 1 ? w : 1
+}

@@ -1,0 +1,185 @@
+import { handleWhen, noop, retry } from 'cockatiel'
+import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
+import { type Discovery, DiscoveryHub } from './discovery.js'
+import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import { Keyspace } from './keyspace.js'
+import { defaultLogger, type Logger } from './logger.js'
+import { type RegisterOptions, type Registration, Registry } from './registry.js'
+import { Session, type SessionState } from './session.js'
+import { checkAddress, checkMs, checkPrefix, checkServiceName, checkTtl, isPlainObject } from './validate.js'
+import { WatchHub } from './watch.js'
+
+export interface EtcdKitOptions {
+  /**
+   * etcd client endpoints, `host:port` or `http(s)://host:port`.
+   * @default process.env.ETCD_ENDPOINTS (comma separated), else ["127.0.0.1:2379"]
+   */
+  endpoints?: string[] | string
+  /** Session lease TTL in seconds: how long after this process dies its registrations and locks go. @default 10 */
+  ttl?: number
+  /** etcd user authentication. */
+  auth?: { username: string; password: string }
+  /** TLS to etcd: the CA that signed etcd's certificate, and a client certificate and key for mutual TLS. */
+  tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
+  /** A pino-compatible logger. @default warnings and errors to stderr as JSON lines */
+  logger?: Logger
+  /**
+   * A prefix put in front of every key this kit reads or writes (like Go's `namespace.NewKV`): tenants or
+   * test runs sharing one etcd. @default ""
+   */
+  namespace?: string
+  /** Where registrations live: `{registryPrefix}{service}/{address}`. @default "services/" */
+  registryPrefix?: string
+  /** Deadline of each unary etcd call, in ms. @default 5_000 */
+  callTimeout?: number
+}
+
+export interface EtcdKitEvents {
+  /** The session's state changed. */
+  session: [state: SessionState]
+}
+
+function parseEndpoints(value: unknown): string[] {
+  const list = typeof value === 'string' ? value.split(',').map((e) => e.trim()) : value
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new InvalidArgumentError(
+      `invalid endpoints ${show(value)}: expected a non-empty list of "host:port"`,
+    )
+  }
+  return list.map((e: unknown) => {
+    if (typeof e !== 'string')
+      throw new InvalidArgumentError(`invalid endpoint ${show(e)}: expected "host:port"`)
+    const m = /^(https?:\/\/)?(.*?)\/?$/.exec(e)!
+    checkAddress(m[2], 'endpoint')
+    return e
+  })
+}
+
+const toBuffer = (v: string | Buffer) => (typeof v === 'string' ? Buffer.from(v) : v)
+
+/**
+ * One per process: the etcd client, the session lease, the watch stream, and everything built on them
+ * (registrations, discovery, locks, configuration). `close()` deregisters, releases and revokes.
+ */
+export class EtcdKit implements AsyncDisposable {
+  readonly endpoints: readonly string[]
+  readonly ttl: number
+  readonly namespace: string
+  readonly registryPrefix: string
+  readonly logger: Logger
+  /** The underlying etcd3 client, for what etcdkit does not cover. Keys written through it ignore `namespace`. */
+  readonly client: Etcd3
+  /** @internal */ readonly keyspace: Keyspace
+  /** @internal */ readonly watchHub: WatchHub
+  /** The session: one lease for everything this kit holds. */
+  readonly session: Session
+  readonly #registry: Registry
+  readonly #discovery: DiscoveryHub
+  #closing: Promise<void> | undefined
+
+  constructor(options: EtcdKitOptions = {}) {
+    if (!isPlainObject(options as unknown))
+      throw new InvalidArgumentError(`invalid EtcdKit options ${show(options)}`)
+    this.endpoints = parseEndpoints(options.endpoints ?? process.env.ETCD_ENDPOINTS ?? ['127.0.0.1:2379'])
+    this.ttl = checkTtl(options.ttl ?? 10)
+    this.namespace = checkPrefix(options.namespace ?? '', 'namespace')
+    this.registryPrefix = checkPrefix(options.registryPrefix ?? 'services/', 'registryPrefix')
+    const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
+    this.logger = options.logger ?? defaultLogger
+    for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+      if (typeof this.logger[level] !== 'function')
+        throw new InvalidArgumentError(`invalid logger: it has no ${level}() method`)
+    }
+    const { auth, tls } = options
+    if (
+      auth !== undefined &&
+      (!isPlainObject(auth as unknown) ||
+        typeof auth.username !== 'string' ||
+        typeof auth.password !== 'string')
+    )
+      throw new InvalidArgumentError('invalid auth: expected { username: string, password: string }')
+    if (tls !== undefined && (!isPlainObject(tls as unknown) || tls.ca === undefined))
+      throw new InvalidArgumentError('invalid tls: expected { ca, cert?, key? } (PEM strings or Buffers)')
+
+    const etcdOptions: IOptions = {
+      hosts: [...this.endpoints],
+      // Our own loops retry with backoff; etcd3's per-host breaker (3 failures, then 5 s of refusals)
+      // would keep calls failing for seconds after etcd is back. Retry once on another endpoint instead.
+      faultHandling: {
+        host: () => noop,
+        global: retry(handleWhen(isRecoverableError), { maxAttempts: this.endpoints.length > 1 ? 1 : 0 }),
+      },
+      grpcOptions: {
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1_000,
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+      },
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeout }),
+      ...(auth ? { auth: { username: auth.username, password: auth.password } } : {}),
+      ...(tls
+        ? {
+            credentials: {
+              rootCertificate: toBuffer(tls.ca),
+              ...(tls.key ? { privateKey: toBuffer(tls.key) } : {}),
+              ...(tls.cert ? { certChain: toBuffer(tls.cert) } : {}),
+            },
+          }
+        : {}),
+    }
+    this.client = new Etcd3(etcdOptions)
+    this.keyspace = new Keyspace(this.client.kv, this.namespace)
+    this.watchHub = new WatchHub(this.client.watchClient, this.logger)
+    this.session = new Session(this.client.leaseClient, this.ttl, this.logger)
+    this.#registry = new Registry(
+      this.keyspace,
+      this.session,
+      this.watchHub,
+      this.logger,
+      this.registryPrefix,
+      this.endpoints,
+    )
+    this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#closing !== undefined
+  }
+
+  /**
+   * Registers `address` as an instance of `service` on the session lease; resolves once the key is written.
+   * The key is written again on a new lease, or when someone else deletes it, until `deregister()`.
+   */
+  register(options: RegisterOptions): Promise<Registration> {
+    if (this.#closing) return Promise.reject(new ClosedError('the kit'))
+    try {
+      this.session.start()
+      return this.#registry.register(options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /** A live view of `service`'s instances, kept current from the kit's one watch stream. */
+  discover(service: string): Discovery {
+    if (this.#closing) throw new ClosedError('the kit')
+    return this.#discovery.open(checkServiceName(service))
+  }
+
+  /** Deletes this kit's registrations, stops its watches, revokes its lease and closes the client. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#registry.close().catch(() => {})
+      this.#discovery.close()
+      await this.session.close()
+      this.watchHub.close()
+      this.client.close()
+    })()
+    return this.#closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+}

@@ -1,0 +1,73 @@
+import { type EventEmitter, on } from 'node:events'
+
+/** Exponential backoff with full jitter: each delay is random in [base, min(cap, base * 2^n)]. */
+export class Backoff {
+  #attempt = 0
+  constructor(
+    private readonly base: number,
+    private readonly cap: number,
+  ) {}
+  next(): number {
+    const ceiling = Math.min(this.cap, this.base * 2 ** this.#attempt)
+    this.#attempt = Math.min(this.#attempt + 1, 30)
+    return this.base + Math.random() * (ceiling - this.base)
+  }
+  reset() {
+    this.#attempt = 0
+  }
+}
+
+/** The smallest key greater than every key that starts with `prefix` (etcd's range_end for a prefix). */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix)
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++
+      return end.subarray(0, i + 1)
+    }
+  }
+  return Buffer.from([0]) // every key
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** A promise with its resolve and reject exposed. */
+export function deferred<T>() {
+  let resolve!: (value: T) => void
+  let reject!: (err: unknown) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/**
+ * Iterates a live value: first `current()`, then every value passed to `event`, until `closeEvent`
+ * fires. Values emitted while the consumer is busy are buffered, none skipped.
+ */
+export async function* liveValues<T>(
+  emitter: EventEmitter,
+  event: string,
+  current: () => T,
+  closeEvent = 'close',
+): AsyncGenerator<T, void, undefined> {
+  // subscribe before reading `current()` so no change can fall between the two
+  const changes = on(emitter, event, { close: [closeEvent] } as Parameters<typeof on>[2])
+  yield current()
+  for await (const [value] of changes) yield value as T
+}

@@ -1,0 +1,79 @@
+import { isIP } from 'node:net'
+import { InvalidArgumentError, show } from './errors.js'
+
+const SERVICE_NAME = /^[A-Za-z0-9._-]{1,200}$/
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/
+
+/** Service names: letters, digits, `.`, `_`, `-` (1 to 200 of them), not `.` or `..`. */
+export function checkServiceName(name: unknown, what = 'service name'): string {
+  if (typeof name !== 'string' || !SERVICE_NAME.test(name) || name === '.' || name === '..') {
+    throw new InvalidArgumentError(
+      `invalid ${what} ${show(name)}: use 1 to 200 letters, digits, '.', '_' or '-' (and not '.' or '..')`,
+    )
+  }
+  return name
+}
+
+/** `host:port` with a hostname or IPv4 host, or `[ipv6]:port`; the port 1 to 65535. */
+export function checkAddress(address: unknown, what = 'address'): string {
+  const bad = (why: string) => new InvalidArgumentError(`invalid ${what} ${show(address)}: ${why}`)
+  if (typeof address !== 'string') throw bad('expected a "host:port" string')
+  let host: string
+  let port: string
+  if (address.startsWith('[')) {
+    const close = address.indexOf(']')
+    if (close < 0 || address[close + 1] !== ':') throw bad('expected "[ipv6]:port"')
+    host = address.slice(1, close)
+    port = address.slice(close + 2)
+    if (isIP(host) !== 6) throw bad(`${show(host)} is not an IPv6 address`)
+  } else {
+    const colon = address.lastIndexOf(':')
+    if (colon < 0) throw bad('expected "host:port"')
+    host = address.slice(0, colon)
+    port = address.slice(colon + 1)
+    if (host.includes(':')) throw bad('an IPv6 host must be in brackets: "[::1]:8080"')
+    if (!HOSTNAME.test(host)) throw bad(`${show(host)} is not a host name or IPv4 address`)
+  }
+  const n = Number(port)
+  if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65_535) throw bad(`port ${show(port)} is not in 1..65535`)
+  return address
+}
+
+/** A lease TTL in whole seconds, from 2 (below that etcd raises it to its minimum anyway) up. */
+export function checkTtl(ttl: unknown): number {
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 2 || ttl > 9_000_000_000) {
+    throw new InvalidArgumentError(`invalid ttl ${show(ttl)}: expected whole seconds, at least 2`)
+  }
+  return ttl
+}
+
+/** A duration in milliseconds: a finite number >= 0 (or > 0 when `positive`). */
+export function checkMs(value: unknown, what: string, positive = false): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (positive && value === 0)) {
+    throw new InvalidArgumentError(
+      `invalid ${what} ${show(value)}: expected a finite number of milliseconds${positive ? ' > 0' : ' >= 0'}`,
+    )
+  }
+  return value
+}
+
+/** A key prefix: empty, or ending in `/`, printable, with no `..` segment. */
+export function checkPrefix(prefix: unknown, what: string): string {
+  if (
+    typeof prefix !== 'string' ||
+    (prefix !== '' && !prefix.endsWith('/')) ||
+    prefix.split('/').includes('..') ||
+    [...prefix].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+  ) {
+    throw new InvalidArgumentError(
+      `invalid ${what} ${show(prefix)}: expected "" or a key prefix ending in "/" with no ".." segment`,
+    )
+  }
+  return prefix
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
