@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// The README's two commands land here (`npm run demo`, `npm test`): make sure pnpm, the workspace's
+// packages and etcd are installed (or say exactly what to install), then run the task.
+// Plain JavaScript with no dependencies: it runs before anything is installed.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { accessSync, constants, existsSync, statSync } from 'node:fs'
+import { delimiter, dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const tasks = {
+  setup: undefined, // install what is missing, run nothing
+  demo: ['tsx', '--conditions=etcdkit-source', 'examples/demo/src/main.ts'],
+  test: ['tsx', '--conditions=etcdkit-source', 'scripts/run-tests.ts'],
+  bench: ['tsx', '--conditions=etcdkit-source', 'bench/run.ts'],
+}
+const [task, ...rest] = process.argv.slice(2)
+if (!(task in tasks)) fail(`usage: node scripts/bootstrap.mjs <${Object.keys(tasks).join('|')}> [args]`)
+
+const say = (msg) => process.stderr.write(`[etcdkit] ${msg}\n`)
+function fail(msg) {
+  process.stderr.write(`[etcdkit] ${msg}\n`)
+  process.exit(1)
+}
+function onPath(name) {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin']) {
+    try {
+      accessSync(join(dir, name), constants.X_OK)
+      return join(dir, name)
+    } catch {}
+  }
+  return undefined
+}
+function run(cmd, args, opts = {}) {
+  const res = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts })
+  if (res.error) fail(`${cmd} ${args.join(' ')}: ${res.error.message}`)
+  return res.status ?? 1
+}
+
+// 1. Node
+const [major, minor] = process.versions.node.split('.').map(Number)
+if (major < 20 || (major === 20 && minor < 11)) fail(`Node.js >= 20.11 is needed; this is ${process.version}`)
+
+// 2. pnpm (corepack's signature check fails on some machines: install it with npm)
+let pnpm = onPath('pnpm')
+if (!pnpm) {
+  say('pnpm not found: installing it with `npm install -g pnpm@10`')
+  if (run('npm', ['install', '-g', 'pnpm@10']) !== 0 || !(pnpm = onPath('pnpm')))
+    fail('could not install pnpm; install it yourself with `npm install -g pnpm@10` and run this again')
+}
+
+// 3. the workspace's packages, when missing or older than the lockfile
+const modules = join(root, 'node_modules', '.modules.yaml')
+if (!existsSync(modules) || statSync(modules).mtimeMs < statSync(join(root, 'pnpm-lock.yaml')).mtimeMs) {
+  say('installing the workspace packages (pnpm install --frozen-lockfile)')
+  if (run(pnpm, ['install', '--frozen-lockfile']) !== 0) fail('pnpm install failed (see above)')
+}
+
+// 4. etcd and etcdctl (Debian's packages give 3.4.23; tests and demos start their own etcd)
+const hasEtcd = () =>
+  (process.env.ETCD_BIN ? existsSync(process.env.ETCD_BIN) : onPath('etcd')) &&
+  (process.env.ETCDCTL_BIN ? existsSync(process.env.ETCDCTL_BIN) : onPath('etcdctl'))
+if (!hasEtcd()) {
+  const howTo = 'apt-get update && apt-get install -y etcd-server etcd-client'
+  const isRoot = process.getuid?.() === 0
+  if (!isRoot || !onPath('apt-get'))
+    fail(
+      `etcd and etcdctl (>= 3.4) are needed and not found. Install them (Debian/Ubuntu: \`sudo ${howTo}\`), or set ETCD_BIN and ETCDCTL_BIN`,
+    )
+  say(`etcd not found: installing it (${howTo})`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  if (
+    run('apt-get', ['update', '-qq'], { env }) !== 0 ||
+    run('apt-get', ['install', '-y', '-qq', 'etcd-server', 'etcd-client'], { env }) !== 0 ||
+    !hasEtcd()
+  )
+    fail(`could not install etcd; install it yourself: ${howTo}`)
+  // the package may start a system etcd on 2379; ours never uses it
+}
+try {
+  say(
+    `using ${
+      execFileSync(process.env.ETCD_BIN ?? onPath('etcd'), ['--version'])
+        .toString()
+        .split('\n')[0]
+    }`,
+  )
+} catch {}
+
+// 5. the task
+if (!tasks[task]) process.exit(0)
+const [bin, ...args] = tasks[task]
+process.exit(run(pnpm, ['exec', bin, ...args, ...rest]))
