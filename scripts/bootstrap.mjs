@@ -45,7 +45,8 @@ if (major < 20 || (major === 20 && minor < 11)) fail(`Node.js >= 20.11 is needed
 let pnpm = onPath('pnpm')
 if (!pnpm) {
   say('pnpm not found: installing it with `npm install -g pnpm@10`')
-  if (run('npm', ['install', '-g', 'pnpm@10']) !== 0 || !(pnpm = onPath('pnpm')))
+  if (run('npm', ['install', '-g', 'pnpm@10']) === 0) pnpm = onPath('pnpm')
+  if (!pnpm)
     fail('could not install pnpm; install it yourself with `npm install -g pnpm@10` and run this again')
 }
 
