@@ -22,7 +22,11 @@ test('etcd frozen past the TTL: suspect, then lost (the lease signal aborts), th
   const lostAfter = Date.now() - pausedAt
   t.true(lostAfter <= 3_500, `lost ${lostAfter} ms after the pause (ttl 3 s)`)
   etcd.resume()
-  await eventually(() => k.session.state === 'alive' && k.session.lease?.id !== first.id, 'a new lease', 5_000)
+  await eventually(
+    () => k.session.state === 'alive' && k.session.lease?.id !== first.id,
+    'a new lease',
+    5_000,
+  )
   t.true(states.join().startsWith('alive,suspect,lost,connecting,alive'), states.join())
   // the registration now hangs off the new lease
   await eventually(async () => {
