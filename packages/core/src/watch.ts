@@ -152,7 +152,12 @@ export class WatchHub {
 
   #onResponse(res: IWatchResponse) {
     const w = this.#watches.get(Number(res.watch_id))
-    if (!w) return // cancelled by us; late responses are expected
+    if (!w) {
+      // cancelled by us before etcd confirmed it: cancel it on the server now that it exists there
+      if (res.created && !res.canceled)
+        this.#stream?.write({ cancel_request: { watch_id: Number(res.watch_id) } } as IWatchRequest)
+      return
+    }
     const revision = BigInt(res.header.revision)
     if (res.canceled) {
       this.#watches.delete(w.id)
