@@ -1,0 +1,218 @@
+import { checkServiceName, type Discovery, type EtcdKit, type Instance, InvalidArgumentError } from '@etcdkit/core'
+import { type ChannelOptions, experimental, status } from '@grpc/grpc-js'
+import { serviceOfPrefix, targetPath } from './target.js'
+
+type Resolver = experimental.Resolver
+type ResolverListener = experimental.ResolverListener
+type GrpcUri = experimental.GrpcUri
+type Endpoint = experimental.Endpoint
+type ServiceConfig = Extract<NonNullable<Parameters<ResolverListener>[2]>, { ok: true }>['value']
+
+export interface EtcdResolverOptions {
+  /** The scheme of targets naming a service under the kit's `registryPrefix` (`etcdv3:///hello`). @default "etcdv3" */
+  serviceScheme?: string
+  /**
+   * The scheme of targets naming the whole key prefix, like Go's naming/resolver (`etcd:///services/hello`).
+   * The prefix must be `{registryPrefix}{service}`. @default "etcd"
+   */
+  prefixScheme?: string
+}
+
+/** Registered resolvers: which kit serves which scheme (grpc-js keeps one resolver class per scheme, globally). */
+export interface EtcdResolverRegistration {
+  readonly schemes: readonly string[]
+  /**
+   * Stops new channels on these schemes from using this kit (they fail to be created), unless another kit
+   * has been registered for them since. Channels already resolving keep their watch until they are closed.
+   */
+  unregister(): void
+}
+
+interface SchemeBinding {
+  kit: EtcdKit
+  /** Whether the target's path is the service name (`etcdv3`) or the full key prefix (`etcd`). */
+  form: 'service' | 'prefix'
+}
+
+/** The kit per scheme; the grpc-js resolver class for a scheme is registered once and looks its kit up here. */
+const bindings = new Map<string, SchemeBinding>()
+
+const DEFAULT_SERVICE_CONFIG: ServiceConfig = { loadBalancingConfig: [{ round_robin: {} }], methodConfig: [] }
+
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
+
+const show = (value: unknown) => JSON.stringify(value) ?? String(value)
+
+function uriString(target: GrpcUri): string {
+  return `${target.scheme ?? ''}:${target.authority === undefined ? '' : `//${target.authority}/`}${target.path}`
+}
+
+/** The kit and service a target names; throws an error naming the target when it names none. */
+function resolveTarget(target: GrpcUri): { kit: EtcdKit; service: string } {
+  const uri = uriString(target)
+  const binding = target.scheme === undefined ? undefined : bindings.get(target.scheme)
+  if (!binding) throw new Error(`no EtcdKit is registered for the scheme of target ${show(uri)}`)
+  const path = targetPath(target.path)
+  const service =
+    binding.form === 'service'
+      ? checkServiceName(path, `service name in target ${show(uri)}`)
+      : checkServiceName(serviceOfPrefix(path, binding.kit.registryPrefix, uri), `service in target ${show(uri)}`)
+  return { kit: binding.kit, service }
+}
+
+/** `host:port` or `[v6]:port` as a grpc-js endpoint. */
+function endpointOf(address: string): Endpoint {
+  const colon = address.lastIndexOf(':')
+  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1')
+  return { addresses: [{ host, port: Number(address.slice(colon + 1)) }] }
+}
+
+/** gRPC clients skip instances that say they speak another protocol; Go servers usually say nothing. */
+function speaksGrpc(instance: Instance): boolean {
+  const protocol = instance.metadata.protocol
+  return protocol === undefined || protocol === 'grpc'
+}
+
+/**
+ * A grpc-js resolver over a kit's Discovery: one live view per channel (the kit's one watch stream
+ * underneath), every change pushed to the channel's load balancer.
+ */
+class EtcdResolver implements Resolver {
+  readonly #uri: string
+  readonly #target: GrpcUri
+  readonly #listener: ResolverListener
+  readonly #serviceConfig: ServiceConfig | null
+  #discovery: Discovery | undefined
+  #failure: string | undefined
+  #pending = false
+
+  constructor(target: GrpcUri, listener: ResolverListener, options: ChannelOptions) {
+    this.#target = target
+    this.#uri = uriString(target)
+    this.#listener = listener
+    // A service config given to the channel is only used when the resolver returns none: leave the choice to it.
+    const userConfig =
+      options['grpc.service_config'] !== undefined || options['grpc.service_config_disable_resolution'] === 1
+    this.#serviceConfig = userConfig ? null : DEFAULT_SERVICE_CONFIG
+  }
+
+  static getDefaultAuthority(target: GrpcUri): string {
+    return resolveTarget(target).service
+  }
+
+  updateResolution(): void {
+    if (!this.#discovery && this.#failure === undefined) this.#open()
+    this.#schedule()
+  }
+
+  destroy(): void {
+    const discovery = this.#discovery
+    this.#discovery = undefined
+    discovery?.close()
+    this.#failure = undefined
+    this.#pending = false
+  }
+
+  #open() {
+    let discovery: Discovery
+    try {
+      const { kit, service } = resolveTarget(this.#target)
+      discovery = kit.discover(service)
+    } catch (err) {
+      this.#failure = (err as Error).message
+      return
+    }
+    this.#discovery = discovery
+    discovery.on('change', () => this.#schedule())
+    discovery.on('close', () => {
+      if (this.#discovery !== discovery) return
+      this.#discovery = undefined
+      this.#failure = `target ${show(this.#uri)}: its discovery was closed (the EtcdKit is closed)`
+      this.#schedule()
+    })
+    discovery.ready.then(
+      () => this.#schedule(),
+      () => {},
+    )
+  }
+
+  /** Pushes the current state once, after the current tick (grpc-js forbids synchronous callbacks). */
+  #schedule() {
+    if (this.#pending) return
+    this.#pending = true
+    process.nextTick(() => {
+      if (!this.#pending) return // destroyed meanwhile
+      this.#pending = false
+      this.#push()
+    })
+  }
+
+  #push() {
+    if (this.#failure !== undefined) {
+      this.#listener(
+        experimental.statusOrFromError({ code: status.UNAVAILABLE, details: this.#failure }),
+        {},
+        null,
+        this.#failure,
+      )
+      return
+    }
+    const discovery = this.#discovery
+    // not listed yet: calls wait (up to their deadline) for the first list
+    if (!discovery?.loaded) return
+    const seen = new Set<string>()
+    const endpoints: Endpoint[] = []
+    for (const instance of discovery.instances) {
+      if (!speaksGrpc(instance) || seen.has(instance.address)) continue
+      seen.add(instance.address)
+      endpoints.push(endpointOf(instance.address))
+    }
+    // An empty list makes the balancer fail calls at once with UNAVAILABLE, quoting this note.
+    const note =
+      endpoints.length === 0
+        ? `target ${show(this.#uri)}: no instances of service ${show(discovery.service)} are registered in etcd`
+        : ''
+    this.#listener(
+      experimental.statusOrFromValue(endpoints),
+      {},
+      this.#serviceConfig === null ? null : experimental.statusOrFromValue(this.#serviceConfig),
+      note,
+    )
+  }
+}
+
+/**
+ * Makes grpc-js resolve `etcdv3:///{service}` and `etcd:///{registryPrefix}{service}` targets through
+ * `kit`'s Discovery, balancing calls round robin (unless the channel has its own `grpc.service_config`).
+ *
+ * grpc-js keeps one resolver per scheme for the whole process: the kit registered last for a scheme serves
+ * every channel created afterwards. Give other kits other schemes (`serviceScheme`, `prefixScheme`).
+ */
+export function registerEtcdResolver(kit: EtcdKit, options: EtcdResolverOptions = {}): EtcdResolverRegistration {
+  const serviceScheme = options.serviceScheme ?? 'etcdv3'
+  const prefixScheme = options.prefixScheme ?? 'etcd'
+  for (const [what, scheme] of [
+    ['serviceScheme', serviceScheme],
+    ['prefixScheme', prefixScheme],
+  ] as const) {
+    if (typeof scheme !== 'string' || !SCHEME.test(scheme))
+      throw new InvalidArgumentError(`invalid ${what} ${show(scheme)}: expected a URI scheme such as "etcdv3"`)
+  }
+  if (serviceScheme === prefixScheme)
+    throw new InvalidArgumentError(`serviceScheme and prefixScheme must differ (both are ${show(serviceScheme)})`)
+  const mine: Array<[string, SchemeBinding]> = [
+    [serviceScheme, { kit, form: 'service' }],
+    [prefixScheme, { kit, form: 'prefix' }],
+  ]
+  for (const [scheme, binding] of mine) {
+    bindings.set(scheme, binding)
+    // again each time: another library may have taken the scheme since
+    experimental.registerResolver(scheme, EtcdResolver)
+  }
+  return {
+    schemes: [serviceScheme, prefixScheme],
+    unregister() {
+      for (const [scheme, binding] of mine) if (bindings.get(scheme) === binding) bindings.delete(scheme)
+    },
+  }
+}
