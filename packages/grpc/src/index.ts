@@ -3,4 +3,8 @@ export {
   type EtcdResolverRegistration,
   registerEtcdResolver,
 } from './resolver.js'
-export { type GrpcServerRegistration, type GrpcServerRegistrationOptions, registerGrpcServer } from './server.js'
+export {
+  type GrpcServerRegistration,
+  type GrpcServerRegistrationOptions,
+  registerGrpcServer,
+} from './server.js'

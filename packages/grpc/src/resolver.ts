@@ -1,4 +1,10 @@
-import { checkServiceName, type Discovery, type EtcdKit, type Instance, InvalidArgumentError } from '@etcdkit/core'
+import {
+  checkServiceName,
+  type Discovery,
+  type EtcdKit,
+  type Instance,
+  InvalidArgumentError,
+} from '@etcdkit/core'
 import { type ChannelOptions, experimental, status } from '@grpc/grpc-js'
 import { serviceOfPrefix, targetPath } from './target.js'
 
@@ -56,7 +62,10 @@ function resolveTarget(target: GrpcUri): { kit: EtcdKit; service: string } {
   const service =
     binding.form === 'service'
       ? checkServiceName(path, `service name in target ${show(uri)}`)
-      : checkServiceName(serviceOfPrefix(path, binding.kit.registryPrefix, uri), `service in target ${show(uri)}`)
+      : checkServiceName(
+          serviceOfPrefix(path, binding.kit.registryPrefix, uri),
+          `service in target ${show(uri)}`,
+        )
   return { kit: binding.kit, service }
 }
 
@@ -100,9 +109,15 @@ class EtcdResolver implements Resolver {
     return resolveTarget(target).service
   }
 
+  /**
+   * Opens the watch the first time (and after `destroy()`). Later calls do nothing: the watch already pushes
+   * every change, and a push answering grpc-js's re-resolution request (sent whenever a connection drops)
+   * resets its backoff, so answering each one would loop.
+   */
   updateResolution(): void {
-    if (!this.#discovery && this.#failure === undefined) this.#open()
-    this.#schedule()
+    if (this.#discovery || this.#failure !== undefined) return
+    this.#open()
+    if (this.#failure !== undefined) this.#schedule()
   }
 
   destroy(): void {
@@ -167,17 +182,20 @@ class EtcdResolver implements Resolver {
       seen.add(instance.address)
       endpoints.push(endpointOf(instance.address))
     }
-    // An empty list makes the balancer fail calls at once with UNAVAILABLE, quoting this note.
-    const note =
-      endpoints.length === 0
-        ? `target ${show(this.#uri)}: no instances of service ${show(discovery.service)} are registered in etcd`
-        : ''
-    this.#listener(
-      experimental.statusOrFromValue(endpoints),
-      {},
-      this.#serviceConfig === null ? null : experimental.statusOrFromValue(this.#serviceConfig),
-      note,
-    )
+    const serviceConfig =
+      this.#serviceConfig === null ? null : experimental.statusOrFromValue(this.#serviceConfig)
+    this.#listener(experimental.statusOrFromValue(endpoints), {}, serviceConfig, '')
+    if (endpoints.length === 0) {
+      // An empty list alone leaves grpc-js's balancers idle, queueing calls until their deadline; an error
+      // (now that the old connections are dropped) makes them fail calls at once with UNAVAILABLE.
+      const details = `target ${show(this.#uri)}: no instances of service ${show(discovery.service)} are registered in etcd`
+      this.#listener(
+        experimental.statusOrFromError({ code: status.UNAVAILABLE, details }),
+        {},
+        serviceConfig,
+        details,
+      )
+    }
   }
 }
 
@@ -188,7 +206,10 @@ class EtcdResolver implements Resolver {
  * grpc-js keeps one resolver per scheme for the whole process: the kit registered last for a scheme serves
  * every channel created afterwards. Give other kits other schemes (`serviceScheme`, `prefixScheme`).
  */
-export function registerEtcdResolver(kit: EtcdKit, options: EtcdResolverOptions = {}): EtcdResolverRegistration {
+export function registerEtcdResolver(
+  kit: EtcdKit,
+  options: EtcdResolverOptions = {},
+): EtcdResolverRegistration {
   const serviceScheme = options.serviceScheme ?? 'etcdv3'
   const prefixScheme = options.prefixScheme ?? 'etcd'
   for (const [what, scheme] of [
@@ -196,10 +217,14 @@ export function registerEtcdResolver(kit: EtcdKit, options: EtcdResolverOptions 
     ['prefixScheme', prefixScheme],
   ] as const) {
     if (typeof scheme !== 'string' || !SCHEME.test(scheme))
-      throw new InvalidArgumentError(`invalid ${what} ${show(scheme)}: expected a URI scheme such as "etcdv3"`)
+      throw new InvalidArgumentError(
+        `invalid ${what} ${show(scheme)}: expected a URI scheme such as "etcdv3"`,
+      )
   }
   if (serviceScheme === prefixScheme)
-    throw new InvalidArgumentError(`serviceScheme and prefixScheme must differ (both are ${show(serviceScheme)})`)
+    throw new InvalidArgumentError(
+      `serviceScheme and prefixScheme must differ (both are ${show(serviceScheme)})`,
+    )
   const mine: Array<[string, SchemeBinding]> = [
     [serviceScheme, { kit, form: 'service' }],
     [prefixScheme, { kit, form: 'prefix' }],

@@ -87,7 +87,10 @@ export async function registerGrpcServer(
   let deregistering: Promise<void> | undefined
   const deregister = () => {
     deregistering ??= registration.deregister().catch((err: unknown) => {
-      kit.logger.warn({ err, key: registration.key }, 'could not deregister the gRPC server; the key expires with the lease')
+      kit.logger.warn(
+        { err, key: registration.key },
+        'could not deregister the gRPC server; the key expires with the lease',
+      )
     })
     return deregistering
   }
