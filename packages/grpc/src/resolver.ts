@@ -134,15 +134,18 @@ class EtcdResolver implements Resolver {
       const { kit, service } = resolveTarget(this.#target)
       discovery = kit.discover(service)
     } catch (err) {
-      this.#failure = (err as Error).message
+      const message = (err as Error).message
+      this.#failure = message.includes(this.#uri) ? message : `target ${show(this.#uri)}: ${message}`
       return
     }
     this.#discovery = discovery
     discovery.on('change', () => this.#schedule())
+    // The kit closed: the channel keeps its last list (round robin ignores an error while it has
+    // connections), and a channel that has none fails its calls with this.
     discovery.on('close', () => {
       if (this.#discovery !== discovery) return
       this.#discovery = undefined
-      this.#failure = `target ${show(this.#uri)}: its discovery was closed (the EtcdKit is closed)`
+      this.#failure = `target ${show(this.#uri)}: the EtcdKit resolving it is closed`
       this.#schedule()
     })
     discovery.ready.then(
@@ -163,11 +166,14 @@ class EtcdResolver implements Resolver {
   }
 
   #push() {
+    // the same config with every result: with none, grpc-js would switch the channel to its default policy
+    const serviceConfig =
+      this.#serviceConfig === null ? null : experimental.statusOrFromValue(this.#serviceConfig)
     if (this.#failure !== undefined) {
       this.#listener(
         experimental.statusOrFromError({ code: status.UNAVAILABLE, details: this.#failure }),
         {},
-        null,
+        serviceConfig,
         this.#failure,
       )
       return
@@ -182,8 +188,6 @@ class EtcdResolver implements Resolver {
       seen.add(instance.address)
       endpoints.push(endpointOf(instance.address))
     }
-    const serviceConfig =
-      this.#serviceConfig === null ? null : experimental.statusOrFromValue(this.#serviceConfig)
     this.#listener(experimental.statusOrFromValue(endpoints), {}, serviceConfig, '')
     if (endpoints.length === 0) {
       // An empty list alone leaves grpc-js's balancers idle, queueing calls until their deadline; an error

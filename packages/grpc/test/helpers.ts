@@ -14,6 +14,16 @@ export function etcd(): Promise<SharedEtcd> {
   return shared
 }
 
+/** Polls `check` until it returns true, or fails after `timeoutMs` with `what`. */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (check()) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
+}
+
 /** A kit on the shared etcd, in the given namespace (or one of its own). */
 export async function kit(options: EtcdKitOptions = {}): Promise<EtcdKit> {
   const { endpoints } = await etcd()
