@@ -153,6 +153,10 @@ test('both target forms resolve, with the default schemes', async (t) => {
   })
   t.is(await echo(byService, 'one'), 'a:one')
   t.is(await echo(byPrefix, 'two'), 'a:two')
+  // Go users dial the prefix with a trailing slash (its resolver matches raw key prefixes)
+  const withSlash = helloClient(`etcd:///${k.registryPrefix}hello/`)
+  t.teardown(() => withSlash.close())
+  t.is(await echo(withSlash, 'three'), 'a:three')
 })
 
 test('a prefix that is not {registryPrefix}{service} is refused when the client is created', async (t) => {
