@@ -40,7 +40,7 @@ interface SchemeBinding {
   form: 'service' | 'prefix'
 }
 
-/** The kit per scheme; the grpc-js resolver class for a scheme is registered once and looks its kit up here. */
+/** The kit per scheme: the one resolver class, registered for every scheme, looks its kit up here. */
 const bindings = new Map<string, SchemeBinding>()
 
 const DEFAULT_SERVICE_CONFIG: ServiceConfig = { loadBalancingConfig: [{ round_robin: {} }], methodConfig: [] }
@@ -49,13 +49,9 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
 
 const show = (value: unknown) => JSON.stringify(value) ?? String(value)
 
-function uriString(target: GrpcUri): string {
-  return `${target.scheme ?? ''}:${target.authority === undefined ? '' : `//${target.authority}/`}${target.path}`
-}
-
 /** The kit and service a target names; throws an error naming the target when it names none. */
 function resolveTarget(target: GrpcUri): { kit: EtcdKit; service: string } {
-  const uri = uriString(target)
+  const uri = experimental.uriToString(target)
   const binding = target.scheme === undefined ? undefined : bindings.get(target.scheme)
   if (!binding) throw new Error(`no EtcdKit is registered for the scheme of target ${show(uri)}`)
   const path = targetPath(target.path)
@@ -69,11 +65,11 @@ function resolveTarget(target: GrpcUri): { kit: EtcdKit; service: string } {
   return { kit: binding.kit, service }
 }
 
-/** `host:port` or `[v6]:port` as a grpc-js endpoint. */
-function endpointOf(address: string): Endpoint {
-  const colon = address.lastIndexOf(':')
-  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1')
-  return { addresses: [{ host, port: Number(address.slice(colon + 1)) }] }
+/** `host:port` or `[v6]:port` as a grpc-js endpoint; undefined for an address with no port (Go allows any `Addr`). */
+function endpointOf(address: string): Endpoint | undefined {
+  const hostPort = experimental.splitHostPort(address)
+  if (!hostPort || hostPort.port === undefined || hostPort.host === '') return undefined
+  return { addresses: [{ host: hostPort.host, port: hostPort.port }] }
 }
 
 /** gRPC clients skip instances that say they speak another protocol; Go servers usually say nothing. */
@@ -92,12 +88,15 @@ class EtcdResolver implements Resolver {
   readonly #listener: ResolverListener
   readonly #serviceConfig: ServiceConfig | null
   #discovery: Discovery | undefined
+  #kit: EtcdKit | undefined
+  /** Keys already reported as unusable (warned about once each). */
+  readonly #unusable = new Set<string>()
   #failure: string | undefined
   #pending = false
 
   constructor(target: GrpcUri, listener: ResolverListener, options: ChannelOptions) {
     this.#target = target
-    this.#uri = uriString(target)
+    this.#uri = experimental.uriToString(target)
     this.#listener = listener
     // A service config given to the channel is only used when the resolver returns none: leave the choice to it.
     const userConfig =
@@ -132,6 +131,7 @@ class EtcdResolver implements Resolver {
     let discovery: Discovery
     try {
       const { kit, service } = resolveTarget(this.#target)
+      this.#kit = kit
       discovery = kit.discover(service)
     } catch (err) {
       const message = (err as Error).message
@@ -186,7 +186,15 @@ class EtcdResolver implements Resolver {
     for (const instance of discovery.instances) {
       if (!speaksGrpc(instance) || seen.has(instance.address)) continue
       seen.add(instance.address)
-      endpoints.push(endpointOf(instance.address))
+      const endpoint = endpointOf(instance.address)
+      if (endpoint) endpoints.push(endpoint)
+      else if (!this.#unusable.has(instance.key)) {
+        this.#unusable.add(instance.key)
+        this.#kit?.logger.warn(
+          { key: instance.key, address: instance.address, target: this.#uri },
+          'skipping a registered address that is not "host:port"',
+        )
+      }
     }
     this.#listener(experimental.statusOrFromValue(endpoints), {}, serviceConfig, '')
     if (endpoints.length === 0) {
@@ -214,6 +222,8 @@ export function registerEtcdResolver(
   kit: EtcdKit,
   options: EtcdResolverOptions = {},
 ): EtcdResolverRegistration {
+  if (typeof kit?.discover !== 'function')
+    throw new InvalidArgumentError(`invalid kit ${show(kit)}: expected an EtcdKit`)
   const serviceScheme = options.serviceScheme ?? 'etcdv3'
   const prefixScheme = options.prefixScheme ?? 'etcd'
   for (const [what, scheme] of [

@@ -54,6 +54,8 @@ export async function registerGrpcServer(
   kit: EtcdKit,
   options: GrpcServerRegistrationOptions,
 ): Promise<GrpcServerRegistration> {
+  if (typeof kit?.register !== 'function')
+    throw new InvalidArgumentError(`invalid kit ${JSON.stringify(kit)}: expected an EtcdKit`)
   const { server, service, port, metadata, drainDelay = 0 } = options
   if (
     typeof server !== 'object' ||

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { silentLogger } from '@etcdkit/core'
 import * as grpc from '@grpc/grpc-js'
 import test from 'ava'
 import { registerEtcdResolver, registerGrpcServer } from '../src/index.js'
@@ -239,19 +240,25 @@ test("a channel's own grpc.service_config wins over the resolver's round robin",
 })
 
 test('a server registered by Go (naming/endpoints JSON, written with etcdctl) is reached', async (t) => {
-  await using k = await kit()
+  const warnings: string[] = []
+  await using k = await kit({
+    logger: { ...silentLogger, warn: (obj, msg) => warnings.push(`${msg} ${JSON.stringify(obj)}`) },
+  })
   const { etcdctl } = await etcd()
   const a = await startHello('go')
   const key = `${k.namespace}${k.registryPrefix}hello/${a.address}`
   await etcdctl(['put', key, JSON.stringify({ Op: 0, Addr: a.address, Metadata: null })])
+  // Go accepts any Addr: one without a port is skipped, not a broken endpoint
+  await etcdctl(['put', `${k.namespace}${k.registryPrefix}hello/e1`, JSON.stringify({ Addr: '10.9.9.9' })])
   const resolver = resolverFor(k)
   const client = helloClient(`${resolver.prefix}:///${k.registryPrefix}hello`)
   t.teardown(() => {
     client.close()
     a.server.forceShutdown()
   })
-  t.is(await echo(client, 'x'), 'go:x')
-  await etcdctl(['del', key])
+  for (let i = 0; i < 4; i++) t.is(await echo(client, 'x'), 'go:x')
+  t.is(warnings.length, 1)
+  t.regex(warnings[0]!, /not "host:port".*hello\/e1/)
 })
 
 test('the registration is Go naming/endpoints JSON with protocol grpc, and leaves on tryShutdown', async (t) => {
