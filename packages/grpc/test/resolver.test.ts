@@ -29,9 +29,10 @@ test('100 Echo calls from one client are spread round robin across two registere
     a.server.forceShutdown()
     b.server.forceShutdown()
   })
-  // let both connections come up, so the split measures the balancer and not connection timing
-  await echo(client, 'warm-up')
-  await sleep(200)
+  // until both connections are up, so the split measures the balancer and not connection timing
+  const seen = new Set<string>()
+  for (let i = 0; i < 200 && seen.size < 2; i++) seen.add((await echo(client, 'warm-up'))[0]!)
+  t.is(seen.size, 2, 'both servers should answer during warm-up')
   const replies: string[] = []
   for (let i = 0; i < 100; i++) replies.push(await echo(client, `m${i}`))
   const counts = tally(replies)
