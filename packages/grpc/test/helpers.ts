@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { EtcdKit, type EtcdKitOptions, silentLogger } from '@etcdkit/core'
+import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+import { registerEtcdResolver } from '../src/index.js'
+
+let shared: Promise<SharedEtcd> | undefined
+
+/** The run's etcd (ETCD_ENDPOINTS) or one started for this test file. */
+export function etcd(): Promise<SharedEtcd> {
+  shared ??= sharedEtcd()
+  return shared
+}
+
+/** Polls `check` until it returns true, or fails after `timeoutMs` with `what`. */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (check()) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
+}
+
+/** A kit on the shared etcd, in the given namespace (or one of its own). */
+export async function kit(options: EtcdKitOptions = {}): Promise<EtcdKit> {
+  const { endpoints } = await etcd()
+  return new EtcdKit({ endpoints, namespace: uniquePrefix('grpc'), logger: silentLogger, ...options })
+}
+
+export interface EchoRequest {
+  message: string
+}
+
+export interface HelloClient extends grpc.Client {
+  Echo(
+    req: EchoRequest,
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, res?: EchoRequest) => void,
+  ): grpc.ClientUnaryCall
+  Stream(req: EchoRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<EchoRequest>
+}
+
+type HelloConstructor = new (
+  target: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ChannelOptions,
+) => HelloClient
+
+const definition = protoLoader.loadSync(fileURLToPath(new URL('hello.proto', import.meta.url)))
+const pb = grpc.loadPackageDefinition(definition).pb as unknown as {
+  Hello: HelloConstructor & { service: grpc.ServiceDefinition }
+}
+
+export function helloClient(target: string, options: grpc.ChannelOptions = {}): HelloClient {
+  return new pb.Hello(target, grpc.credentials.createInsecure(), options)
+}
+
+/** One Echo call; resolves with the reply (`{server name}:{message}`) or rejects with the gRPC error. */
+export function echo(client: HelloClient, message: string, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    client.Echo({ message }, { deadline: Date.now() + timeoutMs }, (err, res) =>
+      err ? reject(err) : resolve(res!.message),
+    )
+  })
+}
+
+export interface HelloServer {
+  readonly name: string
+  readonly server: grpc.Server
+  readonly port: number
+  readonly address: string
+  /** Calls served. */
+  readonly calls: number
+}
+
+/** A Hello server on 127.0.0.1: Echo answers `{name}:{message}`; Stream sends `{name}:{message}:{i}` for i in 0..2. */
+export async function startHello(name: string): Promise<HelloServer> {
+  const server = new grpc.Server()
+  const state = { calls: 0 }
+  server.addService(pb.Hello.service, {
+    Echo(call: grpc.ServerUnaryCall<EchoRequest, EchoRequest>, callback: grpc.sendUnaryData<EchoRequest>) {
+      state.calls++
+      callback(null, { message: `${name}:${call.request.message}` })
+    },
+    Stream(call: grpc.ServerWritableStream<EchoRequest, EchoRequest>) {
+      state.calls++
+      for (let i = 0; i < 3; i++) call.write({ message: `${name}:${call.request.message}:${i}` })
+      call.end()
+    },
+  })
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  )
+  return {
+    name,
+    server,
+    port,
+    address: `127.0.0.1:${port}`,
+    get calls() {
+      return state.calls
+    },
+  }
+}
+
+/** Registers the resolver for `kit` under schemes unique to this test (grpc-js resolvers are global). */
+export function resolverFor(k: EtcdKit) {
+  const tag = randomBytes(3).toString('hex')
+  const reg = registerEtcdResolver(k, { serviceScheme: `etcdv3-${tag}`, prefixScheme: `etcd-${tag}` })
+  return { ...reg, service: `etcdv3-${tag}`, prefix: `etcd-${tag}` }
+}
