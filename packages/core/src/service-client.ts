@@ -140,6 +140,11 @@ class ServerErrorStatus extends Error {
   }
 }
 
+function failOn5xx(res: Dispatcher.ResponseData): Dispatcher.ResponseData {
+  if (res.statusCode >= 500) throw new ServerErrorStatus(res)
+  return res
+}
+
 /** Bodies that can be sent again on another endpoint. */
 function replayable(body: unknown): boolean {
   return body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array
@@ -186,14 +191,12 @@ class Endpoint {
     return typeof zone === 'string' ? zone : undefined
   }
 
-  async #send(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  #send(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
     this.#pool ??= new Pool(
       `${this.instance.metadata.protocol === 'https' ? 'https' : 'http'}://${this.address}`,
       this.poolOptions,
     )
-    const res = await this.#pool.request(opts)
-    if (res.statusCode >= 500) throw new ServerErrorStatus(res)
-    return res
+    return this.#pool.request(opts).then(failOn5xx)
   }
 
   /** Shuts the breaker down (no timers left) and closes the pool, letting requests in flight finish. */
@@ -362,32 +365,40 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
    * it is returned as it is. Errors: `NoInstancesError`, `AllEndpointsOpenError`, `RetriesExhaustedError`,
    * `RequestFailedError` (a failure that is not retried); the caller's own abort is rethrown unchanged.
    */
-  async request(path: string, options: ServiceRequestOptions = {}): Promise<Dispatcher.ResponseData> {
-    if (this.#closing) throw new ClosedError(`the service client of ${JSON.stringify(this.service)}`)
-    if (!this.#view.loaded) await this.ready
-    const method = options.method ?? 'GET'
-    const idempotent = options.idempotent ?? IDEMPOTENT.has(method)
+  request(path: string, options: ServiceRequestOptions = {}): Promise<Dispatcher.ResponseData> {
+    if (this.#closing)
+      return Promise.reject(new ClosedError(`the service client of ${JSON.stringify(this.service)}`))
+    if (!this.#view.loaded) return this.ready.then(() => this.request(path, options))
+    // the first attempt stays off the retry path: no async frame, no try/catch, one extra promise at most
+    const id = ++this.#requestId
+    this.#pickingFor = id
+    const ep = this.#choose(this.#isUntried)
+    if (ep === undefined) return Promise.reject(this.#unavailable())
+    ep.tried = id
+    const opts: Dispatcher.RequestOptions = { ...options, path, method: options.method ?? 'GET' }
+    return ep.breaker.fire(opts).catch((err: unknown) => this.#retry(err, ep, opts, options, id))
+  }
+
+  /** After a failed attempt: decides whether to try another endpoint, and does, until one answers. */
+  async #retry(
+    error: unknown,
+    endpoint: Endpoint,
+    opts: Dispatcher.RequestOptions,
+    options: ServiceRequestOptions,
+    id: number,
+  ): Promise<Dispatcher.ResponseData> {
+    const idempotent = options.idempotent ?? IDEMPOTENT.has(opts.method)
     const canResend = replayable(options.body)
     const retryAll = idempotent && canResend && (options.retryIdempotent ?? this.#retryIdempotent)
-    const opts: Dispatcher.RequestOptions = { ...options, path, method }
-    const id = ++this.#requestId
-    let tried: string[] | undefined
+    const tried: string[] = []
     let lastError: unknown
+    let err = error
+    let ep = endpoint
     for (let attempt = 0; ; ) {
-      this.#pickingFor = id
-      const ep = this.#choose(this.#isUntried)
-      if (ep === undefined) {
-        if (tried === undefined) throw this.#unavailable()
-        throw new RetriesExhaustedError(this.service, tried, lastError)
-      }
-      ep.tried = id
-      try {
-        return await ep.breaker.fire(opts)
-      } catch (err) {
-        const kind = kindOf(err)
-        if (kind === 'caller') throw err
-        if (kind === 'refused') continue // its breaker opened meanwhile, or its probe was taken: not an attempt
-        tried ??= []
+      const kind = kindOf(err)
+      if (kind === 'caller') throw err
+      // 'refused': its breaker opened meanwhile, or another request took its half-open probe: not an attempt
+      if (kind !== 'refused') {
         tried.push(ep.address)
         lastError = err instanceof ServerErrorStatus ? new Error(`status ${err.response.statusCode}`) : err
         // nothing listens there: no use sending it more until the breaker's reset timeout
@@ -404,6 +415,20 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
           throw new RetriesExhaustedError(this.service, tried, err)
         }
         attempt++
+      }
+      if (this.#closing) throw new ClosedError(`the service client of ${JSON.stringify(this.service)}`)
+      this.#pickingFor = id
+      const next = this.#choose(this.#isUntried)
+      if (next === undefined) {
+        if (tried.length === 0) throw this.#unavailable()
+        throw new RetriesExhaustedError(this.service, tried, lastError)
+      }
+      next.tried = id
+      try {
+        return await next.breaker.fire(opts)
+      } catch (e) {
+        err = e
+        ep = next
       }
     }
   }
