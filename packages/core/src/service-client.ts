@@ -287,6 +287,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   readonly #isAvailable = (ep: Endpoint) => ep.available
   readonly #isUntried = (ep: Endpoint) => ep.tried !== this.#pickingFor && ep.available
   readonly #onChange = (instances: readonly Instance[]) => this.#sync(instances)
+  readonly #onViewClose = () => void this.close()
 
   /** @internal created by `EtcdKit.service()` */
   constructor(view: Discovery, options: ServiceClientOptions | undefined, log: Logger, onClose: () => void) {
@@ -330,7 +331,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     }
     this.ready = view.ready
     view.on('change', this.#onChange)
-    view.once('close', () => void this.close())
+    view.once('close', this.#onViewClose)
     if (view.loaded) this.#sync(view.instances)
   }
 
@@ -455,6 +456,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#view.off('change', this.#onChange)
+      this.#view.off('close', this.#onViewClose)
       this.#view.close()
       clearInterval(this.#rotateTimer)
       this.#rotateTimer = undefined
