@@ -293,7 +293,13 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   constructor(view: Discovery, options: ServiceClientOptions | undefined, log: Logger, onClose: () => void) {
     super()
     this.setMaxListeners(0)
-    const o = checkOptions(options)
+    let o: ServiceClientOptions
+    try {
+      o = checkOptions(options)
+    } catch (err) {
+      view.close() // the kit opened it for this client
+      throw err
+    }
     this.options = o
     this.service = view.service
     this.#view = view

@@ -410,6 +410,8 @@ test('kit.service() shares one client per name, checks options, and kit.close() 
   t.throws(() => k.service('y', { breaker: { errorThresholdPercentage: 101 } }), {
     instanceOf: InvalidArgumentError,
   })
+  // a refused client leaves no view behind, and the name stays free
+  t.is(k.service('x'), k.service('x'))
   await eventually(() => client.instances.length === 1, 'the instance')
   await (await client.request('/')).body.dump()
   t.is(s.connections, 1)
