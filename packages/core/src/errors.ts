@@ -4,6 +4,10 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_CLOSED'
   | 'ETCDKIT_ETCD_UNAVAILABLE'
   | 'ETCDKIT_SESSION_LOST'
+  | 'ETCDKIT_NO_INSTANCES'
+  | 'ETCDKIT_ALL_ENDPOINTS_OPEN'
+  | 'ETCDKIT_RETRIES_EXHAUSTED'
+  | 'ETCDKIT_REQUEST_FAILED'
 
 /** The base of every error etcdkit throws: a stable `code`, and the underlying `cause` when there is one. */
 export class EtcdKitError extends Error {
@@ -40,6 +44,60 @@ export class EtcdUnavailableError extends EtcdKitError {
 export class SessionLostError extends EtcdKitError {
   constructor(message: string, cause?: unknown) {
     super('ETCDKIT_SESSION_LOST', message, { cause })
+  }
+}
+
+/** A service has no known instance (none registered, or its first list has not been loaded yet). */
+export class NoInstancesError extends EtcdKitError {
+  readonly service: string
+  constructor(service: string, why = 'no instances are registered') {
+    super('ETCDKIT_NO_INSTANCES', `service ${JSON.stringify(service)}: ${why}`)
+    this.service = service
+  }
+}
+
+/** Every instance of a service is skipped because its circuit breaker is open. */
+export class AllEndpointsOpenError extends EtcdKitError {
+  readonly service: string
+  constructor(service: string, endpoints: number) {
+    super(
+      'ETCDKIT_ALL_ENDPOINTS_OPEN',
+      `service ${JSON.stringify(service)}: the circuit breakers of all ${endpoints} instance(s) are open`,
+    )
+    this.service = service
+  }
+}
+
+/** A request failed on every endpoint it was allowed to try; `cause` is the last failure. */
+export class RetriesExhaustedError extends EtcdKitError {
+  readonly service: string
+  /** The addresses tried, in order. */
+  readonly tried: readonly string[]
+  constructor(service: string, tried: readonly string[], cause: unknown) {
+    super(
+      'ETCDKIT_RETRIES_EXHAUSTED',
+      `service ${JSON.stringify(service)}: request failed on ${tried.length} endpoint(s) (${tried.join(', ')}): ${
+        (cause as Error)?.message ?? String(cause)
+      }`,
+      { cause },
+    )
+    this.service = service
+    this.tried = tried
+  }
+}
+
+/** A request to one endpoint failed in a way that is not retried; `cause` is undici's error. */
+export class RequestFailedError extends EtcdKitError {
+  readonly service: string
+  readonly address: string
+  constructor(service: string, address: string, cause: unknown) {
+    super(
+      'ETCDKIT_REQUEST_FAILED',
+      `service ${JSON.stringify(service)}: request to ${address} failed: ${(cause as Error)?.message ?? String(cause)}`,
+      { cause },
+    )
+    this.service = service
+    this.address = address
   }
 }
 

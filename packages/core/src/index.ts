@@ -1,15 +1,30 @@
+export { SmoothWeightedRoundRobin } from './balancer.js'
 export { Discovery, type DiscoveryEvents, type InvalidEntry } from './discovery.js'
 export {
+  AllEndpointsOpenError,
   ClosedError,
   EtcdKitError,
   type EtcdKitErrorCode,
   EtcdUnavailableError,
   InvalidArgumentError,
+  NoInstancesError,
+  RequestFailedError,
+  RetriesExhaustedError,
   SessionLostError,
 } from './errors.js'
 export type { Instance, InstanceMetadata } from './instance.js'
 export { EtcdKit, type EtcdKitOptions } from './kit.js'
 export { defaultLogger, type Logger, silentLogger } from './logger.js'
 export type { RegisterOptions, Registration } from './registry.js'
+export {
+  type BreakerEvent,
+  type BreakerOptions,
+  type BreakerState,
+  type EndpointStats,
+  ServiceClient,
+  type ServiceClientEvents,
+  type ServiceClientOptions,
+  type ServiceRequestOptions,
+} from './service-client.js'
 export type { Lease, Session, SessionEvents, SessionState } from './session.js'
 export { checkAddress, checkServiceName } from './validate.js'

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
 import { type Discovery, DiscoveryHub } from './discovery.js'
@@ -5,6 +6,7 @@ import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { Keyspace } from './keyspace.js'
 import { defaultLogger, type Logger } from './logger.js'
 import { type RegisterOptions, type Registration, Registry } from './registry.js'
+import { ServiceClient, type ServiceClientOptions } from './service-client.js'
 import { Session, type SessionState } from './session.js'
 import { checkAddress, checkMs, checkPrefix, checkServiceName, checkTtl, isPlainObject } from './validate.js'
 import { WatchHub } from './watch.js'
@@ -75,6 +77,7 @@ export class EtcdKit implements AsyncDisposable {
   readonly session: Session
   readonly #registry: Registry
   readonly #discovery: DiscoveryHub
+  readonly #services = new Map<string, ServiceClient>()
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
@@ -167,10 +170,32 @@ export class EtcdKit implements AsyncDisposable {
     return this.#discovery.open(checkServiceName(service))
   }
 
+  /**
+   * Balanced, circuit-broken HTTP to `service`'s instances (see ServiceClient). One client per service name:
+   * later calls return the same client; options may only be given again if they are the same.
+   */
+  service(service: string, options?: ServiceClientOptions): ServiceClient {
+    if (this.#closing) throw new ClosedError('the kit')
+    const existing = this.#services.get(checkServiceName(service))
+    if (existing) {
+      if (options !== undefined && !isDeepStrictEqual(options, existing.options))
+        throw new InvalidArgumentError(
+          `the service client of ${show(service)} already exists with other options: pass options on the first call only`,
+        )
+      return existing
+    }
+    const client = new ServiceClient(this.discover(service), options, this.logger, () => {
+      if (this.#services.get(service) === client) this.#services.delete(service)
+    })
+    this.#services.set(service, client)
+    return client
+  }
+
   /** Deletes this kit's registrations, stops its watches, revokes its lease and closes the client. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#registry.close().catch(() => {})
+      await Promise.all([...this.#services.values()].map((s) => s.close()))
       this.#discovery.close()
       await this.session.close()
       this.watchHub.close()
