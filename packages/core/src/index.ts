@@ -11,6 +11,8 @@ export type { Instance, InstanceMetadata } from './instance.js'
 export { EtcdKit, type EtcdKitOptions } from './kit.js'
 export {
   advertisedAddress,
+  ConnectionDrain,
+  type DrainableServer,
   formatAddress,
   hostAddress,
   ServerRegistration,

@@ -1,4 +1,5 @@
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo, Server as NetServer } from 'node:net'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { EtcdUnavailableError, InvalidArgumentError, show } from './errors.js'
@@ -352,5 +353,51 @@ export class ServerRegistration implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
+  }
+}
+
+/** A server with `http.Server`'s `closeIdleConnections()` (HTTP/1 servers on Node >= 18.2 have it). */
+export type DrainableServer = NetServer & { closeIdleConnections?: () => void }
+
+/**
+ * Lets an HTTP/1 server close without waiting for kept-alive sockets: once `begin()` is called, every
+ * response still to be sent ends its connection, and sockets are closed as soon as they fall idle. Without
+ * it, a request in flight when close starts leaves its socket open until `keepAliveTimeout` (72 s in
+ * Fastify), and close waits for it.
+ */
+export class ConnectionDrain {
+  readonly server: DrainableServer
+  readonly #inFlight = new Set<ServerResponse>()
+  #draining = false
+  readonly #track = (_req: IncomingMessage, res: ServerResponse) => {
+    if (this.#draining && !res.headersSent) res.shouldKeepAlive = false
+    this.#inFlight.add(res)
+    res.once('close', () => {
+      this.#inFlight.delete(res)
+      // the socket is marked idle after the response's close event: reap it on the next turn
+      if (this.#draining) setImmediate(() => this.server.closeIdleConnections?.())
+    })
+  }
+
+  constructor(server: DrainableServer) {
+    this.server = server
+    server.on('request', this.#track)
+  }
+
+  /** Requests in flight right now. */
+  get inFlight(): number {
+    return this.#inFlight.size
+  }
+
+  /** Call when the server starts closing (before or right after `server.close()`). Idempotent. */
+  begin() {
+    this.#draining = true
+    for (const res of this.#inFlight) if (!res.headersSent) res.shouldKeepAlive = false
+    this.server.closeIdleConnections?.()
+  }
+
+  /** Stops tracking the server's requests. */
+  dispose() {
+    this.server.off('request', this.#track)
   }
 }

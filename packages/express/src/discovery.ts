@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http'
-import type { Server as NetServer } from 'node:net'
 import {
+  ConnectionDrain,
+  type DrainableServer,
   type EtcdKit,
   InvalidArgumentError,
   ServerRegistration,
@@ -26,8 +27,7 @@ export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {
   signals?: boolean | NodeJS.Signals[]
 }
 
-/** A server with the graceful-close helpers of `http.Server` (Node >= 18.2), which HTTP/1 servers have. */
-type AnyServer = NetServer & { closeIdleConnections?: () => void }
+type AnyServer = DrainableServer
 
 export interface EtcdDiscovery extends AsyncDisposable {
   /** The kit (created from `etcd`, or the one passed as `kit`). */
@@ -80,25 +80,13 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const kit = lifecycle.kit
   let server: AnyServer | undefined
   let closing: Promise<void> | undefined
-  const inFlight = new Set<ServerResponse>()
-
-  const reapIdle = () => setImmediate(() => server?.closeIdleConnections?.())
-  const track = (_req: IncomingMessage, res: ServerResponse) => {
-    // while closing, a request that arrives on a kept-alive connection is served, then its connection ends
-    if (closing && !res.headersSent) res.shouldKeepAlive = false
-    inFlight.add(res)
-    res.once('close', () => {
-      inFlight.delete(res)
-      if (closing) reapIdle()
-    })
-  }
+  let drain: ConnectionDrain | undefined
 
   const closeServer = async () => {
     const s = server
     if (!s?.listening) return
     const closed = new Promise<void>((resolve) => s.close(() => resolve()))
-    for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false
-    s.closeIdleConnections?.()
+    drain?.begin()
     await closed
   }
 
@@ -150,13 +138,14 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
         throw new InvalidArgumentError(`${NAME}: already attached to a server (one server per discovery)`)
       if (server === s) throw new InvalidArgumentError(`${NAME}: this server is already attached`)
       server = s
-      s.on('request', track)
+      drain = new ConnectionDrain(s)
       for (const sig of signals) process.on(sig, onSignal)
       try {
         if (!s.listening) await waitListening(s)
       } catch (err) {
         // not listening, nothing registered: the discovery can be used again
-        s.off('request', track)
+        drain.dispose()
+        drain = undefined
         removeSignalHandlers()
         server = undefined
         throw err
@@ -179,9 +168,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     },
 
     close() {
-      closing ??= lifecycle.close(closeServer).finally(() => {
-        server?.off('request', track)
-      })
+      closing ??= lifecycle.close(closeServer).finally(() => drain?.dispose())
       return closing
     },
 

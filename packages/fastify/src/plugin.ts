@@ -1,4 +1,5 @@
 import {
+  ConnectionDrain,
   type EtcdKit,
   InvalidArgumentError,
   ServerRegistration,
@@ -81,8 +82,11 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   // deregistering and waiting drainDelay there would turn the drain window into failed requests. So the
   // deregistration comes first, while the server still serves normally; preClose is the fallback.
   const close = root.close as () => Promise<undefined>
+  // Fastify's close would also wait for sockets kept alive after requests in flight at close.
+  const drain = new ConnectionDrain(root.server)
   const closeAfterDeregistering = async (): Promise<undefined> => {
     await lifecycle.deregister()
+    drain.begin()
     return close.call(root)
   }
   root.close = function etcdClose(cb?: (err?: Error) => void) {
@@ -95,7 +99,10 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   } as FastifyInstance['close']
 
   fastify.addHook('preClose', () => lifecycle.deregister())
-  fastify.addHook('onClose', () => lifecycle.closeKit())
+  fastify.addHook('onClose', async () => {
+    drain.dispose()
+    await lifecycle.closeKit()
+  })
 }
 
 /**

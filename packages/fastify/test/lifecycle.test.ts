@@ -3,7 +3,7 @@ import { EtcdKit, hostAddress, silentLogger } from '@etcdkit/core'
 import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import Fastify from 'fastify'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { etcdDiscovery } from '../src/index.js'
 
 let shared: Promise<SharedEtcd> | undefined
@@ -84,6 +84,31 @@ test('close(): another kit sees the instance go while the server still answers r
   t.is(await answered, 200, 'the server still served normally after the instance left the registry')
   await closed
   await t.throwsAsync(request(url), { code: 'ECONNREFUSED' })
+})
+
+test('close() lets an in-flight keep-alive request finish and does not wait for its socket', async (t) => {
+  const { fastify } = await app()
+  fastify.get('/slow', async () => {
+    await new Promise((r) => setTimeout(r, 300))
+    return 'done'
+  })
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  const agent = new Agent({ keepAliveTimeout: 60_000 })
+  t.teardown(() => agent.close())
+  const base = `http://127.0.0.1:${portOf(fastify)}`
+  await (await request(`${base}/hello`, { dispatcher: agent })).body.text()
+  const inflight = request(`${base}/slow`, { dispatcher: agent })
+  await new Promise((r) => setTimeout(r, 50))
+  const closed = fastify.close()
+  const res = await inflight
+  t.is(res.statusCode, 200)
+  t.is(await res.body.text(), 'done')
+  // Fastify's keepAliveTimeout is 72 s: without reaping, close would wait for that socket
+  const outcome = await Promise.race([
+    closed.then(() => 'closed'),
+    new Promise((r) => setTimeout(() => r('still open after 5 s'), 5_000)),
+  ])
+  t.is(outcome, 'closed')
 })
 
 test('etcd unreachable at listen(): listen rejects with ETCDKIT_ETCD_UNAVAILABLE and the server is closed', async (t) => {
