@@ -23,6 +23,7 @@ declare module 'fastify' {
 export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {}
 
 const NAME = '@etcdkit/fastify'
+const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const kInstalled = Symbol.for('@etcdkit/fastify.installed')
 
 type Root = FastifyInstance & { [kInstalled]?: boolean }
@@ -45,7 +46,11 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
       `${NAME} is already registered on this server: register it once (one service per server)`,
     )
   }
-  const lifecycle = new ServerRegistration(options, {
+  // Fastify passes its own register options (prefix, logLevel, ...) along with ours
+  const ours = Object.fromEntries(
+    Object.entries(options).filter(([key]) => !FASTIFY_REGISTER_OPTIONS.has(key)),
+  ) as unknown as EtcdDiscoveryOptions
+  const lifecycle = new ServerRegistration(ours, {
     integration: NAME,
     logger: fastify.log.child({ name: NAME }),
   })
