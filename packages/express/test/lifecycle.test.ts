@@ -190,3 +190,18 @@ test('signals: the first signal closes once; the default action is restored only
     message: /invalid signals \["TERM"\]/,
   })
 })
+
+test('a server on ::1 is registered as [::1]:port, and reachable at that address', async (t) => {
+  const { discovery, keys } = await setup()
+  const server = await discovery.listen(
+    express().get('/', (_req, res) => void res.send('v6')),
+    0,
+    '::1',
+  )
+  const address = `[::1]:${portOf(server)}`
+  t.is(discovery.address, address)
+  t.deepEqual(await keys(), [`${discovery.kit.namespace}services/users/${address}`])
+  const res = await request(`http://${address}/`)
+  t.is(await res.body.text(), 'v6')
+  await discovery.close()
+})
