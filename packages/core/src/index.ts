@@ -14,6 +14,16 @@ export {
 } from './errors.js'
 export type { Instance, InstanceMetadata } from './instance.js'
 export { EtcdKit, type EtcdKitOptions } from './kit.js'
+export {
+  advertisedAddress,
+  ConnectionDrain,
+  type DrainableServer,
+  formatAddress,
+  hostAddress,
+  ServerRegistration,
+  type ServerRegistrationContext,
+  type ServerRegistrationOptions,
+} from './lifecycle.js'
 export { defaultLogger, type Logger, silentLogger } from './logger.js'
 export type { RegisterOptions, Registration } from './registry.js'
 export {

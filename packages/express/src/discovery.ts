@@ -1,0 +1,185 @@
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http'
+import {
+  ConnectionDrain,
+  type DrainableServer,
+  type EtcdKit,
+  InvalidArgumentError,
+  ServerRegistration,
+  type ServerRegistrationOptions,
+} from '@etcdkit/core'
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The etcdkit kit, put there by `discovery.middleware` from @etcdkit/express. */
+      etcd: EtcdKit
+    }
+  }
+}
+
+const NAME = '@etcdkit/express'
+
+export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {
+  /**
+   * Close gracefully (once) on these signals, then re-raise the signal if nothing else listens for it, so
+   * the process ends as it would have. `true` means `["SIGTERM", "SIGINT"]`. @default false
+   */
+  signals?: boolean | NodeJS.Signals[]
+}
+
+type AnyServer = DrainableServer
+
+export interface EtcdDiscovery extends AsyncDisposable {
+  /** The kit (created from `etcd`, or the one passed as `kit`). */
+  readonly kit: EtcdKit
+  /** The server this discovery is attached to, once `listen()` or `attach()` was called. */
+  readonly server: AnyServer | undefined
+  /** The advertised `host:port`, once listening. */
+  readonly address: string | undefined
+  /**
+   * Creates an `http.Server` for `app` (an Express app or any request listener), listens, and resolves
+   * with it once the registration is written. A listen error (port in use) rejects with that error and
+   * writes nothing; a registration failure closes the server and rejects with `ETCDKIT_ETCD_UNAVAILABLE`.
+   */
+  listen(app: RequestListener, port?: number, host?: string): Promise<ReturnType<typeof createServer>>
+  /**
+   * Registers a server you created: at once when it already listens, else on its `listening` event.
+   * Resolves with the server once registered; rejects with its listen error, or the registration error.
+   */
+  attach<S extends AnyServer>(server: S): Promise<S>
+  /**
+   * Deregisters, waits `drainDelay`, closes the server letting in-flight requests finish (idle keep-alive
+   * connections are closed so they do not hold it open), then closes the kit if it was created here.
+   * Idempotent.
+   */
+  close(): Promise<void>
+  /** Express middleware (or any `(req, res, next)` stack) that sets `req.etcd` to the kit. */
+  readonly middleware: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void
+}
+
+function parseSignals(value: unknown): NodeJS.Signals[] {
+  if (value === undefined || value === false) return []
+  if (value === true) return ['SIGTERM', 'SIGINT']
+  if (Array.isArray(value) && value.every((s) => typeof s === 'string' && /^SIG[A-Z0-9]+$/.test(s)))
+    return value as NodeJS.Signals[]
+  throw new InvalidArgumentError(
+    `${NAME}: invalid signals ${JSON.stringify(value) ?? String(value)}: expected true, false or a list such as ["SIGTERM"]`,
+  )
+}
+
+/**
+ * Registers an Express app or any `http.Server` in etcd when it listens and deregisters it before it
+ * drains: the lifecycle of @etcdkit/fastify for servers without hooks.
+ */
+export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidArgumentError(`${NAME}: invalid options ${String(options)}: expected an object`)
+  const { signals: signalOption, ...rest } = options
+  const signals = parseSignals(signalOption)
+  const lifecycle = new ServerRegistration(rest, { integration: NAME })
+  const kit = lifecycle.kit
+  let server: AnyServer | undefined
+  let closing: Promise<void> | undefined
+  let drain: ConnectionDrain | undefined
+
+  const closeServer = async () => {
+    const s = server
+    if (!s?.listening) return
+    const closed = new Promise<void>((resolve) => s.close(() => resolve()))
+    drain?.begin()
+    await closed
+  }
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) return
+    kit.logger.info({ signal }, 'closing on signal')
+    discovery.close().then(
+      () => {
+        removeSignalHandlers()
+        // the default action (exit) was suppressed by listening: restore it unless the app handles it
+        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+      },
+      (err: unknown) => {
+        kit.logger.error({ err, signal }, 'graceful close failed')
+        removeSignalHandlers()
+        process.exitCode = 1
+        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+      },
+    )
+  }
+  const removeSignalHandlers = () => {
+    for (const s of signals) process.off(s, onSignal)
+  }
+
+  const waitListening = (s: AnyServer) =>
+    new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        s.off('listening', done)
+        s.off('error', done)
+        if (err) reject(err)
+        else resolve()
+      }
+      s.once('listening', done)
+      s.once('error', done)
+    })
+
+  const discovery: EtcdDiscovery = {
+    kit,
+    get server() {
+      return server
+    },
+    get address() {
+      return lifecycle.address
+    },
+
+    async attach<S extends AnyServer>(s: S): Promise<S> {
+      if (closing) throw new InvalidArgumentError(`${NAME}: this discovery is closed`)
+      if (server !== undefined && server !== s)
+        throw new InvalidArgumentError(`${NAME}: already attached to a server (one server per discovery)`)
+      if (server === s) throw new InvalidArgumentError(`${NAME}: this server is already attached`)
+      server = s
+      drain = new ConnectionDrain(s)
+      for (const sig of signals) process.on(sig, onSignal)
+      try {
+        if (!s.listening) await waitListening(s)
+      } catch (err) {
+        // not listening, nothing registered: the discovery can be used again
+        drain.dispose()
+        drain = undefined
+        removeSignalHandlers()
+        server = undefined
+        throw err
+      }
+      await lifecycle.register(s.address())
+      return s
+    },
+
+    async listen(app: RequestListener, port?: number, host?: string) {
+      const s = createServer(app)
+      const listening = discovery.attach(s)
+      s.listen(port ?? 0, host)
+      try {
+        await listening
+      } catch (err) {
+        if (s.listening) await discovery.close().catch(() => {})
+        throw err
+      }
+      return s
+    },
+
+    close() {
+      closing ??= lifecycle.close(closeServer).finally(() => drain?.dispose())
+      return closing
+    },
+
+    middleware(req, _res, next) {
+      ;(req as IncomingMessage & { etcd: EtcdKit }).etcd = kit
+      next()
+    },
+
+    [Symbol.asyncDispose]() {
+      return discovery.close()
+    },
+  }
+  return discovery
+}

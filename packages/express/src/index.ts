@@ -1,0 +1,1 @@
+export { type EtcdDiscovery, type EtcdDiscoveryOptions, etcdDiscovery } from './discovery.js'

@@ -1,0 +1,1 @@
+export { type EtcdDiscoveryOptions, etcdDiscovery, etcdDiscovery as default } from './plugin.js'

@@ -1,0 +1,118 @@
+import {
+  ConnectionDrain,
+  type EtcdKit,
+  InvalidArgumentError,
+  ServerRegistration,
+  type ServerRegistrationOptions,
+} from '@etcdkit/core'
+import type { FastifyInstance, FastifyListenOptions, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The etcdkit kit of this app (created by `@etcdkit/fastify`, or the one passed as `kit`). */
+    etcd: EtcdKit
+  }
+}
+
+/**
+ * `service` and `etcd` (options for a kit the plugin creates and closes) or `kit` (yours, left open), plus
+ * `metadata`, `advertise`, `drainDelay`, `registerTimeout`, `registerInBackground`: see
+ * `ServerRegistrationOptions` in @etcdkit/core.
+ */
+export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {}
+
+const NAME = '@etcdkit/fastify'
+const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+const kInstalled = Symbol.for('@etcdkit/fastify.installed')
+
+type Root = FastifyInstance & { [kInstalled]?: boolean }
+
+/** The instance `Fastify()` returned: plugin scopes are prototype children of it, and only it listens. */
+function rootOf(instance: FastifyInstance): Root {
+  let obj: object = instance
+  while (!Object.hasOwn(obj, 'listen')) {
+    const proto = Object.getPrototypeOf(obj) as object | null
+    if (proto === null) return instance
+    obj = proto
+  }
+  return obj as Root
+}
+
+const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options) => {
+  const root = rootOf(fastify)
+  if (fastify.hasDecorator('etcd') || root[kInstalled]) {
+    throw new InvalidArgumentError(
+      `${NAME} is already registered on this server: register it once (one service per server)`,
+    )
+  }
+  // Fastify passes its own register options (prefix, logLevel, ...) along with ours
+  const ours = Object.fromEntries(
+    Object.entries(options).filter(([key]) => !FASTIFY_REGISTER_OPTIONS.has(key)),
+  ) as unknown as EtcdDiscoveryOptions
+  const lifecycle = new ServerRegistration(ours, {
+    integration: NAME,
+    logger: fastify.log.child({ name: NAME }),
+  })
+  root[kInstalled] = true
+  fastify.decorate('etcd', lifecycle.kit)
+
+  // Fastify resolves listen() before it runs onListen hooks, and only logs their errors; wrapping listen
+  // is what makes `await fastify.listen()` mean "registered", and a failed registration a failed listen.
+  const listen = root.listen as (opts?: FastifyListenOptions) => Promise<string>
+  const listenAndRegister = async (opts?: FastifyListenOptions): Promise<string> => {
+    const address = await listen.call(root, opts)
+    if (!root.server.listening) return address // aborted through listenOptions.signal
+    try {
+      await lifecycle.register(root.server.address())
+    } catch (err) {
+      await (root.close as () => Promise<undefined>)().catch(() => {})
+      throw err
+    }
+    return address
+  }
+  root.listen = function etcdListen(
+    opts?: FastifyListenOptions,
+    cb?: (err: Error | null, address: string) => void,
+  ) {
+    if (typeof cb !== 'function') return listenAndRegister(opts)
+    listenAndRegister(opts).then(
+      (address) => cb(null, address),
+      (err: Error) => cb(err, ''),
+    )
+    return undefined
+  } as FastifyInstance['listen']
+
+  // Fastify answers 503 to every request from the moment close() starts, before preClose hooks run:
+  // deregistering and waiting drainDelay there would turn the drain window into failed requests. So the
+  // deregistration comes first, while the server still serves normally; preClose is the fallback.
+  const close = root.close as () => Promise<undefined>
+  // Fastify's close would also wait for sockets kept alive after requests in flight at close.
+  const drain = new ConnectionDrain(root.server)
+  const closeAfterDeregistering = async (): Promise<undefined> => {
+    await lifecycle.deregister()
+    drain.begin()
+    return close.call(root)
+  }
+  root.close = function etcdClose(cb?: (err?: Error) => void) {
+    if (typeof cb !== 'function') return closeAfterDeregistering()
+    closeAfterDeregistering().then(
+      () => cb(),
+      (err: Error) => cb(err),
+    )
+    return undefined
+  } as FastifyInstance['close']
+
+  fastify.addHook('preClose', () => lifecycle.deregister())
+  fastify.addHook('onClose', async () => {
+    drain.dispose()
+    await lifecycle.closeKit()
+  })
+}
+
+/**
+ * Registers the app in etcd as `service` when it listens (`await fastify.listen()` resolves once the key
+ * is written) and, on `fastify.close()`, deregisters it, waits `drainDelay`, lets Fastify drain, then
+ * closes the kit if the plugin created it. `fastify.etcd` is the kit.
+ */
+export const etcdDiscovery = fp(plugin, { fastify: '5.x', name: NAME })
