@@ -1,4 +1,5 @@
 import {
+  advertisedAddress,
   checkAddress,
   type EtcdKit,
   type InstanceMetadata,
@@ -6,7 +7,6 @@ import {
   type Registration,
 } from '@etcdkit/core'
 import type { Server } from '@grpc/grpc-js'
-import { hostAddress } from './advertise.js'
 
 export interface GrpcServerRegistrationOptions {
   /** The server, already bound (`bindAsync` has called back). */
@@ -76,7 +76,16 @@ export async function registerGrpcServer(
     throw new InvalidArgumentError(
       `invalid metadata.protocol ${JSON.stringify(metadata.protocol)}: a gRPC server's protocol is "grpc"`,
     )
-  const address = options.address !== undefined ? checkAddress(options.address) : `${hostAddress()}:${port}`
+  // a port alone: the server is reachable on every interface, so advertise the host's address
+  const address =
+    options.address !== undefined
+      ? checkAddress(options.address)
+      : advertisedAddress(
+          { address: '0.0.0.0', family: 'IPv4', port: port! },
+          undefined,
+          kit.logger,
+          '@etcdkit/grpc',
+        )
 
   const registration: Registration = await kit.register({
     service,
