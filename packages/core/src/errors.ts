@@ -4,6 +4,7 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_CLOSED'
   | 'ETCDKIT_ETCD_UNAVAILABLE'
   | 'ETCDKIT_SESSION_LOST'
+  | 'ETCDKIT_INVALID_CONFIG_VALUE'
 
 /** The base of every error etcdkit throws: a stable `code`, and the underlying `cause` when there is one. */
 export class EtcdKitError extends Error {
@@ -54,5 +55,21 @@ export function show(value: unknown): string {
     return JSON.stringify(value) ?? String(value)
   } catch {
     return String(value)
+  }
+}
+
+/** A configuration value that its reader's `parse` or `validate` refused; the last good value is kept. */
+export class InvalidConfigValueError extends EtcdKitError {
+  constructor(
+    /** The key the value was read from, relative to the namespace (e.g. `config/orders/rate-limit`). */
+    readonly key: string,
+    /** The text that was refused. */
+    readonly raw: string,
+    reason: string,
+    cause?: unknown,
+  ) {
+    super('ETCDKIT_INVALID_CONFIG_VALUE', `invalid config value ${show(raw)} at ${show(key)}: ${reason}`, {
+      cause,
+    })
   }
 }

@@ -1,3 +1,12 @@
+export { Config, type ConfigKeyOptions } from './config.js'
+export type { ConfigEvent } from './config-tree.js'
+export {
+  type ConfigChange,
+  ConfigValue,
+  type ConfigValueEvents,
+  type ConfigValueOptions,
+} from './config-value.js'
+export { ConfigWatch, type ConfigWatchEvents } from './config-watch.js'
 export { Discovery, type DiscoveryEvents, type InvalidEntry } from './discovery.js'
 export {
   ClosedError,
@@ -5,6 +14,7 @@ export {
   type EtcdKitErrorCode,
   EtcdUnavailableError,
   InvalidArgumentError,
+  InvalidConfigValueError,
   SessionLostError,
 } from './errors.js'
 export type { Instance, InstanceMetadata } from './instance.js'

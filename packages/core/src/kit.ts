@@ -1,5 +1,6 @@
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
+import { Config } from './config.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { Keyspace } from './keyspace.js'
@@ -32,6 +33,13 @@ export interface EtcdKitOptions {
   registryPrefix?: string
   /** Deadline of each unary etcd call, in ms. @default 5_000 */
   callTimeout?: number
+  /** Where configuration lives: `{configPrefix}{key}`, and `{configPrefix}{service}/{key}`. @default "config/" */
+  configPrefix?: string
+  /**
+   * This process's own service name: its `{configPrefix}{service}/{key}` values override the shared
+   * `{configPrefix}{key}`. @default undefined (shared keys only)
+   */
+  service?: string
 }
 
 export interface EtcdKitEvents {
@@ -66,6 +74,9 @@ export class EtcdKit implements AsyncDisposable {
   readonly ttl: number
   readonly namespace: string
   readonly registryPrefix: string
+  readonly configPrefix: string
+  /** The kit's own service, whose config keys override the shared ones. */
+  readonly service: string | undefined
   readonly logger: Logger
   /** The underlying etcd3 client, for what etcdkit does not cover. Keys written through it ignore `namespace`. */
   readonly client: Etcd3
@@ -73,6 +84,8 @@ export class EtcdKit implements AsyncDisposable {
   /** @internal */ readonly watchHub: WatchHub
   /** The session: one lease for everything this kit holds. */
   readonly session: Session
+  /** Live configuration: `kit.config.value(key, { parse, validate, default })`, `get`, `set`, `delete`, `watch`. */
+  readonly config: Config
   readonly #registry: Registry
   readonly #discovery: DiscoveryHub
   #closing: Promise<void> | undefined
@@ -84,6 +97,8 @@ export class EtcdKit implements AsyncDisposable {
     this.ttl = checkTtl(options.ttl ?? 10)
     this.namespace = checkPrefix(options.namespace ?? '', 'namespace')
     this.registryPrefix = checkPrefix(options.registryPrefix ?? 'services/', 'registryPrefix')
+    this.configPrefix = checkPrefix(options.configPrefix ?? 'config/', 'configPrefix')
+    this.service = options.service === undefined ? undefined : checkServiceName(options.service)
     const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
     this.logger = options.logger ?? defaultLogger
     for (const level of ['debug', 'info', 'warn', 'error'] as const) {
@@ -140,6 +155,7 @@ export class EtcdKit implements AsyncDisposable {
       this.endpoints,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
+    this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.service)
   }
 
   /** Whether `close()` has been called. */
@@ -172,6 +188,7 @@ export class EtcdKit implements AsyncDisposable {
     this.#closing ??= (async () => {
       await this.#registry.close().catch(() => {})
       this.#discovery.close()
+      this.config.close()
       await this.session.close()
       this.watchHub.close()
       this.client.close()
