@@ -122,9 +122,10 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
 
   /** Yields `current` once the config is read, then every new value, until the handle is closed. */
   async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    if (this.#closed) return
     const queue: Array<[value: T, version: number]> = []
     let wake: (() => void) | undefined
-    let closed = this.#closed
+    let closed = false
     const onChange = (value: T) => {
       queue.push([value, this.#version])
       wake?.()

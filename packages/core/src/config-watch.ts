@@ -47,9 +47,10 @@ export class ConfigWatch extends EventEmitter<ConfigWatchEvents> implements Asyn
 
   /** Yields a `put` per key present once the config is read (in key order), then every change, until closed. */
   async *[Symbol.asyncIterator](): AsyncGenerator<ConfigEvent, void, undefined> {
+    if (this.#closed) return
     const queue: Array<[event: ConfigEvent, seq: number]> = []
     let wake: (() => void) | undefined
-    let closed = this.#closed
+    let closed = false
     const unsubscribe = this.#tree.onSubtree(this.prefix, (event, seq) => {
       queue.push([event, seq])
       wake?.()
