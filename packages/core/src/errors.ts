@@ -8,6 +8,7 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_ALL_ENDPOINTS_OPEN'
   | 'ETCDKIT_RETRIES_EXHAUSTED'
   | 'ETCDKIT_REQUEST_FAILED'
+  | 'ETCDKIT_INVALID_CONFIG_VALUE'
 
 /** The base of every error etcdkit throws: a stable `code`, and the underlying `cause` when there is one. */
 export class EtcdKitError extends Error {
@@ -112,5 +113,21 @@ export function show(value: unknown): string {
     return JSON.stringify(value) ?? String(value)
   } catch {
     return String(value)
+  }
+}
+
+/** A configuration value that its reader's `parse` or `validate` refused; the last good value is kept. */
+export class InvalidConfigValueError extends EtcdKitError {
+  constructor(
+    /** The key the value was read from, relative to the namespace (e.g. `config/orders/rate-limit`). */
+    readonly key: string,
+    /** The text that was refused. */
+    readonly raw: string,
+    reason: string,
+    cause?: unknown,
+  ) {
+    super('ETCDKIT_INVALID_CONFIG_VALUE', `invalid config value ${show(raw)} at ${show(key)}: ${reason}`, {
+      cause,
+    })
   }
 }

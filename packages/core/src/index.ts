@@ -1,4 +1,13 @@
 export { SmoothWeightedRoundRobin } from './balancer.js'
+export { Config, type ConfigKeyOptions } from './config.js'
+export type { ConfigEvent } from './config-tree.js'
+export {
+  type ConfigChange,
+  ConfigValue,
+  type ConfigValueEvents,
+  type ConfigValueOptions,
+} from './config-value.js'
+export { ConfigWatch, type ConfigWatchEvents } from './config-watch.js'
 export { Discovery, type DiscoveryEvents, type InvalidEntry } from './discovery.js'
 export {
   AllEndpointsOpenError,
@@ -7,6 +16,7 @@ export {
   type EtcdKitErrorCode,
   EtcdUnavailableError,
   InvalidArgumentError,
+  InvalidConfigValueError,
   NoInstancesError,
   RequestFailedError,
   RetriesExhaustedError,

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
+import { Config } from './config.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { Keyspace } from './keyspace.js'
@@ -34,6 +35,13 @@ export interface EtcdKitOptions {
   registryPrefix?: string
   /** Deadline of each unary etcd call, in ms. @default 5_000 */
   callTimeout?: number
+  /** Where configuration lives: `{configPrefix}{key}`, and `{configPrefix}{service}/{key}`. @default "config/" */
+  configPrefix?: string
+  /**
+   * This process's own service name: its `{configPrefix}{service}/{key}` values override the shared
+   * `{configPrefix}{key}`. @default undefined (shared keys only)
+   */
+  service?: string
 }
 
 export interface EtcdKitEvents {
@@ -68,6 +76,9 @@ export class EtcdKit implements AsyncDisposable {
   readonly ttl: number
   readonly namespace: string
   readonly registryPrefix: string
+  readonly configPrefix: string
+  /** The kit's own service, whose config keys override the shared ones. */
+  readonly service: string | undefined
   readonly logger: Logger
   /** The underlying etcd3 client, for what etcdkit does not cover. Keys written through it ignore `namespace`. */
   readonly client: Etcd3
@@ -75,6 +86,8 @@ export class EtcdKit implements AsyncDisposable {
   /** @internal */ readonly watchHub: WatchHub
   /** The session: one lease for everything this kit holds. */
   readonly session: Session
+  /** Live configuration: `kit.config.value(key, { parse, validate, default })`, `get`, `set`, `delete`, `watch`. */
+  readonly config: Config
   readonly #registry: Registry
   readonly #discovery: DiscoveryHub
   readonly #services = new Map<string, ServiceClient>()
@@ -87,6 +100,8 @@ export class EtcdKit implements AsyncDisposable {
     this.ttl = checkTtl(options.ttl ?? 10)
     this.namespace = checkPrefix(options.namespace ?? '', 'namespace')
     this.registryPrefix = checkPrefix(options.registryPrefix ?? 'services/', 'registryPrefix')
+    this.configPrefix = checkPrefix(options.configPrefix ?? 'config/', 'configPrefix')
+    this.service = options.service === undefined ? undefined : checkServiceName(options.service)
     const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
     this.logger = options.logger ?? defaultLogger
     for (const level of ['debug', 'info', 'warn', 'error'] as const) {
@@ -143,6 +158,7 @@ export class EtcdKit implements AsyncDisposable {
       this.endpoints,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
+    this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.service)
   }
 
   /** Whether `close()` has been called. */
@@ -197,6 +213,7 @@ export class EtcdKit implements AsyncDisposable {
       await this.#registry.close().catch(() => {})
       await Promise.all([...this.#services.values()].map((s) => s.close()))
       this.#discovery.close()
+      this.config.close()
       await this.session.close()
       this.watchHub.close()
       this.client.close()

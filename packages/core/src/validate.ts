@@ -77,3 +77,26 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   const proto = Object.getPrototypeOf(value)
   return proto === Object.prototype || proto === null
 }
+
+/**
+ * A configuration key (relative to the config prefix): 1 to 1024 characters of well-formed text, `/`
+ * separated segments that are neither empty, `.` nor `..`, no leading or trailing `/`, no control characters.
+ * `allowPrefix` admits what a subtree watch takes: "" (everything) or a key ending in `/`.
+ */
+export function checkConfigKey(key: unknown, what = 'config key', allowPrefix = false): string {
+  const bad = (why: string) => new InvalidArgumentError(`invalid ${what} ${show(key)}: ${why}`)
+  if (typeof key !== 'string') throw bad('expected a string')
+  if (allowPrefix && key === '') return key
+  if (key === '') throw bad('it is empty')
+  if (key.length > 1024) throw bad('longer than 1024 characters')
+  if (key.startsWith('/')) throw bad('a leading "/" would leave the config prefix; keys are relative')
+  if ([...key].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
+    throw bad('it contains a control character')
+  if (Buffer.from(key).toString() !== key) throw bad('it is not well-formed text (a lone surrogate)')
+  const segments = (allowPrefix && key.endsWith('/') ? key.slice(0, -1) : key).split('/')
+  for (const s of segments) {
+    if (s === '.' || s === '..') throw bad(`a "${s}" segment could escape the config prefix`)
+    if (s === '') throw bad('it has an empty segment ("//" or a trailing "/")')
+  }
+  return key
+}

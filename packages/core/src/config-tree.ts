@@ -1,0 +1,198 @@
+import type { IEvent, IKeyValue } from 'etcd3'
+import { ClosedError } from './errors.js'
+import type { Keyspace } from './keyspace.js'
+import type { Logger } from './logger.js'
+import { Backoff, deferred } from './util.js'
+import type { WatchHandle, WatchHub } from './watch.js'
+
+/** One change under the config prefix, as a subtree watch sees it. */
+export interface ConfigEvent {
+  type: 'put' | 'delete'
+  /** The key relative to the config prefix: `rate-limit`, `orders/rate-limit`. */
+  key: string
+  /** The new text; `undefined` for a delete. */
+  value: string | undefined
+  /**
+   * The etcd revision of the change (decimal, like `Instance.modRevision`); after a relist, the revision of
+   * the read for deletions it found.
+   */
+  revision: string
+}
+
+/** A stored value: its text, whether its bytes were valid UTF-8, and its mod revision. */
+export interface TreeEntry {
+  text: string
+  utf8: boolean
+  revision: string
+}
+
+type KeyListener = (revision: string) => void
+type EventListener = (event: ConfigEvent, seq: number) => void
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function decode(kv: IKeyValue): TreeEntry {
+  try {
+    return { text: utf8.decode(kv.value), utf8: true, revision: kv.mod_revision }
+  } catch {
+    return { text: kv.value.toString(), utf8: false, revision: kv.mod_revision }
+  }
+}
+
+/**
+ * A mirror of the whole config prefix, shared by every config handle of a kit: ONE range read of the prefix
+ * at revision R, then ONE watch from R + 1 on the kit's watch stream; the prefix is read again when the
+ * watch cannot go on (compaction, a cancelled watch, a wiped etcd). Handles subscribe to the keys they read
+ * and are told, in revision order, when one of them changes. Config trees are small (text values read by
+ * services), so keeping all of it costs little and lets handles opened later answer without any I/O.
+ */
+export class ConfigTree {
+  readonly entries = new Map<string, TreeEntry>()
+  readonly ready = deferred<void>()
+  loaded = false
+  /** Count of events dispatched to subtree listeners, so iterators can drop what their snapshot holds. */
+  seq = 0
+  readonly #keyed = new Map<string, Set<KeyListener>>()
+  readonly #subtrees = new Map<EventListener, string>()
+  readonly #onLoad = new Set<() => void>()
+  readonly #backoff = new Backoff(50, 2_000)
+  #watch: WatchHandle | undefined
+  #timer: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(
+    readonly prefix: string,
+    private readonly ks: Keyspace,
+    private readonly hub: WatchHub,
+    private readonly log: Logger,
+  ) {
+    this.ready.promise.catch(() => {}) // a tree closed before its first read must not raise unhandled rejections
+    // Start on the next microtask: handles opened in the same tick all wait for this one read.
+    queueMicrotask(() => this.#sync())
+  }
+
+  /** Calls `listener` when any of `keys` (relative to the prefix) changes; returns the unsubscribe. */
+  onKeys(keys: readonly string[], listener: KeyListener): () => void {
+    for (const key of keys) {
+      const set = this.#keyed.get(key) ?? new Set()
+      this.#keyed.set(key, set)
+      set.add(listener)
+    }
+    return () => {
+      for (const key of keys) {
+        const set = this.#keyed.get(key)
+        set?.delete(listener)
+        if (set?.size === 0) this.#keyed.delete(key)
+      }
+    }
+  }
+
+  /** Calls `listener` for every change of a key starting with `prefix`; returns the unsubscribe. */
+  onSubtree(prefix: string, listener: EventListener): () => void {
+    this.#subtrees.set(listener, prefix)
+    return () => this.#subtrees.delete(listener)
+  }
+
+  /** Calls `listener` once, when the first read has been applied (and before `ready` settles). */
+  onLoad(listener: () => void): () => void {
+    this.#onLoad.add(listener)
+    return () => this.#onLoad.delete(listener)
+  }
+
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#timer)
+    this.#watch?.cancel()
+    this.#watch = undefined
+    this.ready.reject(new ClosedError('the config watch'))
+  }
+
+  #sync() {
+    if (this.#closed) return
+    this.ks
+      .list(this.prefix)
+      .then(({ kvs, revision }) => {
+        if (this.#closed) return
+        this.#backoff.reset()
+        const { key, range_end } = this.ks.range(this.prefix)
+        this.#watch = this.hub.watch(
+          { key, rangeEnd: range_end, startRevision: revision + 1n },
+          {
+            onEvents: (events) => this.#onEvents(events),
+            onReset: (reason) => {
+              this.log.warn({ prefix: this.prefix, reason }, 'config watch reset; reading the config again')
+              this.#watch = undefined
+              this.#sync()
+            },
+          },
+        )
+        if (this.loaded) this.#relist(kvs, revision.toString())
+        else this.#load(kvs)
+      })
+      .catch((err: unknown) => {
+        if (this.#closed) return
+        const delay = this.#backoff.next()
+        this.log.debug({ err, prefix: this.prefix, delay }, 'could not read the config; retrying')
+        this.#timer = setTimeout(() => this.#sync(), delay)
+      })
+  }
+
+  #name(key: Buffer): string {
+    return this.ks.name(key).slice(this.prefix.length)
+  }
+
+  #load(kvs: IKeyValue[]) {
+    for (const kv of kvs) this.entries.set(this.#name(kv.key), decode(kv))
+    this.loaded = true
+    for (const listener of this.#onLoad) listener()
+    this.#onLoad.clear()
+    this.ready.resolve()
+  }
+
+  /** Applies a fresh read after a reset: every difference from the mirror becomes a change, in key order. */
+  #relist(kvs: IKeyValue[], revision: string) {
+    const fresh = new Map<string, TreeEntry>()
+    for (const kv of kvs) fresh.set(this.#name(kv.key), decode(kv))
+    const gone = [...this.entries.keys()].filter((k) => !fresh.has(k))
+    for (const key of gone) this.#apply(key, undefined, revision)
+    for (const [key, entry] of fresh) {
+      const old = this.entries.get(key)
+      if (old?.revision !== entry.revision || old.text !== entry.text) this.#apply(key, entry, entry.revision)
+    }
+  }
+
+  #onEvents(events: IEvent[]) {
+    for (const ev of events) {
+      const key = this.#name(ev.kv.key)
+      if (ev.type === 'Delete') this.#apply(key, undefined, ev.kv.mod_revision)
+      else this.#apply(key, decode(ev.kv), ev.kv.mod_revision)
+    }
+  }
+
+  #apply(key: string, entry: TreeEntry | undefined, revision: string) {
+    if (entry) this.entries.set(key, entry)
+    else if (!this.entries.delete(key)) return
+    const listeners = this.#keyed.get(key)
+    if (listeners) {
+      for (const listener of listeners) {
+        try {
+          listener(revision)
+        } catch (err) {
+          this.log.error({ err, key }, 'a config listener threw')
+        }
+      }
+    }
+    if (this.#subtrees.size === 0) return
+    const seq = ++this.seq
+    const event: ConfigEvent = { type: entry ? 'put' : 'delete', key, value: entry?.text, revision }
+    for (const [listener, prefix] of this.#subtrees) {
+      if (!key.startsWith(prefix)) continue
+      try {
+        listener(event, seq)
+      } catch (err) {
+        this.log.error({ err, key }, 'a config listener threw')
+      }
+    }
+  }
+}

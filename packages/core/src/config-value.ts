@@ -1,0 +1,233 @@
+import { EventEmitter } from 'node:events'
+import type { ConfigTree, TreeEntry } from './config-tree.js'
+import { ClosedError, InvalidConfigValueError } from './errors.js'
+import type { Logger } from './logger.js'
+import { deferred } from './util.js'
+
+/** How a config value's text becomes a value. */
+export interface ConfigValueOptions<T> {
+  /**
+   * Turns the stored text into the value: `Number`, `JSON.parse`, a schema's parse
+   * (`(text) => schema.parse(JSON.parse(text))`) or any function. A throw, `undefined` or `NaN` refuses the
+   * text. @default the text itself (a string)
+   */
+  parse?: (text: string) => T
+  /** Checks a parsed value; throwing or returning `false` refuses it (any other result accepts). @default every value is accepted */
+  validate?: (value: T) => unknown
+  /**
+   * The value while neither the service's key nor the shared key exists. Without one, `current` is
+   * `undefined` then. @default undefined
+   */
+  default?: T
+}
+
+/** Where a new `current` came from. */
+export interface ConfigChange {
+  /** The etcd key (namespace-relative, e.g. `config/orders/rate-limit`), or `undefined` for the default. */
+  key: string | undefined
+  /** The text it was parsed from, or `undefined` for the default. */
+  text: string | undefined
+  /** The etcd revision of the change (decimal string). */
+  revision: string
+}
+
+export interface ConfigValueEvents<T> {
+  /** `current` changed (fires after it is set); never for a refused value. */
+  change: [value: T, change: ConfigChange]
+  /** The text now in force was refused by `parse` or `validate`; `current` keeps the last good value. */
+  invalid: [error: InvalidConfigValueError, text: string]
+  close: []
+}
+
+type Read<T> = { ok: true; value: T } | { ok: false; error: InvalidConfigValueError }
+
+const UNSEEN = Symbol('unseen')
+
+/**
+ * A live configuration value: `current` is always the last good value (a plain property read), kept current
+ * from the kit's one config watch. With a service, `config/{service}/{key}` overrides `config/{key}`; with
+ * neither key present, `current` is the default (or `undefined` when there is none). Text that `parse` or
+ * `validate` refuses fires `invalid` and leaves `current` as it was.
+ */
+export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implements AsyncIterable<T> {
+  /** The key, relative to the config prefix. */
+  readonly key: string
+  /** The last good value: the one in force, or the default, never a refused one. A property read, no I/O. */
+  readonly current: T
+  /** Resolves once the config has been read from etcd (`current` then reflects it). */
+  readonly ready: Promise<void>
+  readonly #tree: ConfigTree
+  readonly #log: Logger
+  readonly #prefix: string
+  readonly #shared: string
+  readonly #override: string | undefined
+  readonly #parse: ((text: string) => T) | undefined
+  readonly #validate: ((value: T) => unknown) | undefined
+  readonly #default: T
+  readonly #release: () => void
+  readonly #unsubscribe: Array<() => void>
+  readonly #ready = deferred<void>()
+  /** The text last looked at (`undefined`: no key), so an unchanged text is neither parsed nor reported again. */
+  #seen: string | undefined | typeof UNSEEN = UNSEEN
+  /** The text `current` was parsed from (`undefined`: the default). */
+  #good: string | undefined = undefined
+  /** Bumped on every change of `current`; lets an iterator skip changes its first value already holds. */
+  #version = 0
+  #closed = false
+
+  /** @internal created by `kit.config.value()` */
+  constructor(
+    tree: ConfigTree,
+    log: Logger,
+    key: string,
+    service: string | undefined,
+    options: ConfigValueOptions<T>,
+    release: () => void,
+  ) {
+    super()
+    this.key = key
+    this.#tree = tree
+    this.#log = log
+    this.#prefix = tree.prefix
+    this.#shared = key
+    this.#override = service === undefined ? undefined : `${service}/${key}`
+    this.#parse = options.parse
+    this.#validate = options.validate
+    this.#default = options.default as T
+    this.current = this.#default
+    this.#release = release
+    this.ready = this.#ready.promise
+    this.ready.catch(() => {}) // closing a never-loaded handle must not raise unhandled rejections
+    const keys = this.#override === undefined ? [this.#shared] : [this.#shared, this.#override]
+    this.#unsubscribe = [tree.onKeys(keys, (revision) => this.#update(revision, true))]
+    if (tree.loaded) {
+      // Already mirrored: `current` is right at once, and an `invalid` is reported once listeners exist.
+      this.#update(undefined, false)
+      this.#ready.resolve()
+    } else {
+      this.#unsubscribe.push(
+        tree.onLoad(() => {
+          this.#update(undefined, true)
+          this.#ready.resolve()
+        }),
+      )
+      tree.ready.promise.catch((err: unknown) => this.#ready.reject(err))
+    }
+  }
+
+  /** Whether the config has been read (`ready` has resolved). */
+  get loaded(): boolean {
+    return this.#tree.loaded && !this.#closed
+  }
+
+  /** Yields `current` once the config is read, then every new value, until the handle is closed. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    if (this.#closed) return
+    const queue: Array<[value: T, version: number]> = []
+    let wake: (() => void) | undefined
+    let closed = false
+    const onChange = (value: T) => {
+      queue.push([value, this.#version])
+      wake?.()
+    }
+    const onClose = () => {
+      closed = true
+      wake?.()
+    }
+    this.on('change', onChange)
+    this.on('close', onClose)
+    try {
+      try {
+        await this.ready
+      } catch {
+        return
+      }
+      const first = this.#version
+      yield this.current
+      for (;;) {
+        const next = queue.shift()
+        if (next) {
+          if (next[1] > first) yield next[0]
+          continue
+        }
+        if (closed) return
+        await new Promise<void>((resolve) => {
+          wake = resolve
+        })
+        wake = undefined
+      }
+    } finally {
+      this.off('change', onChange)
+      this.off('close', onClose)
+    }
+  }
+
+  /** Stops following the value; `current` keeps its last value. Idempotent. */
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    for (const unsubscribe of this.#unsubscribe) unsubscribe()
+    this.#release()
+    this.#ready.reject(new ClosedError(`config value ${JSON.stringify(this.key)}`))
+    this.emit('close')
+  }
+
+  [Symbol.dispose]() {
+    this.close()
+  }
+
+  /** Re-reads the key in force from the mirror; `emit` is false only while the constructor runs. */
+  #update(revision: string | undefined, emit: boolean) {
+    const override = this.#override === undefined ? undefined : this.#tree.entries.get(this.#override)
+    const entry = override ?? this.#tree.entries.get(this.#shared)
+    const text = entry?.text
+    if (text === this.#seen && entry?.utf8 !== false) return
+    this.#seen = text
+    const key = entry ? this.#prefix + (override ? this.#override : this.#shared) : undefined
+    let value: T
+    if (entry === undefined || key === undefined) {
+      value = this.#default
+    } else {
+      const read = this.#read(key, entry)
+      if (!read.ok) {
+        this.#log.warn(
+          { key, text: entry.text, err: read.error.cause ?? read.error },
+          'config value refused; keeping the last good value',
+        )
+        if (emit) this.emit('invalid', read.error, entry.text)
+        else queueMicrotask(() => this.emit('invalid', read.error, entry.text))
+        return
+      }
+      value = read.value
+    }
+    if (text === this.#good) return // back to the text `current` already holds
+    this.#good = text
+    ;(this as { current: T }).current = value
+    this.#version++
+    if (emit) this.emit('change', value, { key, text, revision: revision ?? entry?.revision ?? '0' })
+  }
+
+  #read(key: string, entry: TreeEntry): Read<T> {
+    const refuse = (reason: string, cause?: unknown): Read<T> => ({
+      ok: false,
+      error: new InvalidConfigValueError(key, entry.text, reason, cause),
+    })
+    if (!entry.utf8) return refuse('the value is not UTF-8 text')
+    let value: T
+    try {
+      value = this.#parse ? this.#parse(entry.text) : (entry.text as T)
+    } catch (err) {
+      return refuse(`parse threw: ${err instanceof Error ? err.message : String(err)}`, err)
+    }
+    if (value === undefined || (typeof value === 'number' && Number.isNaN(value)))
+      return refuse(`parse returned ${String(value)}`)
+    if (this.#validate) {
+      try {
+        if (this.#validate(value) === false) return refuse('validate returned false')
+      } catch (err) {
+        return refuse(`validate threw: ${err instanceof Error ? err.message : String(err)}`, err)
+      }
+    }
+    return { ok: true, value }
+  }
+}

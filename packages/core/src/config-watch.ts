@@ -1,0 +1,106 @@
+import { EventEmitter } from 'node:events'
+import type { ConfigEvent, ConfigTree } from './config-tree.js'
+import { ClosedError } from './errors.js'
+import { deferred } from './util.js'
+
+export interface ConfigWatchEvents {
+  /** A key under the watched prefix was put or deleted (after `ready`, in revision order). */
+  change: [event: ConfigEvent]
+  close: []
+}
+
+/**
+ * Every change under a subtree of the config prefix, from the kit's one config watch: `change` events, and
+ * async iteration that yields a `put` for each key present once the config is read, then every change.
+ */
+export class ConfigWatch extends EventEmitter<ConfigWatchEvents> implements AsyncIterable<ConfigEvent> {
+  /** The watched prefix, relative to the config prefix ("" for all of it). */
+  readonly prefix: string
+  /** Resolves once the config has been read from etcd. */
+  readonly ready: Promise<void>
+  readonly #tree: ConfigTree
+  readonly #release: () => void
+  readonly #unsubscribe: () => void
+  readonly #ready = deferred<void>()
+  #closed = false
+
+  /** @internal created by `kit.config.watch()` */
+  constructor(tree: ConfigTree, prefix: string, release: () => void) {
+    super()
+    this.prefix = prefix
+    this.#tree = tree
+    this.#release = release
+    this.ready = this.#ready.promise
+    this.ready.catch(() => {})
+    tree.ready.promise.then(this.#ready.resolve, this.#ready.reject)
+    this.#unsubscribe = tree.onSubtree(prefix, (event) => {
+      if (tree.loaded) this.emit('change', event)
+    })
+  }
+
+  /** The keys under the prefix and their text now (empty until `ready`). */
+  snapshot(): Map<string, string> {
+    const out = new Map<string, string>()
+    for (const [key, entry] of this.#tree.entries) if (key.startsWith(this.prefix)) out.set(key, entry.text)
+    return out
+  }
+
+  /** Yields a `put` per key present once the config is read (in key order), then every change, until closed. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<ConfigEvent, void, undefined> {
+    if (this.#closed) return
+    const queue: Array<[event: ConfigEvent, seq: number]> = []
+    let wake: (() => void) | undefined
+    let closed = false
+    const unsubscribe = this.#tree.onSubtree(this.prefix, (event, seq) => {
+      queue.push([event, seq])
+      wake?.()
+    })
+    const onClose = () => {
+      closed = true
+      wake?.()
+    }
+    this.on('close', onClose)
+    try {
+      try {
+        await this.ready
+      } catch {
+        return
+      }
+      const first = this.#tree.seq
+      const present = [...this.#tree.entries]
+        .filter(([key]) => key.startsWith(this.prefix))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      for (const [key, entry] of present)
+        yield { type: 'put', key, value: entry.text, revision: entry.revision } satisfies ConfigEvent
+      for (;;) {
+        const next = queue.shift()
+        if (next) {
+          if (next[1] > first) yield next[0]
+          continue
+        }
+        if (closed) return
+        await new Promise<void>((resolve) => {
+          wake = resolve
+        })
+        wake = undefined
+      }
+    } finally {
+      unsubscribe()
+      this.off('close', onClose)
+    }
+  }
+
+  /** Stops watching. Idempotent. */
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    this.#unsubscribe()
+    this.#release()
+    this.#ready.reject(new ClosedError(`config watch of ${JSON.stringify(this.prefix)}`))
+    this.emit('close')
+  }
+
+  [Symbol.dispose]() {
+    this.close()
+  }
+}
