@@ -77,8 +77,8 @@ export class EtcdKit implements AsyncDisposable {
   readonly namespace: string
   readonly registryPrefix: string
   readonly configPrefix: string
-  /** The kit's own service, whose config keys override the shared ones. */
-  readonly service: string | undefined
+  /** The kit's own service (the `service` option), whose config keys override the shared ones. */
+  readonly serviceName: string | undefined
   readonly logger: Logger
   /** The underlying etcd3 client, for what etcdkit does not cover. Keys written through it ignore `namespace`. */
   readonly client: Etcd3
@@ -101,7 +101,7 @@ export class EtcdKit implements AsyncDisposable {
     this.namespace = checkPrefix(options.namespace ?? '', 'namespace')
     this.registryPrefix = checkPrefix(options.registryPrefix ?? 'services/', 'registryPrefix')
     this.configPrefix = checkPrefix(options.configPrefix ?? 'config/', 'configPrefix')
-    this.service = options.service === undefined ? undefined : checkServiceName(options.service)
+    this.serviceName = options.service === undefined ? undefined : checkServiceName(options.service)
     const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
     this.logger = options.logger ?? defaultLogger
     for (const level of ['debug', 'info', 'warn', 'error'] as const) {
@@ -158,7 +158,7 @@ export class EtcdKit implements AsyncDisposable {
       this.endpoints,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
-    this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.service)
+    this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.serviceName)
   }
 
   /** Whether `close()` has been called. */
