@@ -4,7 +4,7 @@ import { checkMetadata, encodeEndpoint, type InstanceMetadata } from './instance
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import type { Lease, Session } from './session.js'
-import { Backoff, sleep } from './util.js'
+import { Backoff, deadline, sleep } from './util.js'
 import { checkAddress, checkMs, checkServiceName, isPlainObject } from './validate.js'
 import type { WatchHandle, WatchHub } from './watch.js'
 
@@ -97,9 +97,7 @@ export class Registry {
     }
     this.#entries.set(key, entry)
     this.#guard(service)
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, AbortSignal.timeout(timeout)])
-      : AbortSignal.timeout(timeout)
+    const { signal, done } = deadline(timeout, options.signal)
     try {
       await this.#write(entry, signal)
     } catch (err) {
@@ -109,6 +107,8 @@ export class Registry {
       if (options.signal?.aborted) throw options.signal.reason
       if (signal.aborted) throw this.session.unavailableError(this.endpoints, timeout)
       throw err
+    } finally {
+      done()
     }
     return {
       service,

@@ -71,3 +71,26 @@ export async function* liveValues<T>(
   yield current()
   for await (const [value] of changes) yield value as T
 }
+
+/**
+ * A signal that aborts after `ms` or when `signal` aborts, whichever is first; call `done()` when the work
+ * ends. Built by hand because on Node 20 `AbortSignal.any([s, AbortSignal.timeout(ms)])` can be garbage
+ * collected while awaited, and then it never fires (seen here: a registration that never timed out).
+ */
+export function deadline(ms: number, signal?: AbortSignal): { signal: AbortSignal; done(): void } {
+  const controller = new AbortController()
+  const timer = setTimeout(
+    () => controller.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')),
+    ms,
+  )
+  const onAbort = () => controller.abort(signal?.reason)
+  if (signal?.aborted) onAbort()
+  else signal?.addEventListener('abort', onAbort, { once: true })
+  return {
+    signal: controller.signal,
+    done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    },
+  }
+}

@@ -194,3 +194,25 @@ test('register fails with a clear error when etcd cannot be reached', async (t) 
   t.true(Date.now() - started < 3_000)
   await k.close()
 })
+
+test('the register timeout fires under garbage collection when a signal is given too', async (t) => {
+  // On Node 20, AbortSignal.any([signal, AbortSignal.timeout(ms)]) can be collected while awaited and never
+  // fire: churn the heap while waiting so that a regression hangs here.
+  const k = new EtcdKit({ endpoints: ['127.0.0.1:1'], logger: silentLogger })
+  let churning = true
+  const churn = (async () => {
+    while (churning) {
+      Array.from({ length: 200_000 }, (_, i) => ({ i }))
+      await new Promise((r) => setImmediate(r))
+    }
+  })()
+  const started = Date.now()
+  await t.throwsAsync(
+    k.register({ service: 'x', address: '127.0.0.1:80', timeout: 300, signal: new AbortController().signal }),
+    { code: 'ETCDKIT_ETCD_UNAVAILABLE' },
+  )
+  churning = false
+  await churn
+  t.true(Date.now() - started < 5_000)
+  await k.close()
+})
