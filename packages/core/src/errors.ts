@@ -4,6 +4,12 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_CLOSED'
   | 'ETCDKIT_ETCD_UNAVAILABLE'
   | 'ETCDKIT_SESSION_LOST'
+  | 'ETCDKIT_LOCK_TIMEOUT'
+  | 'ETCDKIT_LOCK_LOST'
+  | 'ETCDKIT_LOCK_RELEASED'
+  | 'ETCDKIT_NOT_LOCK_OWNER'
+  | 'ETCDKIT_NOT_LEADER'
+  | 'ETCDKIT_ALREADY_CAMPAIGNING'
 
 /** The base of every error etcdkit throws: a stable `code`, and the underlying `cause` when there is one. */
 export class EtcdKitError extends Error {
@@ -40,6 +46,51 @@ export class EtcdUnavailableError extends EtcdKitError {
 export class SessionLostError extends EtcdKitError {
   constructor(message: string, cause?: unknown) {
     super('ETCDKIT_SESSION_LOST', message, { cause })
+  }
+}
+
+/** A lock (or a campaign) was not obtained within its `timeout`. */
+export class LockTimeoutError extends EtcdKitError {
+  constructor(message: string) {
+    super('ETCDKIT_LOCK_TIMEOUT', message)
+  }
+}
+
+/**
+ * A held lock (or a won election) is no longer held, or can no longer be proven held: its session lease
+ * was lost or ran out on the local clock, or its key was deleted. The reason of the held lock's `signal`.
+ */
+export class LockLostError extends EtcdKitError {
+  constructor(message: string, cause?: unknown) {
+    super('ETCDKIT_LOCK_LOST', message, { cause })
+  }
+}
+
+/** The reason of a held lock's `signal` after `release()`: the holder gave the lock up itself. */
+export class LockReleasedError extends EtcdKitError {
+  constructor(message: string) {
+    super('ETCDKIT_LOCK_RELEASED', message)
+  }
+}
+
+/** A guarded write was refused because the lock is not held (any more) with this fencing token. */
+export class NotLockOwnerError extends EtcdKitError {
+  constructor(message: string) {
+    super('ETCDKIT_NOT_LOCK_OWNER', message)
+  }
+}
+
+/** `proclaim()` or `resign()` on an election this kit does not lead (any more). */
+export class NotLeaderError extends EtcdKitError {
+  constructor(message: string) {
+    super('ETCDKIT_NOT_LEADER', message)
+  }
+}
+
+/** `campaign()` while this kit is already campaigning in (not yet leading) the same election. */
+export class AlreadyCampaigningError extends EtcdKitError {
+  constructor(message: string) {
+    super('ETCDKIT_ALREADY_CAMPAIGNING', message)
   }
 }
 
