@@ -161,8 +161,11 @@ test('a release makes exactly one waiter act: one read per release, counted by e
   t.teardown(() => Promise.all(all.map((k) => k.close())))
   const name = 'jobs/herd'
   let held: HeldLock = await all[0]!.lock(name).acquire()
-  const waiting = all.slice(1).map((k) => k.lock(name).acquire())
-  await eventually(async () => (await queueKeys(all[0]!, name)).length === all.length, 'all queued')
+  const waiting: Promise<HeldLock>[] = []
+  for (let i = 1; i < all.length; i++) {
+    waiting.push(all[i]!.lock(name).acquire())
+    await eventually(async () => (await queueKeys(all[0]!, name)).length === i + 1, `waiter ${i} queued`)
+  }
   await sleep(300) // every watch is created and synced
   for (let i = 0; i < waiting.length; i++) {
     const before = await calls()
