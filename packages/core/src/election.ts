@@ -11,7 +11,14 @@ import {
 } from './errors.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
-import { OwnKeyGone, OwnKeyMonitor, type Position, type PrefixQueue, type QueueHub, waitTurn } from './queue.js'
+import {
+  OwnKeyGone,
+  OwnKeyMonitor,
+  type Position,
+  type PrefixQueue,
+  type QueueHub,
+  waitTurn,
+} from './queue.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deferred, liveValues, sleep } from './util.js'
 import { checkLockName, isPlainObject } from './validate.js'
@@ -70,7 +77,14 @@ function toLeader(ks: Keyspace, kv: IKeyValue): Leader {
 }
 
 function sameLeader(a: Leader | undefined, b: Leader | undefined) {
-  return a === b || (a !== undefined && b !== undefined && a.key === b.key && a.revision === b.revision && a.value === b.value)
+  return (
+    a === b ||
+    (a !== undefined &&
+      b !== undefined &&
+      a.key === b.key &&
+      a.revision === b.revision &&
+      a.value === b.value)
+  )
 }
 
 function checkValue(value: unknown): string {
@@ -191,7 +205,12 @@ export class Election {
   /** The current leader, read from etcd (one read), or `undefined` when nobody campaigns. */
   async leader(): Promise<Leader | undefined> {
     const q = this.#hub.queues.get(`${this.name}/`)
-    const res = await this.#hub.ks.kv.range({ ...q.range, sort_order: 'Ascend', sort_target: 'Create', limit: 1 })
+    const res = await this.#hub.ks.kv.range({
+      ...q.range,
+      sort_order: 'Ascend',
+      sort_target: 'Create',
+      limit: 1,
+    })
     const kv = res.kvs[0]
     return kv ? toLeader(this.#hub.ks, kv) : undefined
   }
@@ -236,20 +255,33 @@ export class Election {
           })
           const revision = BigInt(res.header.revision)
           if (res.succeeded) {
-            pos = { key, revision, readRevision: revision, predecessor: res.responses[1]?.response_range.kvs[1] }
+            pos = {
+              key,
+              revision,
+              readRevision: revision,
+              predecessor: res.responses[1]?.response_range.kvs[1],
+            }
           } else {
             const own = res.responses[0]?.response_range.kvs[0]
             if (!own) continue
             const ownRevision = BigInt(own.create_revision)
             if (own.value.toString() !== value) {
               const put = await ks.kv.txn({
-                compare: [{ key, target: 'Create', result: 'Equal', create_revision: ownRevision.toString() }],
+                compare: [
+                  { key, target: 'Create', result: 'Equal', create_revision: ownRevision.toString() },
+                ],
                 success: [{ request_put: { key, value: Buffer.from(value), lease: lease.id } }],
                 failure: [],
               })
               if (!put.succeeded) continue
             }
-            pos = { key, revision: ownRevision, readRevision: revision, predecessor: undefined, unknown: true }
+            pos = {
+              key,
+              revision: ownRevision,
+              readRevision: revision,
+              predecessor: undefined,
+              unknown: true,
+            }
           }
         } catch (err) {
           if (err instanceof EtcdLeaseInvalidError) session.leaseNotFound(lease)
@@ -261,7 +293,7 @@ export class Election {
         }
         let readRevision = pos.readRevision
         try {
-          readRevision = await waitTurn(ks, q, pos, AbortSignal.any([signal, lease.signal]))
+          readRevision = await waitTurn(ks, q, pos, [signal, lease.signal])
         } catch (err) {
           signal.throwIfAborted()
           if (err instanceof OwnKeyGone || lease.signal.aborted) continue
@@ -269,7 +301,17 @@ export class Election {
           await sleep(backoff.next(), signal)
           continue
         }
-        return new LeadershipImpl(this.#hub, this.name, key, pos.revision, readRevision, value, lease, q, unuse)
+        return new LeadershipImpl(
+          this.#hub,
+          this.name,
+          key,
+          pos.revision,
+          readRevision,
+          value,
+          lease,
+          q,
+          unuse,
+        )
       }
     } catch (err) {
       if (key && lease && !lease.signal.aborted) await ks.kv.deleteRange({ key }).catch(() => {})
@@ -329,7 +371,9 @@ class LeadershipImpl implements Leadership {
     if (this.#controller.signal.aborted)
       throw new NotLeaderError(`this kit does not lead election ${show(this.name)} any more: cannot proclaim`)
     const res = await this.#hub.ks.kv.txn({
-      compare: [{ key: this.#fullKey, target: 'Create', result: 'Equal', create_revision: this.revision.toString() }],
+      compare: [
+        { key: this.#fullKey, target: 'Create', result: 'Equal', create_revision: this.revision.toString() },
+      ],
       success: [{ request_put: { key: this.#fullKey, value: Buffer.from(value), lease: this.#lease.id } }],
       failure: [],
     })
@@ -352,7 +396,12 @@ class LeadershipImpl implements Leadership {
             // Go's Resign: delete our key only if it is still this term's
             await this.#hub.ks.kv.txn({
               compare: [
-                { key: this.#fullKey, target: 'Create', result: 'Equal', create_revision: this.revision.toString() },
+                {
+                  key: this.#fullKey,
+                  target: 'Create',
+                  result: 'Equal',
+                  create_revision: this.revision.toString(),
+                },
               ],
               success: [{ request_delete_range: { key: this.#fullKey } }],
               failure: [],
@@ -360,7 +409,10 @@ class LeadershipImpl implements Leadership {
             return
           } catch (err) {
             if (!wait || this.#lease.signal.aborted) {
-              this.#hub.log.warn({ err, key: this.key }, 'could not delete the leader key; it goes with its lease')
+              this.#hub.log.warn(
+                { err, key: this.key },
+                'could not delete the leader key; it goes with its lease',
+              )
               return
             }
             await sleep(backoff.next(), this.#lease.signal).catch(() => {})
@@ -381,7 +433,9 @@ class LeadershipImpl implements Leadership {
     this.#monitor.stop()
     if (this.#controller.signal.aborted) return
     this.#hub.log.warn({ election: this.name, reason: message }, 'leadership lost')
-    this.#controller.abort(new LockLostError(`leadership of election ${show(this.name)} lost: ${message}`, cause))
+    this.#controller.abort(
+      new LockLostError(`leadership of election ${show(this.name)} lost: ${message}`, cause),
+    )
   }
 }
 

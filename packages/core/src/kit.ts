@@ -147,7 +147,14 @@ export class EtcdKit implements AsyncDisposable {
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
     this.#queues = new QueueHub(this.keyspace, this.watchHub, this.logger)
-    this.#locks = new LockHub(this.keyspace, this.session, this.#queues, this.logger, this.endpoints, callTimeout)
+    this.#locks = new LockHub(
+      this.keyspace,
+      this.session,
+      this.#queues,
+      this.logger,
+      this.endpoints,
+      callTimeout,
+    )
     this.#elections = new ElectionHub(this.keyspace, this.session, this.#queues, this.watchHub, this.logger)
   }
 

@@ -16,7 +16,14 @@ import {
 } from './errors.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
-import { OwnKeyGone, OwnKeyMonitor, type Position, type PrefixQueue, type QueueHub, waitTurn } from './queue.js'
+import {
+  OwnKeyGone,
+  OwnKeyMonitor,
+  type Position,
+  type PrefixQueue,
+  type QueueHub,
+  waitTurn,
+} from './queue.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, sleep } from './util.js'
 import { checkLockName, checkMs, isPlainObject } from './validate.js'
@@ -135,7 +142,10 @@ interface Slot {
   pending: number
 }
 
-function checkAcquireOptions(options: unknown): { timeout: number | undefined; signal: AbortSignal | undefined } {
+function checkAcquireOptions(options: unknown): {
+  timeout: number | undefined
+  signal: AbortSignal | undefined
+} {
   if (options === undefined) return { timeout: undefined, signal: undefined }
   if (!isPlainObject(options)) throw new InvalidArgumentError(`invalid acquire options ${show(options)}`)
   const { signal, timeout } = options
@@ -155,7 +165,8 @@ function guardedOps(ks: Keyspace, writes: unknown): IRequestOp[] {
     if (!isPlainObject(put)) throw bad('put must be an object of key: value')
     for (const [k, v] of Object.entries(put)) {
       if (k === '') throw bad('a key is empty')
-      if (typeof v !== 'string' && !Buffer.isBuffer(v)) throw bad(`the value of ${show(k)} is not a string or Buffer`)
+      if (typeof v !== 'string' && !Buffer.isBuffer(v))
+        throw bad(`the value of ${show(k)} is not a string or Buffer`)
       ops.push({ request_put: { key: ks.key(k), value: typeof v === 'string' ? Buffer.from(v) : v } })
     }
   }
@@ -175,7 +186,10 @@ function position(res: ITxnResponse, key: Buffer): Position {
   if (res.succeeded) {
     const revision = BigInt(res.header.revision)
     // [own key, predecessor]: ours is the newest key of the prefix, written by this very txn
-    const predecessor = owner && BigInt(owner.create_revision) !== revision ? res.responses[2]?.response_range.kvs[1] : undefined
+    const predecessor =
+      owner && BigInt(owner.create_revision) !== revision
+        ? res.responses[2]?.response_range.kvs[1]
+        : undefined
     return {
       key,
       revision,
@@ -234,7 +248,8 @@ export class LockHub {
       timeout === undefined
         ? undefined
         : setTimeout(
-            () => ctrl.abort(new LockTimeoutError(`could not acquire lock ${show(name)} within ${timeout} ms`)),
+            () =>
+              ctrl.abort(new LockTimeoutError(`could not acquire lock ${show(name)} within ${timeout} ms`)),
             timeout,
           )
     const ticket = this.#enter(name)
@@ -301,14 +316,34 @@ export class LockHub {
           throw err
         }
         if (res.succeeded) {
-          held = new HeldLockImpl(this, name, key, BigInt(res.header.revision), BigInt(res.header.revision), lease, q, unuse, ticket.leave)
+          held = new HeldLockImpl(
+            this,
+            name,
+            key,
+            BigInt(res.header.revision),
+            BigInt(res.header.revision),
+            lease,
+            q,
+            unuse,
+            ticket.leave,
+          )
           return held
         }
         const own = res.responses[0]?.response_range.kvs[0]
         const owner = res.responses[1]?.response_range.kvs[0]
         if (own && owner && own.create_revision === owner.create_revision) {
           // our key from an earlier attempt on this lease is first: it is ours (Go's Mutex does the same)
-          held = new HeldLockImpl(this, name, key, BigInt(own.create_revision), BigInt(res.header.revision), lease, q, unuse, ticket.leave)
+          held = new HeldLockImpl(
+            this,
+            name,
+            key,
+            BigInt(own.create_revision),
+            BigInt(res.header.revision),
+            lease,
+            q,
+            unuse,
+            ticket.leave,
+          )
           return held
         }
         // a leftover key of ours behind someone else would hold up everyone behind it
@@ -340,7 +375,10 @@ export class LockHub {
         return
       } catch (err) {
         if (!retry || lease.signal.aborted) {
-          this.log.warn({ err, key: this.ks.name(key) }, 'could not delete a lock key; it goes with its lease')
+          this.log.warn(
+            { err, key: this.ks.name(key) },
+            'could not delete a lock key; it goes with its lease',
+          )
           return
         }
         await sleep(backoff.next(), lease.signal).catch(() => {})
@@ -403,7 +441,7 @@ export class LockHub {
         let readRevision = pos.readRevision
         if (pos.predecessor !== undefined || pos.unknown) {
           try {
-            readRevision = await waitTurn(this.ks, q, pos, AbortSignal.any([signal, lease.signal]))
+            readRevision = await waitTurn(this.ks, q, pos, [signal, lease.signal])
           } catch (err) {
             signal.throwIfAborted()
             // our lease or our key is gone: queue again (at the back) under the session's next lease
@@ -498,7 +536,12 @@ class HeldLockImpl implements HeldLock {
     const ops = guardedOps(this.#hub.ks, writes)
     const res = await this.#hub.ks.kv.txn({
       compare: [
-        { key: this.#fullKey, target: 'Create', result: 'Equal', create_revision: this.fencingToken.toString() },
+        {
+          key: this.#fullKey,
+          target: 'Create',
+          result: 'Equal',
+          create_revision: this.fencingToken.toString(),
+        },
       ],
       success: ops,
       failure: [],

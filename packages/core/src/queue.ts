@@ -37,8 +37,8 @@ export class PrefixQueue {
   readonly prefix: string
   /** Reads made by waiters after being woken (the "one read per release"); for tests and benchmarks. */
   wakeReads = 0
-  readonly #ks: Keyspace
   readonly #hub: WatchHub
+  readonly #log: Logger
   readonly #onIdle: (q: PrefixQueue) => void
   readonly #range: { key: Buffer; range_end: Buffer }
   /** key (latin1 of the full key) -> revision of its latest deletion seen */
@@ -51,9 +51,9 @@ export class PrefixQueue {
   #linger: NodeJS.Timeout | undefined
   #closed = false
 
-  constructor(ks: Keyspace, hub: WatchHub, prefix: string, onIdle: (q: PrefixQueue) => void) {
-    this.#ks = ks
+  constructor(ks: Keyspace, hub: WatchHub, log: Logger, prefix: string, onIdle: (q: PrefixQueue) => void) {
     this.#hub = hub
+    this.#log = log
     this.prefix = prefix
     this.#onIdle = onIdle
     this.#range = ks.range(prefix)
@@ -131,24 +131,32 @@ export class PrefixQueue {
 
   /**
    * Resolves once `key` (created at `createRevision`) is deleted — or with `false` when the watch was
-   * reset and the caller must read again. Rejects with the signal's reason when `signal` aborts.
+   * reset and the caller must read again. Rejects with the reason of the first of `signals` to abort.
    */
-  waitDelete(key: Buffer, createRevision: bigint, signal: AbortSignal): Promise<boolean> {
-    if (signal.aborted) return Promise.reject(signal.reason)
+  waitDelete(key: Buffer, createRevision: bigint, signals: readonly AbortSignal[]): Promise<boolean> {
+    for (const s of signals) if (s.aborted) return Promise.reject(s.reason)
     if (this.deletedAfter(key, createRevision) !== undefined) return Promise.resolve(true)
     return new Promise<boolean>((resolve, reject) => {
-      let off = () => {}
-      const onAbort = () => {
+      // plain listeners, not AbortSignal.any(): this runs once per handoff
+      const cleanup = () => {
         off()
-        reject(signal.reason)
+        for (const s of signals) s.removeEventListener('abort', onAbort)
       }
-      const settle = (deleted: boolean) => {
-        off()
-        signal.removeEventListener('abort', onAbort)
-        resolve(deleted)
+      const onAbort = (event: Event) => {
+        cleanup()
+        reject((event.target as AbortSignal).reason)
       }
-      off = this.onDelete(key, createRevision, { deleted: () => settle(true), reset: () => settle(false) })
-      signal.addEventListener('abort', onAbort, { once: true })
+      const off = this.onDelete(key, createRevision, {
+        deleted: () => {
+          cleanup()
+          resolve(true)
+        },
+        reset: () => {
+          cleanup()
+          resolve(false)
+        },
+      })
+      for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
     })
   }
 
@@ -193,8 +201,8 @@ export class PrefixQueue {
     // Deletions in the gap are not replayed: everyone waiting reads again (and watches again from there).
     const all = [...this.#listeners.values()].flatMap((s) => [...s])
     this.#listeners.clear()
+    this.#log.debug({ prefix: this.prefix, reason, waiting: all.length }, 'lock queue watch reset; reading again')
     for (const r of all) r.listener.reset()
-    void reason
   }
 }
 
@@ -213,7 +221,7 @@ export class QueueHub {
   get(prefix: string): PrefixQueue {
     let q = this.#queues.get(prefix)
     if (!q || q.closed) {
-      q = new PrefixQueue(this.ks, this.hub, prefix, (closed) => {
+      q = new PrefixQueue(this.ks, this.hub, this.log, prefix, (closed) => {
         if (this.#queues.get(prefix) === closed) this.#queues.delete(prefix)
       })
       if (!this.#closed) this.#queues.set(prefix, q)
@@ -267,15 +275,17 @@ function predecessorRange(q: PrefixQueue, revision: bigint): IRangeRequest {
  * Waits until no key under the queue's prefix was created before ours: waits for the deletion of the
  * predecessor, then reads again (one read per deletion of our predecessor, none for anyone else's), in
  * the same txn confirming our own key still exists. Resolves with the revision of the read that proved
- * it. Rejects with `OwnKeyGone`, or with the signal's reason.
+ * it. Rejects with `OwnKeyGone`, or with the reason of the first of `signals` to abort.
  */
-export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, signal: AbortSignal) {
+export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, signals: readonly AbortSignal[]) {
   let { predecessor, readRevision } = pos
   let read = pos.unknown === true
   for (;;) {
     if (read) {
       const res = await ks.kv.txn({
-        compare: [{ key: pos.key, target: 'Create', result: 'Equal', create_revision: pos.revision.toString() }],
+        compare: [
+          { key: pos.key, target: 'Create', result: 'Equal', create_revision: pos.revision.toString() },
+        ],
         success: [{ request_range: predecessorRange(q, pos.revision) }],
         failure: [],
       })
@@ -285,10 +295,10 @@ export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, sign
       read = false
     }
     if (!predecessor) return readRevision
-    signal.throwIfAborted()
+    for (const s of signals) s.throwIfAborted()
     read = true
     if (!q.cover(readRevision)) continue
-    if (await q.waitDelete(predecessor.key, BigInt(predecessor.create_revision), signal)) q.wakeReads++
+    if (await q.waitDelete(predecessor.key, BigInt(predecessor.create_revision), signals)) q.wakeReads++
   }
 }
 
@@ -358,7 +368,8 @@ export class OwnKeyMonitor {
       return
     }
     this.#offDelete = this.#q.onDelete(this.#key, this.#revision, {
-      deleted: (rev) => this.#fire(`its key ${show(this.#ks.name(this.#key))} was deleted at revision ${rev}`),
+      deleted: (rev) =>
+        this.#fire(`its key ${show(this.#ks.name(this.#key))} was deleted at revision ${rev}`),
       reset: () => void this.#recheck(),
     })
   }

@@ -17,7 +17,15 @@ async function candidates(k: EtcdKit, name: string): Promise<Array<[string, stri
 
 async function settled(p: Promise<unknown>): Promise<boolean> {
   const marker = Symbol('pending')
-  return (await Promise.race([p.then(() => true, () => true), sleep(0).then(() => marker)])) !== marker
+  return (
+    (await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      sleep(0).then(() => marker),
+    ])) !== marker
+  )
 }
 
 test('a candidate key is {name}/{lease hex} = proposal on the lease; leader() and proclaim()', async (t) => {
@@ -31,7 +39,12 @@ test('a candidate key is {name}/{lease hex} = proposal on the lease; leader() an
   t.true(election.isLeader)
   t.deepEqual(await candidates(k, '/leader/scheduler'), [[leadership.key, '10.0.0.7:3000']])
   const leader = await election.leader()
-  t.deepEqual(leader, { key: leadership.key, value: '10.0.0.7:3000', revision: leadership.revision, lease: hex })
+  t.deepEqual(leader, {
+    key: leadership.key,
+    value: '10.0.0.7:3000',
+    revision: leadership.revision,
+    lease: hex,
+  })
   await election.proclaim('10.0.0.7:3001')
   t.is((await election.leader())?.value, '10.0.0.7:3001')
   // campaigning again while leader proclaims
@@ -160,6 +173,10 @@ test('bad election names and proposals are rejected with the bad value in the me
   t.throws(() => k.election(''), { message: /invalid election name ""/ })
   t.throws(() => k.election(7 as never), { message: /invalid election name 7/ })
   await t.throwsAsync(k.election('e').campaign(3 as never), { message: /invalid election proposal 3/ })
-  await t.throwsAsync(k.election('e').campaign('v', { signal: {} as never }), { message: /invalid signal \{\}/ })
-  await t.throwsAsync(k.election('e').proclaim(undefined as never), { message: /invalid election proposal undefined/ })
+  await t.throwsAsync(k.election('e').campaign('v', { signal: {} as never }), {
+    message: /invalid signal \{\}/,
+  })
+  await t.throwsAsync(k.election('e').proclaim(undefined as never), {
+    message: /invalid election proposal undefined/,
+  })
 })

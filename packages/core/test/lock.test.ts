@@ -22,7 +22,15 @@ async function queueKeys(k: EtcdKit, name: string): Promise<string[]> {
 /** Whether a promise has settled, without waiting for it. */
 async function settled(p: Promise<unknown>): Promise<boolean> {
   const marker = Symbol('pending')
-  return (await Promise.race([p.then(() => true, () => true), sleep(0).then(() => marker)])) !== marker
+  return (
+    (await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      sleep(0).then(() => marker),
+    ])) !== marker
+  )
 }
 
 async function kits(n: number, ns: string, endpoints?: string[]): Promise<EtcdKit[]> {
@@ -63,7 +71,8 @@ test('etcdctl lock holding the lock blocks acquire until it exits', async (t) =>
   await sleep(500)
   t.false(await settled(acquiring), 'acquired while etcdctl holds the lock')
   // the etcdctl key is first, ours waits behind it
-  t.deepEqual(await queueKeys(k, name), [line.slice(k.namespace.length), `${name}/${k.session.lease!.hex}`])
+  const expected = [line.slice(k.namespace.length), `${name}/${k.session.lease?.hex}`]
+  await eventually(async () => (await queueKeys(k, name)).join() === expected.join(), 'queued behind etcdctl')
   await ctl.stop()
   const held = await acquiring
   t.deepEqual(await queueKeys(k, name), [held.key])
@@ -153,7 +162,11 @@ test('a release makes exactly one waiter act: one read per release, counted by e
   const calls = async () => {
     const text = await (await fetch(metricsUrl)).text()
     const count = (method: string) =>
-      Number(new RegExp(`grpc_server_started_total\\{grpc_method="${method}",grpc_service="etcdserverpb.KV"[^}]*\\} (\\d+)`).exec(text)?.[1])
+      Number(
+        new RegExp(
+          `grpc_server_started_total\\{grpc_method="${method}",grpc_service="etcdserverpb.KV"[^}]*\\} (\\d+)`,
+        ).exec(text)?.[1],
+      )
     return { range: count('Range'), txn: count('Txn'), del: count('DeleteRange') }
   }
   const ns = uniquePrefix('herd')
@@ -235,17 +248,24 @@ test('timeout and abort while waiting delete the waiting key and do not stall th
   t.teardown(() => Promise.all([a, b, c, d].map((k) => k!.close())))
   const name = 'jobs/abort'
   const held = await a!.lock(name).acquire()
-  const timingOut = b!.lock(name).acquire({ timeout: 400 })
-  await eventually(async () => (await queueKeys(a!, name)).length === 2, 'b queued')
+  const keyOf = (k: EtcdKit) => `${name}/${k.session.lease?.hex}`
+  const queued = (k: EtcdKit) => async () => (await queueKeys(a!, name)).includes(keyOf(k))
+  const startedAt = Date.now()
+  const timingOut = b!.lock(name).acquire({ timeout: 2_500 })
+  timingOut.catch(() => {})
+  await eventually(queued(b!), 'b queued')
   const ctrl = new AbortController()
   const aborting = c!.lock(name).acquire({ signal: ctrl.signal })
-  await eventually(async () => (await queueKeys(a!, name)).length === 3, 'c queued')
+  aborting.catch(() => {})
+  await eventually(queued(c!), 'c queued')
   const last = d!.lock(name).acquire() // waits for c, which waits for b
-  await eventually(async () => (await queueKeys(a!, name)).length === 4, 'd queued')
+  await eventually(queued(d!), 'd queued')
+  t.deepEqual(await queueKeys(a!, name), [held.key, keyOf(b!), keyOf(c!), keyOf(d!)])
 
   const err = await t.throwsAsync(timingOut)
   t.is((err as { code?: string }).code, 'ETCDKIT_LOCK_TIMEOUT')
-  t.regex(err!.message, /within 400 ms/)
+  t.regex(err!.message, /within 2500 ms/)
+  t.true(Date.now() - startedAt >= 2_400)
   ctrl.abort(new Error('caller gave up'))
   await t.throwsAsync(aborting, { message: 'caller gave up' })
   await eventually(async () => (await queueKeys(a!, name)).length === 2, 'waiting keys deleted')
@@ -401,7 +421,9 @@ test('bad lock names, timeouts and options are rejected with the bad value in th
   await t.throwsAsync(k.lock('x').acquire(7 as never), { message: /invalid acquire options 7/ })
   await t.throwsAsync(k.lock('x').run('nope' as never), { message: /invalid lock.run\(\) callback "nope"/ })
   const held = await k.lock('x').acquire()
-  await t.throwsAsync(held.ifOwner({ put: { a: 1 as never } }), { message: /the value of "a" is not a string/ })
+  await t.throwsAsync(held.ifOwner({ put: { a: 1 as never } }), {
+    message: /the value of "a" is not a string/,
+  })
   await t.throwsAsync(held.ifOwner({ delete: [''] }), { message: /"" is not a key/ })
   await held.release()
   t.throws(() => new EtcdKit({ ttl: 0 }), { message: /invalid ttl 0/ })
