@@ -363,6 +363,7 @@ class LeadershipImpl implements Leadership {
   }
 
   get signal() {
+    this.#monitor.check()
     return this.#controller.signal
   }
 

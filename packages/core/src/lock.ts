@@ -525,10 +525,12 @@ class HeldLockImpl implements HeldLock {
   }
 
   get signal(): AbortSignal {
+    this.#monitor.check()
     return this.#controller.signal
   }
 
   get held(): boolean {
+    this.#monitor.check()
     return !this.#controller.signal.aborted
   }
 

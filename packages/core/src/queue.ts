@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import type { IEvent, IKeyValue, IRangeRequest } from 'etcd3'
 import { show } from './errors.js'
 import type { Keyspace } from './keyspace.js'
@@ -201,7 +202,10 @@ export class PrefixQueue {
     // Deletions in the gap are not replayed: everyone waiting reads again (and watches again from there).
     const all = [...this.#listeners.values()].flatMap((s) => [...s])
     this.#listeners.clear()
-    this.#log.debug({ prefix: this.prefix, reason, waiting: all.length }, 'lock queue watch reset; reading again')
+    this.#log.debug(
+      { prefix: this.prefix, reason, waiting: all.length },
+      'lock queue watch reset; reading again',
+    )
     for (const r of all) r.listener.reset()
   }
 }
@@ -312,7 +316,7 @@ export class OwnKeyMonitor {
   readonly #q: PrefixQueue
   readonly #key: Buffer
   readonly #revision: bigint
-  readonly #lease: { hex: string; signal: AbortSignal }
+  readonly #lease: { hex: string; signal: AbortSignal; deadline: number }
   readonly #lost: (message: string, cause?: unknown) => void
   readonly #onLeaseAbort: () => void
   #offDelete: () => void = () => {}
@@ -324,7 +328,7 @@ export class OwnKeyMonitor {
     key: Buffer,
     revision: bigint,
     readRevision: bigint,
-    lease: { hex: string; signal: AbortSignal },
+    lease: { hex: string; signal: AbortSignal; readonly deadline: number },
     lost: (message: string, cause?: unknown) => void,
   ) {
     this.#ks = ks
@@ -344,6 +348,17 @@ export class OwnKeyMonitor {
     }
     lease.signal.addEventListener('abort', this.#onLeaseAbort, { once: true })
     this.#watch(readRevision)
+  }
+
+  /**
+   * Checks the lease deadline on the local monotonic clock now, so that code reading the state right after
+   * a pause (before the session's periodic check had a turn) already sees the loss.
+   */
+  check() {
+    if (!this.#stopped && performance.now() >= this.#lease.deadline)
+      this.#fire(
+        `its session lease ${this.#lease.hex} ran out on the local clock (no keepalive answer within its TTL)`,
+      )
   }
 
   /** Stops watching (the key is being given up). Idempotent. */
