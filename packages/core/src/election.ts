@@ -204,9 +204,9 @@ export class Election {
 
   /** The current leader, read from etcd (one read), or `undefined` when nobody campaigns. */
   async leader(): Promise<Leader | undefined> {
-    const q = this.#hub.queues.get(`${this.name}/`)
+    const range = this.#hub.ks.range(`${this.name}/`)
     const res = await this.#hub.ks.kv.range({
-      ...q.range,
+      ...range,
       sort_order: 'Ascend',
       sort_target: 'Create',
       limit: 1,
