@@ -168,6 +168,25 @@ test('leadership is lost at once when its key is deleted; the observer iterates 
   await t.throwsAsync(election.proclaim('x'), { code: 'ETCDKIT_NOT_LEADER' } as never)
 })
 
+test('a leader whose lease is lost is told at once and does not campaign again by itself', async (t) => {
+  const { etcdctl } = await etcd()
+  await using k = await kit()
+  const election = k.election('elect/lease')
+  const leadership = await election.campaign('me')
+  const oldLease = k.session.lease!
+  await etcdctl(['lease', 'revoke', oldLease.hex])
+  await eventually(() => leadership.signal.aborted, 'leadership signal aborted')
+  t.is((leadership.signal.reason as { code?: string }).code, 'ETCDKIT_LOCK_LOST')
+  t.false(election.isLeader)
+  await eventually(() => k.session.lease !== undefined && k.session.lease.id !== oldLease.id, 'a new lease')
+  await sleep(300)
+  t.deepEqual(await candidates(k, 'elect/lease'), [])
+  // campaigning again is the caller's decision, and works on the new lease
+  const again = await election.campaign('me again')
+  t.is(again.key, `elect/lease/${k.session.lease!.hex}`)
+  await again.resign()
+})
+
 test('bad election names and proposals are rejected with the bad value in the message', async (t) => {
   await using k = await kit()
   t.throws(() => k.election(''), { message: /invalid election name ""/ })

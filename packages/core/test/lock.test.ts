@@ -376,6 +376,31 @@ test('a held lock reports its loss at once when its key is deleted or its lease 
   await again.release()
 })
 
+test('a waiter whose lease is lost queues again under the next lease and still gets the lock', async (t) => {
+  const { etcdctl } = await etcd()
+  const ns = uniquePrefix('requeue')
+  const [a, b] = await kits(2, ns)
+  t.teardown(() => Promise.all([a!.close(), b!.close()]))
+  const name = 'jobs/requeue'
+  const held = await a!.lock(name).acquire()
+  const waiting = b!.lock(name).acquire({ timeout: 20_000 })
+  await eventually(async () => (await queueKeys(a!, name)).length === 2, 'b queued')
+  const oldLease = b!.session.lease!
+  await etcdctl(['lease', 'revoke', oldLease.hex])
+  await eventually(
+    async () =>
+      (await queueKeys(a!, name)).includes(`${name}/${b!.session.lease?.hex}`) &&
+      b!.session.lease?.id !== oldLease.id,
+    'b queued again on its new lease',
+  )
+  t.false(await settled(waiting))
+  await held.release()
+  const next = await waiting
+  t.is(next.key, `${name}/${b!.session.lease!.hex}`)
+  t.not(next.key, `${name}/${oldLease.hex}`)
+  await next.release()
+})
+
 test('close() releases held locks and rejects waiting acquires', async (t) => {
   const ns = uniquePrefix('close')
   const [a, b] = await kits(2, ns)
