@@ -7,6 +7,7 @@ import {
 } from 'etcd3'
 import {
   ClosedError,
+  EtcdUnavailableError,
   InvalidArgumentError,
   LockLostError,
   LockReleasedError,
@@ -313,7 +314,8 @@ export class LockHub {
             this.session.leaseNotFound(lease)
             continue
           }
-          throw err
+          const why = err instanceof Error ? err.message : String(err)
+          throw new EtcdUnavailableError(`could not try lock ${show(name)}: ${why}`, err)
         }
         if (res.succeeded) {
           held = new HeldLockImpl(
