@@ -152,5 +152,14 @@ console.log('| --- | --- | --- | --- | --- |')
 for (const r of rows) console.log(`| ${r.join(' | ')} |`)
 console.log('')
 console.log(
+  'put: sequential raw KV puts of one key; put to watch: a put by one kit until a second kit hears it on its watch stream;',
+)
+console.log(
+  `uncontended: one kit, acquire() + release() in a loop; contended: ${CONTENDERS} kits (own lease, own watch stream) in this process acquiring in a loop,`,
+)
+console.log(
+  "handoff: from the holder calling release() to the next holder's acquire() resolving. Ratios compare p50s.",
+)
+console.log(
   `contended: ${tokens.length} acquisitions, ${failed} failed tries, ${overlaps} overlapping holders, fencing tokens ${fifo ? 'strictly increasing (FIFO by create revision)' : 'NOT increasing'}`,
 )

@@ -389,7 +389,7 @@ class LeadershipImpl implements Leadership {
     this.#resigning ??= (async () => {
       this.#monitor.stop()
       if (!this.#controller.signal.aborted)
-        this.#controller.abort(new LockReleasedError(`resigned from election ${show(this.name)}`))
+        this.#controller.abort(LockReleasedError.cheap(`resigned from election ${show(this.name)}`))
       const backoff = new Backoff(50, 1_000)
       try {
         for (;;) {

@@ -564,7 +564,7 @@ class HeldLockImpl implements HeldLock {
     this.#releasing ??= (async () => {
       this.#monitor.stop()
       if (!this.#controller.signal.aborted)
-        this.#controller.abort(new LockReleasedError(`lock ${show(this.name)} was released`))
+        this.#controller.abort(LockReleasedError.cheap(`lock ${show(this.name)} was released`))
       try {
         await this.#hub.remove(this.#fullKey, this.#lease, wait)
       } finally {
