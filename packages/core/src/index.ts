@@ -10,14 +10,28 @@ export {
 export { ConfigWatch, type ConfigWatchEvents } from './config-watch.js'
 export { Discovery, type DiscoveryEvents, type InvalidEntry } from './discovery.js'
 export {
+  type CampaignOptions,
+  Election,
+  ElectionObserver,
+  type ElectionObserverEvents,
+  type Leader,
+  type Leadership,
+} from './election.js'
+export {
   AllEndpointsOpenError,
+  AlreadyCampaigningError,
   ClosedError,
   EtcdKitError,
   type EtcdKitErrorCode,
   EtcdUnavailableError,
   InvalidArgumentError,
   InvalidConfigValueError,
+  LockLostError,
+  LockReleasedError,
+  LockTimeoutError,
   NoInstancesError,
+  NotLeaderError,
+  NotLockOwnerError,
   RequestFailedError,
   RetriesExhaustedError,
   SessionLostError,
@@ -34,6 +48,7 @@ export {
   type ServerRegistrationContext,
   type ServerRegistrationOptions,
 } from './lifecycle.js'
+export { type AcquireOptions, type GuardedWrites, type HeldLock, Lock } from './lock.js'
 export { defaultLogger, type Logger, silentLogger } from './logger.js'
 export type { RegisterOptions, Registration } from './registry.js'
 export {

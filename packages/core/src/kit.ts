@@ -3,9 +3,12 @@ import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
 import { Config } from './config.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
+import { type Election, ElectionHub } from './election.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { Keyspace } from './keyspace.js'
+import { type Lock, LockHub } from './lock.js'
 import { defaultLogger, type Logger } from './logger.js'
+import { QueueHub } from './queue.js'
 import { type RegisterOptions, type Registration, Registry } from './registry.js'
 import { ServiceClient, type ServiceClientOptions } from './service-client.js'
 import { Session, type SessionState } from './session.js'
@@ -91,6 +94,9 @@ export class EtcdKit implements AsyncDisposable {
   readonly #registry: Registry
   readonly #discovery: DiscoveryHub
   readonly #services = new Map<string, ServiceClient>()
+  readonly #queues: QueueHub
+  readonly #locks: LockHub
+  readonly #elections: ElectionHub
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
@@ -159,6 +165,16 @@ export class EtcdKit implements AsyncDisposable {
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
     this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.serviceName)
+    this.#queues = new QueueHub(this.keyspace, this.watchHub, this.logger)
+    this.#locks = new LockHub(
+      this.keyspace,
+      this.session,
+      this.#queues,
+      this.logger,
+      this.endpoints,
+      callTimeout,
+    )
+    this.#elections = new ElectionHub(this.keyspace, this.session, this.#queues, this.watchHub, this.logger)
   }
 
   /** Whether `close()` has been called. */
@@ -207,11 +223,35 @@ export class EtcdKit implements AsyncDisposable {
     return client
   }
 
+  /**
+   * A distributed lock on `name`, fair (first come, first served) across processes and compatible with
+   * `etcdctl lock {name}` and Go's `concurrency.Mutex`: keys `{name}/{lease hex}` under the kit namespace.
+   */
+  lock(name: string): Lock {
+    if (this.#closing) throw new ClosedError('the kit')
+    const lock = this.#locks.lock(name)
+    this.session.start()
+    return lock
+  }
+
+  /**
+   * The leader election `name`, compatible with `etcdctl elect {name}` and Go's `concurrency.Election`:
+   * keys `{name}/{lease hex}` holding each candidate's proposal. One object per name per kit.
+   */
+  election(name: string): Election {
+    if (this.#closing) throw new ClosedError('the kit')
+    const election = this.#elections.election(name)
+    this.session.start()
+    return election
+  }
+
   /** Deletes this kit's registrations, stops its watches, revokes its lease and closes the client. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#registry.close().catch(() => {})
       await Promise.all([...this.#services.values()].map((s) => s.close()))
+      await Promise.allSettled([this.#locks.close(), this.#elections.close()])
+      this.#queues.close()
       this.#discovery.close()
       this.config.close()
       await this.session.close()

@@ -100,3 +100,21 @@ export function checkConfigKey(key: unknown, what = 'config key', allowPrefix = 
   }
   return key
 }
+
+/**
+ * A lock or election name: a non-empty string of printable characters, at most 1024 bytes. It is used as
+ * the key prefix `{name}/` exactly as given (leading `/` or not), like `etcdctl lock {name}`.
+ */
+export function checkLockName(name: unknown, what = 'lock name'): string {
+  if (
+    typeof name !== 'string' ||
+    name.length === 0 ||
+    Buffer.byteLength(name) > 1024 ||
+    [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+  ) {
+    throw new InvalidArgumentError(
+      `invalid ${what} ${show(name)}: expected a non-empty string of printable characters (at most 1024 bytes)`,
+    )
+  }
+  return name
+}

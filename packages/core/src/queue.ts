@@ -1,0 +1,407 @@
+import { performance } from 'node:perf_hooks'
+import type { IEvent, IKeyValue, IRangeRequest } from 'etcd3'
+import { show } from './errors.js'
+import type { Keyspace } from './keyspace.js'
+import type { Logger } from './logger.js'
+import { Backoff, sleep } from './util.js'
+import type { WatchHandle, WatchHub } from './watch.js'
+
+/**
+ * How long a prefix's watch outlives its last user. Contenders re-acquire in a loop: cancelling the watch
+ * between two acquisitions would create a watch per acquisition, which is what makes Go's Mutex stall.
+ */
+const LINGER_MS = 30_000
+/** Deletions remembered per prefix, to close the race between a read and the watch (one per contender). */
+const RECORD_SIZE = 1_024
+
+/** What to do when a watched key is deleted, or when the watch cannot vouch for it any more. */
+export interface DeleteListener {
+  /** The key was deleted at `revision` (after the create revision it was registered with). */
+  deleted(revision: bigint): void
+  /** The watch was reset (compaction, cancelled by etcd, etcd wiped): deletions may have been missed. */
+  reset(): void
+}
+
+interface Registered {
+  after: bigint
+  listener: DeleteListener
+}
+
+/**
+ * The deletions under one lock or election prefix (`{name}/`), as one kit sees them: ONE long-lived
+ * deletes-only watch on the prefix (on the kit's watch stream), shared by every waiter and holder of that
+ * name in the kit, and a short record of recent deletions. A waiter reads its predecessor at revision R and
+ * then waits for that key's deletion; the deletion may reach us (on the watch stream) before the read's
+ * answer does (on another call), so a waiter first looks in the record.
+ */
+export class PrefixQueue {
+  readonly prefix: string
+  /** Reads made by waiters after being woken (the "one read per release"); for tests and benchmarks. */
+  wakeReads = 0
+  readonly #hub: WatchHub
+  readonly #log: Logger
+  readonly #onIdle: (q: PrefixQueue) => void
+  readonly #range: { key: Buffer; range_end: Buffer }
+  /** key (latin1 of the full key) -> revision of its latest deletion seen */
+  readonly #record = new Map<string, bigint>()
+  readonly #listeners = new Map<string, Set<Registered>>()
+  #handle: WatchHandle | undefined
+  /** The first revision the current watch delivers. */
+  #from = 0n
+  #users = 0
+  #linger: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(ks: Keyspace, hub: WatchHub, log: Logger, prefix: string, onIdle: (q: PrefixQueue) => void) {
+    this.#hub = hub
+    this.#log = log
+    this.prefix = prefix
+    this.#onIdle = onIdle
+    this.#range = ks.range(prefix)
+  }
+
+  get closed() {
+    return this.#closed
+  }
+
+  /** [key, range_end) of the prefix, for reads. */
+  get range(): { key: Buffer; range_end: Buffer } {
+    return this.#range
+  }
+
+  /** Marks the queue in use (its watch stays); call the returned function (idempotent) when done. */
+  use(): () => void {
+    this.#users++
+    clearTimeout(this.#linger)
+    this.#linger = undefined
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      if (--this.#users > 0 || this.#closed) return
+      this.#linger = setTimeout(() => this.close(), LINGER_MS)
+      this.#linger.unref()
+    }
+  }
+
+  /**
+   * Makes the watch deliver every deletion after `revision`, the revision of a read just made. False when
+   * the live watch started after it: the caller must read again (a new read is at least as recent as the
+   * revision the watch started from, so the second call is true).
+   */
+  cover(revision: bigint): boolean {
+    if (this.#closed) return false
+    if (this.#handle) return revision + 1n >= this.#from
+    this.#from = revision + 1n
+    this.#handle = this.#hub.watch(
+      { ...this.#rangeSpec(), startRevision: this.#from, deletesOnly: true },
+      { onEvents: (events) => this.#onEvents(events), onReset: (reason) => this.#onReset(reason) },
+    )
+    return true
+  }
+
+  /** The latest deletion of `key` recorded after `createRevision`, if any. */
+  deletedAfter(key: Buffer, createRevision: bigint): bigint | undefined {
+    const rev = this.#record.get(key.toString('latin1'))
+    return rev !== undefined && rev > createRevision ? rev : undefined
+  }
+
+  /**
+   * Calls `listener.deleted` once `key` (the incarnation created at `createRevision`) is deleted, at once
+   * if the record already has it. Returns the function that unregisters.
+   */
+  onDelete(key: Buffer, createRevision: bigint, listener: DeleteListener): () => void {
+    const name = key.toString('latin1')
+    const reg: Registered = { after: createRevision, listener }
+    const recorded = this.#record.get(name)
+    if (recorded !== undefined && recorded > createRevision) {
+      listener.deleted(recorded)
+      return () => {}
+    }
+    let set = this.#listeners.get(name)
+    if (!set) {
+      set = new Set()
+      this.#listeners.set(name, set)
+    }
+    set.add(reg)
+    return () => {
+      const s = this.#listeners.get(name)
+      if (s?.delete(reg) && s.size === 0) this.#listeners.delete(name)
+    }
+  }
+
+  /**
+   * Resolves once `key` (created at `createRevision`) is deleted — or with `false` when the watch was
+   * reset and the caller must read again. Rejects with the reason of the first of `signals` to abort.
+   */
+  waitDelete(key: Buffer, createRevision: bigint, signals: readonly AbortSignal[]): Promise<boolean> {
+    for (const s of signals) if (s.aborted) return Promise.reject(s.reason)
+    if (this.deletedAfter(key, createRevision) !== undefined) return Promise.resolve(true)
+    return new Promise<boolean>((resolve, reject) => {
+      // plain listeners, not AbortSignal.any(): this runs once per handoff
+      const cleanup = () => {
+        off()
+        for (const s of signals) s.removeEventListener('abort', onAbort)
+      }
+      const onAbort = (event: Event) => {
+        cleanup()
+        reject((event.target as AbortSignal).reason)
+      }
+      const off = this.onDelete(key, createRevision, {
+        deleted: () => {
+          cleanup()
+          resolve(true)
+        },
+        reset: () => {
+          cleanup()
+          resolve(false)
+        },
+      })
+      for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /** Cancels the watch and forgets everything. Idempotent. */
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#linger)
+    this.#handle?.cancel()
+    this.#handle = undefined
+    const all = [...this.#listeners.values()].flatMap((s) => [...s])
+    this.#listeners.clear()
+    for (const r of all) r.listener.reset()
+    this.#onIdle(this)
+  }
+
+  #rangeSpec() {
+    return { key: this.#range.key, rangeEnd: this.#range.range_end }
+  }
+
+  #onEvents(events: IEvent[]) {
+    for (const ev of events) {
+      if (ev.type !== 'Delete') continue
+      const name = ev.kv.key.toString('latin1')
+      const rev = BigInt(ev.kv.mod_revision)
+      this.#record.delete(name)
+      this.#record.set(name, rev)
+      if (this.#record.size > RECORD_SIZE) this.#record.delete(this.#record.keys().next().value!)
+      const set = this.#listeners.get(name)
+      if (!set) continue
+      for (const r of [...set]) {
+        if (rev <= r.after) continue
+        set.delete(r)
+        r.listener.deleted(rev)
+      }
+      if (set.size === 0) this.#listeners.delete(name)
+    }
+  }
+
+  #onReset(reason: string) {
+    this.#handle = undefined
+    // Deletions in the gap are not replayed: everyone waiting reads again (and watches again from there).
+    const all = [...this.#listeners.values()].flatMap((s) => [...s])
+    this.#listeners.clear()
+    this.#log.debug(
+      { prefix: this.prefix, reason, waiting: all.length },
+      'lock queue watch reset; reading again',
+    )
+    for (const r of all) r.listener.reset()
+  }
+}
+
+/** The kit's prefix queues, one per lock or election name in use. */
+export class QueueHub {
+  readonly #queues = new Map<string, PrefixQueue>()
+  #closed = false
+
+  constructor(
+    readonly ks: Keyspace,
+    readonly hub: WatchHub,
+    readonly log: Logger,
+  ) {}
+
+  /** The queue of `prefix` (`{name}/`), created on first use. */
+  get(prefix: string): PrefixQueue {
+    let q = this.#queues.get(prefix)
+    if (!q || q.closed) {
+      q = new PrefixQueue(this.ks, this.hub, this.log, prefix, (closed) => {
+        if (this.#queues.get(prefix) === closed) this.#queues.delete(prefix)
+      })
+      if (!this.#closed) this.#queues.set(prefix, q)
+    }
+    return q
+  }
+
+  /** Waiters' reads after a wake, summed over the kit's queues that are alive; for tests and benchmarks. */
+  get wakeReads(): number {
+    let n = 0
+    for (const q of this.#queues.values()) n += q.wakeReads
+    return n
+  }
+
+  close() {
+    this.#closed = true
+    for (const q of [...this.#queues.values()]) q.close()
+    this.#queues.clear()
+  }
+}
+
+/** Where a contender stands after writing its key. */
+export interface Position {
+  /** The contender's own key (full, with the namespace). */
+  key: Buffer
+  /** Its create revision: the fencing token. */
+  revision: bigint
+  /** The revision of the read that found `predecessor`. */
+  readRevision: bigint
+  /** The key created just before ours, as read then; undefined when ours is first. */
+  predecessor: IKeyValue | undefined
+  /** The predecessor is not known yet: read it before waiting. */
+  unknown?: boolean
+}
+
+/** The own key is gone while waiting (its lease expired or somebody deleted it). */
+export class OwnKeyGone extends Error {}
+
+/** Range of the key created just before `revision` under the queue's prefix (Go's `WithLastCreate` + max). */
+function predecessorRange(q: PrefixQueue, revision: bigint): IRangeRequest {
+  return {
+    ...q.range,
+    max_create_revision: (revision - 1n).toString(),
+    sort_order: 'Descend',
+    sort_target: 'Create',
+    limit: 1,
+  }
+}
+
+/**
+ * Waits until no key under the queue's prefix was created before ours: waits for the deletion of the
+ * predecessor, then reads again (one read per deletion of our predecessor, none for anyone else's), in
+ * the same txn confirming our own key still exists. Resolves with the revision of the read that proved
+ * it. Rejects with `OwnKeyGone`, or with the reason of the first of `signals` to abort.
+ */
+export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, signals: readonly AbortSignal[]) {
+  let { predecessor, readRevision } = pos
+  let read = pos.unknown === true
+  for (;;) {
+    if (read) {
+      const res = await ks.kv.txn({
+        compare: [
+          { key: pos.key, target: 'Create', result: 'Equal', create_revision: pos.revision.toString() },
+        ],
+        success: [{ request_range: predecessorRange(q, pos.revision) }],
+        failure: [],
+      })
+      if (!res.succeeded) throw new OwnKeyGone()
+      readRevision = BigInt(res.header.revision)
+      predecessor = res.responses[0]?.response_range.kvs[0]
+      read = false
+    }
+    if (!predecessor) return readRevision
+    for (const s of signals) s.throwIfAborted()
+    read = true
+    if (!q.cover(readRevision)) continue
+    if (await q.waitDelete(predecessor.key, BigInt(predecessor.create_revision), signals)) q.wakeReads++
+  }
+}
+
+/**
+ * Watches a key this kit holds (a lock key, a leader key) for as long as it is held: calls `lost` once if
+ * the key's lease is lost (on the local clock too) or somebody deletes the key. Deletions come from the
+ * prefix's shared watch; when that watch is reset, one read checks the key.
+ */
+export class OwnKeyMonitor {
+  readonly #ks: Keyspace
+  readonly #q: PrefixQueue
+  readonly #key: Buffer
+  readonly #revision: bigint
+  readonly #lease: { hex: string; signal: AbortSignal; deadline: number }
+  readonly #lost: (message: string, cause?: unknown) => void
+  readonly #onLeaseAbort: () => void
+  #offDelete: () => void = () => {}
+  #stopped = false
+
+  constructor(
+    ks: Keyspace,
+    q: PrefixQueue,
+    key: Buffer,
+    revision: bigint,
+    readRevision: bigint,
+    lease: { hex: string; signal: AbortSignal; readonly deadline: number },
+    lost: (message: string, cause?: unknown) => void,
+  ) {
+    this.#ks = ks
+    this.#q = q
+    this.#key = key
+    this.#revision = revision
+    this.#lease = lease
+    this.#lost = lost
+    this.#onLeaseAbort = () => {
+      const reason: unknown = lease.signal.reason
+      const why = reason instanceof Error ? reason.message : String(reason)
+      this.#fire(`its session lease ${lease.hex} is gone (${why})`, reason)
+    }
+    if (lease.signal.aborted) {
+      this.#onLeaseAbort()
+      return
+    }
+    lease.signal.addEventListener('abort', this.#onLeaseAbort, { once: true })
+    this.#watch(readRevision)
+  }
+
+  /**
+   * Checks the lease deadline on the local monotonic clock now, so that code reading the state right after
+   * a pause (before the session's periodic check had a turn) already sees the loss.
+   */
+  check() {
+    if (!this.#stopped && performance.now() >= this.#lease.deadline)
+      this.#fire(
+        `its session lease ${this.#lease.hex} ran out on the local clock (no keepalive answer within its TTL)`,
+      )
+  }
+
+  /** Stops watching (the key is being given up). Idempotent. */
+  stop() {
+    if (this.#stopped) return
+    this.#stopped = true
+    this.#offDelete()
+    this.#offDelete = () => {}
+    this.#lease.signal.removeEventListener('abort', this.#onLeaseAbort)
+  }
+
+  #fire(message: string, cause?: unknown) {
+    if (this.#stopped) return
+    this.stop()
+    this.#lost(message, cause)
+  }
+
+  #watch(revision: bigint) {
+    if (this.#stopped) return
+    if (!this.#q.cover(revision)) {
+      void this.#recheck()
+      return
+    }
+    this.#offDelete = this.#q.onDelete(this.#key, this.#revision, {
+      deleted: (rev) =>
+        this.#fire(`its key ${show(this.#ks.name(this.#key))} was deleted at revision ${rev}`),
+      reset: () => void this.#recheck(),
+    })
+  }
+
+  async #recheck() {
+    const backoff = new Backoff(50, 1_000)
+    while (!this.#stopped) {
+      try {
+        const res = await this.#ks.kv.range({ key: this.#key })
+        const kv = res.kvs[0]
+        if (!kv || BigInt(kv.create_revision) !== this.#revision)
+          return this.#fire(`its key ${show(this.#ks.name(this.#key))} is gone`)
+        return this.#watch(BigInt(res.header.revision))
+      } catch {
+        // etcd unreachable: meanwhile the lease deadline on the local clock decides
+        await sleep(backoff.next(), this.#lease.signal).catch(() => {})
+      }
+    }
+  }
+}
