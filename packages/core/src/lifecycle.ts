@@ -220,8 +220,10 @@ export class ServerRegistration implements AsyncDisposable {
     } else {
       if (etcd !== undefined && !isPlainObject(etcd as unknown))
         throw new InvalidArgumentError(`${name}: invalid etcd ${show(etcd)}: expected EtcdKit options`)
+      // the service is the kit's own too: its config/{service}/ keys override the shared ones
       this.kit = new EtcdKit({
         ...(context.logger ? { logger: context.logger } : {}),
+        service: this.service,
         ...etcd,
       })
     }

@@ -226,3 +226,17 @@ async function closedPort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve))
   return port
 }
+
+test('the kit the plugin creates knows its service: config/orders/ keys override shared ones', async (t) => {
+  const { fastify, namespace } = await app()
+  await fastify.ready()
+  t.is(fastify.etcd.serviceName, 'orders')
+  const limit = fastify.etcd.config.value('limit', { parse: Number, default: 1 })
+  await limit.ready
+  const { etcdctl } = await etcd()
+  await etcdctl(['put', `${namespace}config/limit`, '10'])
+  await etcdctl(['put', `${namespace}config/orders/limit`, '20'])
+  for (let i = 0; i < 200 && limit.current !== 20; i++) await new Promise((r) => setTimeout(r, 10))
+  t.is(limit.current, 20)
+  await fastify.close()
+})
