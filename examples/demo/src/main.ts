@@ -1,56 +1,109 @@
-// The demo: a real etcd, two instances of `orders` registering and leaving, and a consumer watching.
-// Run with `npm run demo` (or `pnpm demo`); set ETCD_ENDPOINTS to use an etcd of your own.
+// The demo: a real etcd, and on it the whole toolkit at work. Two `orders` instances (one on Fastify, one
+// on Express) register themselves; a consumer balances requests over them; their greeting follows live
+// configuration written with etcdctl; two workers take turns under one cluster-wide lock; an instance
+// leaves during traffic without one failed request. Run with `npm run demo` (or `pnpm demo`); set
+// ETCD_ENDPOINTS to use an etcd of your own.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { EtcdKit, type Instance } from '@etcdkit/core'
-import { type EtcdCluster, etcdctl, startEtcd } from '@etcdkit/testing'
+import { EtcdKit, type Instance, silentLogger } from '@etcdkit/core'
+import { etcdDiscovery as expressDiscovery } from '@etcdkit/express'
+import { etcdDiscovery as fastifyDiscovery } from '@etcdkit/fastify'
+import { runLoad, sharedEtcd } from '@etcdkit/testing'
+import express from 'express'
+import Fastify from 'fastify'
 
-const log = (msg: string) => console.log(`${new Date().toISOString().slice(11, 23)}  ${msg}`)
+const started = performance.now()
+const log = (msg: string) => console.log(`${(performance.now() - started).toFixed(0).padStart(6)} ms  ${msg}`)
 const show = (list: readonly Instance[]) =>
   list.length === 0 ? '(none)' : list.map((i) => `${i.address} v${i.metadata.version ?? '?'}`).join(', ')
 
-let etcd: EtcdCluster | undefined
-let endpoints = process.env.ETCD_ENDPOINTS?.split(',')
-if (!endpoints) {
-  etcd = await startEtcd()
-  endpoints = etcd.endpoints
-  log(`started a throwaway etcd at ${endpoints.join(', ')}`)
-}
+const etcd = await sharedEtcd()
+const { endpoints } = etcd
 const namespace = `demo-${process.pid}/`
+const kitOptions = { endpoints, namespace, logger: silentLogger, ttl: 5 }
+log(process.env.ETCD_ENDPOINTS ? `using etcd at ${endpoints}` : `started a throwaway etcd at ${endpoints}`)
 
-// the consumer: a live view of `orders`
-const consumer = new EtcdKit({ endpoints, namespace })
-const orders = consumer.discover('orders')
+// 1. A consumer watching the `orders` service.
+const consumer = new EtcdKit(kitOptions)
+const orders = consumer.service('orders')
 orders.on('change', (list) => log(`consumer sees orders: ${show(list)}`))
 await orders.ready
 
-// two providers, each its own kit (its own process, in real life) with its own lease
-const a = new EtcdKit({ endpoints, namespace, ttl: 5 })
-const b = new EtcdKit({ endpoints, namespace, ttl: 5 })
-log('instance A registers 127.0.0.1:3001')
-await a.register({ service: 'orders', address: '127.0.0.1:3001', metadata: { version: '1.4.0', weight: 2 } })
-log('instance B registers 127.0.0.1:3002')
-const regB = await b.register({
+// 2. Two instances: one Fastify app, one Express app. Each has its own kit (in real life, its own
+//    process), registers when it listens, and reads its greeting from live configuration.
+const fastify = Fastify()
+await fastify.register(fastifyDiscovery, {
   service: 'orders',
-  address: '127.0.0.1:3002',
-  metadata: { version: '1.4.1' },
+  etcd: kitOptions,
+  metadata: { version: '1.4.0', weight: 2 },
+  drainDelay: 200,
 })
+const fastifyGreeting = fastify.etcd.config.value('greeting', { default: 'hello' })
+fastify.get('/hi', async () => ({ from: 'fastify', greeting: fastifyGreeting.current }))
+await fastify.listen({ port: 0, host: '127.0.0.1' })
+log('fastify instance listening and registered (weight 2)')
+
+const users = expressDiscovery({
+  service: 'orders',
+  etcd: kitOptions,
+  metadata: { version: '1.4.1' },
+  drainDelay: 200,
+})
+const app = express()
+app.use(users.middleware)
+app.get('/hi', (req, res) => {
+  res.json({ from: 'express', greeting: expressGreeting.current })
+})
+await users.listen(app, 0, '127.0.0.1')
+const expressGreeting = users.kit.config.value('greeting', { default: 'hello' })
+log('express instance listening and registered (weight 1)')
+await sleep(100)
+
+log('etcdctl sees the registrations (Go naming/endpoints format, each on its instance lease):')
+for (const line of (await etcd.etcdctl(['get', '--prefix', `${namespace}services/`])).trim().split('\n'))
+  console.log(`            ${line}`)
+
+// 3. Balanced requests: smooth weighted round robin, 2:1.
+const call = async () => {
+  const res = await orders.request('/hi')
+  const body = (await res.body.json()) as { from: string; greeting: string }
+  return `${body.from}: ${body.greeting}`
+}
+const answers: string[] = []
+for (let i = 0; i < 6; i++) answers.push(await call())
+log(`6 requests through kit.service('orders'): ${answers.join(' | ')}`)
+
+// 4. Live configuration: etcdctl writes, the running instances answer differently at once.
+await etcd.etcdctl(['put', `${namespace}config/greeting`, 'bonjour'])
+await etcd.etcdctl(['put', `${namespace}config/orders/greeting`, 'hola, orders'])
+await sleep(50)
+log(`after etcdctl put config/greeting and config/orders/greeting: ${await call()} | ${await call()}`)
+
+// 5. A cluster-wide lock: two workers (two kits, two leases) run a job, never at the same time, in turn.
+const workers = [new EtcdKit(kitOptions), new EtcdKit(kitOptions)]
+let running = 0
+await Promise.all(
+  workers.flatMap((kit, w) =>
+    [1, 2].map(() =>
+      kit.lock('/jobs/report').run(async ({ fencingToken }) => {
+        running++
+        log(`worker ${w + 1} runs the report job (fencing token ${fencingToken}, ${running} running)`)
+        await sleep(30)
+        running--
+      }),
+    ),
+  ),
+)
+
+// 6. An instance leaves under traffic: it deregisters first, then drains. No request fails.
+const load = runLoad(call, 4)
 await sleep(200)
-
-log('what etcdctl sees (Go naming/endpoints format, on each instance lease):')
-for (const line of (await etcdctl(endpoints, ['get', '--prefix', `${namespace}services/`]))
-  .trim()
-  .split('\n'))
-  console.log(`      ${line}`)
-
-log('instance B deregisters (graceful shutdown)')
-await regB.deregister()
-await b.close()
+log('closing the express instance while 4 workers send requests')
+await users.close()
 await sleep(200)
+const stats = await load.stop()
+log(`${stats.ok} requests during the departure, ${stats.failed} failed`)
 
-log('instance A closes: its key goes, its lease is revoked')
-await a.close()
-await sleep(200)
-
-await consumer.close()
-await etcd?.close()
-log('done')
+await fastify.close()
+await Promise.all([...workers.map((k) => k.close()), consumer.close()])
+await etcd.close()
+log('done: every key is gone, every lease revoked')
