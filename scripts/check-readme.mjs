@@ -13,7 +13,8 @@ const blocks = [...readFileSync(join(root, 'README.md'), 'utf8').matchAll(/^```t
 )
 rmSync(dir, { recursive: true, force: true })
 mkdirSync(dir, { recursive: true })
-blocks.forEach((code, i) => writeFileSync(join(dir, `block-${i + 1}.ts`), `${code}\nexport {}\n`))
+for (const [i, code] of blocks.entries())
+  writeFileSync(join(dir, `block-${i + 1}.ts`), `${code}\nexport {}\n`)
 try {
   execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'examples', 'readme')], {
     stdio: 'inherit',

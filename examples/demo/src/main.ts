@@ -48,13 +48,12 @@ const users = expressDiscovery({
   metadata: { version: '1.4.1' },
   drainDelay: 200,
 })
+const expressGreeting = users.kit.config.value('greeting', { default: 'hello' })
 const app = express()
-app.use(users.middleware)
-app.get('/hi', (req, res) => {
+app.get('/hi', (_req, res) => {
   res.json({ from: 'express', greeting: expressGreeting.current })
 })
 await users.listen(app, 0, '127.0.0.1')
-const expressGreeting = users.kit.config.value('greeting', { default: 'hello' })
 log('express instance listening and registered (weight 1)')
 await sleep(100)
 
