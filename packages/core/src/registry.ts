@@ -48,8 +48,12 @@ interface Entry {
  */
 export class Registry {
   readonly #entries = new Map<string, Entry>()
-  /** One deletes-only watch per registered service prefix, shared by its registrations. */
-  readonly #guards = new Map<string, { handle: WatchHandle; count: number }>()
+  /**
+   * One deletes-only watch per service this kit has registered, shared by its registrations and kept until
+   * the kit closes: a service that deregisters and registers again (restarts, tests) would otherwise create
+   * and cancel a watch each time, which costs more on the shared stream than an idle watch.
+   */
+  readonly #guards = new Map<string, WatchHandle>()
   #closed = false
 
   constructor(
@@ -125,6 +129,8 @@ export class Registry {
     if (this.#closed) return
     this.#closed = true
     const entries = [...this.#entries.values()]
+    for (const guard of this.#guards.values()) guard.cancel()
+    this.#guards.clear()
     await Promise.allSettled(entries.map((e) => this.#deregister(e)))
   }
 
@@ -144,11 +150,6 @@ export class Registry {
   #remove(entry: Entry) {
     entry.removed = true
     if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key)
-    const guard = this.#guards.get(entry.service)
-    if (guard && --guard.count === 0) {
-      guard.handle.cancel()
-      this.#guards.delete(entry.service)
-    }
   }
 
   /** Writes the entry on the current lease, waiting for one and retrying until `signal` aborts. */
@@ -199,11 +200,7 @@ export class Registry {
   }
 
   #guard(service: string) {
-    const existing = this.#guards.get(service)
-    if (existing) {
-      existing.count++
-      return
-    }
+    if (this.#guards.has(service)) return
     const { key, range_end } = this.ks.range(`${this.prefix}${service}/`)
     const start = () =>
       this.hub.watch(
@@ -219,15 +216,14 @@ export class Registry {
             }
           },
           onReset: () => {
-            const guard = this.#guards.get(service)
-            if (!guard) return
-            guard.handle = start()
+            if (this.#closed) return
+            this.#guards.set(service, start())
             // deletions during the gap are not replayed: check every key of this service
             for (const e of this.#entries.values()) if (e.service === service) void this.#ensure(e)
           },
         },
       )
-    this.#guards.set(service, { handle: start(), count: 1 })
+    this.#guards.set(service, start())
   }
 
   async #ensure(entry: Entry) {
