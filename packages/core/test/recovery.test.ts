@@ -174,3 +174,33 @@ test('50 watched services share one watch stream', async (t) => {
   t.is(gauge('etcd_debugging_mvcc_watcher_total'), 51)
   t.is(k.watchHub.streamsOpened, 1)
 })
+
+test('3-member cluster: the leader killed, registrations stay, watches and the session fail over to other members', async (t) => {
+  await using etcd = await startEtcd({ members: 3 })
+  const namespace = uniquePrefix('failover')
+  await using provider = new EtcdKit({ endpoints: etcd.endpoints, namespace, ttl: 5, logger: silentLogger })
+  await using consumer = new EtcdKit({ endpoints: etcd.endpoints, namespace, logger: silentLogger })
+  await provider.register({ service: 'orders', address: '10.0.0.1:80' })
+  const view = consumer.discover('orders')
+  await eventually(() => view.instances.length === 1, 'first instance')
+  const lease = provider.session.lease!.id
+
+  const leader = await etcd.leader()
+  await leader.kill()
+  const killed = Date.now()
+  // the cluster elects a new leader; the kits' streams on the dead member move to the others
+  const extra = await provider.register({ service: 'orders', address: '10.0.0.2:80', timeout: 15_000 })
+  const registered = Date.now() - killed
+  await eventually(() => view.instances.length === 2, 'the consumer sees a change after the failover', 15_000)
+  t.log(`after the leader was killed: registered in ${registered} ms, seen in ${Date.now() - killed} ms`)
+  await extra.deregister()
+  await eventually(() => view.instances.length === 1, 'and a removal')
+  // the lease lived through it (the keepalive moved to another member in time)
+  t.is(provider.session.lease?.id, lease)
+  t.false(provider.session.lease!.signal.aborted)
+  await leader.restart()
+  t.deepEqual(
+    view.instances.map((i) => i.address),
+    ['10.0.0.1:80'],
+  )
+})
