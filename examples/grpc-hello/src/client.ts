@@ -1,14 +1,15 @@
 // Calls the Hello service through etcd: npx tsx src/client.ts [calls]
 // With ETCD_ENDPOINTS it reaches the servers registered there (start some with src/server.ts); without,
 // it starts an etcd and two servers of its own, so it runs alone.
+
 import { EtcdKit } from '@etcdkit/core'
 import { registerEtcdResolver } from '@etcdkit/grpc'
+import { sharedEtcd } from '@etcdkit/testing'
 import * as grpc from '@grpc/grpc-js'
-import { etcdEndpoints } from './etcd.js'
 import { echo, Hello, startHelloServer } from './hello.js'
 
 const calls = Number(process.argv[2] ?? 10)
-const etcd = await etcdEndpoints()
+const etcd = await sharedEtcd()
 const kit = new EtcdKit({ endpoints: etcd.endpoints })
 const servers = etcd.started
   ? await Promise.all(['alpha', 'beta'].map((name) => startHelloServer(kit, { name, host: '127.0.0.1' })))

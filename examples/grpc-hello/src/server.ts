@@ -1,12 +1,13 @@
 // A Hello server registered in etcd as `hello`: npx tsx src/server.ts [name] [port]
 // Ctrl-C deregisters it first, then lets calls in flight finish, then closes the kit.
+
 import { EtcdKit } from '@etcdkit/core'
-import { etcdEndpoints } from './etcd.js'
+import { sharedEtcd } from '@etcdkit/testing'
 import { startHelloServer } from './hello.js'
 
 const name = process.argv[2] ?? `server-${process.pid}`
 const port = Number(process.argv[3] ?? 0)
-const etcd = await etcdEndpoints()
+const etcd = await sharedEtcd()
 const kit = new EtcdKit({ endpoints: etcd.endpoints })
 // ADVERTISE (host:port) overrides the address other hosts reach this server at
 const { registration } = await startHelloServer(kit, {

@@ -2,16 +2,13 @@
 // Run: `pnpm --filter @etcdkit/example-orders start` (PORT, HOST, ETCD_ENDPOINTS are read from the
 // environment; without ETCD_ENDPOINTS a throwaway etcd is started). Stop it with Ctrl-C.
 import { etcdDiscovery } from '@etcdkit/fastify'
-import { type EtcdCluster, startEtcd } from '@etcdkit/testing'
+import { sharedEtcd } from '@etcdkit/testing'
 import Fastify from 'fastify'
 
-let etcd: EtcdCluster | undefined
-let endpoints = process.env.ETCD_ENDPOINTS?.split(',')
-if (!endpoints) {
-  etcd = await startEtcd()
-  endpoints = etcd.endpoints
-  console.log(`started a throwaway etcd at ${endpoints.join(', ')}`)
-}
+// ETCD_ENDPOINTS, or a throwaway etcd started here (and stopped on exit)
+const etcd = await sharedEtcd()
+const { endpoints } = etcd
+if (etcd.started) console.log(`started a throwaway etcd at ${endpoints.join(', ')}`)
 
 const app = Fastify({ logger: true })
 
@@ -37,7 +34,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return
     stopping = true
     await app.close() // deregister, wait drainDelay, drain, close the kit
-    await etcd?.close()
+    await etcd.close()
   })
 }
 
@@ -48,6 +45,6 @@ try {
   app.log.info({ instances: peers.instances.map((i) => i.address) }, 'orders instances registered in etcd')
 } catch (err) {
   app.log.error(err)
-  await etcd?.close()
+  await etcd.close()
   process.exitCode = 1
 }

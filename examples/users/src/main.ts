@@ -2,16 +2,13 @@
 // Run: `pnpm --filter @etcdkit/example-users start` (PORT, HOST, ETCD_ENDPOINTS are read from the
 // environment; without ETCD_ENDPOINTS a throwaway etcd is started). Stop it with Ctrl-C.
 import { etcdDiscovery } from '@etcdkit/express'
-import { type EtcdCluster, startEtcd } from '@etcdkit/testing'
+import { sharedEtcd } from '@etcdkit/testing'
 import express from 'express'
 
-let etcd: EtcdCluster | undefined
-let endpoints = process.env.ETCD_ENDPOINTS?.split(',')
-if (!endpoints) {
-  etcd = await startEtcd()
-  endpoints = etcd.endpoints
-  console.log(`started a throwaway etcd at ${endpoints.join(', ')}`)
-}
+// ETCD_ENDPOINTS, or a throwaway etcd started here (and stopped on exit)
+const etcd = await sharedEtcd()
+const { endpoints } = etcd
+if (etcd.started) console.log(`started a throwaway etcd at ${endpoints.join(', ')}`)
 
 const discovery = etcdDiscovery({
   service: 'users',
@@ -43,10 +40,10 @@ app.get('/services/:name', (req, res) => {
   )
 })
 
-if (etcd) {
+if (etcd.started) {
   // our own etcd outlives the service's graceful close, then goes too
   for (const signal of ['SIGINT', 'SIGTERM'] as const)
-    process.once(signal, () => void discovery.close().finally(() => etcd?.close()))
+    process.once(signal, () => void discovery.close().finally(() => etcd.close()))
 }
 
 try {
@@ -55,6 +52,6 @@ try {
   console.log(`users listening at ${discovery.address}, registered in etcd as users/${discovery.address}`)
 } catch (err) {
   console.error(err)
-  await etcd?.close()
+  await etcd.close()
   process.exitCode = 1
 }

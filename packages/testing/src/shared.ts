@@ -5,6 +5,8 @@ import { etcdctl } from './etcdctl.js'
 /** An etcd for tests that only read and write keys: the one the test runner started, or a new one. */
 export interface SharedEtcd extends AsyncDisposable {
   readonly endpoints: string[]
+  /** Whether this call started the etcd (no `ETCD_ENDPOINTS`); `close()` stops only such an etcd. */
+  readonly started: boolean
   etcdctl(args: readonly string[], input?: string): Promise<string>
   /** Stops the etcd if this call started it; leaves a runner's etcd alone. */
   close(): Promise<void>
@@ -22,6 +24,7 @@ export async function sharedEtcd(): Promise<SharedEtcd> {
     const close = async () => {}
     return {
       endpoints: fromEnv,
+      started: false,
       etcdctl: (args, input) => etcdctl(fromEnv, args, input === undefined ? {} : { input }),
       close,
       [Symbol.asyncDispose]: close,
@@ -30,6 +33,7 @@ export async function sharedEtcd(): Promise<SharedEtcd> {
   const own: EtcdCluster = await startEtcd()
   return {
     endpoints: own.endpoints,
+    started: true,
     etcdctl: own.etcdctl,
     close: own.close,
     [Symbol.asyncDispose]: own.close,
