@@ -1,5 +1,5 @@
 // Lock benchmark: etcdkit's lock against etcd's own floors (put round trip, put-to-watch), all measured in
-// this run, on an etcd started here (or ETCD_ENDPOINTS). Run: pnpm bench:lock
+// this run, on an etcd started here (or ETCD_ENDPOINTS). Run: npm run bench -- lock
 import { performance } from 'node:perf_hooks'
 import { EtcdKit, type HeldLock, silentLogger } from '@etcdkit/core'
 import { type EtcdCluster, startEtcd } from '@etcdkit/testing'
