@@ -1,9 +1,10 @@
 import type { IEvent, IKeyValue } from 'etcd3'
 import { ClosedError } from './errors.js'
+import { PrefixFollower } from './follow.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
-import { Backoff, deferred } from './util.js'
-import type { WatchHandle, WatchHub } from './watch.js'
+import { deferred } from './util.js'
+import type { WatchHub } from './watch.js'
 
 /** One change under the config prefix, as a subtree watch sees it. */
 export interface ConfigEvent {
@@ -55,20 +56,22 @@ export class ConfigTree {
   readonly #keyed = new Map<string, Set<KeyListener>>()
   readonly #subtrees = new Map<EventListener, string>()
   readonly #onLoad = new Set<() => void>()
-  readonly #backoff = new Backoff(50, 2_000)
-  #watch: WatchHandle | undefined
-  #timer: NodeJS.Timeout | undefined
+  readonly #follower: PrefixFollower
   #closed = false
 
   constructor(
     readonly prefix: string,
     private readonly ks: Keyspace,
-    private readonly hub: WatchHub,
+    hub: WatchHub,
     private readonly log: Logger,
   ) {
     this.ready.promise.catch(() => {}) // a tree closed before its first read must not raise unhandled rejections
+    this.#follower = new PrefixFollower(ks, hub, log, prefix, 'config watch', {
+      onList: (kvs, revision, again) => (again ? this.#relist(kvs, revision.toString()) : this.#load(kvs)),
+      onEvents: (events) => this.#onEvents(events),
+    })
     // Start on the next microtask: handles opened in the same tick all wait for this one read.
-    queueMicrotask(() => this.#sync())
+    queueMicrotask(() => this.#follower.start())
   }
 
   /** Calls `listener` when any of `keys` (relative to the prefix) changes; returns the unsubscribe. */
@@ -102,40 +105,8 @@ export class ConfigTree {
   close() {
     if (this.#closed) return
     this.#closed = true
-    clearTimeout(this.#timer)
-    this.#watch?.cancel()
-    this.#watch = undefined
+    this.#follower.close()
     this.ready.reject(new ClosedError('the config watch'))
-  }
-
-  #sync() {
-    if (this.#closed) return
-    this.ks
-      .list(this.prefix)
-      .then(({ kvs, revision }) => {
-        if (this.#closed) return
-        this.#backoff.reset()
-        const { key, range_end } = this.ks.range(this.prefix)
-        this.#watch = this.hub.watch(
-          { key, rangeEnd: range_end, startRevision: revision + 1n },
-          {
-            onEvents: (events) => this.#onEvents(events),
-            onReset: (reason) => {
-              this.log.warn({ prefix: this.prefix, reason }, 'config watch reset; reading the config again')
-              this.#watch = undefined
-              this.#sync()
-            },
-          },
-        )
-        if (this.loaded) this.#relist(kvs, revision.toString())
-        else this.#load(kvs)
-      })
-      .catch((err: unknown) => {
-        if (this.#closed) return
-        const delay = this.#backoff.next()
-        this.log.debug({ err, prefix: this.prefix, delay }, 'could not read the config; retrying')
-        this.#timer = setTimeout(() => this.#sync(), delay)
-      })
   }
 
   #name(key: Buffer): string {

@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events'
 import type { IKeyValue } from 'etcd3'
 import { ClosedError } from './errors.js'
+import { PrefixFollower } from './follow.js'
 import { decodeEndpoint, type Instance, weightOf } from './instance.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
-import { Backoff, deferred, liveValues } from './util.js'
-import type { WatchHandle, WatchHub } from './watch.js'
+import { deferred, liveValues } from './util.js'
+import type { WatchHub } from './watch.js'
 
 /** A registry value that could not be read; it is skipped, and reported once per key and value. */
 export interface InvalidEntry {
@@ -32,65 +33,44 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
   handles = 0
   readonly #byKey = new Map<string, Instance>()
   readonly #reported = new Map<string, string>()
-  readonly #backoff = new Backoff(50, 2_000)
-  #watch: WatchHandle | undefined
-  #timer: NodeJS.Timeout | undefined
-  #closed = false
+  readonly #follower: PrefixFollower
 
   constructor(
     readonly service: string,
     readonly prefix: string,
     private readonly ks: Keyspace,
-    private readonly hub: WatchHub,
+    hub: WatchHub,
     private readonly log: Logger,
   ) {
     super()
     this.setMaxListeners(0)
     this.ready.promise.catch(() => {}) // a closed, never-loaded view must not raise unhandled rejections
-    this.#sync()
+    this.#follower = new PrefixFollower(
+      ks,
+      hub,
+      log,
+      prefix,
+      `discovery watch of ${JSON.stringify(service)}`,
+      {
+        onList: (kvs) => {
+          this.#byKey.clear()
+          for (const kv of kvs) this.#apply(kv, false)
+          this.#publish(true)
+        },
+        onEvents: (events) => {
+          let changed = false
+          for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
+          if (changed) this.#publish()
+        },
+      },
+    )
+    this.#follower.start()
   }
 
   close() {
-    this.#closed = true
-    clearTimeout(this.#timer)
-    this.#watch?.cancel()
+    this.#follower.close()
     this.ready.reject(new ClosedError(`discovery of ${JSON.stringify(this.service)}`))
     this.emit('close')
-  }
-
-  #sync() {
-    if (this.#closed) return
-    this.ks
-      .list(this.prefix)
-      .then(({ kvs, revision }) => {
-        if (this.#closed) return
-        this.#backoff.reset()
-        this.#byKey.clear()
-        for (const kv of kvs) this.#apply(kv, false)
-        const { key, range_end } = this.ks.range(this.prefix)
-        this.#watch = this.hub.watch(
-          { key, rangeEnd: range_end, startRevision: revision + 1n },
-          {
-            onEvents: (events) => {
-              let changed = false
-              for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
-              if (changed) this.#publish()
-            },
-            onReset: (reason) => {
-              this.log.warn({ service: this.service, reason }, 'discovery watch reset; listing again')
-              this.#watch = undefined
-              this.#sync()
-            },
-          },
-        )
-        this.#publish(true)
-      })
-      .catch((err: unknown) => {
-        if (this.#closed) return
-        const delay = this.#backoff.next()
-        this.log.debug({ err, service: this.service, delay }, 'could not list service instances; retrying')
-        this.#timer = setTimeout(() => this.#sync(), delay)
-      })
   }
 
   /** Applies one key-value (or its deletion); returns whether the instance set changed. */

@@ -9,6 +9,7 @@ import {
   NotLeaderError,
   show,
 } from './errors.js'
+import { PrefixFollower } from './follow.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import {
@@ -22,7 +23,7 @@ import {
 import type { Lease, Session } from './session.js'
 import { Backoff, deferred, liveValues, sleep } from './util.js'
 import { checkLockName, isPlainObject } from './validate.js'
-import type { WatchHandle, WatchHub } from './watch.js'
+import type { WatchHub } from './watch.js'
 
 /** The leader of an election: the candidate whose key was created first. */
 export interface Leader {
@@ -452,9 +453,8 @@ export class ElectionObserver extends EventEmitter<ElectionObserverEvents> imple
   readonly #onClose: () => void
   readonly #candidates = new Map<string, IKeyValue>()
   readonly #ready = deferred<void>()
-  readonly #backoff = new Backoff(50, 2_000)
+  readonly #follower: PrefixFollower
   #leader: Leader | undefined
-  #watch: WatchHandle | undefined
   #closed = false
 
   /** @internal use `election.observe()` */
@@ -465,7 +465,24 @@ export class ElectionObserver extends EventEmitter<ElectionObserverEvents> imple
     this.#onClose = onClose
     this.ready = this.#ready.promise
     this.ready.catch(() => {})
-    void this.#start()
+    const { ks, watchHub, log } = hub
+    this.#follower = new PrefixFollower(ks, watchHub, log, `${name}/`, `election watch of ${show(name)}`, {
+      onList: (kvs) => {
+        this.#candidates.clear()
+        for (const kv of kvs) this.#candidates.set(kv.key.toString('latin1'), kv)
+        this.#update()
+        this.#ready.resolve()
+      },
+      onEvents: (events) => {
+        for (const ev of events) {
+          const k = ev.kv.key.toString('latin1')
+          if (ev.type === 'Delete') this.#candidates.delete(k)
+          else this.#candidates.set(k, ev.kv)
+        }
+        this.#update()
+      },
+    })
+    this.#follower.start()
   }
 
   /** The current leader, `undefined` when nobody campaigns (or before `ready`). */
@@ -482,8 +499,7 @@ export class ElectionObserver extends EventEmitter<ElectionObserverEvents> imple
   close() {
     if (this.#closed) return
     this.#closed = true
-    this.#watch?.cancel()
-    this.#watch = undefined
+    this.#follower.close()
     this.#ready.reject(new ClosedError('the election observer'))
     this.#onClose()
     this.emit('close')
@@ -492,43 +508,6 @@ export class ElectionObserver extends EventEmitter<ElectionObserverEvents> imple
   [Symbol.asyncDispose](): Promise<void> {
     this.close()
     return Promise.resolve()
-  }
-
-  async #start() {
-    const { ks, watchHub } = this.#hub
-    const range = ks.range(`${this.name}/`)
-    while (!this.#closed) {
-      try {
-        const res = await ks.kv.range(range)
-        if (this.#closed) return
-        this.#candidates.clear()
-        for (const kv of res.kvs) this.#candidates.set(kv.key.toString('latin1'), kv)
-        this.#update()
-        this.#ready.resolve()
-        this.#backoff.reset()
-        this.#watch = watchHub.watch(
-          { key: range.key, rangeEnd: range.range_end, startRevision: BigInt(res.header.revision) + 1n },
-          {
-            onEvents: (events) => {
-              for (const ev of events) {
-                const k = ev.kv.key.toString('latin1')
-                if (ev.type === 'Delete') this.#candidates.delete(k)
-                else this.#candidates.set(k, ev.kv)
-              }
-              this.#update()
-            },
-            onReset: () => {
-              this.#watch = undefined
-              if (!this.#closed) void this.#start()
-            },
-          },
-        )
-        return
-      } catch (err) {
-        this.#hub.log.debug({ err, election: this.name }, 'could not read the election candidates; retrying')
-        await sleep(this.#backoff.next())
-      }
-    }
   }
 
   #update() {
