@@ -56,7 +56,9 @@ function membersOf(instance: object, binding: Binding): Member[] {
 
 function checkInstance(instance: unknown, what: string): object {
   if ((typeof instance !== 'object' && typeof instance !== 'function') || instance === null)
-    throw new InvalidArgumentError(`${what}: expected an object with decorated members, got ${String(instance)}`)
+    throw new InvalidArgumentError(
+      `${what}: expected an object with decorated members, got ${String(instance)}`,
+    )
   return instance
 }
 
@@ -228,7 +230,9 @@ function activate(instance: object, binding: Binding, kit: EtcdKit) {
     if (member.kind !== 'change') continue
     // a handler with no options of its own gets the value as the instance's @Config of that key parses it
     const handle =
-      member.options === undefined ? (byKey.get(member.key) ?? open(member.key, {})) : open(member.key, member.options)
+      member.options === undefined
+        ? (byKey.get(member.key) ?? open(member.key, {}))
+        : open(member.key, member.options)
     const where = label(instance, member.member)
     handle.on('change', (value: unknown, change: ConfigChange) => {
       const fail = (err: unknown) =>

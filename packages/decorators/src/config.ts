@@ -1,4 +1,4 @@
-import { checkConfigKey, type ConfigValueOptions, InvalidArgumentError } from '@etcdkit/core'
+import { type ConfigValueOptions, checkConfigKey, InvalidArgumentError } from '@etcdkit/core'
 import { readConfig, readOnly, registerMember } from './binding.js'
 import { isStandardContext, type Member, recordLegacy, recordStandard } from './metadata.js'
 
@@ -63,8 +63,11 @@ export function Config<T = string>(key: string, options?: ConfigValueOptions<T>)
   const apply = (target: unknown, context: unknown): unknown => {
     if (isStandardContext(context)) {
       if (context.kind !== 'field' && context.kind !== 'accessor')
-        throw new InvalidArgumentError(`${decorator} applies to fields and accessors, not to a ${context.kind}`)
-      if (context.static) throw new InvalidArgumentError(`${decorator} applies to instance fields, not static ones`)
+        throw new InvalidArgumentError(
+          `${decorator} applies to fields and accessors, not to a ${context.kind}`,
+        )
+      if (context.static)
+        throw new InvalidArgumentError(`${decorator} applies to instance fields, not static ones`)
       const record: Member = { kind: 'config', member: context.name, key, options: valueOptions }
       recordStandard(context.metadata, record)
       // runs once the field is defined on the new instance: it becomes the live getter there
@@ -116,7 +119,10 @@ export function Config<T = string>(key: string, options?: ConfigValueOptions<T>)
  * `bindEtcdKit(instance[, kit])`, or the first use of one of its decorated members. A handler that throws
  * or rejects is logged through the kit's logger.
  */
-export function OnConfigChange<T = string>(key: string, options?: ConfigValueOptions<T>): OnConfigChangeDecorator {
+export function OnConfigChange<T = string>(
+  key: string,
+  options?: ConfigValueOptions<T>,
+): OnConfigChangeDecorator {
   const decorator = `@OnConfigChange(${JSON.stringify(key)})`
   checkConfigKey(key, `${decorator} key`)
   const valueOptions = options === undefined ? undefined : checkValueOptions(decorator, options)
@@ -124,7 +130,8 @@ export function OnConfigChange<T = string>(key: string, options?: ConfigValueOpt
     if (isStandardContext(context)) {
       if (context.kind !== 'method')
         throw new InvalidArgumentError(`${decorator} applies to methods, not to a ${context.kind}`)
-      if (context.static) throw new InvalidArgumentError(`${decorator} applies to instance methods, not static ones`)
+      if (context.static)
+        throw new InvalidArgumentError(`${decorator} applies to instance methods, not static ones`)
       const record: Member = { kind: 'change', member: context.name, key, options: valueOptions }
       recordStandard(context.metadata, record)
       context.addInitializer(function (this: unknown) {

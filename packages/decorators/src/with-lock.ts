@@ -1,7 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { checkLockName, type EtcdKit, type HeldLock, InvalidArgumentError } from '@etcdkit/core'
 import { kitFor, registerMember } from './binding.js'
-import { copyFunctionMetadata, isStandardContext, type Member, recordLegacy, recordStandard } from './metadata.js'
+import {
+  copyFunctionMetadata,
+  isStandardContext,
+  type Member,
+  recordLegacy,
+  recordStandard,
+} from './metadata.js'
 
 /** A method `@WithLock` can decorate: it returns a promise (the lock is held until it settles). */
 export type LockedMethod = (...args: never[]) => Promise<unknown>
@@ -56,7 +62,10 @@ export function currentLock(name?: string): HeldLock | undefined {
   return undefined
 }
 
-function checkOptions(name: string, options: unknown): Required<Pick<WithLockOptions, 'wait'>> & WithLockOptions {
+function checkOptions(
+  name: string,
+  options: unknown,
+): Required<Pick<WithLockOptions, 'wait'>> & WithLockOptions {
   const bad = (why: string) => new InvalidArgumentError(`@WithLock(${JSON.stringify(name)}): ${why}`)
   if (options === undefined) return { wait: true }
   if (typeof options !== 'object' || options === null) throw bad(`invalid options ${String(options)}`)
@@ -87,18 +96,23 @@ export function WithLock(name: string, options?: WithLockOptions): WithLockDecor
   const decorator = (target: unknown, context: unknown, descriptor?: PropertyDescriptor): unknown => {
     if (isStandardContext(context)) {
       if (context.kind !== 'method' || typeof target !== 'function')
-        throw new InvalidArgumentError(`@WithLock(${JSON.stringify(name)}) applies to methods, not to a ${context.kind}`)
+        throw new InvalidArgumentError(
+          `@WithLock(${JSON.stringify(name)}) applies to methods, not to a ${context.kind}`,
+        )
       const member = context.name
       const record: Member = { kind: 'lock', member, name }
       recordStandard(context.metadata, record)
       context.addInitializer(function (this: unknown) {
-        if ((typeof this === 'object' && this !== null) || typeof this === 'function') registerMember(this, record)
+        if ((typeof this === 'object' && this !== null) || typeof this === 'function')
+          registerMember(this, record)
       })
       return wrap(target, member)
     }
     const member = context as string | symbol
     if (typeof descriptor?.value !== 'function')
-      throw new InvalidArgumentError(`@WithLock(${JSON.stringify(name)}) applies to methods: ${String(member)} is not one`)
+      throw new InvalidArgumentError(
+        `@WithLock(${JSON.stringify(name)}) applies to methods: ${String(member)} is not one`,
+      )
     recordLegacy(target as object, { kind: 'lock', member, name })
     descriptor.value = wrap(descriptor.value as Function, member)
     return descriptor
@@ -114,7 +128,8 @@ export function WithLock(name: string, options?: WithLockOptions): WithLockDecor
         if (frame.kit === kit && frame.held.name === name && frame.held.held) return method.apply(this, args)
       }
       const lock = kit.lock(name)
-      if (wait) return lock.run((held) => run(this, args, kit, held), timeout === undefined ? undefined : { timeout })
+      if (wait)
+        return lock.run((held) => run(this, args, kit, held), timeout === undefined ? undefined : { timeout })
       const held = await lock.tryAcquire()
       if (!held) return onBusy ? (onBusy as Function).apply(this, args) : undefined
       try {

@@ -5,8 +5,8 @@ import { clearDefaultKit, type EtcdKit, getDefaultKit, NoEtcdKitError, setDefaul
 import { bindEtcdKit, decoratedMembers, unbindEtcdKit } from '@etcdkit/decorators'
 import { uniquePrefix } from '@etcdkit/testing'
 import type { TestFn } from 'ava'
-import type * as Fixtures from './legacy/fixtures.js'
 import { etcd, eventually, functionTag, kits, readTag } from './helpers.js'
+import type * as Fixtures from './legacy/fixtures.js'
 
 export function decoratorCases(test: TestFn, fixtures: typeof Fixtures, mode: 'legacy' | 'standard') {
   const { reportJob, inspector, limits, defaultLimits, unbound } = fixtures
@@ -157,7 +157,12 @@ export function decoratorCases(test: TestFn, fixtures: typeof Fixtures, mode: 'l
     const { endpoints } = await etcd()
     const [base] = await make(1)
     const { EtcdKit, silentLogger } = await import('@etcdkit/core')
-    const orders = new EtcdKit({ endpoints, namespace: base!.namespace, service: 'orders', logger: silentLogger })
+    const orders = new EtcdKit({
+      endpoints,
+      namespace: base!.namespace,
+      service: 'orders',
+      logger: silentLogger,
+    })
     open.push(orders)
     const key = 'batch'
     const Limits = limits(key)
@@ -201,35 +206,41 @@ export function decoratorCases(test: TestFn, fixtures: typeof Fixtures, mode: 'l
     t.is(err.code, 'ETCDKIT_NO_KIT')
     // legacy decorators with define semantics only get their getter once bound: bind to "the default"
     bindEtcdKit(u)
-    t.throws(() => u.value, { instanceOf: NoEtcdKitError, message: /Unbound\.value \(@Config\("nothing\/here"\)\)/ })
+    t.throws(() => u.value, {
+      instanceOf: NoEtcdKitError,
+      message: /Unbound\.value \(@Config\("nothing\/here"\)\)/,
+    })
   })
 
-  test.serial(`${mode}: the default kit is used when nothing is bound, and dropped when it closes`, async (t) => {
-    const [a, b] = await make(2)
-    const key = `limits/${uniquePrefix('rate').slice(0, -1)}`
-    const lock = uniquePrefix('jobs')
-    const DefaultLimits = defaultLimits(key, lock)
-    setDefaultKit(a!)
-    try {
-      const first = new DefaultLimits()
-      await a!.config.set(key, '11')
-      await eventually(() => first.limit === 11, 'the default kit feeds the property')
-      await eventually(() => first.seen.includes(11), 'and the handler')
-      t.is(typeof (await first.token()), 'bigint')
-      setDefaultKit(b!)
-      await b!.config.set(key, '12') // one namespace: both kits see it
-      await eventually(() => first.limit === 12, 'still live')
-      await a!.close()
-      t.is(getDefaultKit(), b, 'a closed kit is no longer the default')
-      const second = new DefaultLimits()
-      t.is(typeof (await second.token()), 'bigint')
-      await eventually(() => second.limit === 12, 'a new instance uses the remaining default')
-      // the first instance's kit closed: it keeps its last value, then follows the default again on use
-      t.is(first.limit, 12)
-    } finally {
-      clearDefaultKit(a!)
-      clearDefaultKit(b!)
-    }
-    t.is(getDefaultKit(), undefined)
-  })
+  test.serial(
+    `${mode}: the default kit is used when nothing is bound, and dropped when it closes`,
+    async (t) => {
+      const [a, b] = await make(2)
+      const key = `limits/${uniquePrefix('rate').slice(0, -1)}`
+      const lock = uniquePrefix('jobs')
+      const DefaultLimits = defaultLimits(key, lock)
+      setDefaultKit(a!)
+      try {
+        const first = new DefaultLimits()
+        await a!.config.set(key, '11')
+        await eventually(() => first.limit === 11, 'the default kit feeds the property')
+        await eventually(() => first.seen.includes(11), 'and the handler')
+        t.is(typeof (await first.token()), 'bigint')
+        setDefaultKit(b!)
+        await b!.config.set(key, '12') // one namespace: both kits see it
+        await eventually(() => first.limit === 12, 'still live')
+        await a!.close()
+        t.is(getDefaultKit(), b, 'a closed kit is no longer the default')
+        const second = new DefaultLimits()
+        t.is(typeof (await second.token()), 'bigint')
+        await eventually(() => second.limit === 12, 'a new instance uses the remaining default')
+        // the first instance's kit closed: it keeps its last value, then follows the default again on use
+        t.is(first.limit, 12)
+      } finally {
+        clearDefaultKit(a!)
+        clearDefaultKit(b!)
+      }
+      t.is(getDefaultKit(), undefined)
+    },
+  )
 }

@@ -46,7 +46,8 @@ export function Tag(value: string) {
       return
     }
     Reflect.defineMetadata(kTag, value, target as object, context as string)
-    if (descriptor && typeof descriptor.value === 'function') Reflect.defineMetadata(kTag, value, descriptor.value)
+    if (descriptor && typeof descriptor.value === 'function')
+      Reflect.defineMetadata(kTag, value, descriptor.value)
   }
 }
 

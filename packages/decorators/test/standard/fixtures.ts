@@ -1,7 +1,14 @@
 // The decorated classes of the decorator tests. test/legacy/fixtures.ts and test/standard/fixtures.ts are
 // the same text (a test checks it), compiled with experimentalDecorators and with standard decorators.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { bindEtcdKit, Config, currentLock, OnConfigChange, WithLock, type WithLockOptions } from '@etcdkit/decorators'
+import {
+  bindEtcdKit,
+  Config,
+  currentLock,
+  OnConfigChange,
+  WithLock,
+  type WithLockOptions,
+} from '@etcdkit/decorators'
 import { Tag } from '../helpers.js'
 
 /** Records when each call's body starts and ends, in one list shared by every instance. */
