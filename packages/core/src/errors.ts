@@ -15,6 +15,7 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_NOT_LOCK_OWNER'
   | 'ETCDKIT_NOT_LEADER'
   | 'ETCDKIT_ALREADY_CAMPAIGNING'
+  | 'ETCDKIT_NO_KIT'
 
 /** The base of every error etcdkit throws: a stable `code`, and the underlying `cause` when there is one. */
 export class EtcdKitError extends Error {
@@ -191,5 +192,12 @@ export class InvalidConfigValueError extends EtcdKitError {
     super('ETCDKIT_INVALID_CONFIG_VALUE', `invalid config value ${show(raw)} at ${show(key)}: ${reason}`, {
       cause,
     })
+  }
+}
+
+/** Code that needs a kit (a decorated member) found none: nothing bound to its instance and no default kit. */
+export class NoEtcdKitError extends EtcdKitError {
+  constructor(message: string) {
+    super('ETCDKIT_NO_KIT', message)
   }
 }

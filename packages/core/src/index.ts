@@ -8,6 +8,7 @@ export {
   type ConfigValueOptions,
 } from './config-value.js'
 export { ConfigWatch, type ConfigWatchEvents } from './config-watch.js'
+export { clearDefaultKit, getDefaultKit, setDefaultKit } from './default-kit.js'
 export { Discovery, type DiscoveryEvents, type InvalidEntry } from './discovery.js'
 export {
   type CampaignOptions,
@@ -29,6 +30,7 @@ export {
   LockLostError,
   LockReleasedError,
   LockTimeoutError,
+  NoEtcdKitError,
   NoInstancesError,
   NotLeaderError,
   NotLockOwnerError,
@@ -62,4 +64,4 @@ export {
   type ServiceRequestOptions,
 } from './service-client.js'
 export type { Lease, Session, SessionEvents, SessionState } from './session.js'
-export { checkAddress, checkServiceName } from './validate.js'
+export { checkAddress, checkConfigKey, checkLockName, checkServiceName } from './validate.js'

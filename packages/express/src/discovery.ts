@@ -6,6 +6,7 @@ import {
   InvalidArgumentError,
   ServerRegistration,
   type ServerRegistrationOptions,
+  setDefaultKit,
 } from '@etcdkit/core'
 
 declare global {
@@ -78,6 +79,8 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const signals = parseSignals(signalOption)
   const lifecycle = new ServerRegistration(rest, { integration: NAME })
   const kit = lifecycle.kit
+  // code with no kit at hand (@etcdkit/decorators) uses this one while it is open
+  setDefaultKit(kit)
   let server: AnyServer | undefined
   let closing: Promise<void> | undefined
   let drain: ConnectionDrain | undefined

@@ -4,6 +4,7 @@ import {
   InvalidArgumentError,
   ServerRegistration,
   type ServerRegistrationOptions,
+  setDefaultKit,
 } from '@etcdkit/core'
 import type { FastifyInstance, FastifyListenOptions, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
@@ -56,6 +57,8 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   })
   root[kInstalled] = true
   fastify.decorate('etcd', lifecycle.kit)
+  // code with no kit at hand (@etcdkit/decorators) uses this one while it is open
+  setDefaultKit(lifecycle.kit)
 
   // Fastify resolves listen() before it runs onListen hooks, and only logs their errors; wrapping listen
   // is what makes `await fastify.listen()` mean "registered", and a failed registration a failed listen.
