@@ -85,12 +85,13 @@ test('a registration deleted by someone else is written again', async (t) => {
   const { etcdctl } = await etcd()
   await using k = await kit()
   const reg = await k.register({ service: 'billing', address: '127.0.0.1:7001' })
+  const value = await etcdctl(['get', `${k.namespace}${reg.key}`, '--print-value-only'])
   await etcdctl(['del', `${k.namespace}${reg.key}`])
   await eventually(
-    async () => (await etcdctl(['get', `${k.namespace}${reg.key}`, '--print-value-only'])).includes('"Addr"'),
+    async () => (await etcdctl(['get', `${k.namespace}${reg.key}`, '--print-value-only'])) !== '',
     'the key back',
   )
-  t.pass()
+  t.is(await etcdctl(['get', `${k.namespace}${reg.key}`, '--print-value-only']), value)
   await reg.deregister()
   await reg.deregister() // idempotent
   t.is(await etcdctl(['get', `${k.namespace}${reg.key}`]), '')

@@ -173,7 +173,7 @@ export function decoratorCases(test: TestFn, fixtures: typeof Fixtures, mode: 'l
     await base!.config.set(key, '20')
     await base!.config.set(key, '30', { service: 'orders' })
     await eventually(() => shared.limit === 20 && own.limit === 30, 'each instance reads its own layer')
-    t.pass()
+    t.deepEqual([shared.limit, own.limit], [20, 30])
   })
 
   test(`${mode}: this, the method's name and other decorators' metadata are preserved`, async (t) => {
