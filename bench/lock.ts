@@ -3,18 +3,14 @@
 import { performance } from 'node:perf_hooks'
 import { EtcdKit, type HeldLock, silentLogger } from '@etcdkit/core'
 import { type EtcdCluster, startEtcd } from '@etcdkit/testing'
+import { percentile } from './stats.js'
 
 const CONTENDERS = 8
 const CONTENDED_MS = Number(process.env.BENCH_SECONDS ?? 10) * 1_000
 const N = Number(process.env.BENCH_N ?? 2_000)
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
 function stats(samples: number[]) {
-  const s = [...samples].sort((a, b) => a - b)
-  return { p50: quantile(s, 0.5), p99: quantile(s, 0.99), n: s.length }
+  return { p50: percentile(samples, 50), p99: percentile(samples, 99), n: samples.length }
 }
 const ms = (v: number) => `${v.toFixed(2)} ms`
 
