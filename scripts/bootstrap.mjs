@@ -88,7 +88,24 @@ try {
   )
 } catch {}
 
-// 5. the task
+// 5. for the tests only: Go and etcd's Go client (Debian's GOPATH sources), for the Go interop tests
+const hasGo = () => onPath('go') && existsSync('/usr/share/gocode/src/go.etcd.io/etcd/clientv3')
+if ((task === 'test' || task === 'setup') && !hasGo()) {
+  const howTo = 'apt-get install -y --no-install-recommends golang-go golang-etcd-server-dev'
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    say(`installing Go and etcd's Go client for the Go interop tests (${howTo})`)
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    const pkgs = ['install', '-y', '-qq', '--no-install-recommends', 'golang-go', 'golang-etcd-server-dev']
+    if (run('apt-get', ['update', '-qq'], { env }) !== 0 || run('apt-get', pkgs, { env }) !== 0 || !hasGo())
+      say(`could not install them: the Go interop tests will be skipped (install with: ${howTo})`)
+  } else {
+    say(
+      `Go or etcd's Go client is missing: the Go interop tests will be skipped (Debian/Ubuntu: sudo ${howTo})`,
+    )
+  }
+}
+
+// 6. the task
 if (!tasks[task]) process.exit(0)
 const [bin, ...args] = tasks[task]
 process.exit(run(pnpm, ['exec', bin, ...args, ...rest]))

@@ -32,7 +32,8 @@ await etcd?.close()
 const lines = (mark: string) => output.split('\n').filter((l) => l.trimStart().startsWith(mark)).length
 const passed = lines('✔')
 let failed = Math.max(lines('✘'), Number(/^\s*(\d+) tests? failed/m.exec(output)?.[1] ?? 0))
+const skipped = Number(/^\s*(\d+) tests? skipped/m.exec(output)?.[1] ?? 0)
 // uncaught exceptions, timeouts and crashed files fail the run without being counted as tests
 if (code !== 0 && failed === 0) failed = 1
-console.log(`${passed} passed, ${failed} failed`)
+console.log(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`)
 process.exit(code)

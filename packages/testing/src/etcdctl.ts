@@ -19,7 +19,7 @@ export function etcdctl(endpoints: readonly string[], args: readonly string[], o
       (err, stdout, stderr) => {
         if (err)
           reject(
-            new Error(`etcdctl ${args.join(' ')} failed: ${stderr.trim() || err.message}`, { cause: err }),
+            new Error(`${bin} ${args.join(' ')} failed: ${stderr.trim() || err.message}`, { cause: err }),
           )
         else resolve(stdout)
       },
@@ -33,8 +33,13 @@ export function etcdctl(endpoints: readonly string[], args: readonly string[], o
  * Its standard output is available line by line through `lines`.
  */
 export function spawnEtcdctl(endpoints: readonly string[], args: readonly string[]) {
-  const child: ChildProcess = spawn(etcdctlBinary(), [`--endpoints=${endpoints.join(',')}`, ...args], {
-    env: { ...process.env, ETCDCTL_API: '3' },
+  return spawnLines(etcdctlBinary(), [`--endpoints=${endpoints.join(',')}`, ...args], { ETCDCTL_API: '3' })
+}
+
+/** A child process whose standard output is read line by line (etcdctl, the Go interop program). */
+export function spawnLines(bin: string, args: readonly string[], env: Record<string, string> = {}) {
+  const child: ChildProcess = spawn(bin, args, {
+    env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   const lines: string[] = []
@@ -76,7 +81,7 @@ export function spawnEtcdctl(endpoints: readonly string[], args: readonly string
         const timer = setTimeout(
           () =>
             reject(
-              new Error(`etcdctl ${args.join(' ')}: no matching line in ${timeoutMs} ms (stderr: ${stderr})`),
+              new Error(`${bin} ${args.join(' ')}: no matching line in ${timeoutMs} ms (stderr: ${stderr})`),
             ),
           timeoutMs,
         )
@@ -92,6 +97,11 @@ export function spawnEtcdctl(endpoints: readonly string[], args: readonly string
     /** Sends SIGINT (etcdctl releases its lock / resigns and exits) and waits for the exit. */
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
+      return exited
+    },
+    /** Closes the child's standard input (the Go interop program then releases and exits) and waits. */
+    async endInput() {
+      child.stdin?.end()
       return exited
     },
   }
