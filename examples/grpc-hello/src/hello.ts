@@ -72,7 +72,7 @@ export async function startHelloServer(
       : host === '0.0.0.0' || host === '::'
         ? { port: bound }
         : { address: `${host}:${bound}` }),
-    metadata: { version: '1.0.0' },
+    // no metadata: Go gRPC clients on etcd's resolver panic on a metadata object (docs/GRPC.md)
   })
   return { server, registration }
 }

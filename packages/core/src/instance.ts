@@ -64,9 +64,19 @@ export function checkMetadata(metadata: unknown): InstanceMetadata {
   return copy
 }
 
-/** The value written for a registration: Go's naming/endpoints format (`Op` 0 = add). */
+/**
+ * The value written for a registration: Go's naming/endpoints format (`Op` 0 = add), byte for byte what Go
+ * writes. No metadata is `null`, as Go writes it, not `{}`: Go gRPC clients on etcd's resolver put Metadata
+ * in a resolver.Address, which grpc-go hashes and compares, and any JSON object there panics them (etcd
+ * issue 19700; seen here with etcd 3.4's resolver and grpc-go 1.33). Registrations that Go gRPC clients
+ * dial must therefore carry no metadata.
+ */
 export function encodeEndpoint(address: string, metadata: InstanceMetadata): string {
-  return JSON.stringify({ Op: 0, Addr: address, Metadata: metadata })
+  return JSON.stringify({
+    Op: 0,
+    Addr: address,
+    Metadata: Object.keys(metadata).length === 0 ? null : metadata,
+  })
 }
 
 export type DecodedEndpoint =

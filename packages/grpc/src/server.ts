@@ -20,7 +20,11 @@ export interface GrpcServerRegistrationOptions {
   port?: number
   /** The exact `host:port` to advertise (IPv6 as `[::1]:50051`), instead of `port`. */
   address?: string
-  /** Registry metadata; `protocol` is set to `"grpc"`. */
+  /**
+   * Registry metadata. None by default: Go gRPC clients on etcd's resolver (`etcd:///services/{service}`)
+   * panic on any metadata object (etcd issue 19700), so give metadata only when no Go gRPC client dials
+   * this service. Its `protocol`, if given, must be `"grpc"`.
+   */
   metadata?: InstanceMetadata
   /**
    * How long to wait between the deregistration and the server's shutdown, in ms: time for clients whose
@@ -90,7 +94,7 @@ export async function registerGrpcServer(
   const registration: Registration = await kit.register({
     service,
     address,
-    metadata: { ...metadata, protocol: 'grpc' },
+    ...(metadata ? { metadata } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
   })

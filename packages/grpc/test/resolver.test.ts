@@ -262,24 +262,29 @@ test('a server registered by Go (naming/endpoints JSON, written with etcdctl) is
   t.regex(warnings[0]!, /not "host:port".*hello\/e1/)
 })
 
-test('the registration is Go naming/endpoints JSON with protocol grpc, and leaves on tryShutdown', async (t) => {
+test('the registration is Go naming/endpoints JSON, with no metadata unless given, and leaves on tryShutdown', async (t) => {
   await using k = await kit()
   const { etcdctl } = await etcd()
-  const a = await startHello('a')
-  const reg = await registerGrpcServer(k, {
-    server: a.server,
-    service: 'hello',
-    address: a.address,
-    metadata: { version: '1.0.0' },
-  })
+  const [a, b] = await Promise.all([startHello('a'), startHello('b')])
+  // no metadata: exactly what Go's endpoints.Manager writes, and what Go gRPC clients can take
+  const reg = await registerGrpcServer(k, { server: a.server, service: 'hello', address: a.address })
   const key = `${k.namespace}services/hello/${a.address}`
-  t.is(
-    await etcdctl(['get', key, '--print-value-only']),
-    `{"Op":0,"Addr":"${a.address}","Metadata":{"version":"1.0.0","protocol":"grpc"}}\n`,
-  )
+  t.is(await etcdctl(['get', key, '--print-value-only']), `{"Op":0,"Addr":"${a.address}","Metadata":null}\n`)
   t.is(reg.key, `services/hello/${a.address}`)
+  // metadata when asked for
+  await registerGrpcServer(k, {
+    server: b.server,
+    service: 'hello',
+    address: b.address,
+    metadata: { version: '1.0.0', protocol: 'grpc' },
+  })
+  t.is(
+    await etcdctl(['get', `${k.namespace}services/hello/${b.address}`, '--print-value-only']),
+    `{"Op":0,"Addr":"${b.address}","Metadata":{"version":"1.0.0","protocol":"grpc"}}\n`,
+  )
   await new Promise<void>((resolve, reject) => a.server.tryShutdown((err) => (err ? reject(err) : resolve())))
   t.is(await etcdctl(['get', key]), '')
+  b.server.forceShutdown()
 })
 
 test('registerGrpcServer checks its options', async (t) => {

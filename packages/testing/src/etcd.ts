@@ -68,15 +68,22 @@ export interface EtcdCluster extends AsyncDisposable {
   close(): Promise<void>
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('could not allocate a loopback port')
-  return address.port
+/** `n` distinct free loopback ports: all held open at once while they are read, so none repeats. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => createServer().listen(0, '127.0.0.1'))
+  await Promise.all(servers.map((server) => once(server, 'listening')))
+  const ports = servers.map((server) => {
+    const address = server.address()
+    if (address === null || typeof address === 'string') throw new Error('could not allocate a loopback port')
+    return address.port
+  })
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+  return ports
+}
+
+/** etcd reads ETCD_* variables as flags: start it without ours (ETCD_ENDPOINTS, ETCD_BIN, a user's own). */
+function etcdEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('ETCD_')))
 }
 
 async function postJson(url: string, body: unknown, timeoutMs = 2_000): Promise<Record<string, unknown>> {
@@ -145,7 +152,7 @@ class Member implements EtcdMember {
         '--log-level=warn',
         '--enable-v2=false',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      { stdio: ['ignore', 'ignore', 'pipe'], env: etcdEnv() },
     )
     this.#child = child
     this.#log = []
@@ -228,14 +235,26 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdClu
   if (count !== 1 && count !== 3) throw new RangeError(`members must be 1 or 3, got ${String(count)}`)
   const startTimeoutMs = options.startTimeoutMs ?? 20_000
   etcdBinary() // fail early, with the install hint, when etcd is missing
+  // A free port can be taken by another process between our check and etcd's bind: try new ports then.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCluster(count, startTimeoutMs)
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use|duplicate url/.test((err as Error).message)) throw err
+    }
+  }
+}
+
+async function startCluster(count: 1 | 3, startTimeoutMs: number): Promise<EtcdCluster> {
   const root = await mkdtemp(join(tmpdir(), 'etcdkit-etcd-'))
   let token = `etcdkit-${process.pid}-${Date.now()}`
   const members: Member[] = []
   const initialCluster = () => members.map((m) => `${m.name}=${m.peerUrl}`).join(',')
+  const ports = await freePorts(2 * count)
   for (let i = 0; i < count; i++) {
     const name = `m${i}`
     members.push(
-      new Member(name, await freePort(), await freePort(), join(root, name), () => ({
+      new Member(name, ports[2 * i]!, ports[2 * i + 1]!, join(root, name), () => ({
         initialCluster: initialCluster(),
         token,
       })),
