@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { ConfigTree, TreeEntry } from './config-tree.js'
 import { ClosedError, InvalidConfigValueError } from './errors.js'
 import type { Logger } from './logger.js'
-import { deferred } from './util.js'
+import { deferred, Inbox } from './util.js'
 
 /** How a config value's text becomes a value. */
 export interface ConfigValueOptions<T> {
@@ -123,17 +123,9 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
   /** Yields `current` once the config is read, then every new value, until the handle is closed. */
   async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
     if (this.#closed) return
-    const queue: Array<[value: T, version: number]> = []
-    let wake: (() => void) | undefined
-    let closed = false
-    const onChange = (value: T) => {
-      queue.push([value, this.#version])
-      wake?.()
-    }
-    const onClose = () => {
-      closed = true
-      wake?.()
-    }
+    const inbox = new Inbox<[value: T, version: number]>()
+    const onChange = (value: T) => inbox.push([value, this.#version])
+    const onClose = () => inbox.end()
     this.on('change', onChange)
     this.on('close', onClose)
     try {
@@ -144,18 +136,8 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
       }
       const first = this.#version
       yield this.current
-      for (;;) {
-        const next = queue.shift()
-        if (next) {
-          if (next[1] > first) yield next[0]
-          continue
-        }
-        if (closed) return
-        await new Promise<void>((resolve) => {
-          wake = resolve
-        })
-        wake = undefined
-      }
+      // changes queued before `current` was read are already in it
+      for await (const [value, version] of inbox.drain()) if (version > first) yield value
     } finally {
       this.off('change', onChange)
       this.off('close', onClose)

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { ConfigEvent, ConfigTree } from './config-tree.js'
 import { ClosedError } from './errors.js'
-import { deferred } from './util.js'
+import { deferred, Inbox } from './util.js'
 
 export interface ConfigWatchEvents {
   /** A key under the watched prefix was put or deleted (after `ready`, in revision order). */
@@ -48,17 +48,9 @@ export class ConfigWatch extends EventEmitter<ConfigWatchEvents> implements Asyn
   /** Yields a `put` per key present once the config is read (in key order), then every change, until closed. */
   async *[Symbol.asyncIterator](): AsyncGenerator<ConfigEvent, void, undefined> {
     if (this.#closed) return
-    const queue: Array<[event: ConfigEvent, seq: number]> = []
-    let wake: (() => void) | undefined
-    let closed = false
-    const unsubscribe = this.#tree.onSubtree(this.prefix, (event, seq) => {
-      queue.push([event, seq])
-      wake?.()
-    })
-    const onClose = () => {
-      closed = true
-      wake?.()
-    }
+    const inbox = new Inbox<[event: ConfigEvent, seq: number]>()
+    const unsubscribe = this.#tree.onSubtree(this.prefix, (event, seq) => inbox.push([event, seq]))
+    const onClose = () => inbox.end()
     this.on('close', onClose)
     try {
       try {
@@ -72,18 +64,8 @@ export class ConfigWatch extends EventEmitter<ConfigWatchEvents> implements Asyn
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       for (const [key, entry] of present)
         yield { type: 'put', key, value: entry.text, revision: entry.revision } satisfies ConfigEvent
-      for (;;) {
-        const next = queue.shift()
-        if (next) {
-          if (next[1] > first) yield next[0]
-          continue
-        }
-        if (closed) return
-        await new Promise<void>((resolve) => {
-          wake = resolve
-        })
-        wake = undefined
-      }
+      // events queued before the snapshot was read are already in it
+      for await (const [event, seq] of inbox.drain()) if (seq > first) yield event
     } finally {
       unsubscribe()
       this.off('close', onClose)

@@ -94,3 +94,35 @@ export function deadline(ms: number, signal?: AbortSignal): { signal: AbortSigna
     },
   }
 }
+
+/** A buffered queue an async iterator drains: `push` never drops an item; `end` finishes the iteration. */
+export class Inbox<T> {
+  readonly #items: T[] = []
+  #wake: (() => void) | undefined
+  #ended = false
+
+  push(item: T) {
+    this.#items.push(item)
+    this.#wake?.()
+  }
+
+  end() {
+    this.#ended = true
+    this.#wake?.()
+  }
+
+  /** Yields every item pushed, in order, waiting while empty, until `end()` and the queue is empty. */
+  async *drain(): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      if (this.#items.length > 0) {
+        yield this.#items.shift() as T
+        continue
+      }
+      if (this.#ended) return
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve
+      })
+      this.#wake = undefined
+    }
+  }
+}
