@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import { EtcdKit, type EtcdKitOptions, silentLogger } from '../src/index.js'
 
@@ -16,12 +15,4 @@ export async function kit(options: EtcdKitOptions = {}): Promise<EtcdKit> {
   return new EtcdKit({ endpoints, namespace: uniquePrefix('core'), logger: silentLogger, ...options })
 }
 
-/** Polls `check` until it returns true, or fails after `timeoutMs` with `what`. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await sleep(20)
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-}
+export { eventually } from '@etcdkit/testing'

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { EtcdKit, type EtcdKitOptions, silentLogger } from '@etcdkit/core'
 import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 
@@ -20,15 +19,7 @@ export async function kits(count: number, options: EtcdKitOptions = {}): Promise
   )
 }
 
-/** Polls `check` until it returns true, or fails after `timeoutMs` with `what`. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await sleep(20)
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-}
+export { eventually } from '@etcdkit/testing'
 
 const kTag = Symbol('test.tag')
 

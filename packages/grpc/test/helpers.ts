@@ -14,15 +14,7 @@ export function etcd(): Promise<SharedEtcd> {
   return shared
 }
 
-/** Polls `check` until it returns true, or fails after `timeoutMs` with `what`. */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (check()) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-}
+export { eventually } from '@etcdkit/testing'
 
 /** A kit on the shared etcd, in the given namespace (or one of its own). */
 export async function kit(options: EtcdKitOptions = {}): Promise<EtcdKit> {
@@ -49,7 +41,7 @@ type HelloConstructor = new (
   options?: grpc.ChannelOptions,
 ) => HelloClient
 
-const definition = protoLoader.loadSync(fileURLToPath(new URL('hello.proto', import.meta.url)))
+const definition = protoLoader.loadSync(fileURLToPath(new URL('../../../examples/grpc-hello/hello.proto', import.meta.url)))
 const pb = grpc.loadPackageDefinition(definition).pb as unknown as {
   Hello: HelloConstructor & { service: grpc.ServiceDefinition }
 }

@@ -1,6 +1,7 @@
 export { EtcdBinaryNotFoundError, etcdBinary, etcdctlBinary } from './binaries.js'
 export { type EtcdCluster, type EtcdMember, type StartEtcdOptions, startEtcd } from './etcd.js'
 export { type EtcdctlOptions, etcdctl, spawnEtcdctl, spawnLines } from './etcdctl.js'
+export { eventually } from './eventually.js'
 export { buildGoProgram, type GoProgram } from './go.js'
 export { type LoadLoop, type LoadStats, runLoad } from './load.js'
 export { type SharedEtcd, sharedEtcd, uniquePrefix } from './shared.js'
