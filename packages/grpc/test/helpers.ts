@@ -41,7 +41,9 @@ type HelloConstructor = new (
   options?: grpc.ChannelOptions,
 ) => HelloClient
 
-const definition = protoLoader.loadSync(fileURLToPath(new URL('../../../examples/grpc-hello/hello.proto', import.meta.url)))
+const definition = protoLoader.loadSync(
+  fileURLToPath(new URL('../../../examples/grpc-hello/hello.proto', import.meta.url)),
+)
 const pb = grpc.loadPackageDefinition(definition).pb as unknown as {
   Hello: HelloConstructor & { service: grpc.ServiceDefinition }
 }
