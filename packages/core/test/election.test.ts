@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { spawnEtcdctl, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import type { EtcdKit, Leader } from '../src/index.js'
-import { etcd, eventually, kit } from './helpers.js'
+import { etcd, eventually, kit, settled } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
@@ -13,19 +13,6 @@ async function candidates(k: EtcdKit, name: string): Promise<Array<[string, stri
     sort_target: 'Create',
   })
   return res.kvs.map((kv) => [k.keyspace.name(kv.key), kv.value.toString()])
-}
-
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  const marker = Symbol('pending')
-  return (
-    (await Promise.race([
-      p.then(
-        () => true,
-        () => true,
-      ),
-      sleep(0).then(() => marker),
-    ])) !== marker
-  )
 }
 
 test('a candidate key is {name}/{lease hex} = proposal on the lease; leader() and proclaim()', async (t) => {

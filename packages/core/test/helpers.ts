@@ -16,3 +16,16 @@ export async function kit(options: EtcdKitOptions = {}): Promise<EtcdKit> {
 }
 
 export { eventually } from '@etcdkit/testing'
+
+/** Whether `p` has settled by the next timer tick, without waiting for it otherwise. */
+export async function settled(p: Promise<unknown>): Promise<boolean> {
+  const pending = Symbol('pending')
+  const winner = await Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise((resolve) => setTimeout(() => resolve(pending), 0)),
+  ])
+  return winner !== pending
+}

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { spawnEtcdctl, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, type HeldLock, silentLogger } from '../src/index.js'
-import { etcd, eventually, kit } from './helpers.js'
+import { etcd, eventually, kit, settled } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
@@ -17,20 +17,6 @@ async function queueKeys(k: EtcdKit, name: string): Promise<string[]> {
     sort_target: 'Create',
   })
   return res.kvs.map((kv) => k.keyspace.name(kv.key))
-}
-
-/** Whether a promise has settled, without waiting for it. */
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  const marker = Symbol('pending')
-  return (
-    (await Promise.race([
-      p.then(
-        () => true,
-        () => true,
-      ),
-      sleep(0).then(() => marker),
-    ])) !== marker
-  )
 }
 
 async function kits(n: number, ns: string, endpoints?: string[]): Promise<EtcdKit[]> {
