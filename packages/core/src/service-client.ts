@@ -160,8 +160,6 @@ class Endpoint {
   instance: Instance
   readonly address: string
   readonly breaker: Breaker
-  /** The id of the last request that tried this endpoint (so a retry goes elsewhere). */
-  tried = 0
   #pool: Pool | undefined
 
   constructor(
@@ -281,11 +279,8 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   #rotateTimer: NodeJS.Timeout | undefined
   /** The balancers are rebuilt on the next pick after the instance set or a breaker state changed. */
   #dirty = true
-  #requestId = 0
-  #pickingFor = 0
   #closing: Promise<void> | undefined
   readonly #isAvailable = (ep: Endpoint) => ep.available
-  readonly #isUntried = (ep: Endpoint) => ep.tried !== this.#pickingFor && ep.available
   readonly #onChange = (instances: readonly Instance[]) => this.#sync(instances)
   readonly #onViewClose = () => void this.close()
 
@@ -377,13 +372,10 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
       return Promise.reject(new ClosedError(`the service client of ${JSON.stringify(this.service)}`))
     if (!this.#view.loaded) return this.ready.then(() => this.request(path, options))
     // the first attempt stays off the retry path: no async frame, no try/catch, one extra promise at most
-    const id = ++this.#requestId
-    this.#pickingFor = id
-    const ep = this.#choose(this.#isUntried)
+    const ep = this.#choose(this.#isAvailable)
     if (ep === undefined) return Promise.reject(this.#unavailable())
-    ep.tried = id
     const opts: Dispatcher.RequestOptions = { ...options, path, method: options.method ?? 'GET' }
-    return ep.breaker.fire(opts).catch((err: unknown) => this.#retry(err, ep, opts, options, id))
+    return ep.breaker.fire(opts).catch((err: unknown) => this.#retry(err, ep, opts, options))
   }
 
   /** After a failed attempt: decides whether to try another endpoint, and does, until one answers. */
@@ -392,12 +384,14 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     endpoint: Endpoint,
     opts: Dispatcher.RequestOptions,
     options: ServiceRequestOptions,
-    id: number,
   ): Promise<Dispatcher.ResponseData> {
     const idempotent = options.idempotent ?? IDEMPOTENT.has(opts.method)
     const canResend = replayable(options.body)
     const retryAll = idempotent && canResend && (options.retryIdempotent ?? this.#retryIdempotent)
     const tried: string[] = []
+    // addresses this request has picked: its own, since other requests pick the same endpoints meanwhile
+    const picked = new Set([endpoint.address])
+    const untried = (ep: Endpoint) => ep.available && !picked.has(ep.address)
     let lastError: unknown
     let err = error
     let ep = endpoint
@@ -424,13 +418,12 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
         attempt++
       }
       if (this.#closing) throw new ClosedError(`the service client of ${JSON.stringify(this.service)}`)
-      this.#pickingFor = id
-      const next = this.#choose(this.#isUntried)
+      const next = this.#choose(untried)
       if (next === undefined) {
         if (tried.length === 0) throw this.#unavailable()
         throw new RetriesExhaustedError(this.service, tried, lastError)
       }
-      next.tried = id
+      picked.add(next.address)
       try {
         return await next.breaker.fire(opts)
       } catch (e) {
