@@ -1,3 +1,4 @@
+export { heapGrowth } from './alloc.js'
 export { EtcdBinaryNotFoundError, etcdBinary, etcdctlBinary } from './binaries.js'
 export { type EtcdCluster, type EtcdMember, type StartEtcdOptions, startEtcd } from './etcd.js'
 export { type EtcdctlOptions, etcdctl, spawnEtcdctl, spawnLines } from './etcdctl.js'
