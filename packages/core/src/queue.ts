@@ -46,8 +46,10 @@ export class PrefixQueue {
   readonly #record = new Map<string, bigint>()
   readonly #listeners = new Map<string, Set<Registered>>()
   #handle: WatchHandle | undefined
-  /** The first revision the current watch delivers. */
-  #from = 0n
+  /** The first revision the current watch delivers; undefined until etcd has confirmed it. */
+  #from: bigint | undefined
+  /** Before confirmation: the first revision the callers of `cover()` so far need delivered. */
+  #needed: bigint | undefined
   #users = 0
   #linger: NodeJS.Timeout | undefined
   #closed = false
@@ -88,14 +90,23 @@ export class PrefixQueue {
    * Makes the watch deliver every deletion after `revision`, the revision of a read just made. False when
    * the live watch started after it: the caller must read again (a new read is at least as recent as the
    * revision the watch started from, so the second call is true).
+   *
+   * The watch starts from "now", not from `revision + 1`: a watch starting at a revision etcd has already
+   * passed (other contenders write all the time) lands in etcd's unsynced watcher group, whose events come
+   * up to 100 ms late. Until etcd confirms the watch, callers are told yes and their listeners registered;
+   * if it then starts after a revision one of them needed, they are all reset (they read again).
    */
   cover(revision: bigint): boolean {
     if (this.#closed) return false
-    if (this.#handle) return revision + 1n >= this.#from
-    this.#from = revision + 1n
-    this.#handle = this.#hub.watch(
-      { ...this.#rangeSpec(), startRevision: this.#from, deletesOnly: true },
-      { onEvents: (events) => this.#onEvents(events), onReset: (reason) => this.#onReset(reason) },
+    if (this.#from !== undefined) return revision + 1n >= this.#from
+    if (this.#needed === undefined || revision + 1n < this.#needed) this.#needed = revision + 1n
+    this.#handle ??= this.#hub.watch(
+      { ...this.#rangeSpec(), startRevision: 0n, deletesOnly: true },
+      {
+        onEvents: (events) => this.#onEvents(events),
+        onReset: (reason) => this.#onReset(reason),
+        onCreated: (at) => this.#onCreated(at),
+      },
     )
     return true
   }
@@ -197,8 +208,23 @@ export class PrefixQueue {
     }
   }
 
+  #onCreated(at: bigint) {
+    this.#from = at + 1n
+    const needed = this.#needed
+    this.#needed = undefined
+    if (needed === undefined || needed >= this.#from) return
+    // deletions in [needed, at] were not watched: whoever waits may have missed its predecessor's
+    this.#resetListeners(`the watch started at revision ${this.#from}, after ${needed}`)
+  }
+
   #onReset(reason: string) {
     this.#handle = undefined
+    this.#from = undefined
+    this.#needed = undefined
+    this.#resetListeners(reason)
+  }
+
+  #resetListeners(reason: string) {
     // Deletions in the gap are not replayed: everyone waiting reads again (and watches again from there).
     const all = [...this.#listeners.values()].flatMap((s) => [...s])
     this.#listeners.clear()

@@ -21,6 +21,11 @@ export interface WatchListener {
    * the current state again and watch anew, or it would miss changes.
    */
   onReset(reason: string): void
+  /**
+   * etcd confirmed the watch, at store revision `revision` (called once). A watch from "now"
+   * (`startRevision` 0) delivers every change after `revision`.
+   */
+  onCreated?(revision: bigint): void
 }
 
 export interface WatchHandle {
@@ -34,6 +39,8 @@ interface ActiveWatch {
   /** The next revision this watch must see: where it resumes after a reconnect. */
   next: bigint
   created: boolean
+  /** `onCreated` was called. */
+  announced: boolean
 }
 
 type Duplex = Awaited<ReturnType<WatchClient['watch']>>
@@ -67,7 +74,14 @@ export class WatchHub {
   }
 
   watch(spec: WatchSpec, listener: WatchListener): WatchHandle {
-    const w: ActiveWatch = { id: this.#nextId++, spec, listener, next: spec.startRevision, created: false }
+    const w: ActiveWatch = {
+      id: this.#nextId++,
+      spec,
+      listener,
+      next: spec.startRevision,
+      created: false,
+      announced: false,
+    }
     this.#watches.set(w.id, w)
     if (this.#stream) this.#create(this.#stream, w)
     else this.#connect()
@@ -179,6 +193,11 @@ export class WatchHub {
         this.#watches.delete(w.id)
         this.#stream?.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
         w.listener.onReset(`etcd's revision went back from ${w.next - 1n} to ${revision} (wiped or restored)`)
+        return
+      }
+      if (!w.announced) {
+        w.announced = true
+        w.listener.onCreated?.(revision)
       }
       return
     }

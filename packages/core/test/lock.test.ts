@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { spawnEtcdctl, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, type HeldLock, silentLogger } from '../src/index.js'
+import { QueueHub } from '../src/queue.js'
 import { etcd, eventually, kit, settled } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
@@ -226,6 +227,25 @@ test('a holder frozen past its TTL loses the lock to the next waiter; on resume 
   t.is(fenced.kvs[0]?.value.toString(), `written by ${held.fencingToken}`)
   child.stdin!.write('exit\n')
   await held.release()
+})
+
+test("a deletion between a waiter's read and its watch's creation is not lost: the waiter reads again", async (t) => {
+  await using k = await kit()
+  // the lock queue's watch starts from "now" (a start in the past is served late by etcd's unsynced
+  // watcher group); a predecessor deleted before it exists must not leave its waiter waiting
+  const queues = new QueueHub(k.keyspace, k.watchHub, silentLogger)
+  t.teardown(() => queues.close())
+  const q = queues.get('race/')
+  const key = k.keyspace.key('race/predecessor')
+  const created = BigInt((await k.keyspace.kv.put({ key, value: Buffer.alloc(0) })).header.revision)
+  const readRevision = created // the waiter's read found the predecessor here...
+  await k.keyspace.kv.deleteRange({ key }) // ...and it is deleted before the watch exists
+  t.true(q.cover(readRevision))
+  const told = await Promise.race([q.waitDelete(key, created, []), sleep(5_000, 'still waiting')])
+  t.is(told, false, 'told to read again')
+  // now that the watch is confirmed, a read older than its start is refused, and a new read accepted
+  t.false(q.cover(readRevision))
+  t.true(q.cover(BigInt((await k.keyspace.kv.range({ key })).header.revision)))
 })
 
 test('timeout and abort while waiting delete the waiting key and do not stall the queue', async (t) => {
