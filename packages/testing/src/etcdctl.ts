@@ -65,7 +65,8 @@ export function spawnLines(bin: string, args: readonly string[], env: Record<str
   child.stderr?.on('data', (chunk: string) => {
     stderr += chunk
   })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  // 'close', not 'exit': it comes after the child's output has all been read, so `lines` is complete
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
   return {
     child,
     lines,
