@@ -153,7 +153,9 @@ function replayable(body: unknown): boolean {
 /** How long a closing pool may finish its requests in flight before it is destroyed. */
 const POOL_CLOSE_GRACE = 2_000
 
-type Breaker = CircuitBreaker<[Dispatcher.RequestOptions], Dispatcher.ResponseData>
+/** A breaker's action: an HTTP request through the endpoint's pool, or a caller's own call (`call()`). */
+type Breaker = CircuitBreaker<[Dispatcher.RequestOptions | undefined, OwnCall?], unknown>
+type OwnCall = () => Promise<unknown>
 
 /** One instance address: its breaker and (created on first request) its keep-alive pool. */
 class Endpoint {
@@ -169,10 +171,11 @@ class Endpoint {
   ) {
     this.instance = instance
     this.address = instance.address
-    this.breaker = new CircuitBreaker((opts: Dispatcher.RequestOptions) => this.#send(opts), {
-      ...breakerOptions,
-      name: instance.address,
-    })
+    this.breaker = new CircuitBreaker(
+      (opts: Dispatcher.RequestOptions | undefined, own?: OwnCall) =>
+        own !== undefined ? own() : this.#send(opts!),
+      { ...breakerOptions, name: instance.address },
+    )
   }
 
   /** Closed, or half-open with its probe not yet taken. */
@@ -318,8 +321,10 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
       resetTimeout: b.resetTimeout ?? 5_000,
       rollingCountTimeout,
       rollingCountBuckets,
-      // only the endpoint's faults count against it: not the caller's aborts or bad arguments
-      errorFilter: (err: unknown) => {
+      // only the endpoint's faults count against it: not the caller's aborts or bad arguments. A call()
+      // is the caller's own transport: whatever it throws counts
+      errorFilter: (err: unknown, ...args: unknown[]) => {
+        if (args[1] !== undefined) return false
         const kind = kindOf(err)
         return kind === 'caller' || kind === 'refused'
       },
@@ -358,6 +363,25 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   }
 
   /**
+   * Runs `fn` with the next instance (as `pick()` chooses it) through that endpoint's circuit breaker, for a
+   * transport of your own: whatever `fn` throws or rejects with counts against the endpoint (enough failures
+   * open its breaker, and it is skipped until a half-open probe succeeds); a result counts for it. `fn`'s
+   * result and error come back unchanged; nothing is retried. Throws as `pick()` does when no instance
+   * is available.
+   */
+  call<T>(fn: (instance: Instance) => T | Promise<T>): Promise<T> {
+    if (typeof fn !== 'function')
+      return Promise.reject(new InvalidArgumentError(`call() expects a function, got ${show(fn)}`))
+    if (this.#closing)
+      return Promise.reject(new ClosedError(`the service client of ${JSON.stringify(this.service)}`))
+    if (!this.#view.loaded) return this.ready.then(() => this.call(fn))
+    const ep = this.#choose(this.#isAvailable)
+    if (ep === undefined) return Promise.reject(this.#unavailable())
+    const instance = ep.instance
+    return ep.breaker.fire(undefined, async () => fn(instance)) as Promise<T>
+  }
+
+  /**
    * Sends an HTTP request to the next instance and returns undici's response; consume or dump its body.
    *
    * Retries (up to `retries`, each on an endpoint not yet tried, only with a body that can be sent again):
@@ -375,7 +399,9 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     const ep = this.#choose(this.#isAvailable)
     if (ep === undefined) return Promise.reject(this.#unavailable())
     const opts: Dispatcher.RequestOptions = { ...options, path, method: options.method ?? 'GET' }
-    return ep.breaker.fire(opts).catch((err: unknown) => this.#retry(err, ep, opts, options))
+    return (ep.breaker.fire(opts) as Promise<Dispatcher.ResponseData>).catch((err: unknown) =>
+      this.#retry(err, ep, opts, options),
+    )
   }
 
   /** After a failed attempt: decides whether to try another endpoint, and does, until one answers. */
@@ -425,7 +451,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
       }
       picked.add(next.address)
       try {
-        return await next.breaker.fire(opts)
+        return (await next.breaker.fire(opts)) as Dispatcher.ResponseData
       } catch (e) {
         err = e
         ep = next

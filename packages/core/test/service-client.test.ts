@@ -511,3 +511,45 @@ test('concurrent requests: one request never tries the same endpoint twice, howe
   )
   t.is(other, 0)
 })
+
+test('call(): an own transport through the breakers: failures open one, it is skipped, a half-open success brings it back', async (t) => {
+  await using k = await kit()
+  const [a, b] = ['10.9.0.1:7000', '10.9.0.2:7000']
+  await k.register({ service: 'own', address: a! })
+  await k.register({ service: 'own', address: b! })
+  const client = k.service('own', { breaker: { volumeThreshold: 3, resetTimeout: 300 } })
+  const events: BreakerEvent[] = []
+  client.on('breaker', (e) => events.push(e))
+  await eventually(() => client.instances.length === 2, '2 instances')
+
+  let aDown = true
+  const down = new Error('a is down')
+  const fn = (i: { address: string }) => {
+    if (i.address === a && aDown) throw down // synchronous throws count too
+    return Promise.resolve(i.address)
+  }
+  const outcomes: string[] = []
+  for (let i = 0; i < 20; i++) {
+    try {
+      outcomes.push(await client.call(fn))
+    } catch (err) {
+      t.is(err, down) // the caller's error, unchanged
+      outcomes.push('failed')
+    }
+  }
+  t.is(outcomes.filter((o) => o === 'failed').length, 3) // volumeThreshold: the third failure opened it
+  t.deepEqual(events[0], { service: 'own', address: a, state: 'open' })
+  t.true(outcomes.slice(6).every((o) => o === b))
+  for (let i = 0; i < 10; i++) t.is(client.pick().address, b)
+  t.is(client.endpoints().find((e) => e.address === a)!.failures, 3)
+
+  // half-open: one call is let through to a; it succeeds, the breaker closes, a is back in rotation
+  aDown = false
+  await eventually(() => events.some((e) => e.state === 'halfOpen'), 'half-open')
+  const after = new Set<string>()
+  for (let i = 0; i < 4; i++) after.add(await client.call(fn))
+  t.deepEqual([...after].sort(), [a, b])
+  t.is(events.at(-1)?.state, 'closed')
+
+  await t.throwsAsync(client.call('nope' as never), { instanceOf: InvalidArgumentError, message: /"nope"/ })
+})
