@@ -166,7 +166,19 @@ test('a release makes exactly one waiter act: one read per release, counted by e
     waiting.push(all[i]!.lock(name).acquire())
     await eventually(async () => (await queueKeys(all[0]!, name)).length === i + 1, `waiter ${i} queued`)
   }
-  await sleep(300) // every watch is created and synced
+  // every kit's watch of the queue is created, and the reads of the waits' setup are over
+  await eventually(async () => {
+    const text = await (await fetch(metricsUrl)).text()
+    return Number(/^etcd_debugging_mvcc_watcher_total (\d+)/m.exec(text)?.[1]) >= all.length
+  }, 'a watch per kit')
+  let last = await calls()
+  await eventually(async () => {
+    await sleep(200)
+    const now = await calls()
+    const quiet = JSON.stringify(now) === JSON.stringify(last)
+    last = now
+    return quiet
+  }, 'no reads for 200 ms')
   for (let i = 0; i < waiting.length; i++) {
     const before = await calls()
     await held.release()
