@@ -1,13 +1,8 @@
-import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
+import { sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import { EtcdKit, type EtcdKitOptions, silentLogger } from '../src/index.js'
 
-let shared: Promise<SharedEtcd> | undefined
-
 /** The run's etcd (ETCD_ENDPOINTS) or one started for this test file. */
-export function etcd(): Promise<SharedEtcd> {
-  shared ??= sharedEtcd()
-  return shared
-}
+export const etcd = sharedEtcd
 
 /** A kit on the shared etcd, in a namespace of its own unless one is given. */
 export async function kit(options: EtcdKitOptions = {}): Promise<EtcdKit> {

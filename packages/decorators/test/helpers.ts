@@ -1,13 +1,8 @@
 import { EtcdKit, type EtcdKitOptions, silentLogger } from '@etcdkit/core'
-import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
-
-let shared: Promise<SharedEtcd> | undefined
+import { sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 
 /** The run's etcd (ETCD_ENDPOINTS) or one started for this test file. */
-export function etcd(): Promise<SharedEtcd> {
-  shared ??= sharedEtcd()
-  return shared
-}
+export const etcd = sharedEtcd
 
 /** `count` kits sharing one new namespace: the "instances" of one service. */
 export async function kits(count: number, options: EtcdKitOptions = {}): Promise<EtcdKit[]> {

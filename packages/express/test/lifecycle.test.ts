@@ -1,14 +1,13 @@
 import { createServer } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import { EtcdKit, silentLogger } from '@etcdkit/core'
-import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
+import { sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import express from 'express'
 import { Agent, request } from 'undici'
 import { etcdDiscovery } from '../src/index.js'
 
-let shared: Promise<SharedEtcd> | undefined
-const etcd = () => (shared ??= sharedEtcd())
+const etcd = sharedEtcd
 test.after.always(async () => (await etcd()).close())
 
 async function setup(drainDelay = 0) {

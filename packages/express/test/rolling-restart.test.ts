@@ -1,11 +1,10 @@
 import { EtcdKit, silentLogger } from '@etcdkit/core'
-import { runLoad, type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
+import { runLoad, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import express from 'express'
 import { type EtcdDiscovery, etcdDiscovery } from '../src/index.js'
 
-let shared: Promise<SharedEtcd> | undefined
-const etcd = () => (shared ??= sharedEtcd())
+const etcd = sharedEtcd
 test.after.always(async () => (await etcd()).close())
 
 test('rolling restart of 3 instances under a steady request loop: zero failed requests', async (t) => {

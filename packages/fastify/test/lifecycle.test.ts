@@ -1,13 +1,12 @@
 import { createServer } from 'node:net'
 import { EtcdKit, hostAddress, silentLogger } from '@etcdkit/core'
-import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
+import { sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import Fastify from 'fastify'
 import { Agent, request } from 'undici'
 import { etcdDiscovery } from '../src/index.js'
 
-let shared: Promise<SharedEtcd> | undefined
-const etcd = () => (shared ??= sharedEtcd())
+const etcd = sharedEtcd
 test.after.always(async () => (await etcd()).close())
 
 async function app(options: { drainDelay?: number; advertise?: string } = {}) {

@@ -1,18 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { EtcdKit, type EtcdKitOptions, silentLogger } from '@etcdkit/core'
-import { type SharedEtcd, sharedEtcd, uniquePrefix } from '@etcdkit/testing'
+import { sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { registerEtcdResolver } from '../src/index.js'
 
-let shared: Promise<SharedEtcd> | undefined
-
 /** The run's etcd (ETCD_ENDPOINTS) or one started for this test file. */
-export function etcd(): Promise<SharedEtcd> {
-  shared ??= sharedEtcd()
-  return shared
-}
+export const etcd = sharedEtcd
 
 export { eventually } from '@etcdkit/testing'
 

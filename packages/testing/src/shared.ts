@@ -12,32 +12,45 @@ export interface SharedEtcd extends AsyncDisposable {
   close(): Promise<void>
 }
 
+let current: Promise<SharedEtcd> | undefined
+let resolved: SharedEtcd | undefined
+
 /**
  * The etcd named by `ETCD_ENDPOINTS` (comma separated, as the test runner sets it), else a new throwaway
- * one. Tests that stop, kill or wipe etcd must call `startEtcd()` for an etcd of their own instead.
+ * one. One per process: later calls return the same one until it is closed. Tests that stop, kill or
+ * wipe etcd must call `startEtcd()` for an etcd of their own instead.
  */
-export async function sharedEtcd(): Promise<SharedEtcd> {
+export function sharedEtcd(): Promise<SharedEtcd> {
+  current ??= open().catch((err: unknown) => {
+    current = undefined
+    throw err
+  })
+  return current
+}
+
+async function open(): Promise<SharedEtcd> {
   const fromEnv = process.env.ETCD_ENDPOINTS?.split(',')
     .map((e) => e.trim())
     .filter(Boolean)
-  if (fromEnv && fromEnv.length > 0) {
-    const close = async () => {}
-    return {
-      endpoints: fromEnv,
-      started: false,
-      etcdctl: (args, input) => etcdctl(fromEnv, args, input === undefined ? {} : { input }),
-      close,
-      [Symbol.asyncDispose]: close,
+  const own: EtcdCluster | undefined = fromEnv && fromEnv.length > 0 ? undefined : await startEtcd()
+  const endpoints = own?.endpoints ?? fromEnv!
+  const close = async () => {
+    if (resolved === shared) {
+      resolved = undefined
+      current = undefined
     }
+    await own?.close()
   }
-  const own: EtcdCluster = await startEtcd()
-  return {
-    endpoints: own.endpoints,
-    started: true,
-    etcdctl: own.etcdctl,
-    close: own.close,
-    [Symbol.asyncDispose]: own.close,
+  const shared: SharedEtcd = {
+    endpoints,
+    started: own !== undefined,
+    etcdctl:
+      own?.etcdctl ?? ((args, input) => etcdctl(endpoints, args, input === undefined ? {} : { input })),
+    close,
+    [Symbol.asyncDispose]: close,
   }
+  resolved = shared
+  return shared
 }
 
 /** A key prefix unique to this test (`t-<label>-<random>/`), so test files sharing one etcd never collide. */
