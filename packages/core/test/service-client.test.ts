@@ -13,6 +13,7 @@ import {
   InvalidArgumentError,
   NoInstancesError,
   RetriesExhaustedError,
+  type ServiceClient,
   silentLogger,
 } from '../src/index.js'
 import { etcd, eventually, kit } from './helpers.js'
@@ -95,6 +96,16 @@ function line(child: ChildProcess, prefix: string, timeoutMs = 20_000): Promise<
   })
 }
 
+/** How many of 10,000 picks went to each of `servers`, in their order. */
+function pickShares(client: ServiceClient, servers: readonly TestServer[]): Array<number | undefined> {
+  const counts = new Map<string, number>()
+  for (let i = 0; i < 10_000; i++) {
+    const { address } = client.pick()
+    counts.set(address, (counts.get(address) ?? 0) + 1)
+  }
+  return servers.map((s) => counts.get(s.address))
+}
+
 test('10,000 picks over instances registered in etcd match their weights exactly', async (t) => {
   await using k = await kit()
   const servers = await Promise.all(['a', 'b', 'c'].map((n) => httpServer(n)))
@@ -108,15 +119,7 @@ test('10,000 picks over instances registered in etcd match their weights exactly
   const client = k.service('weighted')
   await client.ready
   await eventually(() => client.instances.length === 3, '3 instances')
-  const counts = new Map<string, number>()
-  for (let i = 0; i < 10_000; i++) {
-    const { address } = client.pick()
-    counts.set(address, (counts.get(address) ?? 0) + 1)
-  }
-  t.deepEqual(
-    servers.map((s) => counts.get(s.address)),
-    [1_000, 4_000, 5_000],
-  )
+  t.deepEqual(pickShares(client, servers), [1_000, 4_000, 5_000])
 
   // pick() allocates nothing: 200k picks grow the heap by less than 64 KB
   let sink = 0
@@ -136,15 +139,7 @@ test('equal weights spread picks and requests evenly', async (t) => {
   await Promise.all(servers.map((s) => k.register({ service: 'even', address: s.address })))
   const client = k.service('even')
   await eventually(() => client.instances.length === 4, '4 instances')
-  const counts = new Map<string, number>()
-  for (let i = 0; i < 10_000; i++) {
-    const { address } = client.pick()
-    counts.set(address, (counts.get(address) ?? 0) + 1)
-  }
-  t.deepEqual(
-    servers.map((s) => counts.get(s.address)),
-    [2_500, 2_500, 2_500, 2_500],
-  )
+  t.deepEqual(pickShares(client, servers), [2_500, 2_500, 2_500, 2_500])
   for (let i = 0; i < 100; i++) {
     const res = await client.request('/')
     t.is(res.statusCode, 200)
