@@ -256,6 +256,8 @@ export class EtcdKit implements AsyncDisposable {
       this.config.close()
       await this.session.close()
       this.watchHub.close()
+      // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
+      await new Promise((resolve) => setImmediate(resolve))
       this.client.close()
     })()
     return this.#closing

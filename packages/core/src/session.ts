@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import type { ILeaseKeepAliveResponse, LeaseClient } from 'etcd3'
 import { ClosedError, EtcdUnavailableError } from './errors.js'
 import type { Logger } from './logger.js'
-import { Backoff, deferred } from './util.js'
+import { Backoff, cancelStream, deferred } from './util.js'
 
 /**
  * `connecting`: no lease yet (or a new one is being granted); `alive`: the lease is kept alive;
@@ -120,7 +120,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.#setState('closed')
     clearInterval(this.#tick)
     clearTimeout(this.#timer)
-    this.#stream?.cancel()
+    cancelStream(this.#stream)
     this.#stream = undefined
     for (const w of this.#waiters) w.reject(new ClosedError('the etcd session'))
     this.#waiters.clear()
@@ -210,7 +210,7 @@ export class Session extends EventEmitter<SessionEvents> {
         .leaseKeepAlive()
         .then((stream) => {
           if (this.#lease !== lease || this.#state === 'closed') {
-            stream.cancel()
+            cancelStream(stream)
             return
           }
           this.#streamBackoff.reset()
@@ -227,7 +227,7 @@ export class Session extends EventEmitter<SessionEvents> {
           const broken = (err: unknown) => {
             if (this.#stream !== stream) return
             this.#stream = undefined
-            stream.cancel()
+            cancelStream(stream)
             if (this.#lease !== lease) return
             const delay = this.#streamBackoff.next()
             this.#log.debug({ err, delay }, 'etcd keepalive stream broken; reopening')
@@ -268,7 +268,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.#lease = undefined
     clearInterval(this.#tick)
     clearTimeout(this.#timer)
-    this.#stream?.cancel()
+    cancelStream(this.#stream)
     this.#stream = undefined
     this.#setState('lost')
     this.#log.warn({ lease: lease.hex, reason }, 'etcd lease lost; granting a new one')

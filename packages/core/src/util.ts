@@ -17,6 +17,17 @@ export class Backoff {
   }
 }
 
+/**
+ * Cancels a gRPC stream (an HTTP/2 RST_STREAM) from a fresh macrotask. Resetting a stream from JavaScript
+ * that runs inside an nghttp2 callback (a stream's own event, or a promise continuation drained before
+ * Node leaves that callback) re-enters nghttp2: Node can then spin in `Http2Session::SendPendingData`,
+ * growing a vector until the process aborts with `std::bad_alloc` (nodejs/node#38964; seen on
+ * `kit.close()` after an etcd wipe). Every stream the kit cancels goes through here.
+ */
+export function cancelStream(stream: { cancel(): void } | undefined): void {
+  if (stream) setImmediate(() => stream.cancel())
+}
+
 /** The smallest key greater than every key that starts with `prefix` (etcd's range_end for a prefix). */
 export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix)

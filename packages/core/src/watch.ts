@@ -1,6 +1,6 @@
 import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
 import type { Logger } from './logger.js'
-import { Backoff } from './util.js'
+import { Backoff, cancelStream } from './util.js'
 
 /** What to watch: a key, or the range [key, rangeEnd), from `startRevision` on. */
 export interface WatchSpec {
@@ -124,7 +124,7 @@ export class WatchHub {
       .then((stream) => {
         this.#connecting = false
         if (this.#closed || this.#watches.size === 0) {
-          stream.cancel()
+          cancelStream(stream)
           return
         }
         this.streamsOpened++
@@ -143,7 +143,7 @@ export class WatchHub {
   #onBroken(stream: Duplex, err: unknown) {
     if (this.#stream !== stream) return
     this.#stream = undefined
-    stream.cancel()
+    cancelStream(stream)
     if (this.#closed) return
     this.#log.debug({ err }, 'etcd watch stream broken; resuming')
     this.#retry(err)
@@ -161,7 +161,7 @@ export class WatchHub {
   #dropStream() {
     const stream = this.#stream
     this.#stream = undefined
-    stream?.cancel()
+    cancelStream(stream)
   }
 
   #onResponse(res: IWatchResponse) {
