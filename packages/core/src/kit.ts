@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
+import { Catalog } from './catalog.js'
 import { Config } from './config.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
@@ -200,6 +201,15 @@ export class EtcdKit implements AsyncDisposable {
   discover(service: string): Discovery {
     if (this.#closing) throw new ClosedError('the kit')
     return this.#discovery.open(checkServiceName(service))
+  }
+
+  /**
+   * Every service in the registry and its instances, as one live view on one watch (for tools: the CLI and
+   * console use it). Each call opens a new view; close it when done.
+   */
+  catalog(): Catalog {
+    if (this.#closing) throw new ClosedError('the kit')
+    return new Catalog(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
   }
 
   /**
