@@ -114,7 +114,11 @@ if ((task === 'test' || task === 'setup') && !hasChromium()) {
     say(`installing Chromium for the web console's browser test (${howTo})`)
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
     const pkgs = ['install', '-y', '-qq', '--no-install-recommends', 'chromium']
-    if (run('apt-get', ['update', '-qq'], { env }) !== 0 || run('apt-get', pkgs, { env }) !== 0 || !hasChromium())
+    if (
+      run('apt-get', ['update', '-qq'], { env }) !== 0 ||
+      run('apt-get', pkgs, { env }) !== 0 ||
+      !hasChromium()
+    )
       fail(`could not install Chromium; install it yourself (${howTo}) or set CHROMIUM_BIN`)
   } else {
     fail(`Chromium is needed for the web console's browser test: sudo ${howTo} (or set CHROMIUM_BIN)`)
