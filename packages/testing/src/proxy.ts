@@ -28,6 +28,10 @@ export interface FaultProxy extends AsyncDisposable {
   readonly connections: number
   /** Client connections accepted over the proxy's life. */
   readonly accepted: number
+  /** Bytes forwarded to the target over the proxy's life (which member a client talks to, and when). */
+  readonly bytesToTarget: number
+  /** Bytes forwarded from the target to clients over the proxy's life. */
+  readonly bytesFromTarget: number
   /** Forward traffic again; bytes held by `stall` are sent first, in order. */
   pass(): void
   /** Hold every byte until the next mode change. */
@@ -63,11 +67,14 @@ class Pipe {
   /** Bytes were dropped: the stream has a gap. */
   gap = false
 
-  constructor(readonly to: Socket) {}
+  constructor(
+    readonly to: Socket,
+    private readonly count: (bytes: number) => void,
+  ) {}
 
   send(chunk: Buffer, latencyMs: number) {
     if (latencyMs <= 0 && this.due.length === 0) {
-      this.to.write(chunk)
+      this.#write(chunk)
       return
     }
     // never before what is already queued: a latency lowered mid-stream must not reorder bytes
@@ -82,11 +89,16 @@ class Pipe {
       () => {
         this.timer = undefined
         const now = Date.now()
-        while (this.due.length > 0 && this.due[0]!.at <= now) this.to.write(this.due.shift()!.chunk)
+        while (this.due.length > 0 && this.due[0]!.at <= now) this.#write(this.due.shift()!.chunk)
         this.#schedule()
       },
       Math.max(0, this.due[0]!.at - Date.now()),
     )
+  }
+
+  #write(chunk: Buffer) {
+    this.count(chunk.length)
+    this.to.write(chunk)
   }
 
   stop() {
@@ -106,11 +118,12 @@ class Connection {
     readonly client: Socket,
     readonly server: Socket | undefined,
     dead: boolean,
+    counters: { up(bytes: number): void; down(bytes: number): void },
   ) {
     this.dead = dead
     // a dead connection's pipes point back at nothing useful; its bytes are always dropped
-    this.up = new Pipe(server ?? client)
-    this.down = new Pipe(client)
+    this.up = new Pipe(server ?? client, counters.up)
+    this.down = new Pipe(client, counters.down)
   }
 
   destroy() {
@@ -134,7 +147,17 @@ class TcpFaultProxy implements FaultProxy {
   #latencyMs: number
   #closing: Promise<void> | undefined
   accepted = 0
+  bytesToTarget = 0
+  bytesFromTarget = 0
   endpoint = ''
+  readonly #counters = {
+    up: (bytes: number) => {
+      this.bytesToTarget += bytes
+    },
+    down: (bytes: number) => {
+      this.bytesFromTarget += bytes
+    },
+  }
 
   constructor(
     readonly target: string,
@@ -173,7 +196,7 @@ class TcpFaultProxy implements FaultProxy {
       return
     }
     if (this.#mode === 'blackhole-new') {
-      const conn = new Connection(client, undefined, true)
+      const conn = new Connection(client, undefined, true, this.#counters)
       this.#connections.add(conn)
       client.on('data', () => {})
       client.on('close', () => this.#connections.delete(conn))
@@ -181,7 +204,7 @@ class TcpFaultProxy implements FaultProxy {
     }
     const server = connect({ host: this.#targetHost, port: this.#targetPort, noDelay: true })
     server.on('error', () => {})
-    const conn = new Connection(client, server, false)
+    const conn = new Connection(client, server, false, this.#counters)
     this.#connections.add(conn)
     client.on('data', (chunk: Buffer) => this.#forward(conn.up, chunk))
     server.on('data', (chunk: Buffer) => this.#forward(conn.down, chunk))

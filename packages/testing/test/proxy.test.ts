@@ -78,6 +78,8 @@ test('pass forwards both ways; latency delays each direction and keeps the order
   t.is(c.received, 'helloabc')
   t.is(proxy.connections, 1)
   t.is(proxy.accepted, 1)
+  t.is(proxy.bytesToTarget, 'helloabc'.length)
+  t.is(proxy.bytesFromTarget, 'helloabc'.length)
 })
 
 test('stall holds bytes both ways and flushes them in order on pass', async (t) => {
