@@ -5,6 +5,7 @@ import { Catalog } from './catalog.js'
 import { Config } from './config.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
+import { StreamEndpoints } from './endpoints.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
@@ -98,6 +99,7 @@ export class EtcdKit implements AsyncDisposable {
   readonly #queues: QueueHub
   readonly #locks: LockHub
   readonly #elections: ElectionHub
+  readonly #streams: StreamEndpoints
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
@@ -154,8 +156,10 @@ export class EtcdKit implements AsyncDisposable {
     }
     this.client = new Etcd3(etcdOptions)
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
-    this.watchHub = new WatchHub(this.client.watchClient, this.logger)
-    this.session = new Session(this.client.leaseClient, this.ttl, this.logger)
+    // the keepalive and watch streams each run on one chosen member, and leave it when it goes silent
+    this.#streams = new StreamEndpoints(this.endpoints, this.client, etcdOptions)
+    this.watchHub = new WatchHub(this.#streams, this.logger)
+    this.session = new Session(this.client.leaseClient, this.ttl, this.logger, this.#streams)
     this.#registry = new Registry(
       this.keyspace,
       this.session,
@@ -269,6 +273,7 @@ export class EtcdKit implements AsyncDisposable {
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
       await new Promise((resolve) => setImmediate(resolve))
       this.client.close()
+      this.#streams.close()
     })()
     return this.#closing
   }
