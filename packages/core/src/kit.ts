@@ -162,6 +162,7 @@ export class EtcdKit implements AsyncDisposable {
       this.logger,
       this.registryPrefix,
       this.endpoints,
+      callTimeout,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
     this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.serviceName)
