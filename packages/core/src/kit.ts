@@ -135,7 +135,9 @@ export class EtcdKit implements AsyncDisposable {
       },
       grpcOptions: {
         'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1_000,
+        // a call after an outage fails until its channel's next reconnect attempt: keep that soon, so
+        // intent held through the outage (a deregistration, a release) lands within a second of etcd
+        'grpc.max_reconnect_backoff_ms': 500,
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
       },

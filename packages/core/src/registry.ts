@@ -196,20 +196,27 @@ export class Registry {
     this.#remove(entry)
     this.#leaving.set(entry.key, entry)
     try {
-      // a put in flight could land after our delete: let it finish (its loop stops at `entry.stop`)
-      await entry.writing
-      const lease = entry.lease
-      if (lease === undefined) return // never sent to etcd
-      await deleteLeasedKey(
-        this.ks.kv,
-        this.ks.key(entry.key),
-        lease,
-        (err) => this.log.debug({ err, key: entry.key }, 'could not delete a registration yet; retrying'),
-        true,
-      )
+      // Delete at once, and let a put still in flight finish meanwhile (its loop stops at `entry.stop`):
+      // if it lands after that delete, delete again.
+      const writtenAt = entry.writtenAt
+      const writing = entry.writing
+      await Promise.all([this.#delete(entry), writing?.catch(() => {})])
+      if (writing && entry.writtenAt !== writtenAt) await this.#delete(entry)
     } finally {
       if (this.#leaving.get(entry.key) === entry) this.#leaving.delete(entry.key)
     }
+  }
+
+  async #delete(entry: Entry): Promise<void> {
+    const lease = entry.lease
+    if (lease === undefined) return // never sent to etcd
+    await deleteLeasedKey(
+      this.ks.kv,
+      this.ks.key(entry.key),
+      lease,
+      (err) => this.log.debug({ err, key: entry.key }, 'could not delete a registration yet; retrying'),
+      true,
+    )
   }
 
   #add(entry: Entry) {
