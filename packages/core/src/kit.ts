@@ -138,7 +138,9 @@ export class EtcdKit implements AsyncDisposable {
       },
       grpcOptions: {
         'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1_000,
+        // a call after an outage fails until its channel's next reconnect attempt: keep that soon, so
+        // intent held through the outage (a deregistration, a release) lands within a second of etcd
+        'grpc.max_reconnect_backoff_ms': 500,
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
       },
@@ -167,6 +169,7 @@ export class EtcdKit implements AsyncDisposable {
       this.logger,
       this.registryPrefix,
       this.endpoints,
+      callTimeout,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
     this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.serviceName)

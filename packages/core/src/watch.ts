@@ -28,6 +28,18 @@ export interface WatchListener {
    * (`startRevision` 0) delivers every change after `revision`.
    */
   onCreated?(revision: bigint): void
+  /**
+   * The watch stopped being known current: the stream it was on broke or stopped answering (every watch
+   * etcd had confirmed on it gets this call). `since` is when that stream was last heard from (`Date.now()`
+   * ms): nothing after that is known to have been delivered. The hub resumes the watch on its own.
+   */
+  onStale?(reason: string, since: number): void
+  /**
+   * etcd confirmed the watch on a live stream, for the first time or again after `onStale`: every change
+   * after the revision it resumed from is delivered (changes etcd replays from before the confirmation
+   * first, within its catch-up cycle of about 100 ms).
+   */
+  onCurrent?(): void
 }
 
 export interface WatchHandle {
@@ -43,6 +55,8 @@ interface ActiveWatch {
   created: boolean
   /** `onCreated` was called. */
   announced: boolean
+  /** Confirmed on the live stream since the last `onStale` (or ever). */
+  current: boolean
 }
 
 type Duplex = Awaited<ReturnType<WatchClient['watch']>>
@@ -92,6 +106,8 @@ export class WatchHub {
   #closed = false
   #nextId = 1
   #retryTimer: NodeJS.Timeout | undefined
+  /** When the current stream was last heard from (`Date.now()` ms), for `onStale`. */
+  #heardAt = 0
   /** Streams opened over the kit's life (a reconnect opens a new one); for tests and diagnostics. */
   streamsOpened = 0
 
@@ -123,6 +139,7 @@ export class WatchHub {
       next: spec.startRevision,
       created: false,
       announced: false,
+      current: false,
     }
     this.#watches.set(w.id, w)
     if (this.#stream) this.#create(this.#stream, w)
@@ -178,6 +195,7 @@ export class WatchHub {
         this.#startWatchdog()
         stream.on('data', (res: IWatchResponse) => {
           // any message, a progress answer included (watch id -1), shows the stream is alive
+          this.#heardAt = Date.now()
           if (this.#stream === stream) {
             this.#lastHeardAt = performance.now()
             this.#probeSentAt = undefined
@@ -237,7 +255,21 @@ export class WatchHub {
     cancelStream(stream)
     if (this.#closed) return
     this.#log.debug({ err }, 'etcd watch stream broken; resuming')
+    this.#staleAll(`the etcd watch stream broke: ${err instanceof Error ? err.message : String(err)}`)
     this.#retry(err)
+  }
+
+  /** Every watch confirmed on the stream that just broke is no longer known current. */
+  #staleAll(reason: string) {
+    for (const w of this.#watches.values()) {
+      if (!w.current) continue
+      w.current = false
+      try {
+        w.listener.onStale?.(reason, this.#heardAt)
+      } catch (err) {
+        this.#log.error({ err }, 'etcd watch listener threw')
+      }
+    }
   }
 
   #retry(err: unknown) {
@@ -290,6 +322,10 @@ export class WatchHub {
       if (!w.announced) {
         w.announced = true
         w.listener.onCreated?.(revision)
+      }
+      if (!w.current && this.#watches.get(w.id) === w) {
+        w.current = true
+        w.listener.onCurrent?.()
       }
       return
     }
