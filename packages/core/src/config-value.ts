@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { ConfigTree, TreeEntry } from './config-tree.js'
-import { ClosedError, InvalidConfigValueError } from './errors.js'
+import { ClosedError, type EtcdKitError, InvalidConfigValueError } from './errors.js'
 import type { Logger } from './logger.js'
 import { deferred, Inbox } from './util.js'
 
@@ -36,6 +36,11 @@ export interface ConfigValueEvents<T> {
   change: [value: T, change: ConfigChange]
   /** The text now in force was refused by `parse` or `validate`; `current` keeps the last good value. */
   invalid: [error: InvalidConfigValueError, text: string]
+  /**
+   * The config cannot be read any more (permission denied, authentication failed): `current` is no longer
+   * kept current. Emitted only when listened to (an unheard `error` would throw).
+   */
+  error: [error: EtcdKitError]
   close: []
 }
 
@@ -99,7 +104,12 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
     this.ready = this.#ready.promise
     this.ready.catch(() => {}) // closing a never-loaded handle must not raise unhandled rejections
     const keys = this.#override === undefined ? [this.#shared] : [this.#shared, this.#override]
-    this.#unsubscribe = [tree.onKeys(keys, (revision) => this.#update(revision, true))]
+    this.#unsubscribe = [
+      tree.onKeys(keys, (revision) => this.#update(revision, true)),
+      tree.onError((error) => {
+        if (this.listenerCount('error') > 0) this.emit('error', error)
+      }),
+    ]
     if (tree.loaded) {
       // Already mirrored: `current` is right at once, and an `invalid` is reported once listeners exist.
       this.#update(undefined, false)

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { IKeyValue } from 'etcd3'
-import { ClosedError } from './errors.js'
+import { ClosedError, type EtcdKitError } from './errors.js'
 import { PrefixFollower } from './follow.js'
 import { decodeEndpoint, type Instance, weightOf } from './instance.js'
 import type { Keyspace } from './keyspace.js'
@@ -19,6 +19,11 @@ export interface DiscoveryEvents {
   /** The instance set changed (sorted by key); also fires once when the first list is loaded. */
   change: [instances: readonly Instance[]]
   invalid: [entry: InvalidEntry]
+  /**
+   * The registry cannot be read and the view has stopped (permission denied, authentication failed): the
+   * instances are not current any more. Emitted only when listened to (an unheard `error` would throw).
+   */
+  error: [error: EtcdKitError]
   close: []
 }
 
@@ -30,6 +35,8 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
   instances: readonly Instance[] = []
   readonly ready = deferred<void>()
   loaded = false
+  /** Why the view stopped, if it did. */
+  error: EtcdKitError | undefined
   handles = 0
   readonly #byKey = new Map<string, Instance>()
   readonly #reported = new Map<string, string>()
@@ -61,6 +68,11 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
           let changed = false
           for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
           if (changed) this.#publish()
+        },
+        onError: (error) => {
+          this.error = error
+          this.ready.reject(error)
+          if (this.listenerCount('error') > 0) this.emit('error', error)
         },
       },
     )
@@ -127,6 +139,9 @@ export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIte
   readonly #forward = {
     change: (list: readonly Instance[]) => this.emit('change', list),
     invalid: (e: InvalidEntry) => this.emit('invalid', e),
+    error: (e: EtcdKitError) => {
+      if (this.listenerCount('error') > 0) this.emit('error', e)
+    },
     close: () => this.close(),
   }
   #closed = false
@@ -140,6 +155,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIte
     this.ready = shared.ready.promise
     shared.on('change', this.#forward.change)
     shared.on('invalid', this.#forward.invalid)
+    shared.on('error', this.#forward.error)
     shared.on('close', this.#forward.close)
   }
 
@@ -153,6 +169,11 @@ export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIte
     return this.#shared.loaded
   }
 
+  /** Why the view stopped following the registry (then `instances` is not current), if it did. */
+  get error(): EtcdKitError | undefined {
+    return this.#shared.error
+  }
+
   /** Yields the current set, then every new set, until the view is closed. */
   [Symbol.asyncIterator](): AsyncIterator<readonly Instance[]> {
     return liveValues<readonly Instance[]>(this, 'change', () => this.instances)
@@ -164,6 +185,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIte
     this.#closed = true
     this.#shared.off('change', this.#forward.change)
     this.#shared.off('invalid', this.#forward.invalid)
+    this.#shared.off('error', this.#forward.error)
     this.#shared.off('close', this.#forward.close)
     this.#release()
     this.emit('close')

@@ -97,6 +97,7 @@ export class EtcdKit implements AsyncDisposable {
   readonly #queues: QueueHub
   readonly #locks: LockHub
   readonly #elections: ElectionHub
+  readonly #callTimeout: number
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
@@ -109,6 +110,7 @@ export class EtcdKit implements AsyncDisposable {
     this.configPrefix = checkPrefix(options.configPrefix ?? 'config/', 'configPrefix')
     this.serviceName = options.service === undefined ? undefined : checkServiceName(options.service)
     const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
+    this.#callTimeout = callTimeout
     this.logger = options.logger ?? defaultLogger
     for (const level of ['debug', 'info', 'warn', 'error'] as const) {
       if (typeof this.logger[level] !== 'function')
@@ -153,7 +155,10 @@ export class EtcdKit implements AsyncDisposable {
     }
     this.client = new Etcd3(etcdOptions)
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
-    this.watchHub = new WatchHub(this.client.watchClient, this.logger)
+    // a unary read of the watched key: one refused for an expired token makes etcd3 authenticate again
+    this.watchHub = new WatchHub(this.client.watchClient, this.logger, async (key) => {
+      await this.client.kv.range({ key, limit: '1', keys_only: true, count_only: true })
+    })
     this.session = new Session(this.client.leaseClient, this.ttl, this.logger)
     this.#registry = new Registry(
       this.keyspace,
@@ -245,16 +250,29 @@ export class EtcdKit implements AsyncDisposable {
     return election
   }
 
-  /** Deletes this kit's registrations, stops its watches, revokes its lease and closes the client. Idempotent. */
+  /**
+   * Deletes this kit's registrations, releases its locks, stops its watches, revokes its lease and closes the
+   * client. Idempotent; always finishes within about 2 x `callTimeout`: what etcd did not delete by then
+   * (unreachable, credentials changed, permission revoked) is logged, and the lease is no longer kept alive,
+   * so etcd expires it and everything on it after its TTL.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#registry.close().catch(() => {})
-      await Promise.all([...this.#services.values()].map((s) => s.close()))
-      await Promise.allSettled([this.#locks.close(), this.#elections.close()])
+      const budget = this.#callTimeout
+      await this.#bounded(
+        (async () => {
+          await this.#registry.close().catch(() => {})
+          await Promise.all([...this.#services.values()].map((s) => s.close()))
+          await Promise.allSettled([this.#locks.close(), this.#elections.close()])
+        })(),
+        budget,
+        'deleting registrations and releasing locks',
+      )
       this.#queues.close()
       this.#discovery.close()
       this.config.close()
-      await this.session.close()
+      // stops the keepalive at once, then revokes the lease (one call, bounded here too)
+      await this.#bounded(this.session.close(), budget, 'revoking the lease')
       this.watchHub.close()
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
       await new Promise((resolve) => setImmediate(resolve))
@@ -265,5 +283,26 @@ export class EtcdKit implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
+  }
+
+  /** Waits for `work` at most `ms`; past that, logs what is left and moves on (the work goes on unawaited). */
+  async #bounded(work: Promise<unknown>, ms: number, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ms)
+    })
+    const outcome = await Promise.race([
+      work.then(
+        () => 'done' as const,
+        () => 'done' as const,
+      ),
+      late,
+    ])
+    clearTimeout(timer)
+    if (outcome === 'late')
+      this.logger.warn(
+        { ms },
+        `kit.close(): ${what} did not finish in ${ms} ms; going on (the lease expires after its TTL)`,
+      )
   }
 }

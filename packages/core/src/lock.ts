@@ -7,8 +7,9 @@ import {
 } from 'etcd3'
 import {
   ClosedError,
-  EtcdUnavailableError,
+  etcdError,
   InvalidArgumentError,
+  isTerminal,
   LockLostError,
   LockReleasedError,
   LockTimeoutError,
@@ -298,7 +299,7 @@ export class LockHub {
         const lease = await this.session
           .leaseReady(wait.signal)
           .catch((err: unknown) => {
-            if (this.#closed) throw err
+            if (this.#closed || isTerminal(err)) throw err
             throw this.session.unavailableError(this.endpoints, this.callTimeout)
           })
           .finally(wait.done)
@@ -316,8 +317,7 @@ export class LockHub {
             this.session.leaseNotFound(lease)
             continue
           }
-          const why = err instanceof Error ? err.message : String(err)
-          throw new EtcdUnavailableError(`could not try lock ${show(name)}: ${why}`, err)
+          throw etcdError(err, `trying lock ${show(name)} (key prefix ${show(`${name}/`)})`)
         }
         if (res.succeeded) {
           held = new HeldLockImpl(
@@ -370,7 +370,10 @@ export class LockHub {
     await Promise.allSettled([...this.#held].map((h) => h.release(false)))
   }
 
-  /** Deletes a lock key; with `retry`, until it is gone or its lease is. Never rejects. */
+  /**
+   * Deletes a lock key; with `retry`, until it is gone or its lease is. Never rejects. A refusal retrying
+   * cannot change (permission revoked, credentials changed) ends it at once: the key goes with the lease.
+   */
   async remove(key: Buffer, lease: Lease, retry = true) {
     const backoff = new Backoff(50, 1_000)
     for (;;) {
@@ -378,7 +381,7 @@ export class LockHub {
         await this.ks.kv.deleteRange({ key })
         return
       } catch (err) {
-        if (!retry || lease.signal.aborted) {
+        if (!retry || lease.signal.aborted || isTerminal(err)) {
           this.log.warn(
             { err, key: this.ks.name(key) },
             'could not delete a lock key; it goes with its lease',
@@ -435,6 +438,7 @@ export class LockHub {
         try {
           pos = position(await this.ks.kv.txn(acquireTxn(q, key, lease)), key)
         } catch (err) {
+          if (isTerminal(err)) throw etcdError(err, `acquiring lock ${show(name)} (key ${show(`${name}/`)}…)`)
           if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
           else {
             this.log.debug({ err, lock: name }, 'lock acquire txn failed; retrying')
@@ -448,6 +452,8 @@ export class LockHub {
             readRevision = await waitTurn(this.ks, q, pos, [signal, lease.signal])
           } catch (err) {
             signal.throwIfAborted()
+            if (isTerminal(err))
+              throw etcdError(err, `waiting for lock ${show(name)} (key prefix ${show(`${name}/`)})`)
             // our lease or our key is gone: queue again (at the back) under the session's next lease
             if (err instanceof OwnKeyGone || lease.signal.aborted) continue
             this.log.debug({ err, lock: name }, 'lock wait failed; retrying')
@@ -540,18 +546,22 @@ class HeldLockImpl implements HeldLock {
 
   async ifOwner(writes?: GuardedWrites): Promise<boolean> {
     const ops = guardedOps(this.#hub.ks, writes)
-    const res = await this.#hub.ks.kv.txn({
-      compare: [
-        {
-          key: this.#fullKey,
-          target: 'Create',
-          result: 'Equal',
-          create_revision: this.fencingToken.toString(),
-        },
-      ],
-      success: ops,
-      failure: [],
-    })
+    const res = await this.#hub.ks.kv
+      .txn({
+        compare: [
+          {
+            key: this.#fullKey,
+            target: 'Create',
+            result: 'Equal',
+            create_revision: this.fencingToken.toString(),
+          },
+        ],
+        success: ops,
+        failure: [],
+      })
+      .catch((err: unknown) => {
+        throw etcdError(err, `writing under lock ${show(this.name)} (key ${show(this.key)})`)
+      })
     return res.succeeded
   }
 

@@ -1,5 +1,12 @@
 import { EtcdLeaseInvalidError, type IEvent } from 'etcd3'
-import { ClosedError, EtcdUnavailableError, InvalidArgumentError, show } from './errors.js'
+import {
+  ClosedError,
+  EtcdUnavailableError,
+  etcdError,
+  InvalidArgumentError,
+  isTerminal,
+  show,
+} from './errors.js'
 import { checkMetadata, encodeEndpoint, type InstanceMetadata } from './instance.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
@@ -131,7 +138,10 @@ export class Registry {
     const entries = [...this.#entries.values()]
     for (const guard of this.#guards.values()) guard.cancel()
     this.#guards.clear()
-    await Promise.allSettled(entries.map((e) => this.#deregister(e)))
+    const results = await Promise.allSettled(entries.map((e) => this.#deregister(e)))
+    const left = entries.filter((_, i) => results[i]!.status === 'rejected').map((e) => e.key)
+    if (left.length > 0)
+      this.log.warn({ keys: left }, 'could not delete registrations on close; they expire with the lease')
   }
 
   async #deregister(entry: Entry) {
@@ -178,6 +188,7 @@ export class Registry {
         if (entry.removed) await this.ks.kv.deleteRange({ key: this.ks.key(entry.key) })
         return
       } catch (err) {
+        if (isTerminal(err)) throw etcdError(err, `registering ${show(entry.key)}`)
         if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
         else this.log.debug({ err, key: entry.key }, 'registration write failed; retrying')
         if (signal?.aborted) throw signal.reason

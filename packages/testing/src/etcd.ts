@@ -388,8 +388,14 @@ async function startCluster(
   }
   const endpoints = members.map((m) => m.endpoint)
   let authOn = false
+  // a secured etcd checks a password (bcrypt) per etcdctl call: on a busy machine 5 s is not always enough
+  const timeoutFlags = rootPassword ? ['--command-timeout=20s', '--dial-timeout=20s'] : []
   const run = (args: readonly string[], input?: string) =>
-    etcdctl(endpoints, args, { access, ...(input === undefined ? {} : { input }) })
+    etcdctl(endpoints, [...timeoutFlags, ...args], {
+      access,
+      timeoutMs: 30_000,
+      ...(input === undefined ? {} : { input }),
+    })
   const startAll = async () => {
     for (const m of members) m.start()
     await waitHealthy()
