@@ -4,7 +4,7 @@ import { ConfigWatch } from './config-watch.js'
 import { ClosedError, etcdError, InvalidArgumentError, show } from './errors.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
-import { checkConfigKey, checkServiceName, isPlainObject } from './validate.js'
+import { checkConfigKey, checkKeys, checkServiceName, isPlainObject } from './validate.js'
 import type { WatchHub } from './watch.js'
 
 /** Which key `get`, `set` and `delete` address. */
@@ -149,6 +149,7 @@ export class Config {
     checkConfigKey(key)
     if (options !== undefined && !isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid options ${show(options)} for config key ${show(key)}`)
+    if (options !== undefined) checkKeys(options, ['service'], 'config key')
     const service = options?.service
     return this.#ks.key(
       service === undefined ? this.prefix + key : `${this.prefix}${checkServiceName(service)}/${key}`,

@@ -25,7 +25,7 @@ import {
 } from './queue.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deferred, liveValues, sleep } from './util.js'
-import { checkLockName, isPlainObject } from './validate.js'
+import { checkKeys, checkLockName, checkSignal, isPlainObject } from './validate.js'
 import type { WatchHub } from './watch.js'
 
 /** The leader of an election: the candidate whose key was created first. */
@@ -172,9 +172,8 @@ export class Election {
     checkValue(value)
     if (options !== undefined && !isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid campaign options ${show(options)}`)
-    const user = options?.signal
-    if (user !== undefined && !(user instanceof AbortSignal))
-      throw new InvalidArgumentError(`invalid signal ${show(user)}: expected an AbortSignal`)
+    if (options !== undefined) checkKeys(options, ['signal'], 'campaign')
+    const user = checkSignal(options?.signal)
     if (this.#hub.closed) throw new ClosedError('the kit')
     user?.throwIfAborted()
     if (this.#campaign)

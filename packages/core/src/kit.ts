@@ -1,10 +1,11 @@
-import { isDeepStrictEqual } from 'node:util'
+import { inspect, isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
 import { Config } from './config.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import { type AuthOptions, etcdSecurity, type TlsOptions } from './etcd-options.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
 import { defaultLogger, type Logger } from './logger.js'
@@ -12,7 +13,15 @@ import { QueueHub } from './queue.js'
 import { type RegisterOptions, type Registration, Registry } from './registry.js'
 import { ServiceClient, type ServiceClientOptions } from './service-client.js'
 import { Session, type SessionState } from './session.js'
-import { checkAddress, checkMs, checkPrefix, checkServiceName, checkTtl, isPlainObject } from './validate.js'
+import {
+  checkAddress,
+  checkKeys,
+  checkMs,
+  checkPrefix,
+  checkServiceName,
+  checkTtl,
+  isPlainObject,
+} from './validate.js'
 import { WatchHub } from './watch.js'
 
 export interface EtcdKitOptions {
@@ -23,10 +32,16 @@ export interface EtcdKitOptions {
   endpoints?: string[] | string
   /** Session lease TTL in seconds: how long after this process dies its registrations and locks go. @default 10 */
   ttl?: number
-  /** etcd user authentication. */
-  auth?: { username: string; password: string }
-  /** TLS to etcd: the CA that signed etcd's certificate, and a client certificate and key for mutual TLS. */
-  tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
+  /**
+   * etcd user authentication. Without `tls`, to an endpoint that is not loopback, the password crosses the
+   * network in clear text (a warning is logged).
+   */
+  auth?: AuthOptions
+  /**
+   * TLS to etcd: the CA that signed etcd's certificate, and a client certificate and key for mutual TLS;
+   * each PEM text, a Buffer, a file path, or an array of them.
+   */
+  tls?: TlsOptions
   /** A pino-compatible logger. @default warnings and errors to stderr as JSON lines */
   logger?: Logger
   /**
@@ -68,7 +83,19 @@ function parseEndpoints(value: unknown): string[] {
   })
 }
 
-const toBuffer = (v: string | Buffer) => (typeof v === 'string' ? Buffer.from(v) : v)
+/** Every option `EtcdKitOptions` has: any other key is a typo, refused rather than silently ignored. */
+const KIT_OPTIONS = [
+  'endpoints',
+  'ttl',
+  'auth',
+  'tls',
+  'logger',
+  'namespace',
+  'registryPrefix',
+  'callTimeout',
+  'configPrefix',
+  'service',
+] as const
 
 /**
  * One per process: the etcd client, the session lease, the watch stream, and everything built on them
@@ -103,6 +130,7 @@ export class EtcdKit implements AsyncDisposable {
   constructor(options: EtcdKitOptions = {}) {
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid EtcdKit options ${show(options)}`)
+    checkKeys(options, KIT_OPTIONS, 'EtcdKit')
     this.endpoints = parseEndpoints(options.endpoints ?? process.env.ETCD_ENDPOINTS ?? ['127.0.0.1:2379'])
     this.ttl = checkTtl(options.ttl ?? 10)
     this.namespace = checkPrefix(options.namespace ?? '', 'namespace')
@@ -116,16 +144,7 @@ export class EtcdKit implements AsyncDisposable {
       if (typeof this.logger[level] !== 'function')
         throw new InvalidArgumentError(`invalid logger: it has no ${level}() method`)
     }
-    const { auth, tls } = options
-    if (
-      auth !== undefined &&
-      (!isPlainObject(auth as unknown) ||
-        typeof auth.username !== 'string' ||
-        typeof auth.password !== 'string')
-    )
-      throw new InvalidArgumentError('invalid auth: expected { username: string, password: string }')
-    if (tls !== undefined && (!isPlainObject(tls as unknown) || tls.ca === undefined))
-      throw new InvalidArgumentError('invalid tls: expected { ca, cert?, key? } (PEM strings or Buffers)')
+    const security = etcdSecurity(this.endpoints, options.auth, options.tls, this.logger)
 
     const etcdOptions: IOptions = {
       hosts: [...this.endpoints],
@@ -142,16 +161,7 @@ export class EtcdKit implements AsyncDisposable {
         'grpc.keepalive_timeout_ms': 5_000,
       },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeout }),
-      ...(auth ? { auth: { username: auth.username, password: auth.password } } : {}),
-      ...(tls
-        ? {
-            credentials: {
-              rootCertificate: toBuffer(tls.ca),
-              ...(tls.key ? { privateKey: toBuffer(tls.key) } : {}),
-              ...(tls.cert ? { certChain: toBuffer(tls.cert) } : {}),
-            },
-          }
-        : {}),
+      ...security,
     }
     this.client = new Etcd3(etcdOptions)
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
@@ -283,6 +293,25 @@ export class EtcdKit implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
+  }
+
+  /** What `JSON.stringify(kit)` shows: the settings and state, never credentials. */
+  toJSON(): Record<string, unknown> {
+    return {
+      endpoints: this.endpoints,
+      ttl: this.ttl,
+      namespace: this.namespace,
+      registryPrefix: this.registryPrefix,
+      configPrefix: this.configPrefix,
+      service: this.serviceName,
+      session: this.session.state,
+      closed: this.closed,
+    }
+  }
+
+  /** What `util.inspect(kit)` (and `console.log`) shows: the same as `toJSON()`. */
+  [inspect.custom](): string {
+    return `EtcdKit ${inspect(this.toJSON())}`
   }
 
   /** Waits for `work` at most `ms`; past that, logs what is left and moves on (the work goes on unawaited). */

@@ -28,7 +28,7 @@ import {
 } from './queue.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deadline, sleep } from './util.js'
-import { checkLockName, checkMs, isPlainObject } from './validate.js'
+import { checkKeys, checkLockName, checkMs, checkSignal, isPlainObject } from './validate.js'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -150,9 +150,9 @@ function checkAcquireOptions(options: unknown): {
 } {
   if (options === undefined) return { timeout: undefined, signal: undefined }
   if (!isPlainObject(options)) throw new InvalidArgumentError(`invalid acquire options ${show(options)}`)
-  const { signal, timeout } = options
-  if (signal !== undefined && !(signal instanceof AbortSignal))
-    throw new InvalidArgumentError(`invalid signal ${show(signal)}: expected an AbortSignal`)
+  checkKeys(options, ['signal', 'timeout'], 'acquire')
+  const signal = checkSignal(options.signal)
+  const { timeout } = options
   return { signal, timeout: timeout === undefined ? undefined : checkMs(timeout, 'lock timeout', true) }
 }
 
@@ -161,6 +161,7 @@ function guardedOps(ks: Keyspace, writes: unknown): IRequestOp[] {
   if (writes === undefined) return []
   const bad = (why: string) => new InvalidArgumentError(`invalid guarded writes ${show(writes)}: ${why}`)
   if (!isPlainObject(writes)) throw bad('expected { put?: { key: value }, delete?: [key] }')
+  checkKeys(writes, ['put', 'delete'], 'guarded writes')
   const ops: IRequestOp[] = []
   const { put, delete: del } = writes
   if (put !== undefined) {

@@ -12,7 +12,7 @@ import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deadline, sleep } from './util.js'
-import { checkAddress, checkMs, checkServiceName, isPlainObject } from './validate.js'
+import { checkAddress, checkKeys, checkMs, checkServiceName, checkSignal, isPlainObject } from './validate.js'
 import type { WatchHandle, WatchHub } from './watch.js'
 
 export interface RegisterOptions {
@@ -87,10 +87,13 @@ export class Registry {
   async register(options: RegisterOptions): Promise<Registration> {
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid register options ${show(options)}`)
+    // everything is checked before any state changes: a refused call must leave nothing behind
+    checkKeys(options, ['service', 'address', 'metadata', 'signal', 'timeout'], 'register')
     const service = checkServiceName(options.service)
     const address = checkAddress(options.address)
     const metadata = checkMetadata(options.metadata)
     const timeout = checkMs(options.timeout ?? 10_000, 'register timeout', true)
+    checkSignal(options.signal)
     if (this.#closed) throw new ClosedError('the kit')
     const key = this.keyOf(service, address)
     if (this.#entries.has(key)) {
