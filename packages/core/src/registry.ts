@@ -229,8 +229,17 @@ export class Registry {
               void this.#write(entry).catch(() => {})
             }
           },
-          onReset: () => {
+          onReset: (reason: string) => {
             if (this.#closed) return
+            // refused (a write-only role): watching again would be refused again, at once, for ever
+            if (/permission denied|user name is empty|authentication failed/i.test(reason)) {
+              this.#guards.delete(service)
+              this.log.warn(
+                { service, reason },
+                'cannot watch own registrations (no read permission on the registry prefix): a registration deleted by someone else is not written again until the next lease',
+              )
+              return
+            }
             this.#guards.set(service, start())
             // deletions during the gap are not replayed: check every key of this service
             for (const e of this.#entries.values()) if (e.service === service) void this.#ensure(e)

@@ -154,7 +154,10 @@ export class WatchHub {
         this.#refused = false
         this.#stream = stream
         this.#pending = []
-        stream.on('data', (res: IWatchResponse) => this.#onResponse(res))
+        // answers still arriving on a stream already replaced belong to its (gone) watches, not the new ones
+        stream.on('data', (res: IWatchResponse) => {
+          if (this.#stream === stream) this.#onResponse(res)
+        })
         stream.on('error', (err: Error) => this.#onBroken(stream, err))
         stream.on('end', () => this.#onBroken(stream, new Error('watch stream ended')))
         for (const w of this.#watches.values()) this.#create(stream, w)

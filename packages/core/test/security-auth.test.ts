@@ -276,3 +276,21 @@ test('mutual TLS without a client certificate: calls fail with a coded error wit
   )
   t.truthy((err as { code?: string })?.code?.startsWith('ETCDKIT_'), err?.message)
 })
+
+test('write-only permission on the own registry prefix: register() works and the missing guard is reported, not looped on', async (t) => {
+  const ns = uniquePrefix('writeonly')
+  const creds = await etcd.auth!.user('writeonly', [{ prefix: `${ns}services/`, permission: 'write' }])
+  const { logger, lines } = recordingLogger()
+  const kit = secureKit(creds, { namespace: ns, logger })
+  await within(kit.register({ service: 'svc', address: '127.0.0.1:3' }), 15_000, 'register')
+  await eventually(
+    () => lines.some((l) => /cannot watch own registrations/.test(l.msg)),
+    'the missing guard reported',
+    15_000,
+  )
+  const opened = kit.watchHub.streamsOpened
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.is(lines.filter((l) => /cannot watch own registrations/.test(l.msg)).length, 1)
+  t.is(kit.watchHub.size, 0)
+  t.is(kit.watchHub.streamsOpened, opened)
+})
