@@ -172,10 +172,7 @@ export class EtcdKit implements AsyncDisposable {
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
     // the keepalive and watch streams each run on one chosen member, and leave it when it goes silent
     this.#streams = new StreamEndpoints(this.endpoints, this.client, etcdOptions)
-    // a unary read of the watched key: one refused for an expired token makes etcd3 authenticate again
-    this.watchHub = new WatchHub(this.#streams, this.logger, async (key) => {
-      await this.client.kv.range({ key, limit: '1', keys_only: true, count_only: true })
-    })
+    this.watchHub = new WatchHub(this.#streams, this.logger)
     this.session = new Session(this.client.leaseClient, this.ttl, this.logger, this.#streams)
     this.#registry = new Registry(
       this.keyspace,

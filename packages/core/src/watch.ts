@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
-import type { StreamSource } from './endpoints.js'
+import type { StreamEndpoint, StreamSource } from './endpoints.js'
 import { isTerminal } from './errors.js'
 import type { Logger } from './logger.js'
 import { Backoff, cancelStream } from './util.js'
@@ -81,12 +81,6 @@ export interface WatchStreamHealth {
 const PROBE_IDLE_MS = 750
 const PROBE_DEAD_MS = 2_500
 
-/**
- * Makes etcd3 hold a valid auth token for the next stream (a unary call on `key`: a call refused for an
- * invalid token makes etcd3 authenticate again). Rejects when that fails (permission, credentials, etcd).
- */
-export type RefreshAuth = (key: Buffer) => Promise<void>
-
 /** etcd's reason for a refused watch whose stream token expired (or etcd restarted, forgetting tokens). */
 const INVALID_TOKEN = /invalid auth token/i
 /** Pace of attempts to open a stream while etcd refuses the kit's credentials. */
@@ -125,17 +119,17 @@ export class WatchHub {
    * creates in order, and a refused one with `watch_id: -1` (not the id we chose): the oldest pending.
    */
   #pending: number[] = []
-  readonly #refreshAuth: RefreshAuth | undefined
+  /** The member (and its client) the current stream is on, or was last opened on. */
+  #source: StreamEndpoint | undefined
   #reauthing = false
   /** The last attempt to open a stream was refused (credentials): reported once, retried slowly. */
   #refused = false
   /** Streams opened over the kit's life (a reconnect opens a new one); for tests and diagnostics. */
   streamsOpened = 0
 
-  constructor(streams: StreamSource, log: Logger, refreshAuth?: RefreshAuth) {
+  constructor(streams: StreamSource, log: Logger) {
     this.#streams = streams
     this.#log = log
-    this.#refreshAuth = refreshAuth
   }
 
   /** The stream's member and when it last answered. */
@@ -201,7 +195,9 @@ export class WatchHub {
   #connect() {
     if (this.#connecting || this.#stream || this.#closed || this.#watches.size === 0) return
     this.#connecting = true
-    const { endpoint, watchClient } = this.#streams.pick()
+    const source = this.#streams.pick()
+    const { endpoint, watchClient } = source
+    this.#source = source
     watchClient
       .watch()
       .then((stream) => {
@@ -332,9 +328,14 @@ export class WatchHub {
   #reauthenticate(w: ActiveWatch) {
     if (this.#reauthing) return
     this.#reauthing = true
-    const refresh = this.#refreshAuth ?? (() => Promise.resolve())
     this.#log.info({}, 'etcd refused a watch for an invalid auth token; authenticating again')
-    refresh(w.spec.key).then(
+    // a unary read of the watched key through the stream's own client: refused for the expired token, it
+    // makes etcd3 authenticate again, so the next stream carries a valid one
+    const kv = this.#source?.kv
+    const refresh = kv
+      ? kv.range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true }).then(() => {})
+      : Promise.resolve()
+    refresh.then(
       () => {
         this.#reauthing = false
         if (this.#closed) return
