@@ -51,7 +51,14 @@ export {
   type ServerRegistrationOptions,
 } from './lifecycle.js'
 export { type AcquireOptions, type GuardedWrites, type HeldLock, Lock } from './lock.js'
-export { defaultLogger, type Logger, silentLogger } from './logger.js'
+export {
+  defaultLogger,
+  isNoopLogger,
+  type Logger,
+  type LoggerLike,
+  silentLogger,
+  toLogger,
+} from './logger.js'
 export type { RegisterOptions, Registration } from './registry.js'
 export {
   type BreakerEvent,

@@ -7,7 +7,7 @@ import { type Election, ElectionHub } from './election.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
-import { defaultLogger, type Logger } from './logger.js'
+import { type Logger, type LoggerLike, toLogger } from './logger.js'
 import { QueueHub } from './queue.js'
 import { type RegisterOptions, type Registration, Registry } from './registry.js'
 import { ServiceClient, type ServiceClientOptions } from './service-client.js'
@@ -27,8 +27,11 @@ export interface EtcdKitOptions {
   auth?: { username: string; password: string }
   /** TLS to etcd: the CA that signed etcd's certificate, and a client certificate and key for mutual TLS. */
   tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
-  /** A pino-compatible logger. @default warnings and errors to stderr as JSON lines */
-  logger?: Logger
+  /**
+   * Where warnings (lease lost, config value refused, ...) go: pino or a pino-like logger, a NestJS
+   * `LoggerService`, or `console`. @default warnings and errors to stderr as JSON lines
+   */
+  logger?: LoggerLike
   /**
    * A prefix put in front of every key this kit reads or writes (like Go's `namespace.NewKV`): tenants or
    * test runs sharing one etcd. @default ""
@@ -109,11 +112,7 @@ export class EtcdKit implements AsyncDisposable {
     this.configPrefix = checkPrefix(options.configPrefix ?? 'config/', 'configPrefix')
     this.serviceName = options.service === undefined ? undefined : checkServiceName(options.service)
     const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
-    this.logger = options.logger ?? defaultLogger
-    for (const level of ['debug', 'info', 'warn', 'error'] as const) {
-      if (typeof this.logger[level] !== 'function')
-        throw new InvalidArgumentError(`invalid logger: it has no ${level}() method`)
-    }
+    this.logger = toLogger(options.logger)
     const { auth, tls } = options
     if (
       auth !== undefined &&

@@ -162,7 +162,7 @@ test('bad input is rejected at the call with the bad value in the message, and w
     [{ endpoints, registryPrefix: 'a/../' }, /invalid registryPrefix "a\/..\/"/],
     [{ endpoints, callTimeout: 0 }, /invalid callTimeout 0/],
     [{ endpoints, auth: { username: 'u' } }, /invalid auth/],
-    [{ endpoints, logger: {} }, /invalid logger: it has no debug\(\) method/],
+    [{ endpoints, logger: {} }, /invalid logger: it has no warn\(\), error\(\), info\(\) or log\(\) method/],
   ]
   for (const [options, message] of bad) {
     t.throws(
