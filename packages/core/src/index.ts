@@ -39,7 +39,7 @@ export {
   SessionLostError,
 } from './errors.js'
 export type { Instance, InstanceMetadata } from './instance.js'
-export { EtcdKit, type EtcdKitOptions } from './kit.js'
+export { EtcdKit, type EtcdKitEvents, type EtcdKitOptions } from './kit.js'
 export {
   advertisedAddress,
   ConnectionDrain,

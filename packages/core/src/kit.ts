@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
@@ -50,8 +51,9 @@ export interface EtcdKitOptions {
   service?: string
 }
 
+/** `kit.on(...)`: what an app may want to alert on without reaching into `kit.session`. */
 export interface EtcdKitEvents {
-  /** The session's state changed. */
+  /** The session's state changed (`alive`, `suspect`, `lost`, ...): the same as `kit.session`'s `state`. */
   session: [state: SessionState]
 }
 
@@ -77,7 +79,7 @@ const toBuffer = (v: string | Buffer) => (typeof v === 'string' ? Buffer.from(v)
  * One per process: the etcd client, the session lease, the watch stream, and everything built on them
  * (registrations, discovery, locks, configuration). `close()` deregisters, releases and revokes.
  */
-export class EtcdKit implements AsyncDisposable {
+export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposable {
   readonly endpoints: readonly string[]
   readonly ttl: number
   readonly namespace: string
@@ -103,6 +105,7 @@ export class EtcdKit implements AsyncDisposable {
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
+    super()
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid EtcdKit options ${show(options)}`)
     this.endpoints = parseEndpoints(options.endpoints ?? process.env.ETCD_ENDPOINTS ?? ['127.0.0.1:2379'])
@@ -154,6 +157,7 @@ export class EtcdKit implements AsyncDisposable {
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
     this.watchHub = new WatchHub(this.client.watchClient, this.logger)
     this.session = new Session(this.client.leaseClient, this.ttl, this.logger)
+    this.session.on('state', (state) => this.emit('session', state))
     this.#registry = new Registry(
       this.keyspace,
       this.session,
