@@ -12,10 +12,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 // in dependency order: a package's CommonJS build reads the CommonJS types of those before it
 const packages = ['testing', 'core', 'grpc', 'fastify', 'express', 'decorators']
 const tsc = join(root, 'node_modules', '.bin', 'tsc')
-execFileSync(
-  tsc,
-  ['-b', 'tsconfig.build.json', ...packages.map((p) => `packages/${p}/tsconfig.cjs.json`)],
-  { cwd: root, stdio: 'inherit' },
-)
+execFileSync(tsc, ['-b', 'tsconfig.build.json', ...packages.map((p) => `packages/${p}/tsconfig.cjs.json`)], {
+  cwd: root,
+  stdio: 'inherit',
+})
 for (const p of packages)
   writeFileSync(join(root, 'packages', p, 'dist', 'cjs', 'package.json'), '{ "type": "commonjs" }\n')
