@@ -60,6 +60,7 @@ export {
   toLogger,
 } from './logger.js'
 export type { RegisterOptions, Registration } from './registry.js'
+export type { InstanceSelect, InstanceSelector } from './select.js'
 export {
   type BreakerEvent,
   type BreakerOptions,
