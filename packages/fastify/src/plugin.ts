@@ -98,7 +98,11 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
     return undefined
   } as FastifyInstance['close']
 
-  fastify.addHook('preClose', () => lifecycle.deregister())
+  // a fallback for a close that bypasses the wrapper above; early Fastify 4 releases have no preClose
+  // hook (addHook throws "preClose hook not supported!") and rely on the wrapper alone
+  try {
+    fastify.addHook('preClose', () => lifecycle.deregister())
+  } catch {}
   fastify.addHook('onClose', async () => {
     drain.dispose()
     await lifecycle.closeKit()
