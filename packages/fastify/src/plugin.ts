@@ -41,6 +41,12 @@ function rootOf(instance: FastifyInstance): Root {
   return obj as Root
 }
 
+/** Whether this Fastify has the `preClose` hook (4.16 and later). */
+function hasPreClose(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number)
+  return major > 4 || (major === 4 && minor >= 16)
+}
+
 const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options) => {
   const root = rootOf(fastify)
   if (fastify.hasDecorator('etcd') || root[kInstalled]) {
@@ -98,11 +104,9 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
     return undefined
   } as FastifyInstance['close']
 
-  // a fallback for a close that bypasses the wrapper above; early Fastify 4 releases have no preClose
-  // hook (addHook throws "preClose hook not supported!") and rely on the wrapper alone
-  try {
-    fastify.addHook('preClose', () => lifecycle.deregister())
-  } catch {}
+  // a fallback for a close that bypasses the wrapper above; Fastify < 4.16 has no preClose hook (adding
+  // one fails the boot) and relies on the wrapper alone
+  if (hasPreClose(fastify.version)) fastify.addHook('preClose', () => lifecycle.deregister())
   fastify.addHook('onClose', async () => {
     drain.dispose()
     await lifecycle.closeKit()
