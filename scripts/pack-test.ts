@@ -71,7 +71,7 @@ const apps: App[] = [
       node('fastify.mjs'),
       node('express.mjs'),
       node('grpc.mjs'),
-      typecheck('node10'),
+      typecheck('nest10'),
     ],
   },
 ]
