@@ -4,7 +4,10 @@ import { checkAddress, checkJsonValue, isPlainObject } from './validate.js'
 /** Metadata of a registered instance: the well-known fields, plus any user keys (JSON values). */
 export interface InstanceMetadata {
   version?: string
-  /** Relative share of traffic, an integer >= 1. @default 1 */
+  /**
+   * Relative share of traffic, an integer from 0 to 1,000,000; 0 means registered but sent no traffic
+   * (drain without deregistering). @default 1
+   */
   weight?: number
   zone?: string
   protocol?: 'http' | 'https' | 'grpc'
@@ -20,7 +23,7 @@ export interface Instance {
   /** The registry key, without the kit's namespace. */
   readonly key: string
   readonly metadata: Readonly<InstanceMetadata>
-  /** `metadata.weight`, or 1. */
+  /** `metadata.weight` (0: receives no traffic), or 1. */
   readonly weight: number
   /** The revision at which this value was written. */
   readonly modRevision: string
@@ -39,9 +42,9 @@ export function checkMetadata(metadata: unknown): InstanceMetadata {
   if (version !== undefined && typeof version !== 'string') throw bad('version', 'expected a string')
   if (
     weight !== undefined &&
-    (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > MAX_WEIGHT)
+    (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > MAX_WEIGHT)
   )
-    throw bad('weight', 'expected an integer from 1 to 1000000')
+    throw bad('weight', 'expected an integer from 0 (no traffic) to 1000000')
   if (zone !== undefined && typeof zone !== 'string') throw bad('zone', 'expected a string')
   if (protocol !== undefined && !PROTOCOLS.has(protocol as string))
     throw bad('protocol', 'expected "http", "https" or "grpc"')
@@ -126,5 +129,5 @@ const MAX_WEIGHT = 1_000_000
 /** `metadata.weight` when it is a valid weight (capped at 1000000), else 1 (a reader never fails on another writer's value). */
 export function weightOf(metadata: InstanceMetadata): number {
   const w = metadata.weight
-  return typeof w === 'number' && Number.isInteger(w) && w >= 1 ? Math.min(w, MAX_WEIGHT) : 1
+  return typeof w === 'number' && Number.isInteger(w) && w >= 0 ? Math.min(w, MAX_WEIGHT) : 1
 }

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { inspect, isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
@@ -10,7 +11,7 @@ import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { type AuthOptions, etcdSecurity, type TlsOptions } from './etcd-options.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
-import { defaultLogger, type Logger } from './logger.js'
+import { type Logger, type LoggerLike, toLogger } from './logger.js'
 import { QueueHub } from './queue.js'
 import { type RegisterOptions, type Registration, Registry } from './registry.js'
 import { ServiceClient, type ServiceClientOptions } from './service-client.js'
@@ -44,8 +45,11 @@ export interface EtcdKitOptions {
    * each PEM text, a Buffer, a file path, or an array of them.
    */
   tls?: TlsOptions
-  /** A pino-compatible logger. @default warnings and errors to stderr as JSON lines */
-  logger?: Logger
+  /**
+   * Where warnings (lease lost, config value refused, ...) go: pino or a pino-like logger, a NestJS
+   * `LoggerService`, or `console`. @default warnings and errors to stderr as JSON lines
+   */
+  logger?: LoggerLike
   /**
    * A prefix put in front of every key this kit reads or writes (like Go's `namespace.NewKV`): tenants or
    * test runs sharing one etcd. @default ""
@@ -64,8 +68,9 @@ export interface EtcdKitOptions {
   service?: string
 }
 
+/** `kit.on(...)`: what an app may want to alert on without reaching into `kit.session`. */
 export interface EtcdKitEvents {
-  /** The session's state changed. */
+  /** The session's state changed (`alive`, `suspect`, `lost`, ...): the same as `kit.session`'s `state`. */
   session: [state: SessionState]
 }
 
@@ -103,7 +108,7 @@ const KIT_OPTIONS = [
  * One per process: the etcd client, the session lease, the watch stream, and everything built on them
  * (registrations, discovery, locks, configuration). `close()` deregisters, releases and revokes.
  */
-export class EtcdKit implements AsyncDisposable {
+export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposable {
   readonly endpoints: readonly string[]
   readonly ttl: number
   readonly namespace: string
@@ -131,6 +136,7 @@ export class EtcdKit implements AsyncDisposable {
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
+    super()
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid EtcdKit options ${show(options)}`)
     checkKeys(options, KIT_OPTIONS, 'EtcdKit')
@@ -142,11 +148,7 @@ export class EtcdKit implements AsyncDisposable {
     this.serviceName = options.service === undefined ? undefined : checkServiceName(options.service)
     const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
     this.#callTimeout = callTimeout
-    this.logger = options.logger ?? defaultLogger
-    for (const level of ['debug', 'info', 'warn', 'error'] as const) {
-      if (typeof this.logger[level] !== 'function')
-        throw new InvalidArgumentError(`invalid logger: it has no ${level}() method`)
-    }
+    this.logger = toLogger(options.logger)
     const security = etcdSecurity(this.endpoints, options.auth, options.tls, this.logger)
 
     const etcdOptions: IOptions = {
@@ -174,6 +176,7 @@ export class EtcdKit implements AsyncDisposable {
     this.#streams = new StreamEndpoints(this.endpoints, this.client, etcdOptions)
     this.watchHub = new WatchHub(this.#streams, this.logger)
     this.session = new Session(this.client.leaseClient, this.ttl, this.logger, this.#streams)
+    this.session.on('state', (state) => this.emit('session', state))
     this.#registry = new Registry(
       this.keyspace,
       this.session,

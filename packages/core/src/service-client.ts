@@ -15,6 +15,7 @@ import {
 } from './errors.js'
 import type { Instance } from './instance.js'
 import type { Logger } from './logger.js'
+import { compileSelect, type InstanceSelect } from './select.js'
 import { checkKeys, checkMs, isPlainObject } from './validate.js'
 
 /** When a breaker opens, and how it recovers. One breaker guards each endpoint (instance address). */
@@ -34,6 +35,11 @@ export interface BreakerOptions {
 export interface ServiceClientOptions {
   /** Prefer instances whose `metadata.zone` is this; the others are used only when none of these is available. */
   zone?: string
+  /**
+   * Only these instances get traffic: `{ version: '^1.4.0', tags: ['canary'], zone, metadata }` (all must
+   * match) or a predicate. Instances with `weight: 0` never do. @default every instance
+   */
+  select?: InstanceSelect
   /**
    * Further endpoints a request may try after a failure that is retried (see `request()`); each attempt goes
    * to an endpoint this request has not tried yet. @default 2
@@ -234,6 +240,7 @@ function checkOptions(options: unknown): ServiceClientOptions {
     'service client',
   )
   const o = options as ServiceClientOptions
+  compileSelect(o.select)
   if (o.zone !== undefined && (typeof o.zone !== 'string' || o.zone === ''))
     throw new InvalidArgumentError(`invalid zone ${show(o.zone)}: expected a non-empty string`)
   if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 100))
@@ -298,6 +305,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   readonly #all = new SmoothWeightedRoundRobin<Endpoint>()
   readonly #local = new SmoothWeightedRoundRobin<Endpoint>()
   readonly #zone: string | undefined
+  readonly #select: (instance: Instance) => boolean
   readonly #retries: number
   readonly #retryIdempotent: boolean
   readonly #breakerOptions: CircuitBreaker.Options
@@ -330,6 +338,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     this.#log = log
     this.#onClose = onClose
     this.#zone = o.zone
+    this.#select = compileSelect(o.select)
     this.#retries = o.retries ?? 2
     this.#retryIdempotent = o.retryIdempotent ?? false
     const b = o.breaker ?? {}
@@ -564,14 +573,19 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     return this.#all.next(accept)
   }
 
-  /** The rotation holds the endpoints whose breaker is not open, in instance (key) order. */
+  /** Whether an endpoint may get traffic: `weight: 0` drains it; `select` narrows the rest. */
+  #selected(ep: Endpoint): boolean {
+    return ep.instance.weight > 0 && this.#select(ep.instance)
+  }
+
+  /** The rotation holds the selected endpoints whose breaker is not open, in instance (key) order. */
   #rebuild() {
     this.#dirty = false
     const all: Endpoint[] = []
     const local: Endpoint[] = []
     for (const instance of this.#view.instances) {
       const ep = this.#endpoints.get(instance.address)
-      if (ep === undefined || ep.breaker.opened) continue
+      if (ep === undefined || ep.breaker.opened || !this.#selected(ep)) continue
       all.push(ep)
       if (this.#zone !== undefined && ep.zone === this.#zone) local.push(ep)
     }
@@ -583,7 +597,13 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     if (!this.#view.loaded)
       return new NoInstancesError(this.service, 'its instance list has not been loaded yet (await ready)')
     if (this.#endpoints.size === 0) return new NoInstancesError(this.service)
-    return new AllEndpointsOpenError(this.service, this.#endpoints.size)
+    const selected = [...this.#endpoints.values()].filter((ep) => this.#selected(ep)).length
+    if (selected === 0)
+      return new NoInstancesError(
+        this.service,
+        `none of its ${this.#endpoints.size} instances is selected (select option, or weight 0)`,
+      )
+    return new AllEndpointsOpenError(this.service, selected)
   }
 
   #sync(instances: readonly Instance[]) {
