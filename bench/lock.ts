@@ -3,7 +3,7 @@
 // floors (put round trip, put-to-watch), all in this run, on one etcd started here (or ETCD_ENDPOINTS).
 // The contended runs are repeated in rounds, the three taking turns, and medians over rounds are quoted;
 // ratios against Go are taken per round (same minute, same load) and their median quoted.
-// Run: npm run bench -- lock. Env: BENCH_N (latency samples, 1000), BENCH_SECONDS (per contended run, 4),
+// Run: npm run bench -- lock. Env: BENCH_N (latency samples, 500), BENCH_SECONDS (per contended run, 4),
 // BENCH_ROUNDS (3).
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -16,7 +16,7 @@ import { fmt, machine, median, percentile, printGrid } from './stats.js'
 const CONTENDERS = 8
 const RUN_MS = Number(process.env.BENCH_SECONDS ?? 4) * 1_000
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
-const N = Number(process.env.BENCH_N ?? 1_000)
+const N = Number(process.env.BENCH_N ?? 500)
 const WARMUP_MS = 1_000
 const FIRST_ROUNDS = 20
 
