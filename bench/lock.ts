@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import { EtcdKit, type HeldLock, silentLogger } from '@etcdkit/core'
 import { buildGoProgram, startEtcd } from '@etcdkit/testing'
 import { Etcd3, EtcdLockFailedError } from 'etcd3'
-import { fmt, machine, median, percentile, printGrid } from './stats.js'
+import { etcdMetrics, fmt, machine, median, percentile, printGrid } from './stats.js'
 
 const CONTENDERS = 8
 const RUN_MS = Number(process.env.BENCH_SECONDS ?? 4) * 1_000
@@ -34,6 +34,8 @@ const latency = (samples: readonly number[]): Latency => ({
 /** One contended run of one implementation: what every contender loop recorded. */
 interface Contended {
   acquisitions: number
+  /** Acquisitions including the warm-up's (the etcd call counts cover both). */
+  total: number
   elapsedMs: number
   /** From the holder calling release/unlock to the next holder's acquire/lock resolving. */
   handoffs: number[]
@@ -59,6 +61,7 @@ async function contend(acquirers: readonly Acquirer[], warmupMs: number, runMs: 
   let holders = 0
   const res: Contended = {
     acquisitions: 0,
+    total: 0,
     elapsedMs: 0,
     handoffs: [],
     failed: 0,
@@ -80,6 +83,7 @@ async function contend(acquirers: readonly Acquirer[], warmupMs: number, runMs: 
         continue
       }
       const now = performance.now()
+      res.total++
       if (++holders > 1) res.overlaps++
       if (recording) {
         if (releasedAt > 0) res.handoffs.push(now - releasedAt)
@@ -211,20 +215,58 @@ const etcd3Acquirers: Acquirer[] = etcd3Clients.map((c) => async (refused) => {
   }
 })
 
-const results: Record<'etcdkit' | 'go' | 'etcd3', Contended[]> = { etcdkit: [], go: [], etcd3: [] }
+/**
+ * What etcd served, from its own counters: unary KV and Lease calls (keepalives excluded), and messages on
+ * watch streams (watch creations and cancellations).
+ */
+async function etcdCalls(): Promise<{ unary: number; watch: number }> {
+  let unary = 0
+  let watch = 0
+  for (const [name, value] of await etcdMetrics(endpoints[0]!)) {
+    if (!name.startsWith('grpc_server_started_total{') && !name.startsWith('grpc_server_msg_received_total{'))
+      continue
+    if (name.startsWith('grpc_server_started_total{') && name.includes('grpc_type="unary"')) {
+      if (name.includes('etcdserverpb.KV"') || name.includes('etcdserverpb.Lease"')) unary += value
+    } else if (name.startsWith('grpc_server_msg_received_total{') && name.includes('etcdserverpb.Watch"'))
+      watch += value
+  }
+  return { unary, watch }
+}
+/** etcd calls per acquisition over one run (its warm-up included), from etcd's counters around it. */
+async function counted(
+  run: () => Promise<Contended>,
+): Promise<Contended & { calls: number; watchMsgs: number }> {
+  const before = await etcdCalls()
+  const res = await run()
+  const after = await etcdCalls()
+  return {
+    ...res,
+    calls: (after.unary - before.unary) / res.total,
+    watchMsgs: (after.watch - before.watch) / res.total,
+  }
+}
+
+const results: Record<'etcdkit' | 'go' | 'etcd3', Array<Contended & { calls: number; watchMsgs: number }>> = {
+  etcdkit: [],
+  go: [],
+  etcd3: [],
+}
 for (let round = 0; round < ROUNDS; round++) {
-  results.etcdkit.push(await contend(kitAcquirers, round === 0 ? WARMUP_MS : 200, RUN_MS))
+  results.etcdkit.push(await counted(() => contend(kitAcquirers, round === 0 ? WARMUP_MS : 200, RUN_MS)))
   if (goProgram.ok)
     results.go.push(
-      (await runGo([
-        'contend',
-        `${ns}go/contended`,
-        String(CONTENDERS),
-        String(WARMUP_MS),
-        String(RUN_MS),
-      ])) as Contended,
+      await counted(
+        async () =>
+          (await runGo([
+            'contend',
+            `${ns}go/contended`,
+            String(CONTENDERS),
+            String(WARMUP_MS),
+            String(RUN_MS),
+          ])) as Contended,
+      ),
     )
-  results.etcd3.push(await contend(etcd3Acquirers, round === 0 ? WARMUP_MS : 200, RUN_MS))
+  results.etcd3.push(await counted(() => contend(etcd3Acquirers, round === 0 ? WARMUP_MS : 200, RUN_MS)))
   const line = (name: string, c: Contended | undefined) =>
     c ? `${name} ${((c.acquisitions / c.elapsedMs) * 1_000).toFixed(0)}/s` : `${name} skipped`
   console.log(
@@ -253,6 +295,8 @@ await cluster?.close()
 
 // --- tables
 interface Summary {
+  calls: number
+  watchMsgs: number
   rate: number
   p50: number
   p99: number
@@ -261,7 +305,7 @@ interface Summary {
   fifo: boolean | undefined
   spread: string
 }
-const summarize = (c: Contended): Summary => {
+const summarize = (c: Contended & { calls: number; watchMsgs: number }): Summary => {
   const h = latency(c.handoffs)
   let fifo: boolean | undefined
   if (c.tokens.length > 0) {
@@ -269,6 +313,8 @@ const summarize = (c: Contended): Summary => {
     for (let i = 1; i < c.tokens.length; i++) if (c.tokens[i - 1]! >= c.tokens[i]!) fifo = false
   }
   return {
+    calls: c.calls,
+    watchMsgs: c.watchMsgs,
     rate: (c.acquisitions / c.elapsedMs) * 1_000,
     p50: h.p50,
     p99: h.p99,
@@ -366,6 +412,22 @@ printGrid(
       x(ratio(sums.etcd3, (s) => s.p99)),
     ],
     [
+      'etcd calls per acquisition (unary KV + lease)',
+      fmt(med(sums.etcdkit, (s) => s.calls)),
+      fmt(med(sums.go, (s) => s.calls)),
+      fmt(med(sums.etcd3, (s) => s.calls)),
+      x(ratio(sums.go, (s) => s.calls)),
+      x(ratio(sums.etcd3, (s) => s.calls)),
+    ],
+    [
+      'watch requests per acquisition (creates + cancels)',
+      fmt(med(sums.etcdkit, (s) => s.watchMsgs)),
+      fmt(med(sums.go, (s) => s.watchMsgs)),
+      fmt(med(sums.etcd3, (s) => s.watchMsgs)),
+      '',
+      '',
+    ],
+    [
       'failed tries/s',
       fmt(med(sums.etcdkit, (s) => s.failed)),
       fmt(med(sums.go, (s) => s.failed)),
@@ -448,5 +510,7 @@ session each, in one Go process; etcd3: a client each, and etcd3's Lock grants a
 from the holder calling release()/Unlock() to the next holder's acquire()/Lock() returning, timed in the
 process that runs the contenders. etcd3's Lock is a try-lock (one key, no queue): a refused try is retried
 at once and counted as a failed try. FIFO: the fencing tokens (create revisions) of successive holders only
-grow, i.e. the lock was granted in queue order. Ratios "etcdkit / peer" are per round, median over rounds; for
+grow, i.e. the lock was granted in queue order. etcd calls: etcd's own counters (grpc_server_started_total,
+grpc_server_msg_received_total) around each run, warm-up included, divided by its acquisitions: what a
+handoff costs etcd whatever the machine's load. Ratios "etcdkit / peer" are per round, median over rounds; for
 latencies lower is better, for acquisitions/s higher is better.`)

@@ -27,7 +27,9 @@ type uncontended struct {
 }
 
 type contended struct {
+	// Acquisitions while recording; Total counts the warm-up's too.
 	Acquisitions int       `json:"acquisitions"`
+	Total        int       `json:"total"`
 	ElapsedMs    float64   `json:"elapsedMs"`
 	Handoffs     []float64 `json:"handoffs"`
 	Failed       int       `json:"failed"`
@@ -127,6 +129,7 @@ func main() {
 					mu.Unlock()
 					continue
 				}
+				res.Total++
 				holders++
 				if holders > 1 {
 					res.Overlaps++
