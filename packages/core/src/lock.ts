@@ -20,6 +20,7 @@ import type { Keyspace } from './keyspace.js'
 import { deleteLeasedKey } from './leased-delete.js'
 import type { Logger } from './logger.js'
 import {
+  AHEAD_LIMIT,
   OwnKeyGone,
   OwnKeyMonitor,
   type Position,
@@ -189,17 +190,16 @@ function position(res: ITxnResponse, key: Buffer): Position {
   const owner = res.responses[1]?.response_range.kvs[0]
   if (res.succeeded) {
     const revision = BigInt(res.header.revision)
-    // [own key, predecessor]: ours is the newest key of the prefix, written by this very txn
-    const predecessor =
-      owner && BigInt(owner.create_revision) !== revision
-        ? res.responses[2]?.response_range.kvs[1]
-        : undefined
+    // [own key, predecessor, ...]: ours is the newest key of the prefix, written by this very txn
+    const newest = res.responses[2]?.response_range
+    const predecessor = owner && BigInt(owner.create_revision) !== revision ? newest?.kvs[1] : undefined
     return {
       key,
       revision,
       readRevision: revision,
       predecessor,
       unknown: predecessor === undefined && owner !== undefined && BigInt(owner.create_revision) !== revision,
+      ahead: predecessor && newest && !newest.more ? newest.kvs.slice(1) : undefined,
     }
   }
   // our key was there already (an earlier attempt on this lease): it keeps its place in the queue
@@ -476,8 +476,9 @@ function firstCreated(q: PrefixQueue): IRangeRequest {
 
 /**
  * Go's `Mutex.tryAcquire`: if our key does not exist, put it on the lease and read the first key by create
- * revision (and, unlike Go, the two newest: ours and our predecessor, so a waiter needs no extra read);
- * else read our key and the first.
+ * revision (and, unlike Go, the newest: ours, our predecessor and the keys ahead of it, up to
+ * `AHEAD_LIMIT`, so a waiter needs no read before waiting nor when its turn comes); else read our key and
+ * the first.
  */
 function acquireTxn(q: PrefixQueue, key: Buffer, lease: Lease): ITxnRequest {
   return {
@@ -485,7 +486,7 @@ function acquireTxn(q: PrefixQueue, key: Buffer, lease: Lease): ITxnRequest {
     success: [
       { request_put: { key, value: EMPTY, lease: lease.id } },
       { request_range: firstCreated(q) },
-      { request_range: { ...q.range, sort_order: 'Descend', sort_target: 'Create', limit: 2 } },
+      { request_range: { ...q.range, sort_order: 'Descend', sort_target: 'Create', limit: AHEAD_LIMIT + 1 } },
     ],
     failure: [{ request_range: { key } }, { request_range: firstCreated(q) }],
   }
