@@ -1,5 +1,5 @@
 // Deleting a key that hangs off a lease, as an intent that outlives outages (lock release, deregistration).
-import type { KVClient } from 'etcd3'
+import { GRPCDeadlineExceededError, type KVClient } from 'etcd3'
 import { isTerminal } from './errors.js'
 import type { Lease } from './session.js'
 import { Backoff, sleep } from './util.js'
@@ -26,20 +26,28 @@ export async function deleteLeasedKey(
   onlyIfLease: boolean,
 ): Promise<LeasedDeleteOutcome> {
   const backoff = new Backoff(25, 500)
+  // A call sent while the cluster elects a leader waits for its whole deadline: the first attempts get 1 s,
+  // so a delete lands soon after the election; the deadline doubles (to 8 s) for an etcd that is just slow.
+  let attemptMs = 1_000
   for (;;) {
     if (lease.signal.aborted) return 'lease-gone'
+    const options = { deadline: Date.now() + attemptMs }
     try {
       if (onlyIfLease)
-        await kv.txn({
-          compare: [{ key, target: 'Lease', result: 'Equal', lease: lease.id }],
-          success: [{ request_delete_range: { key } }],
-          failure: [],
-        })
-      else await kv.deleteRange({ key })
+        await kv.txn(
+          {
+            compare: [{ key, target: 'Lease', result: 'Equal', lease: lease.id }],
+            success: [{ request_delete_range: { key } }],
+            failure: [],
+          },
+          options,
+        )
+      else await kv.deleteRange({ key }, options)
       return 'deleted'
     } catch (err) {
       if (isTerminal(err)) throw err
       if (lease.signal.aborted) return 'lease-gone'
+      if (err instanceof GRPCDeadlineExceededError) attemptMs = Math.min(attemptMs * 2, 8_000)
       onRetry(err)
       // no abort listener on the lease's signal (many deletions may wait at once); the next turn checks it
       await sleep(backoff.next())

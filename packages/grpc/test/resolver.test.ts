@@ -87,11 +87,13 @@ test('a server shut down mid-run (deregistered first) causes no failed call', as
   // shutting down (a spy on the delete, since a read racing the delete in etcd proves nothing)
   const key = k.keyspace.key(`services/hello/${a.address}`)
   const kv = k.keyspace.kv
-  const deleteRange = kv.deleteRange.bind(kv)
+  // a deregistration deletes in one txn guarded by the key's lease
+  const txn = kv.txn.bind(kv)
   let deleted = false
-  kv.deleteRange = (...args: Parameters<typeof kv.deleteRange>) =>
-    deleteRange(...args).then((res) => {
-      if (Buffer.compare(Buffer.from(args[0].key ?? ''), key) === 0) deleted = true
+  kv.txn = (...args: Parameters<typeof kv.txn>) =>
+    txn(...args).then((res) => {
+      const deletes = (args[0].success ?? []).map((op) => op.request_delete_range?.key)
+      if (res.succeeded && deletes.some((k) => k && Buffer.compare(Buffer.from(k), key) === 0)) deleted = true
       return res
     })
   let deletedAtShutdown: boolean | undefined
