@@ -45,8 +45,8 @@ const exported = [EtcdKit, EtcdKitHealthIndicator, ETCDKIT_MODULE_OPTIONS]
  * bound to it; `@Config` values read before other modules' `onModuleInit`; the app registered in etcd
  * when it listens and deregistered before its HTTP server closes. Global unless `global: false`.
  */
-// biome-ignore lint/complexity/noStaticOnlyClass: a Nest module is a class; forRoot/forRootAsync are its API
 @Module({})
+// biome-ignore lint/complexity/noStaticOnlyClass: a Nest module is a class; forRoot/forRootAsync are its API
 export class EtcdKitModule {
   static forRoot(options: EtcdKitModuleRootOptions = {}): DynamicModule {
     const { global = true, ...rest } = options
