@@ -121,3 +121,41 @@ test('EtcdKit is injectable by class in other modules; forRootAsync takes a fact
   await app.close()
   t.true(kit.closed)
 })
+
+for (const adapter of ['express', 'fastify'] as const) {
+  test(`${adapter}: SIGTERM with enableShutdownHooks() deregisters before the process exits`, async (t) => {
+    const { spawnLines } = await import('@etcdkit/testing')
+    const { fileURLToPath } = await import('node:url')
+    const options = await etcdOptions(`nest-sigterm-${adapter}`)
+    const child = spawnLines(
+      process.execPath,
+      [
+        '--import=tsx',
+        '--conditions=etcdkit-source',
+        fileURLToPath(new URL('fixtures/signal-app.ts', import.meta.url)),
+      ],
+      {
+        ETCD_ENDPOINTS: options.endpoints.join(','),
+        ETCDKIT_NAMESPACE: options.namespace,
+        NEST_ADAPTER: adapter,
+      },
+    )
+    t.teardown(() => child.child.kill('SIGKILL'))
+    const line = await child.waitForLine((l) => l.startsWith('listening '), 45_000)
+    const key = `${options.namespace}services/orders/127.0.0.1:${line.split(' ')[1]}`
+    t.deepEqual(await keys(`${options.namespace}services/`), [key])
+    const started = Date.now()
+    child.child.kill('SIGTERM')
+    const code = await child.exited
+    const took = Date.now() - started
+    t.log(`exited ${took} ms after SIGTERM`)
+    // well inside the lease's 10 s: the key was deleted, not left to expire
+    t.true(took < 5_000, `exited ${took} ms after SIGTERM`)
+    t.not(child.child.signalCode, 'SIGKILL')
+    t.deepEqual(
+      await keys(`${options.namespace}services/`),
+      [],
+      `gone when the process exited (${code}, ${child.stderr})`,
+    )
+  })
+}
