@@ -1,12 +1,10 @@
 // Finds every provider and controller that uses @WithLock, @Config or @OnConfigChange and binds it to the
 // module's kit, then waits (bounded) for the first read of their configuration.
-import { EtcdKit, EtcdUnavailableError } from '@etcdkit/core'
+import { type EtcdKit, EtcdUnavailableError } from '@etcdkit/core'
 import { bindEtcdKit, configReady, decoratedMembers, unbindEtcdKit } from '@etcdkit/decorators'
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common'
-import { DiscoveryService } from '@nestjs/core'
-import { ETCDKIT_MODULE_OPTIONS, type EtcdKitModuleOptions, NAME } from './options.js'
-
-type Checked = EtcdKitModuleOptions & { configReady: { timeout: number; required: boolean } }
+import type { OnModuleInit } from '@nestjs/common'
+import type { DiscoveryService } from '@nestjs/core'
+import { type CheckedModuleOptions, NAME } from './options.js'
 
 /** One provider or controller instance the explorer bound. */
 interface Bound {
@@ -22,15 +20,14 @@ interface Bound {
  * transient-scoped providers have no single instance to bind: they are reported, and their members use
  * the default kit (this one) when called.
  */
-@Injectable()
 export class EtcdKitExplorer implements OnModuleInit {
   readonly #bound: Bound[] = []
   #ready = false
 
   constructor(
-    @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
-    @Inject(EtcdKit) private readonly kit: EtcdKit,
-    @Inject(ETCDKIT_MODULE_OPTIONS) private readonly options: Checked,
+    private readonly discovery: DiscoveryService,
+    private readonly kit: EtcdKit,
+    private readonly options: CheckedModuleOptions,
   ) {}
 
   /** The instances bound, for diagnostics. */

@@ -1,8 +1,7 @@
 // A health indicator for @nestjs/terminus, written against Terminus's result shape only (no import of it).
-import { EtcdKit, type SessionState } from '@etcdkit/core'
-import { Inject, Injectable } from '@nestjs/common'
-import { EtcdKitExplorer } from './explorer.js'
-import { EtcdKitLifecycle } from './lifecycle.js'
+import type { EtcdKit, SessionState } from '@etcdkit/core'
+import type { EtcdKitExplorer } from './explorer.js'
+import type { EtcdKitLifecycle } from './lifecycle.js'
 
 /** What the indicator reports under its key. */
 export interface EtcdKitHealthDetails {
@@ -23,12 +22,11 @@ export type EtcdKitHealthResult = Record<string, EtcdKitHealthDetails>
  * session is lost or closed, while the registration (if the module registers the app) is not written, or
  * while the `@Config` values are not read yet. Terminus reports a `down` result as an error (HTTP 503).
  */
-@Injectable()
 export class EtcdKitHealthIndicator {
   constructor(
-    @Inject(EtcdKit) private readonly kit: EtcdKit,
-    @Inject(EtcdKitLifecycle) private readonly lifecycle: EtcdKitLifecycle,
-    @Inject(EtcdKitExplorer) private readonly explorer: EtcdKitExplorer,
+    private readonly kit: EtcdKit,
+    private readonly lifecycle: EtcdKitLifecycle,
+    private readonly explorer: EtcdKitExplorer,
   ) {}
 
   isHealthy(key = 'etcd'): Promise<EtcdKitHealthResult> {

@@ -1,14 +1,8 @@
 // The app's registration in etcd (on listen) and the order of shutdown: deregister, wait, drain, close.
-import { ConnectionDrain, type DrainableServer, EtcdKit, ServerRegistration } from '@etcdkit/core'
-import {
-  type BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  type OnApplicationBootstrap,
-  type OnApplicationShutdown,
-} from '@nestjs/common'
-import { HttpAdapterHost } from '@nestjs/core'
-import { ETCDKIT_MODULE_OPTIONS, type EtcdKitModuleOptions, NAME } from './options.js'
+import { ConnectionDrain, type DrainableServer, type EtcdKit, ServerRegistration } from '@etcdkit/core'
+import type { BeforeApplicationShutdown, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common'
+import type { HttpAdapterHost } from '@nestjs/core'
+import { type EtcdKitModuleOptions, NAME } from './options.js'
 
 type ListenCallback = (...args: unknown[]) => void
 type Listen = (...args: unknown[]) => unknown
@@ -23,7 +17,6 @@ const kWrapped = Symbol.for('@etcdkit/nestjs.listen')
  * `drainDelay` passes while the server still serves, so clients stop picking this instance before it
  * stops accepting; then the adapter closes (kept-alive connections are drained) and the kit closes.
  */
-@Injectable()
 export class EtcdKitLifecycle
   implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
 {
@@ -32,9 +25,9 @@ export class EtcdKitLifecycle
   #drain: ConnectionDrain | undefined
 
   constructor(
-    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
-    @Inject(EtcdKit) private readonly kit: EtcdKit,
-    @Inject(ETCDKIT_MODULE_OPTIONS) options: EtcdKitModuleOptions,
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly kit: EtcdKit,
+    options: EtcdKitModuleOptions,
   ) {
     this.registration = options.register
       ? new ServerRegistration({ ...options.register, kit, closeKit: false }, { integration: NAME })

@@ -1,12 +1,13 @@
 // EtcdKitModule: the kit as a provider, the explorer, the registration lifecycle and the health indicator.
 import { EtcdKit, setDefaultKit } from '@etcdkit/core'
 import { type DynamicModule, Module, type Provider } from '@nestjs/common'
-import { DiscoveryModule } from '@nestjs/core'
+import { DiscoveryModule, DiscoveryService, HttpAdapterHost } from '@nestjs/core'
 import { EtcdKitExplorer } from './explorer.js'
 import { EtcdKitHealthIndicator } from './health.js'
 import { EtcdKitLifecycle } from './lifecycle.js'
 import { nestLogger } from './logger.js'
 import {
+  type CheckedModuleOptions,
   checkModuleOptions,
   ETCDKIT_MODULE_OPTIONS,
   type EtcdKitModuleAsyncOptions,
@@ -26,15 +27,28 @@ function createKit(options: EtcdKitModuleOptions): EtcdKit {
   return kit
 }
 
+// Factory providers with explicit `inject`: no constructor parameter decorators and no design-time type
+// metadata, so this package works whatever the app's compiler (tsc, SWC, esbuild) and decorator mode.
 const common: Provider[] = [
+  { provide: EtcdKit, useFactory: createKit, inject: [ETCDKIT_MODULE_OPTIONS] },
   {
-    provide: EtcdKit,
-    useFactory: createKit,
-    inject: [ETCDKIT_MODULE_OPTIONS],
+    provide: EtcdKitExplorer,
+    useFactory: (discovery: DiscoveryService, kit: EtcdKit, options: CheckedModuleOptions) =>
+      new EtcdKitExplorer(discovery, kit, options),
+    inject: [DiscoveryService, EtcdKit, ETCDKIT_MODULE_OPTIONS],
   },
-  EtcdKitExplorer,
-  EtcdKitLifecycle,
-  EtcdKitHealthIndicator,
+  {
+    provide: EtcdKitLifecycle,
+    useFactory: (host: HttpAdapterHost, kit: EtcdKit, options: CheckedModuleOptions) =>
+      new EtcdKitLifecycle(host, kit, options),
+    inject: [HttpAdapterHost, EtcdKit, ETCDKIT_MODULE_OPTIONS],
+  },
+  {
+    provide: EtcdKitHealthIndicator,
+    useFactory: (kit: EtcdKit, lifecycle: EtcdKitLifecycle, explorer: EtcdKitExplorer) =>
+      new EtcdKitHealthIndicator(kit, lifecycle, explorer),
+    inject: [EtcdKit, EtcdKitLifecycle, EtcdKitExplorer],
+  },
 ]
 
 const exported = [EtcdKit, EtcdKitHealthIndicator, ETCDKIT_MODULE_OPTIONS]

@@ -66,10 +66,11 @@ const REGISTER_KEYS = new Set([
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
+/** The options once checked, with `configReady`'s defaults filled in. */
+export type CheckedModuleOptions = EtcdKitModuleOptions & { configReady: Required<ConfigReadyOptions> }
+
 /** The options with `configReady` filled in; throws naming what is wrong. */
-export function checkModuleOptions(options: unknown): EtcdKitModuleOptions & {
-  configReady: Required<ConfigReadyOptions>
-} {
+export function checkModuleOptions(options: unknown): CheckedModuleOptions {
   if (!isObject(options))
     throw new InvalidArgumentError(`${NAME}: invalid options ${String(options)}: expected an object`)
   const { register, configReady = {} } = options as EtcdKitModuleOptions

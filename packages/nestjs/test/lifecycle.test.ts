@@ -40,14 +40,17 @@ for (const adapter of ['express', 'fastify'] as const) {
     const options = await etcdOptions(`nest-order-${adapter}`)
     const app = await createApp({
       adapter,
-      etcd: { ...options, register: { service: 'orders', drainDelay: 400 } },
+      etcd: { ...options, register: { service: 'orders', drainDelay: 2_000 } },
     })
     open.push(app)
     const server = (await app.listen(0, '127.0.0.1')) as { address(): { port: number } }
     const url = `http://127.0.0.1:${server.address().port}/nothing`
-    const prefix = `${options.namespace}services/`
+    await using watcher = new EtcdKit({ ...options, logger: silentLogger })
+    const orders = watcher.discover('orders')
+    await orders.ready
+    t.is(orders.instances.length, 1)
     const closing = app.close()
-    await eventually(async () => (await keys(prefix)).length === 0, 'deregistered')
+    await eventually(() => orders.instances.length === 0, 'deregistered (seen by a watcher)')
     const res = await fetch(url) // still served (a 404 from the app, not a refused connection or a 503)
     t.is(res.status, 404)
     await closing
@@ -126,6 +129,7 @@ for (const adapter of ['express', 'fastify'] as const) {
   test(`${adapter}: SIGTERM with enableShutdownHooks() deregisters before the process exits`, async (t) => {
     const { spawnLines } = await import('@etcdkit/testing')
     const { fileURLToPath } = await import('node:url')
+    t.timeout(120_000) // starting Nest under tsx in a child process is slow on a loaded machine
     const options = await etcdOptions(`nest-sigterm-${adapter}`)
     const child = spawnLines(
       process.execPath,
