@@ -136,7 +136,7 @@ export async function configReady(instance: object, options: ConfigReadyOptions 
         () =>
           reject(
             new EtcdUnavailableError(
-              `configReady: the configuration of ${label(target, 'constructor').replace(/\.constructor$/, '')} ` +
+              `configReady: the configuration of ${className(target)} ` +
                 `(${keys.map((k) => JSON.stringify(k)).join(', ')}) was not read from etcd within ${timeout} ms`,
             ),
           ),
