@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { run as etcdkitCli, startConsole } from '@etcdkit/cli'
 import { EtcdKit, type Instance, silentLogger } from '@etcdkit/core'
+import { startNestExample } from '@etcdkit/example-nest'
 import { etcdDiscovery as expressDiscovery } from '@etcdkit/express'
 import { etcdDiscovery as fastifyDiscovery } from '@etcdkit/fastify'
 import { runLoad, sharedEtcd } from '@etcdkit/testing'
@@ -122,6 +123,19 @@ await users.close()
 await sleep(200)
 const stats = await load.stop()
 log(`${stats.ok} requests during the departure, ${stats.failed} failed`)
+
+// 7. A NestJS app (examples/nest): EtcdKitModule registers it on app.listen(), its @Config greeting
+//    follows etcd with no glue code, and app.close() deregisters it before the server stops.
+const nest = await startNestExample({ endpoints, namespace, logger: false, kitLogger: silentLogger })
+const greeter = consumer.service('greeter')
+await greeter.ready
+const greet = async () => JSON.stringify(await (await greeter.request('/hi')).body.json())
+log(`nest app registered as greeter (${show(greeter.instances)}): ${await greet()}`)
+await etcd.etcdctl(['put', `${namespace}config/reports/batch`, '200'])
+await sleep(50)
+log(`after etcdctl put config/reports/batch 200: ${await greet()}`)
+await nest.close()
+log(`nest app closed: greeter instances ${show(greeter.instances)}`)
 
 await fastify.close()
 await web.close()

@@ -1,12 +1,14 @@
 import {
+  ClosedError,
   type ConfigChange,
   type ConfigValue,
   EtcdKit,
+  EtcdUnavailableError,
   getDefaultKit,
   InvalidArgumentError,
   NoEtcdKitError,
 } from '@etcdkit/core'
-import { label, legacyMembers, type Member } from './metadata.js'
+import { className, label, legacyMembers, type Member } from './metadata.js'
 
 type ConfigMember = Extract<Member, { kind: 'config' }>
 
@@ -95,6 +97,79 @@ export function unbindEtcdKit(instance: object): void {
   if (!binding) return
   binding.explicit = undefined
   deactivate(binding)
+}
+
+export interface ConfigReadyOptions {
+  /**
+   * How long to wait for the first read from etcd, in ms; then the call rejects with
+   * `ETCDKIT_ETCD_UNAVAILABLE` (the properties keep their defaults meanwhile). @default no limit
+   */
+  timeout?: number
+  /** Stops waiting: the call rejects with the signal's reason. */
+  signal?: AbortSignal
+}
+
+/**
+ * Resolves once every `@Config` property and `@OnConfigChange` handler of `instance` reflects etcd (the
+ * kit's first read of the config prefix is done), binding the instance first if it is not bound (to the
+ * default kit, as a read would). Until then the properties hold their defaults. Resolves at once for an
+ * instance with no such members; rejects with `ETCDKIT_ETCD_UNAVAILABLE` after `timeout`, and with
+ * `ETCDKIT_CLOSED` when the kit closes first.
+ */
+export async function configReady(instance: object, options: ConfigReadyOptions = {}): Promise<void> {
+  const target = checkInstance(instance, 'configReady')
+  const { timeout, signal } = options
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= 2 ** 31 - 1))
+    throw new InvalidArgumentError(
+      `configReady: invalid timeout ${String(timeout)}: expected milliseconds in (0, 2^31 - 1]`,
+    )
+  const binding = bindingOf(target)
+  const members = membersOf(target, binding).flatMap((m) => (m.kind === 'lock' ? [] : [m]))
+  if (members.length === 0) return
+  const keys = [...new Set(members.map((m) => m.key))]
+  signal?.throwIfAborted()
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  const stop = new Promise<never>((_resolve, reject) => {
+    if (timeout !== undefined) {
+      timer = setTimeout(
+        () =>
+          reject(
+            new EtcdUnavailableError(
+              `configReady: the configuration of ${className(target)} ` +
+                `(${keys.map((k) => JSON.stringify(k)).join(', ')}) was not read from etcd within ${timeout} ms`,
+            ),
+          ),
+        timeout,
+      )
+    }
+    onAbort = () => reject(signal?.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+  stop.catch(() => {})
+  try {
+    for (;;) {
+      if (!binding.kit || binding.kit.closed) {
+        const kit = binding.explicit ?? getDefaultKit()
+        if (!kit) throw noKit(target, members[0]!.member, 'configReady')
+        if (kit.closed) throw new ClosedError('the kit')
+        rebind(target, binding, kit)
+      }
+      const handles = binding.handles
+      try {
+        await Promise.race([Promise.all(handles.map((h) => h.ready)), stop])
+        return
+      } catch (err) {
+        // rebound meanwhile (the handles awaited were closed for new ones): wait for the new ones
+        if (binding.handles !== handles && binding.kit && !binding.kit.closed && err instanceof ClosedError)
+          continue
+        throw err
+      }
+    }
+  } finally {
+    clearTimeout(timer)
+    if (onAbort) signal?.removeEventListener('abort', onAbort)
+  }
 }
 
 /** The kit `instance`'s members use right now, binding it to the default kit if it is not bound yet. */

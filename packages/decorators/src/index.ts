@@ -1,4 +1,4 @@
-export { bindEtcdKit, unbindEtcdKit } from './binding.js'
+export { bindEtcdKit, type ConfigReadyOptions, configReady, unbindEtcdKit } from './binding.js'
 export { Config, type ConfigDecorator, OnConfigChange, type OnConfigChangeDecorator } from './config.js'
 export { decoratedMembers, type Member } from './metadata.js'
 export {

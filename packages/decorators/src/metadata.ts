@@ -25,9 +25,13 @@ export const kMember = Symbol('@etcdkit/decorators.member')
 
 /** The name of a member for messages: `Reports.run`. */
 export function label(owner: unknown, member: string | symbol): string {
+  return `${className(owner)}.${String(member)}`
+}
+
+/** The name of an instance's class (or of a class) for messages. */
+export function className(owner: unknown): string {
   const cls = typeof owner === 'function' ? owner : (owner as { constructor?: unknown } | null)?.constructor
-  const name = typeof cls === 'function' && cls.name ? cls.name : '(anonymous class)'
-  return `${name}.${String(member)}`
+  return typeof cls === 'function' && cls.name ? cls.name : '(anonymous class)'
 }
 
 /** Legacy mode: records `record` on `(target, member)` and in the list of `target` (a prototype or a class). */

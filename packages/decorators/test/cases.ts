@@ -2,7 +2,7 @@
 // experimentalDecorators, and by standard/decorators.test.ts on the same classes compiled as standard
 // (TC39) decorators.
 import { clearDefaultKit, type EtcdKit, getDefaultKit, NoEtcdKitError, setDefaultKit } from '@etcdkit/core'
-import { bindEtcdKit, decoratedMembers, unbindEtcdKit } from '@etcdkit/decorators'
+import { bindEtcdKit, configReady, decoratedMembers, unbindEtcdKit } from '@etcdkit/decorators'
 import { uniquePrefix } from '@etcdkit/testing'
 import type { TestFn } from 'ava'
 import { etcd, eventually, functionTag, kits, readTag } from './helpers.js'
@@ -151,6 +151,46 @@ export function decoratorCases(test: TestFn, fixtures: typeof Fixtures, mode: 'l
     await a!.config.set(key, '9') // a round trip after the put: the unbound instance would have seen 8
     t.is(limitsA.limit, 7, 'an unbound instance keeps its last value')
     t.deepEqual(limitsA.seen, [42, 7])
+  })
+
+  test(`${mode}: configReady() resolves once @Config properties hold etcd's value, not the default`, async (t) => {
+    const [writer, reader] = await make(2)
+    const key = `limits/${uniquePrefix('ready').slice(0, -1)}`
+    await writer!.config.set(key, '42')
+    const Limits = limits(key)
+    const instance = new Limits()
+    bindEtcdKit(instance, reader!)
+    t.is(instance.limit, 10, 'the default until the first read')
+    await configReady(instance, { timeout: 10_000 })
+    t.is(instance.limit, 42, 'the value in etcd once ready')
+    t.is(instance.text, '42')
+    await configReady(instance) // already read: at once
+    // an instance bound later on the same kit is ready at once (the kit's config is already mirrored)
+    const other = new Limits()
+    bindEtcdKit(other, reader!)
+    t.is(other.limit, 42)
+    await configReady({}) // nothing to wait for
+  })
+
+  test(`${mode}: configReady() with etcd unreachable rejects with ETCDKIT_ETCD_UNAVAILABLE after its timeout`, async (t) => {
+    const { EtcdKit, silentLogger } = await import('@etcdkit/core')
+    const dead = new EtcdKit({ endpoints: ['127.0.0.1:1'], logger: silentLogger, callTimeout: 200 })
+    open.push(dead)
+    const Limits = limits('limits/unreachable')
+    const instance = new Limits()
+    bindEtcdKit(instance, dead)
+    const started = Date.now()
+    const err = await t.throwsAsync(configReady(instance, { timeout: 300 }), {
+      message: /Limits \("limits\/unreachable"\) was not read from etcd within 300 ms/,
+    })
+    t.is((err as { code?: string } | undefined)?.code, 'ETCDKIT_ETCD_UNAVAILABLE')
+    t.true(Date.now() - started < 5_000)
+    t.is(instance.limit, 10, 'the default stays')
+    const aborted = new AbortController()
+    const waiting = configReady(instance, { signal: aborted.signal })
+    aborted.abort(new Error('stop'))
+    await t.throwsAsync(waiting, { message: 'stop' })
+    await t.throwsAsync(() => configReady(instance, { timeout: -1 }), { code: 'ETCDKIT_INVALID_ARGUMENT' })
   })
 
   test(`${mode}: two instances bound to two kits each follow their own kit's service overrides`, async (t) => {

@@ -1,0 +1,100 @@
+// What EtcdKitModule takes, the tokens it provides them under, and the checks made before anything starts.
+import { type EtcdKitOptions, InvalidArgumentError, type ServerRegistrationOptions } from '@etcdkit/core'
+import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency } from '@nestjs/common'
+
+/** The module's options, as given to `forRoot` or returned by `forRootAsync`'s factory. */
+export const ETCDKIT_MODULE_OPTIONS = Symbol.for('@etcdkit/nestjs.options')
+
+/**
+ * Registration of this app's HTTP server in etcd: the lifecycle options of @etcdkit/fastify and
+ * @etcdkit/express (see `ServerRegistrationOptions` in @etcdkit/core).
+ */
+export type EtcdKitRegisterOptions = Pick<
+  ServerRegistrationOptions,
+  'service' | 'metadata' | 'advertise' | 'drainDelay' | 'registerTimeout' | 'registerInBackground'
+>
+
+/** How module init waits for the first read of the `@Config` values. */
+export interface ConfigReadyOptions {
+  /**
+   * How long module init waits for etcd's values of every `@Config` property, in ms. After it the app
+   * starts with the defaults (a warning names the keys), or fails if `required`. @default 5_000
+   */
+  timeout?: number
+  /** Whether startup fails (`ETCDKIT_ETCD_UNAVAILABLE`) when the values are not read in time. @default false */
+  required?: boolean
+}
+
+/** The kit's own options (`EtcdKitOptions`), plus what the module does with it. */
+export interface EtcdKitModuleOptions extends EtcdKitOptions {
+  /**
+   * Register the app in etcd when it listens (`await app.listen()` resolves once the key is written), and
+   * deregister it before the HTTP server stops taking requests on shutdown. The kit's `service` defaults
+   * to `register.service`. @default undefined: no registration
+   */
+  register?: EtcdKitRegisterOptions
+  /** Waiting for `@Config` values at module init. @default { timeout: 5_000, required: false } */
+  configReady?: ConfigReadyOptions
+}
+
+/** `forRootAsync`: the options come from a factory, with Nest's injection. */
+export interface EtcdKitModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /** Providers the factory is given, in order. */
+  inject?: Array<InjectionToken | OptionalFactoryDependency>
+  useFactory: (...args: never[]) => EtcdKitModuleOptions | Promise<EtcdKitModuleOptions>
+  /** Whether the kit is injectable in every module without importing this one. @default true */
+  global?: boolean
+}
+
+/** `forRoot`'s extra option: whether the module is global. */
+export interface EtcdKitModuleRootOptions extends EtcdKitModuleOptions {
+  /** Whether the kit is injectable in every module without importing this one. @default true */
+  global?: boolean
+}
+
+export const NAME = '@etcdkit/nestjs'
+
+const REGISTER_KEYS = new Set([
+  'service',
+  'metadata',
+  'advertise',
+  'drainDelay',
+  'registerTimeout',
+  'registerInBackground',
+])
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** The options once checked, with `configReady`'s defaults filled in. */
+export type CheckedModuleOptions = EtcdKitModuleOptions & { configReady: Required<ConfigReadyOptions> }
+
+/** The options with `configReady` filled in; throws naming what is wrong. */
+export function checkModuleOptions(options: unknown): CheckedModuleOptions {
+  if (!isObject(options))
+    throw new InvalidArgumentError(`${NAME}: invalid options ${String(options)}: expected an object`)
+  const { register, configReady = {} } = options as EtcdKitModuleOptions
+  if (register !== undefined) {
+    if (!isObject(register))
+      throw new InvalidArgumentError(`${NAME}: invalid register ${String(register)}: expected an object`)
+    for (const key of Object.keys(register))
+      if (!REGISTER_KEYS.has(key))
+        throw new InvalidArgumentError(
+          `${NAME}: unknown register option ${JSON.stringify(key)} (known: ${[...REGISTER_KEYS].join(', ')})`,
+        )
+  }
+  if (!isObject(configReady))
+    throw new InvalidArgumentError(
+      `${NAME}: invalid configReady ${String(configReady)}: expected { timeout?, required? }`,
+    )
+  const { timeout = 5_000, required = false } = configReady
+  if (!(typeof timeout === 'number' && timeout > 0 && timeout <= 2 ** 31 - 1))
+    throw new InvalidArgumentError(
+      `${NAME}: invalid configReady.timeout ${String(timeout)}: expected milliseconds in (0, 2^31 - 1]`,
+    )
+  if (typeof required !== 'boolean')
+    throw new InvalidArgumentError(
+      `${NAME}: invalid configReady.required ${String(required)}: expected a boolean`,
+    )
+  return { ...(options as EtcdKitModuleOptions), configReady: { timeout, required } }
+}
