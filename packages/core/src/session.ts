@@ -8,8 +8,9 @@ import { Backoff, cancelStream, deferred } from './util.js'
 
 /**
  * `connecting`: no lease yet (or a new one is being granted); `alive`: the lease is kept alive;
- * `suspect`: no keepalive answer for a third of the TTL; `lost`: the lease is gone or its TTL ran out
- * without an answer; `closed`: the session was closed and its lease revoked.
+ * `suspect`: no keepalive answer for a third of the TTL (with several endpoints, the keepalive moves to
+ * another member); `lost`: etcd says the lease is gone, or it may have expired (its deadline, less the
+ * margin, passed without an answer that moves it); `closed`: the session was closed and its lease revoked.
  */
 export type SessionState = 'connecting' | 'alive' | 'suspect' | 'lost' | 'closed'
 
