@@ -1,4 +1,5 @@
 export { SmoothWeightedRoundRobin } from './balancer.js'
+export { Catalog, type CatalogEvents, type CatalogInstance } from './catalog.js'
 export { Config, type ConfigKeyOptions } from './config.js'
 export type { ConfigEvent } from './config-tree.js'
 export {
@@ -21,7 +22,9 @@ export {
 export {
   AllEndpointsOpenError,
   AlreadyCampaigningError,
+  AuthFailedError,
   ClosedError,
+  EtcdCallError,
   EtcdKitError,
   type EtcdKitErrorCode,
   EtcdUnavailableError,
@@ -34,10 +37,13 @@ export {
   NoInstancesError,
   NotLeaderError,
   NotLockOwnerError,
+  PermissionDeniedError,
   RequestFailedError,
   RetriesExhaustedError,
   SessionLostError,
+  TooLargeError,
 } from './errors.js'
+export type { AuthOptions, PemInput, TlsOptions } from './etcd-options.js'
 export type { Instance, InstanceMetadata } from './instance.js'
 export { EtcdKit, type EtcdKitOptions } from './kit.js'
 export {

@@ -7,8 +7,9 @@ import {
 } from 'etcd3'
 import {
   ClosedError,
-  EtcdUnavailableError,
+  etcdError,
   InvalidArgumentError,
+  isTerminal,
   LockLostError,
   LockReleasedError,
   LockTimeoutError,
@@ -16,6 +17,7 @@ import {
   show,
 } from './errors.js'
 import type { Keyspace } from './keyspace.js'
+import { deleteLeasedKey } from './leased-delete.js'
 import type { Logger } from './logger.js'
 import {
   OwnKeyGone,
@@ -27,7 +29,7 @@ import {
 } from './queue.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deadline, sleep } from './util.js'
-import { checkLockName, checkMs, isPlainObject } from './validate.js'
+import { checkKeys, checkLockName, checkMs, checkSignal, isPlainObject } from './validate.js'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -149,9 +151,9 @@ function checkAcquireOptions(options: unknown): {
 } {
   if (options === undefined) return { timeout: undefined, signal: undefined }
   if (!isPlainObject(options)) throw new InvalidArgumentError(`invalid acquire options ${show(options)}`)
-  const { signal, timeout } = options
-  if (signal !== undefined && !(signal instanceof AbortSignal))
-    throw new InvalidArgumentError(`invalid signal ${show(signal)}: expected an AbortSignal`)
+  checkKeys(options, ['signal', 'timeout'], 'acquire')
+  const signal = checkSignal(options.signal)
+  const { timeout } = options
   return { signal, timeout: timeout === undefined ? undefined : checkMs(timeout, 'lock timeout', true) }
 }
 
@@ -160,6 +162,7 @@ function guardedOps(ks: Keyspace, writes: unknown): IRequestOp[] {
   if (writes === undefined) return []
   const bad = (why: string) => new InvalidArgumentError(`invalid guarded writes ${show(writes)}: ${why}`)
   if (!isPlainObject(writes)) throw bad('expected { put?: { key: value }, delete?: [key] }')
+  checkKeys(writes, ['put', 'delete'], 'guarded writes')
   const ops: IRequestOp[] = []
   const { put, delete: del } = writes
   if (put !== undefined) {
@@ -298,7 +301,7 @@ export class LockHub {
         const lease = await this.session
           .leaseReady(wait.signal)
           .catch((err: unknown) => {
-            if (this.#closed) throw err
+            if (this.#closed || isTerminal(err)) throw err
             throw this.session.unavailableError(this.endpoints, this.callTimeout)
           })
           .finally(wait.done)
@@ -316,8 +319,7 @@ export class LockHub {
             this.session.leaseNotFound(lease)
             continue
           }
-          const why = err instanceof Error ? err.message : String(err)
-          throw new EtcdUnavailableError(`could not try lock ${show(name)}: ${why}`, err)
+          throw etcdError(err, `trying lock ${show(name)} (key prefix ${show(`${name}/`)})`)
         }
         if (res.succeeded) {
           held = new HeldLockImpl(
@@ -370,23 +372,21 @@ export class LockHub {
     await Promise.allSettled([...this.#held].map((h) => h.release(false)))
   }
 
-  /** Deletes a lock key; with `retry`, until it is gone or its lease is. Never rejects. */
+  /**
+   * Deletes a lock key; with `retry`, until it is gone or its lease is (the shared `deleteLeasedKey`), else
+   * once (on close: the lease is revoked right after). Never rejects.
+   */
   async remove(key: Buffer, lease: Lease, retry = true) {
-    const backoff = new Backoff(50, 1_000)
-    for (;;) {
-      try {
-        await this.ks.kv.deleteRange({ key })
-        return
-      } catch (err) {
-        if (!retry || lease.signal.aborted) {
-          this.log.warn(
-            { err, key: this.ks.name(key) },
-            'could not delete a lock key; it goes with its lease',
-          )
-          return
-        }
-        await sleep(backoff.next(), lease.signal).catch(() => {})
-      }
+    const giveUp = (err: unknown) =>
+      this.log.warn({ err, key: this.ks.name(key) }, 'could not delete a lock key; it goes with its lease')
+    if (retry) {
+      await deleteLeasedKey(this.ks.kv, key, lease, () => {}, false).catch(giveUp)
+      return
+    }
+    try {
+      await this.ks.kv.deleteRange({ key })
+    } catch (err) {
+      giveUp(err)
     }
   }
 
@@ -435,6 +435,7 @@ export class LockHub {
         try {
           pos = position(await this.ks.kv.txn(acquireTxn(q, key, lease)), key)
         } catch (err) {
+          if (isTerminal(err)) throw etcdError(err, `acquiring lock ${show(name)} (key ${show(`${name}/`)}…)`)
           if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
           else {
             this.log.debug({ err, lock: name }, 'lock acquire txn failed; retrying')
@@ -448,6 +449,8 @@ export class LockHub {
             readRevision = await waitTurn(this.ks, q, pos, [signal, lease.signal])
           } catch (err) {
             signal.throwIfAborted()
+            if (isTerminal(err))
+              throw etcdError(err, `waiting for lock ${show(name)} (key prefix ${show(`${name}/`)})`)
             // our lease or our key is gone: queue again (at the back) under the session's next lease
             if (err instanceof OwnKeyGone || lease.signal.aborted) continue
             this.log.debug({ err, lock: name }, 'lock wait failed; retrying')
@@ -540,18 +543,22 @@ class HeldLockImpl implements HeldLock {
 
   async ifOwner(writes?: GuardedWrites): Promise<boolean> {
     const ops = guardedOps(this.#hub.ks, writes)
-    const res = await this.#hub.ks.kv.txn({
-      compare: [
-        {
-          key: this.#fullKey,
-          target: 'Create',
-          result: 'Equal',
-          create_revision: this.fencingToken.toString(),
-        },
-      ],
-      success: ops,
-      failure: [],
-    })
+    const res = await this.#hub.ks.kv
+      .txn({
+        compare: [
+          {
+            key: this.#fullKey,
+            target: 'Create',
+            result: 'Equal',
+            create_revision: this.fencingToken.toString(),
+          },
+        ],
+        success: ops,
+        failure: [],
+      })
+      .catch((err: unknown) => {
+        throw etcdError(err, `writing under lock ${show(this.name)} (key ${show(this.key)})`)
+      })
     return res.succeeded
   }
 

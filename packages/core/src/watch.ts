@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
 import type { StreamSource } from './endpoints.js'
+import { isTerminal } from './errors.js'
 import type { Logger } from './logger.js'
 import { Backoff, cancelStream } from './util.js'
 
@@ -28,6 +29,18 @@ export interface WatchListener {
    * (`startRevision` 0) delivers every change after `revision`.
    */
   onCreated?(revision: bigint): void
+  /**
+   * The watch stopped being known current: the stream it was on broke or stopped answering (every watch
+   * etcd had confirmed on it gets this call). `since` is when that stream was last heard from (`Date.now()`
+   * ms): nothing after that is known to have been delivered. The hub resumes the watch on its own.
+   */
+  onStale?(reason: string, since: number): void
+  /**
+   * etcd confirmed the watch on a live stream, for the first time or again after `onStale`: every change
+   * after the revision it resumed from is delivered (changes etcd replays from before the confirmation
+   * first, within its catch-up cycle of about 100 ms).
+   */
+  onCurrent?(): void
 }
 
 export interface WatchHandle {
@@ -43,6 +56,8 @@ interface ActiveWatch {
   created: boolean
   /** `onCreated` was called. */
   announced: boolean
+  /** Confirmed on the live stream since the last `onStale` (or ever). */
+  current: boolean
 }
 
 type Duplex = Awaited<ReturnType<WatchClient['watch']>>
@@ -65,6 +80,17 @@ export interface WatchStreamHealth {
  */
 const PROBE_IDLE_MS = 750
 const PROBE_DEAD_MS = 2_500
+
+/**
+ * Makes etcd3 hold a valid auth token for the next stream (a unary call on `key`: a call refused for an
+ * invalid token makes etcd3 authenticate again). Rejects when that fails (permission, credentials, etcd).
+ */
+export type RefreshAuth = (key: Buffer) => Promise<void>
+
+/** etcd's reason for a refused watch whose stream token expired (or etcd restarted, forgetting tokens). */
+const INVALID_TOKEN = /invalid auth token/i
+/** Pace of attempts to open a stream while etcd refuses the kit's credentials. */
+const REFUSED_RETRY_MS = 5_000
 
 /**
  * One gRPC watch stream per kit, multiplexing every watch over it with client-chosen watch ids
@@ -92,12 +118,24 @@ export class WatchHub {
   #closed = false
   #nextId = 1
   #retryTimer: NodeJS.Timeout | undefined
+  /** When the current stream was last heard from (`Date.now()` ms), for `onStale`. */
+  #heardAt = 0
+  /**
+   * Ids of the create requests written on the current stream and not answered yet, in order. etcd answers
+   * creates in order, and a refused one with `watch_id: -1` (not the id we chose): the oldest pending.
+   */
+  #pending: number[] = []
+  readonly #refreshAuth: RefreshAuth | undefined
+  #reauthing = false
+  /** The last attempt to open a stream was refused (credentials): reported once, retried slowly. */
+  #refused = false
   /** Streams opened over the kit's life (a reconnect opens a new one); for tests and diagnostics. */
   streamsOpened = 0
 
-  constructor(streams: StreamSource, log: Logger) {
+  constructor(streams: StreamSource, log: Logger, refreshAuth?: RefreshAuth) {
     this.#streams = streams
     this.#log = log
+    this.#refreshAuth = refreshAuth
   }
 
   /** The stream's member and when it last answered. */
@@ -123,6 +161,7 @@ export class WatchHub {
       next: spec.startRevision,
       created: false,
       announced: false,
+      current: false,
     }
     this.#watches.set(w.id, w)
     if (this.#stream) this.#create(this.#stream, w)
@@ -146,6 +185,7 @@ export class WatchHub {
 
   #create(stream: Duplex, w: ActiveWatch) {
     w.created = false
+    this.#pending.push(w.id)
     stream.write({
       create_request: {
         key: w.spec.key,
@@ -171,18 +211,21 @@ export class WatchHub {
           return
         }
         this.streamsOpened++
+        this.#refused = false
         this.#stream = stream
+        this.#pending = []
         this.#endpoint = endpoint
         this.#lastHeardAt = performance.now()
         this.#probeSentAt = undefined
         this.#startWatchdog()
         stream.on('data', (res: IWatchResponse) => {
+          this.#heardAt = Date.now()
+          // answers still arriving on a stream already replaced belong to its (gone) watches, not the new ones
+          if (this.#stream !== stream) return
           // any message, a progress answer included (watch id -1), shows the stream is alive
-          if (this.#stream === stream) {
-            this.#lastHeardAt = performance.now()
-            this.#probeSentAt = undefined
-            if (Number(res.watch_id) === -1 && !res.created && !res.canceled) this.#deadMs = PROBE_DEAD_MS
-          }
+          this.#lastHeardAt = performance.now()
+          this.#probeSentAt = undefined
+          if (Number(res.watch_id) === -1 && !res.created && !res.canceled) this.#deadMs = PROBE_DEAD_MS
           this.#onResponse(res)
         })
         stream.on('error', (err: Error) => this.#onBroken(stream, err))
@@ -191,6 +234,14 @@ export class WatchHub {
       })
       .catch((err: unknown) => {
         this.#connecting = false
+        // refused credentials: each attempt costs etcd a password check, so say so, and try at the slowest pace
+        if (isTerminal(err)) {
+          if (!this.#refused)
+            this.#log.error({ err }, 'etcd refused to open the watch stream; retrying every few seconds')
+          this.#refused = true
+          this.#retry(err, REFUSED_RETRY_MS)
+          return
+        }
         this.#streams.failed(endpoint)
         this.#retry(err)
       })
@@ -237,12 +288,26 @@ export class WatchHub {
     cancelStream(stream)
     if (this.#closed) return
     this.#log.debug({ err }, 'etcd watch stream broken; resuming')
+    this.#staleAll(`the etcd watch stream broke: ${err instanceof Error ? err.message : String(err)}`)
     this.#retry(err)
   }
 
-  #retry(err: unknown) {
+  /** Every watch confirmed on the stream that just broke is no longer known current. */
+  #staleAll(reason: string) {
+    for (const w of this.#watches.values()) {
+      if (!w.current) continue
+      w.current = false
+      try {
+        w.listener.onStale?.(reason, this.#heardAt)
+      } catch (err) {
+        this.#log.error({ err }, 'etcd watch listener threw')
+      }
+    }
+  }
+
+  #retry(err: unknown, minDelay = 0) {
     if (this.#closed || this.#watches.size === 0) return
-    const delay = this.#backoff.next()
+    const delay = Math.max(minDelay, this.#backoff.next())
     this.#log.debug({ err, delay }, 'etcd watch stream unavailable; retrying')
     clearTimeout(this.#retryTimer)
     this.#retryTimer = setTimeout(() => this.#connect(), delay)
@@ -253,11 +318,58 @@ export class WatchHub {
     const stream = this.#stream
     this.#stream = undefined
     this.#stopWatchdog()
+    this.#pending = []
     cancelStream(stream)
   }
 
+  /**
+   * etcd refused to create a watch on this stream because the stream's token is no longer valid (it
+   * expired while idle, or etcd restarted): get etcd3 a valid token, then open a new stream on which every
+   * watch is created again from where it was. When no token can be had (credentials changed, permission
+   * revoked), the watches waiting for creation are handed back to their owners, whose reads then meet
+   * the same refusal and report it.
+   */
+  #reauthenticate(w: ActiveWatch) {
+    if (this.#reauthing) return
+    this.#reauthing = true
+    const refresh = this.#refreshAuth ?? (() => Promise.resolve())
+    this.#log.info({}, 'etcd refused a watch for an invalid auth token; authenticating again')
+    refresh(w.spec.key).then(
+      () => {
+        this.#reauthing = false
+        if (this.#closed) return
+        this.#dropStream()
+        this.#connect()
+      },
+      (err: unknown) => {
+        this.#reauthing = false
+        if (this.#closed) return
+        this.#log.warn({ err }, 'could not authenticate again for the etcd watch stream')
+        const waiting = [...this.#watches.values()].filter((x) => !x.created)
+        for (const x of waiting) this.#watches.delete(x.id)
+        if (this.#watches.size === 0) this.#dropStream()
+        for (const x of waiting)
+          x.listener.onReset(
+            `etcd refused the watch (invalid auth token) and authenticating again failed: ${
+              err instanceof Error ? err.message : String(err)
+            }`,
+          )
+      },
+    )
+  }
+
   #onResponse(res: IWatchResponse) {
-    const w = this.#watches.get(Number(res.watch_id))
+    let id = Number(res.watch_id)
+    if (res.created) {
+      // a refused create carries watch_id -1: it answers the oldest create still pending
+      const at = id === -1 ? 0 : this.#pending.indexOf(id)
+      if (at >= 0 && at < this.#pending.length) id = this.#pending.splice(at, 1)[0]!
+      if (id === -1) {
+        this.#log.warn({ reason: res.cancel_reason }, 'etcd refused a watch this kit did not ask for')
+        return
+      }
+    }
+    const w = this.#watches.get(id)
     if (!w) {
       // cancelled by us before etcd confirmed it: cancel it on the server now that it exists there
       if (res.created && !res.canceled)
@@ -265,6 +377,10 @@ export class WatchHub {
       return
     }
     const revision = BigInt(res.header.revision)
+    if (res.canceled && res.created && INVALID_TOKEN.test(res.cancel_reason)) {
+      this.#reauthenticate(w)
+      return
+    }
     if (res.canceled) {
       this.#watches.delete(w.id)
       const reason =
@@ -290,6 +406,10 @@ export class WatchHub {
       if (!w.announced) {
         w.announced = true
         w.listener.onCreated?.(revision)
+      }
+      if (!w.current && this.#watches.get(w.id) === w) {
+        w.current = true
+        w.listener.onCurrent?.()
       }
       return
     }
