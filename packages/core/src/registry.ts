@@ -1,11 +1,5 @@
 import { EtcdLeaseInvalidError, type IEvent } from 'etcd3'
-import {
-  ClosedError,
-  etcdError,
-  InvalidArgumentError,
-  isTerminal,
-  show,
-} from './errors.js'
+import { ClosedError, etcdError, InvalidArgumentError, isTerminal, show } from './errors.js'
 import { checkMetadata, encodeEndpoint, type InstanceMetadata } from './instance.js'
 import type { Keyspace } from './keyspace.js'
 import { deleteLeasedKey } from './leased-delete.js'
