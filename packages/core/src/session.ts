@@ -8,8 +8,9 @@ import { Backoff, cancelStream, deferred } from './util.js'
 
 /**
  * `connecting`: no lease yet (or a new one is being granted); `alive`: the lease is kept alive;
- * `suspect`: no keepalive answer for a third of the TTL; `lost`: the lease is gone or its TTL ran out
- * without an answer; `closed`: the session was closed and its lease revoked.
+ * `suspect`: no keepalive answer for a third of the TTL (with several endpoints, the keepalive moves to
+ * another member); `lost`: etcd says the lease is gone, or it may have expired (its deadline, less the
+ * margin, passed without an answer that moves it); `closed`: the session was closed and its lease revoked.
  */
 export type SessionState = 'connecting' | 'alive' | 'suspect' | 'lost' | 'closed'
 
@@ -290,11 +291,12 @@ interface KeepAliveEvents {
 /**
  * Keeps one lease alive, and decides when it may have expired.
  *
- * - Sends a keepalive every TTL/12 (at least 100 ms), on a timer of its own, and three times as often
- *   while an answer is overdue: with the deadline counted from each keepalive's send time, a round trip
- *   up to TTL - margin - TTL/12 still keeps the deadline ahead, even when it grows suddenly (ttl 3: 2.55
- *   s). Lost means etcd may have expired the lease, never that an answer was late: answers are matched
- *   to their keepalives in order, per stream, and a slow one still moves the deadline.
+ * - Sends a keepalive every TTL/12 (at least 100 ms), on a timer of its own: with the deadline counted
+ *   from each keepalive's send time, a round trip up to TTL - margin - TTL/12 keeps the deadline ahead,
+ *   even when it grows suddenly (ttl 3: 2.55 s). Not faster while answers are late: a slow etcd must not
+ *   get more keepalives from every process. Lost means etcd may have expired the lease, never that an
+ *   answer was late: answers are matched to their keepalives in order, per stream, and a slow one still
+ *   moves the deadline.
  * - Gives the lease up by a one-shot timer at `deadline - margin`, re-armed by each answer that moves the
  *   deadline: not by a poll, which would fire up to one period late.
  * - When the stream's member gives no answer for a third of the TTL and there are other members, opens a
@@ -370,17 +372,12 @@ class KeepAlive {
   }
 
   #scheduleSend() {
-    const oldest = this.#current?.sentAt[0]
-    const overdue = oldest !== undefined && performance.now() - oldest > this.#intervalMs
-    this.#sendTimer = setTimeout(
-      () => {
-        if (this.#stopped) return
-        this.#check()
-        this.#send()
-        this.#scheduleSend()
-      },
-      overdue ? this.#intervalMs / 3 : this.#intervalMs,
-    )
+    this.#sendTimer = setTimeout(() => {
+      if (this.#stopped) return
+      this.#check()
+      this.#send()
+      this.#scheduleSend()
+    }, this.#intervalMs)
   }
 
   #send() {
