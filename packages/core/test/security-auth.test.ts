@@ -97,7 +97,7 @@ test('a role without the prefix: every call that needs it rejects at once with E
   await t.throwsAsync(within(kit.service('orders').request('/'), 15_000, 'request'), denied)
   await t.throwsAsync(within(kit.election('elections/o').observe().ready, 15_000, 'observe().ready'), denied)
   await t.throwsAsync(
-    within(kit.register({ service: 'orders', address: '127.0.0.1:1' }), 15_000, 'register'),
+    within(kit.register({ service: 'orders', address: '127.0.0.1:1', timeout: 30_000 }), 35_000, 'register'),
     denied,
   )
   t.true(Date.now() - start < 60_000, `${Date.now() - start} ms`)
@@ -182,7 +182,7 @@ test('a password changed while a lock is held: release() and close() finish in b
   const creds = await userFor('passwd', [`${ns}`])
   const { logger, lines } = recordingLogger()
   const kit = secureKit(creds, { namespace: ns, logger, ttl: 4 })
-  await kit.register({ service: 'svc', address: '127.0.0.1:5' })
+  await kit.register({ service: 'svc', address: '127.0.0.1:5', timeout: 30_000 })
   const held = await kit.lock('jobs').acquire()
   const lease = kit.session.lease!
   await etcd.auth!.changePassword('passwd', 'changed-now')
@@ -206,7 +206,7 @@ test('a permission revoked while a lock is held: release() and close() finish, t
   const ns = uniquePrefix('revoke')
   const creds = await userFor('revoke', [`${ns}`])
   const kit = secureKit(creds, { namespace: ns, ttl: 4 })
-  await kit.register({ service: 'svc', address: '127.0.0.1:5' })
+  await kit.register({ service: 'svc', address: '127.0.0.1:5', timeout: 30_000 })
   const held = await kit.lock('jobs').acquire()
   await etcd.auth!.revoke('revoke', { prefix: ns })
   await within(held.release(), 2 * CALL_TIMEOUT, 'release()')
@@ -229,7 +229,11 @@ test('the minimal role of docs/SECURITY.md runs every feature, and close() revok
     { prefix: `${ns}elections/`, permission: 'readwrite' },
   ])
   const kit = secureKit(creds, { namespace: ns, service: 'orders' })
-  const reg = await within(kit.register({ service: 'orders', address: '127.0.0.1:9' }), 15_000, 'register')
+  const reg = await within(
+    kit.register({ service: 'orders', address: '127.0.0.1:9', timeout: 30_000 }),
+    35_000,
+    'register',
+  )
   const view = kit.discover('orders')
   await within(view.ready, 15_000, 'discover')
   t.is(view.instances.length, 1)
@@ -256,7 +260,7 @@ test('the minimal role of docs/SECURITY.md runs every feature, and close() revok
   t.is((await election.leader())?.value, 'b')
   await leadership.resign()
   await reg.deregister()
-  await kit.register({ service: 'orders', address: '127.0.0.1:10' })
+  await kit.register({ service: 'orders', address: '127.0.0.1:10', timeout: 30_000 })
   const lease = kit.session.lease!
   await within(kit.close(), 15_000, 'close')
   t.false((await etcd.etcdctl(['lease', 'list'])).includes(lease.hex), 'the lease was revoked')
@@ -282,7 +286,7 @@ test('write-only permission on the own registry prefix: register() works and the
   const creds = await etcd.auth!.user('writeonly', [{ prefix: `${ns}services/`, permission: 'write' }])
   const { logger, lines } = recordingLogger()
   const kit = secureKit(creds, { namespace: ns, logger })
-  await within(kit.register({ service: 'svc', address: '127.0.0.1:3' }), 15_000, 'register')
+  await within(kit.register({ service: 'svc', address: '127.0.0.1:3', timeout: 30_000 }), 35_000, 'register')
   await eventually(
     () => lines.some((l) => /cannot watch own registrations/.test(l.msg)),
     'the missing guard reported',
