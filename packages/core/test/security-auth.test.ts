@@ -97,7 +97,7 @@ test('a role without the prefix: every call that needs it rejects at once with E
   await t.throwsAsync(within(kit.service('orders').request('/'), 15_000, 'request'), denied)
   await t.throwsAsync(within(kit.election('elections/o').observe().ready, 15_000, 'observe().ready'), denied)
   await t.throwsAsync(
-    within(kit.register({ service: 'orders', address: '127.0.0.1:1' }), 15_000, 'register'),
+    within(kit.register({ service: 'orders', address: '127.0.0.1:1', timeout: 30_000 }), 35_000, 'register'),
     denied,
   )
   t.true(Date.now() - start < 60_000, `${Date.now() - start} ms`)
@@ -120,10 +120,11 @@ test('a config prefix without permission: config.value().ready rejects with ETCD
 })
 
 test('a wrong password: calls reject with ETCDKIT_AUTH_FAILED, and close() finishes', async (t) => {
-  const kit = secureKit({ username: 'root', password: 'not-the-password' })
+  // a generous call timeout: on a busy machine the refused authentication itself may take seconds
+  const kit = secureKit({ username: 'root', password: 'not-the-password' }, { callTimeout: 12_000 })
   await t.throwsAsync(within(kit.lock('x').acquire(), 15_000, 'acquire'), { code: 'ETCDKIT_AUTH_FAILED' })
   await t.throwsAsync(within(kit.discover('svc').ready, 15_000, 'discover'), { code: 'ETCDKIT_AUTH_FAILED' })
-  await t.throwsAsync(within(kit.config.get('k'), 15_000, 'config.get'), { code: 'ETCDKIT_AUTH_FAILED' })
+  await t.throwsAsync(within(kit.config.get('k'), 20_000, 'config.get'), { code: 'ETCDKIT_AUTH_FAILED' })
   await within(kit.close(), 3 * CALL_TIMEOUT, 'close')
   t.pass()
 })
@@ -182,7 +183,7 @@ test('a password changed while a lock is held: release() and close() finish in b
   const creds = await userFor('passwd', [`${ns}`])
   const { logger, lines } = recordingLogger()
   const kit = secureKit(creds, { namespace: ns, logger, ttl: 4 })
-  await kit.register({ service: 'svc', address: '127.0.0.1:5' })
+  await kit.register({ service: 'svc', address: '127.0.0.1:5', timeout: 30_000 })
   const held = await kit.lock('jobs').acquire()
   const lease = kit.session.lease!
   await etcd.auth!.changePassword('passwd', 'changed-now')
@@ -206,7 +207,7 @@ test('a permission revoked while a lock is held: release() and close() finish, t
   const ns = uniquePrefix('revoke')
   const creds = await userFor('revoke', [`${ns}`])
   const kit = secureKit(creds, { namespace: ns, ttl: 4 })
-  await kit.register({ service: 'svc', address: '127.0.0.1:5' })
+  await kit.register({ service: 'svc', address: '127.0.0.1:5', timeout: 30_000 })
   const held = await kit.lock('jobs').acquire()
   await etcd.auth!.revoke('revoke', { prefix: ns })
   await within(held.release(), 2 * CALL_TIMEOUT, 'release()')
@@ -229,7 +230,11 @@ test('the minimal role of docs/SECURITY.md runs every feature, and close() revok
     { prefix: `${ns}elections/`, permission: 'readwrite' },
   ])
   const kit = secureKit(creds, { namespace: ns, service: 'orders' })
-  const reg = await within(kit.register({ service: 'orders', address: '127.0.0.1:9' }), 15_000, 'register')
+  const reg = await within(
+    kit.register({ service: 'orders', address: '127.0.0.1:9', timeout: 30_000 }),
+    35_000,
+    'register',
+  )
   const view = kit.discover('orders')
   await within(view.ready, 15_000, 'discover')
   t.is(view.instances.length, 1)
@@ -256,7 +261,7 @@ test('the minimal role of docs/SECURITY.md runs every feature, and close() revok
   t.is((await election.leader())?.value, 'b')
   await leadership.resign()
   await reg.deregister()
-  await kit.register({ service: 'orders', address: '127.0.0.1:10' })
+  await kit.register({ service: 'orders', address: '127.0.0.1:10', timeout: 30_000 })
   const lease = kit.session.lease!
   await within(kit.close(), 15_000, 'close')
   t.false((await etcd.etcdctl(['lease', 'list'])).includes(lease.hex), 'the lease was revoked')
@@ -282,7 +287,7 @@ test('write-only permission on the own registry prefix: register() works and the
   const creds = await etcd.auth!.user('writeonly', [{ prefix: `${ns}services/`, permission: 'write' }])
   const { logger, lines } = recordingLogger()
   const kit = secureKit(creds, { namespace: ns, logger })
-  await within(kit.register({ service: 'svc', address: '127.0.0.1:3' }), 15_000, 'register')
+  await within(kit.register({ service: 'svc', address: '127.0.0.1:3', timeout: 30_000 }), 35_000, 'register')
   await eventually(
     () => lines.some((l) => /cannot watch own registrations/.test(l.msg)),
     'the missing guard reported',

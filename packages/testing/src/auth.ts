@@ -57,8 +57,28 @@ export async function enableAuth(
 
 const keyArgs = (g: Omit<EtcdGrant, 'permission'>) => (g.exact ? [g.prefix] : [g.prefix, '--prefix=true'])
 
+/**
+ * Runs an admin command again when etcd was too busy to answer it in time (a busy test machine: each call
+ * checks root's password with bcrypt); a retry that finds the work done ("already exists", "not granted")
+ * counts as done.
+ */
+function patient(run: Run): Run {
+  return async (args, input) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run(args, input)
+      } catch (err) {
+        const message = (err as Error).message
+        if (attempt > 1 && /already exists|not granted|not found/.test(message)) return ''
+        if (attempt >= 4 || !/deadline exceeded|context canceled|unavailable/i.test(message)) throw err
+      }
+    }
+  }
+}
+
 /** @internal */
-export function makeAuthAdmin(run: Run, rootPassword: string): EtcdAuthAdmin {
+export function makeAuthAdmin(direct: Run, rootPassword: string): EtcdAuthAdmin {
+  const run = patient(direct)
   const admin: EtcdAuthAdmin = {
     root: { username: 'root', password: rootPassword },
     async addUser(name, password = randomBytes(9).toString('hex')) {
@@ -90,8 +110,8 @@ export function makeAuthAdmin(run: Run, rootPassword: string): EtcdAuthAdmin {
       await run(['user', 'revoke-role', user, role])
     },
     async user(name, grants, password) {
-      await run(['user', 'delete', name]).catch(() => {})
-      await run(['role', 'delete', name]).catch(() => {})
+      await direct(['user', 'delete', name]).catch(() => {})
+      await direct(['role', 'delete', name]).catch(() => {})
       const creds = await admin.addUser(name, password)
       await admin.addRole(name)
       for (const g of grants) await admin.grant(name, g)
