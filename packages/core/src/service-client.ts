@@ -229,6 +229,7 @@ function checkOptions(options: unknown): ServiceClientOptions {
     options,
     [
       'zone',
+      'select',
       'retries',
       'retryIdempotent',
       'breaker',
