@@ -483,10 +483,11 @@ test('concurrent requests: one request never tries the same endpoint twice, howe
   await eventually(() => client.instances.length === 2, '2 instances')
   const tried: string[][] = []
   let other = 0
-  const until = Date.now() + 1_000
+  // enough exhausted requests to have seen half-open probes interleave, however slow the machine
+  const until = Date.now() + 15_000
   await Promise.all(
     Array.from({ length: 8 }, async () => {
-      while (Date.now() < until) {
+      while (tried.length <= 20 && Date.now() < until) {
         try {
           await (await client.request('/')).body.dump()
         } catch (err) {

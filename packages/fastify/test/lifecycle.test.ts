@@ -63,7 +63,7 @@ test('a server bound to 0.0.0.0 is advertised at the host address; advertise ove
 })
 
 test('close(): another kit sees the instance go while the server still answers requests', async (t) => {
-  const { fastify, namespace, endpoints } = await app({ drainDelay: 300 })
+  const { fastify, namespace, endpoints } = await app({ drainDelay: 1_000 })
   await fastify.listen({ port: 0, host: '127.0.0.1' })
   const url = `http://127.0.0.1:${portOf(fastify)}/hello`
   await using watcher = new EtcdKit({ endpoints, namespace, logger: silentLogger })
