@@ -1,5 +1,6 @@
+import { checkSchema, type StandardSchemaV1 } from './config-schema.js'
 import { ConfigTree } from './config-tree.js'
-import { ConfigValue, type ConfigValueOptions } from './config-value.js'
+import { type ConfigSchemaOptions, ConfigValue, type ConfigValueOptions } from './config-value.js'
 import { ConfigWatch } from './config-watch.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import type { Keyspace } from './keyspace.js'
@@ -13,7 +14,7 @@ export interface ConfigKeyOptions {
   service?: string
 }
 
-const VALUE_OPTIONS = new Set(['parse', 'validate', 'default'])
+const VALUE_OPTIONS = new Set(['parse', 'validate', 'default', 'schema'])
 
 /**
  * `kit.config`: live configuration values read from `{configPrefix}{key}`, where the kit's own service's
@@ -47,6 +48,16 @@ export class Config {
     return this.#handles.size
   }
 
+  /** The value checked and typed by a Standard Schema (zod, valibot, ...), `default` while neither key exists. */
+  value<S extends StandardSchemaV1>(
+    key: string,
+    options: ConfigSchemaOptions<S> & { default: StandardSchemaV1.InferOutput<S> },
+  ): ConfigValue<StandardSchemaV1.InferOutput<S>>
+  /** The value checked and typed by a Standard Schema, `undefined` while neither key exists. */
+  value<S extends StandardSchemaV1>(
+    key: string,
+    options: ConfigSchemaOptions<S> & { default?: undefined },
+  ): ConfigValue<StandardSchemaV1.InferOutput<S> | undefined>
   /** The text value, `undefined` while neither key exists. */
   value(
     key: string,
@@ -75,7 +86,10 @@ export class Config {
    * A live value of `{prefix}{service}/{key}` if it exists, else `{prefix}{key}`, else `default`; read on the
    * kit's one config watch. `current` holds the last good value; `change` and `invalid` report what happens.
    */
-  value<T>(key: string, options: ConfigValueOptions<T> = {}): ConfigValue<T> {
+  value<T>(
+    key: string,
+    options: ConfigValueOptions<T> | ConfigSchemaOptions<StandardSchemaV1<unknown, T>> = {},
+  ): ConfigValue<T> {
     if (this.#closed) throw new ClosedError('the kit')
     checkConfigKey(key)
     if (!isPlainObject(options as unknown))
@@ -83,13 +97,14 @@ export class Config {
     for (const name of Object.keys(options)) {
       if (!VALUE_OPTIONS.has(name))
         throw new InvalidArgumentError(
-          `unknown option ${show(name)} for config value ${show(key)}: expected parse, validate or default`,
+          `unknown option ${show(name)} for config value ${show(key)}: expected parse, schema, validate or default`,
         )
     }
     for (const name of ['parse', 'validate'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function')
         throw new InvalidArgumentError(`invalid ${name} ${show(options[name])} for config value ${show(key)}`)
     }
+    if ('schema' in options) checkSchema(options.schema, `config value ${show(key)}`)
     const handle: ConfigValue<T> = new ConfigValue(this.#open(), this.#log, key, this.service, options, () =>
       this.#release(handle),
     )

@@ -179,8 +179,12 @@ export function show(value: unknown): string {
   }
 }
 
-/** A configuration value that its reader's `parse` or `validate` refused; the last good value is kept. */
+/** A configuration value that its reader's `parse`, `schema` or `validate` refused; the last good value is kept. */
 export class InvalidConfigValueError extends EtcdKitError {
+  /** The etcd revision of the refused value (decimal string), when it came from etcd. */
+  readonly revision: string | undefined
+  /** What a Standard Schema reported (path and message per issue); empty when no schema refused it. */
+  readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey> }>
   constructor(
     /** The key the value was read from, relative to the namespace (e.g. `config/orders/rate-limit`). */
     readonly key: string,
@@ -188,10 +192,22 @@ export class InvalidConfigValueError extends EtcdKitError {
     readonly raw: string,
     reason: string,
     cause?: unknown,
+    details?: {
+      revision?: string | undefined
+      issues?: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey> }>
+    },
   ) {
-    super('ETCDKIT_INVALID_CONFIG_VALUE', `invalid config value ${show(raw)} at ${show(key)}: ${reason}`, {
-      cause,
-    })
+    const at = details?.revision === undefined ? '' : ` (revision ${details.revision})`
+    const text = raw.length > 200 ? `${raw.slice(0, 200)}…` : raw
+    super(
+      'ETCDKIT_INVALID_CONFIG_VALUE',
+      `invalid config value ${show(text)} at ${show(key)}${at}: ${reason}`,
+      {
+        cause,
+      },
+    )
+    this.revision = details?.revision
+    this.issues = details?.issues ?? []
   }
 }
 

@@ -1,8 +1,15 @@
 export { SmoothWeightedRoundRobin } from './balancer.js'
 export { Config, type ConfigKeyOptions } from './config.js'
+export {
+  type ConfigIssue,
+  checkSchema,
+  isStandardSchema,
+  type StandardSchemaV1,
+} from './config-schema.js'
 export type { ConfigEvent } from './config-tree.js'
 export {
   type ConfigChange,
+  type ConfigSchemaOptions,
   ConfigValue,
   type ConfigValueEvents,
   type ConfigValueOptions,
