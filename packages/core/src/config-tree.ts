@@ -56,6 +56,7 @@ export class ConfigTree {
   readonly #keyed = new Map<string, Set<KeyListener>>()
   readonly #subtrees = new Map<EventListener, string>()
   readonly #onLoad = new Set<() => void>()
+  readonly #batches = new Set<(revision: string) => void>()
   readonly #follower: PrefixFollower
   #closed = false
 
@@ -96,6 +97,16 @@ export class ConfigTree {
     return () => this.#subtrees.delete(listener)
   }
 
+  /**
+   * Calls `listener` after each batch of changes has been applied: the changes of one revision (every
+   * change of one etcd txn arrives in one watch response, with one revision) or one relist, so a reader of several keys can act
+   * once on a consistent mirror. Returns the unsubscribe.
+   */
+  onBatch(listener: (revision: string) => void): () => void {
+    this.#batches.add(listener)
+    return () => this.#batches.delete(listener)
+  }
+
   /** Calls `listener` once, when the first read has been applied (and before `ready` settles). */
   onLoad(listener: () => void): () => void {
     this.#onLoad.add(listener)
@@ -131,14 +142,30 @@ export class ConfigTree {
       const old = this.entries.get(key)
       if (old?.revision !== entry.revision || old.text !== entry.text) this.#apply(key, entry, entry.revision)
     }
+    this.#batched(revision)
+  }
+
+  #batched(revision: string) {
+    for (const listener of this.#batches) {
+      try {
+        listener(revision)
+      } catch (err) {
+        this.log.error({ err }, 'a config listener threw')
+      }
+    }
   }
 
   #onEvents(events: IEvent[]) {
+    // one batch per revision: the changes of one txn share it and arrive in one response, in order
+    let revision: string | undefined
     for (const ev of events) {
+      if (revision !== undefined && ev.kv.mod_revision !== revision) this.#batched(revision)
+      revision = ev.kv.mod_revision
       const key = this.#name(ev.kv.key)
       if (ev.type === 'Delete') this.#apply(key, undefined, ev.kv.mod_revision)
       else this.#apply(key, decode(ev.kv), ev.kv.mod_revision)
     }
+    if (revision !== undefined) this.#batched(revision)
   }
 
   #apply(key: string, entry: TreeEntry | undefined, revision: string) {

@@ -16,6 +16,8 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_NOT_LEADER'
   | 'ETCDKIT_ALREADY_CAMPAIGNING'
   | 'ETCDKIT_NO_KIT'
+  | 'ETCDKIT_CONFIG_CONFLICT'
+  | 'ETCDKIT_CONFIG_REVISION_UNAVAILABLE'
 
 /** The base of every error etcdkit throws: a stable `code`, and the underlying `cause` when there is one. */
 export class EtcdKitError extends Error {
@@ -215,5 +217,32 @@ export class InvalidConfigValueError extends EtcdKitError {
 export class NoEtcdKitError extends EtcdKitError {
   constructor(message: string) {
     super('ETCDKIT_NO_KIT', message)
+  }
+}
+
+/** A guarded config write (`rollback`) was refused: the key changed since it was read. Nothing was written. */
+export class ConfigConflictError extends EtcdKitError {
+  constructor(
+    /** The key, relative to the namespace. */
+    readonly key: string,
+    message: string,
+  ) {
+    super('ETCDKIT_CONFIG_CONFLICT', message)
+  }
+}
+
+/** A config key's value at a revision cannot be read: compacted away, or no value of the key was written then. */
+export class ConfigRevisionUnavailableError extends EtcdKitError {
+  constructor(
+    /** The key, relative to the namespace. */
+    readonly key: string,
+    /** The revision asked for (decimal string). */
+    readonly revision: string,
+    why: string,
+    cause?: unknown,
+  ) {
+    super('ETCDKIT_CONFIG_REVISION_UNAVAILABLE', `config key ${show(key)} at revision ${revision}: ${why}`, {
+      cause,
+    })
   }
 }

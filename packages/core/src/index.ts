@@ -1,5 +1,19 @@
 export { SmoothWeightedRoundRobin } from './balancer.js'
-export { Config, type ConfigKeyOptions } from './config.js'
+export {
+  Config,
+  type ConfigHistoryOptions,
+  type ConfigKeyOptions,
+  type ConfigRollbackOptions,
+  type ConfigSetOptions,
+} from './config.js'
+export type { ConfigRevision, ConfigRollback } from './config-history.js'
+export {
+  ConfigObject,
+  type ConfigObjectChange,
+  type ConfigObjectEvents,
+  type ConfigObjectOptions,
+  type ConfigTreeObject,
+} from './config-object.js'
 export {
   type ConfigIssue,
   checkSchema,
@@ -15,6 +29,7 @@ export {
   type ConfigValueOptions,
 } from './config-value.js'
 export { ConfigWatch, type ConfigWatchEvents } from './config-watch.js'
+export { type ConfigWriteOptions, type ConfigWriter, WRITERS_PREFIX } from './config-writer.js'
 export { clearDefaultKit, getDefaultKit, setDefaultKit } from './default-kit.js'
 export { Discovery, type DiscoveryEvents, type InvalidEntry } from './discovery.js'
 export {
@@ -29,6 +44,8 @@ export {
   AllEndpointsOpenError,
   AlreadyCampaigningError,
   ClosedError,
+  ConfigConflictError,
+  ConfigRevisionUnavailableError,
   EtcdKitError,
   type EtcdKitErrorCode,
   EtcdUnavailableError,
