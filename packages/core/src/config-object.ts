@@ -112,6 +112,11 @@ export class ConfigObject<T> extends EventEmitter<ConfigObjectEvents<T>> impleme
     }
   }
 
+  /** `current` may be stale: it comes from the local cache (`configCache`) because etcd has not answered yet. */
+  get fromCache(): boolean {
+    return this.#tree.fromCache
+  }
+
   /** Whether the config has been read. */
   get loaded(): boolean {
     return this.#tree.loaded && !this.#closed

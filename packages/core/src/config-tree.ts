@@ -1,4 +1,5 @@
 import type { IEvent, IKeyValue } from 'etcd3'
+import type { ConfigCache } from './config-cache.js'
 import { ClosedError } from './errors.js'
 import { PrefixFollower } from './follow.js'
 import type { Keyspace } from './keyspace.js'
@@ -53,6 +54,13 @@ export class ConfigTree {
   loaded = false
   /** Count of events dispatched to subtree listeners, so iterators can drop what their snapshot holds. */
   seq = 0
+  /**
+   * The entries come from the local cache (`configCache`), not (yet) from etcd: etcd did not answer within
+   * the cache's `wait`. Cleared when a read of etcd is applied.
+   */
+  fromCache = false
+  readonly #cache: ConfigCache | undefined
+  #cacheTimer: NodeJS.Timeout | undefined
   readonly #keyed = new Map<string, Set<KeyListener>>()
   readonly #subtrees = new Map<EventListener, string>()
   readonly #onLoad = new Set<() => void>()
@@ -65,12 +73,27 @@ export class ConfigTree {
     private readonly ks: Keyspace,
     hub: WatchHub,
     private readonly log: Logger,
+    cache?: ConfigCache,
   ) {
     this.ready.promise.catch(() => {}) // a tree closed before its first read must not raise unhandled rejections
+    this.#cache = cache
     this.#follower = new PrefixFollower(ks, hub, log, prefix, 'config watch', {
-      onList: (kvs, revision, again) => (again ? this.#relist(kvs, revision.toString()) : this.#load(kvs)),
-      onEvents: (events) => this.#onEvents(events),
+      onList: (kvs, revision, again) => {
+        // after the cache was served, the first read of etcd is applied like a relist: as changes
+        if (again || this.loaded) this.#relist(kvs, revision.toString())
+        else this.#load(kvs)
+        this.#cache?.save(this.entries, revision.toString())
+      },
+      onEvents: (events) => {
+        this.#onEvents(events)
+        const last = events[events.length - 1]
+        if (last) this.#cache?.save(this.entries, last.kv.mod_revision)
+      },
     })
+    if (cache) {
+      this.#cacheTimer = setTimeout(() => this.#serveCache(cache), cache.wait)
+      this.#cacheTimer.unref()
+    }
     // Start on the next microtask: handles opened in the same tick all wait for this one read.
     queueMicrotask(() => this.#follower.start())
   }
@@ -117,7 +140,24 @@ export class ConfigTree {
     if (this.#closed) return
     this.#closed = true
     this.#follower.close()
+    clearTimeout(this.#cacheTimer)
+    this.#cache?.flush()
     this.ready.reject(new ClosedError('the config watch'))
+  }
+
+  /** etcd has not answered within the cache's wait: serve the cached mirror, and say so. */
+  #serveCache(cache: ConfigCache) {
+    this.#cacheTimer = undefined
+    if (this.loaded || this.#closed) return
+    const cached = cache.load()
+    if (!cached) return
+    for (const [key, entry] of cached.entries) this.entries.set(key, entry)
+    this.fromCache = true
+    this.log.warn(
+      { file: cache.file, keys: cached.entries.size, revision: cached.revision, savedAt: cached.savedAt },
+      'etcd has not answered: serving cached config values (stale) until it does',
+    )
+    this.#loaded()
   }
 
   #name(key: Buffer): string {
@@ -125,7 +165,26 @@ export class ConfigTree {
   }
 
   #load(kvs: IKeyValue[]) {
+    clearTimeout(this.#cacheTimer)
+    if (kvs.length === 0 && this.#cache?.keepOnEmpty) {
+      // an empty etcd at start after a non-empty cache: the same protection as an empty relist
+      const cached = this.#cache.load()
+      if (cached && cached.entries.size > 0) {
+        for (const [key, entry] of cached.entries) this.entries.set(key, entry)
+        this.fromCache = true
+        this.log.warn(
+          { file: this.#cache.file, keys: cached.entries.size },
+          'etcd has no config at all; keeping the cached values (configCache.keepOnEmpty)',
+        )
+        this.#loaded()
+        return
+      }
+    }
     for (const kv of kvs) this.entries.set(this.#name(kv.key), decode(kv))
+    this.#loaded()
+  }
+
+  #loaded() {
     this.loaded = true
     for (const listener of this.#onLoad) listener()
     this.#onLoad.clear()
@@ -134,6 +193,17 @@ export class ConfigTree {
 
   /** Applies a fresh read after a reset: every difference from the mirror becomes a change, in key order. */
   #relist(kvs: IKeyValue[], revision: string) {
+    if (kvs.length === 0 && this.entries.size > 0 && this.#cache?.keepOnEmpty) {
+      this.log.warn(
+        { prefix: this.prefix, keys: this.entries.size, revision },
+        'etcd has no config at all now; keeping the last values (configCache.keepOnEmpty)',
+      )
+      return
+    }
+    if (this.fromCache) {
+      this.fromCache = false
+      this.log.info({ prefix: this.prefix, revision }, 'etcd answered: config values are live again')
+    }
     const fresh = new Map<string, TreeEntry>()
     for (const kv of kvs) fresh.set(this.#name(kv.key), decode(kv))
     const gone = [...this.entries.keys()].filter((k) => !fresh.has(k))

@@ -135,6 +135,11 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
     }
   }
 
+  /** `current` may be stale: it comes from the local cache (`configCache`) because etcd has not answered yet. */
+  get fromCache(): boolean {
+    return this.#tree.fromCache
+  }
+
   /** Whether the config has been read (`ready` has resolved). */
   get loaded(): boolean {
     return this.#tree.loaded && !this.#closed

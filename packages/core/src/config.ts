@@ -1,3 +1,4 @@
+import type { ConfigCache } from './config-cache.js'
 import { type ConfigRevision, type ConfigRollback, history, rollback } from './config-history.js'
 import { ConfigObject, type ConfigObjectOptions, type ConfigTreeObject } from './config-object.js'
 import { checkSchema, type StandardSchemaV1 } from './config-schema.js'
@@ -53,17 +54,39 @@ export class Config {
   readonly #ks: Keyspace
   readonly #hub: WatchHub
   readonly #log: Logger
+  readonly #cache: ConfigCache | undefined
   #tree: ConfigTree | undefined
   readonly #handles = new Set<{ close(): void }>()
   #closed = false
 
   /** @internal created by the kit */
-  constructor(ks: Keyspace, hub: WatchHub, log: Logger, prefix: string, service: string | undefined) {
+  constructor(
+    ks: Keyspace,
+    hub: WatchHub,
+    log: Logger,
+    prefix: string,
+    service: string | undefined,
+    cache?: ConfigCache,
+  ) {
+    this.#cache = cache
     this.#ks = ks
     this.#hub = hub
     this.#log = log
     this.prefix = prefix
     this.service = service
+  }
+
+  /**
+   * The values in force come from the local cache (`configCache`) because etcd has not answered yet: they
+   * may be stale. False once a read of etcd has been applied (and always without a cache).
+   */
+  get fromCache(): boolean {
+    return this.#tree?.fromCache ?? false
+  }
+
+  /** The local cache file of this kit's config (`configCache`), or `undefined` without one. */
+  get cacheFile(): string | undefined {
+    return this.#cache?.file
   }
 
   /** Number of open handles (values and watches). */
@@ -295,7 +318,7 @@ export class Config {
   }
 
   #open(): ConfigTree {
-    this.#tree ??= new ConfigTree(this.prefix, this.#ks, this.#hub, this.#log)
+    this.#tree ??= new ConfigTree(this.prefix, this.#ks, this.#hub, this.#log, this.#cache)
     return this.#tree
   }
 

@@ -6,6 +6,7 @@ export {
   type ConfigRollbackOptions,
   type ConfigSetOptions,
 } from './config.js'
+export type { ConfigCacheOptions } from './config-cache.js'
 export type { ConfigRevision, ConfigRollback } from './config-history.js'
 export {
   ConfigObject,

@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
 import { Config } from './config.js'
+import { ConfigCache, type ConfigCacheOptions } from './config-cache.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
@@ -45,6 +46,12 @@ export interface EtcdKitOptions {
    * `{configPrefix}{key}`. @default undefined (shared keys only)
    */
   service?: string
+  /**
+   * Keep a local copy of the configuration in `dir` (one file per namespace, config prefix and service),
+   * so a process that starts while etcd is unreachable serves the last values it knew (`fromCache`, a
+   * warning) until etcd answers. See docs/CONFIG.md. @default undefined (no cache)
+   */
+  configCache?: ConfigCacheOptions
 }
 
 export interface EtcdKitEvents {
@@ -125,6 +132,17 @@ export class EtcdKit implements AsyncDisposable {
     if (tls !== undefined && (!isPlainObject(tls as unknown) || tls.ca === undefined))
       throw new InvalidArgumentError('invalid tls: expected { ca, cert?, key? } (PEM strings or Buffers)')
 
+    // checked before the client exists, so a bad option leaks nothing
+    const cache =
+      options.configCache === undefined
+        ? undefined
+        : new ConfigCache(
+            options.configCache,
+            this.namespace,
+            this.configPrefix,
+            this.serviceName,
+            this.logger,
+          )
     const etcdOptions: IOptions = {
       hosts: [...this.endpoints],
       // Our own loops retry with backoff; etcd3's per-host breaker (3 failures, then 5 s of refusals)
@@ -164,7 +182,14 @@ export class EtcdKit implements AsyncDisposable {
       this.endpoints,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
-    this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.serviceName)
+    this.config = new Config(
+      this.keyspace,
+      this.watchHub,
+      this.logger,
+      this.configPrefix,
+      this.serviceName,
+      cache,
+    )
     this.#queues = new QueueHub(this.keyspace, this.watchHub, this.logger)
     this.#locks = new LockHub(
       this.keyspace,
