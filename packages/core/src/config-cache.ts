@@ -36,7 +36,7 @@ interface CacheFile {
   /** The etcd revision the mirror reflected when saved. */
   revision: string
   savedAt: string
-  entries: Record<string, { text: string; revision: string }>
+  entries: Record<string, { text: string; revision: string; createRevision: string; version: number }>
 }
 
 /**
@@ -111,10 +111,22 @@ export class ConfigCache {
       return ignore('its entries are malformed')
     const entries = new Map<string, TreeEntry>()
     for (const [key, e] of Object.entries(data.entries as Record<string, unknown>)) {
-      const entry = e as { text?: unknown; revision?: unknown }
-      if (!isPlainObject(e) || typeof entry.text !== 'string' || typeof entry.revision !== 'string')
+      const entry = e as { text?: unknown; revision?: unknown; createRevision?: unknown; version?: unknown }
+      if (
+        !isPlainObject(e) ||
+        typeof entry.text !== 'string' ||
+        typeof entry.revision !== 'string' ||
+        typeof entry.createRevision !== 'string' ||
+        typeof entry.version !== 'number'
+      )
         return ignore(`its entry ${show(key)} is malformed`)
-      entries.set(key, { text: entry.text, utf8: true, revision: entry.revision })
+      entries.set(key, {
+        text: entry.text,
+        utf8: true,
+        revision: entry.revision,
+        createRevision: entry.createRevision,
+        version: entry.version,
+      })
     }
     return { entries, revision: data.revision, savedAt: String(data.savedAt) }
   }
@@ -151,7 +163,10 @@ export class ConfigCache {
       entries: Object.fromEntries(
         [...entries]
           .filter(([, e]) => e.utf8)
-          .map(([key, e]) => [key, { text: e.text, revision: e.revision }]),
+          .map(([key, e]) => [
+            key,
+            { text: e.text, revision: e.revision, createRevision: e.createRevision, version: e.version },
+          ]),
       ),
     }
     const tmp = `${this.file}.${process.pid}.tmp`

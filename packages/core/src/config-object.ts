@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { runSchema, type StandardSchemaV1 } from './config-schema.js'
 import type { ConfigTree } from './config-tree.js'
 import { ClosedError, InvalidConfigValueError } from './errors.js'
+import type { Freshness, FreshnessEvents } from './follow.js'
 import type { Logger } from './logger.js'
 import { deferred, Inbox } from './util.js'
 
@@ -32,7 +33,7 @@ export interface ConfigObjectChange {
   keys: string[]
 }
 
-export interface ConfigObjectEvents<T> {
+export interface ConfigObjectEvents<T> extends FreshnessEvents {
   /** `current` was replaced, as a whole (fires after it is set). */
   change: [value: T, change: ConfigObjectChange]
   /** The subtree now in etcd was refused (a leaf, the shape or the schema); `current` keeps the last good value. */
@@ -48,7 +49,10 @@ const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : 
  * applied, validated as a whole, and swapped in at once. A reader never sees half of a change written in
  * one txn (`kit.config.setMany`). `current` is the last good object, or the default.
  */
-export class ConfigObject<T> extends EventEmitter<ConfigObjectEvents<T>> implements AsyncIterable<T> {
+export class ConfigObject<T>
+  extends EventEmitter<ConfigObjectEvents<T>>
+  implements AsyncIterable<T>, Freshness
+{
   /** The subtree, relative to the config prefix (`db/`; "" for the whole config). */
   readonly prefix: string
   /** The last good value: never a refused one. A property read, no I/O. */
@@ -97,6 +101,9 @@ export class ConfigObject<T> extends EventEmitter<ConfigObjectEvents<T>> impleme
         this.#dirty = false
         this.#update(revision, true)
       }),
+      tree.onFreshness((reason) =>
+        reason === undefined ? this.emit('current') : this.emit('stale', reason),
+      ),
     ]
     if (tree.loaded) {
       this.#update(undefined, false)
@@ -115,6 +122,21 @@ export class ConfigObject<T> extends EventEmitter<ConfigObjectEvents<T>> impleme
   /** `current` may be stale: it comes from the local cache (`configCache`) because etcd has not answered yet. */
   get fromCache(): boolean {
     return this.#tree.fromCache
+  }
+
+  /** `true` while the config is not known current (see `Freshness`); `stale`/`current` events mark changes. */
+  get stale(): boolean {
+    return this.#tree.freshness.stale
+  }
+
+  /** The etcd revision the config mirror reflects (decimal): every change up to it is applied. */
+  get syncedRevision(): string {
+    return this.#tree.freshness.syncedRevision
+  }
+
+  /** When the config was last known current (`Date.now()` ms): now while current; `undefined` before. */
+  get syncedAt(): number | undefined {
+    return this.#tree.freshness.syncedAt
   }
 
   /** Whether the config has been read. */

@@ -1,7 +1,7 @@
 import type { IEvent, IKeyValue } from 'etcd3'
 import type { ConfigCache } from './config-cache.js'
 import { ClosedError } from './errors.js'
-import { PrefixFollower } from './follow.js'
+import { type Freshness, PrefixFollower } from './follow.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { deferred } from './util.js'
@@ -21,23 +21,36 @@ export interface ConfigEvent {
   revision: string
 }
 
-/** A stored value: its text, whether its bytes were valid UTF-8, and its mod revision. */
+/**
+ * A stored value: its text, whether its bytes were valid UTF-8, its mod revision, and where it stands in
+ * its key's history (the create revision of this life of the key, and its version within that life).
+ */
 export interface TreeEntry {
   text: string
   utf8: boolean
   revision: string
+  createRevision: string
+  version: number
 }
 
 type KeyListener = (revision: string) => void
+/** Told when the tree stops being known current (`reason`), and when it is again (`undefined`). */
+type FreshnessListener = (staleReason: string | undefined) => void
 type EventListener = (event: ConfigEvent, seq: number) => void
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-function decode(kv: IKeyValue): TreeEntry {
+/** A key-value as the mirror keeps it (also used for versions read from the key's history). */
+export function decodeEntry(kv: IKeyValue): TreeEntry {
+  const history = {
+    revision: kv.mod_revision,
+    createRevision: kv.create_revision,
+    version: Number(kv.version),
+  }
   try {
-    return { text: utf8.decode(kv.value), utf8: true, revision: kv.mod_revision }
+    return { text: utf8.decode(kv.value), utf8: true, ...history }
   } catch {
-    return { text: kv.value.toString(), utf8: false, revision: kv.mod_revision }
+    return { text: kv.value.toString(), utf8: false, ...history }
   }
 }
 
@@ -65,12 +78,13 @@ export class ConfigTree {
   readonly #subtrees = new Map<EventListener, string>()
   readonly #onLoad = new Set<() => void>()
   readonly #batches = new Set<(revision: string) => void>()
+  readonly #onFreshness = new Set<FreshnessListener>()
   readonly #follower: PrefixFollower
   #closed = false
 
   constructor(
     readonly prefix: string,
-    private readonly ks: Keyspace,
+    readonly ks: Keyspace,
     hub: WatchHub,
     private readonly log: Logger,
     cache?: ConfigCache,
@@ -89,6 +103,8 @@ export class ConfigTree {
         const last = events[events.length - 1]
         if (last) this.#cache?.save(this.entries, last.kv.mod_revision)
       },
+      onStale: (reason) => this.#tellFreshness(reason),
+      onCurrent: () => this.#tellFreshness(undefined),
     })
     if (cache) {
       this.#cacheTimer = setTimeout(() => this.#serveCache(cache), cache.wait)
@@ -96,6 +112,17 @@ export class ConfigTree {
     }
     // Start on the next microtask: handles opened in the same tick all wait for this one read.
     queueMicrotask(() => this.#follower.start())
+  }
+
+  /** Whether the mirror is known current, the revision it reflects, and when it was last known current. */
+  get freshness(): Freshness {
+    return this.#follower
+  }
+
+  /** Calls `listener` when the mirror stops being known current and when it is again; returns the unsubscribe. */
+  onFreshness(listener: FreshnessListener): () => void {
+    this.#onFreshness.add(listener)
+    return () => this.#onFreshness.delete(listener)
   }
 
   /** Calls `listener` when any of `keys` (relative to the prefix) changes; returns the unsubscribe. */
@@ -160,6 +187,16 @@ export class ConfigTree {
     this.#loaded()
   }
 
+  #tellFreshness(staleReason: string | undefined) {
+    for (const listener of this.#onFreshness) {
+      try {
+        listener(staleReason)
+      } catch (err) {
+        this.log.error({ err }, 'a config listener threw')
+      }
+    }
+  }
+
   #name(key: Buffer): string {
     return this.ks.name(key).slice(this.prefix.length)
   }
@@ -180,7 +217,7 @@ export class ConfigTree {
         return
       }
     }
-    for (const kv of kvs) this.entries.set(this.#name(kv.key), decode(kv))
+    for (const kv of kvs) this.entries.set(this.#name(kv.key), decodeEntry(kv))
     this.#loaded()
   }
 
@@ -205,7 +242,7 @@ export class ConfigTree {
       this.log.info({ prefix: this.prefix, revision }, 'etcd answered: config values are live again')
     }
     const fresh = new Map<string, TreeEntry>()
-    for (const kv of kvs) fresh.set(this.#name(kv.key), decode(kv))
+    for (const kv of kvs) fresh.set(this.#name(kv.key), decodeEntry(kv))
     const gone = [...this.entries.keys()].filter((k) => !fresh.has(k))
     for (const key of gone) this.#apply(key, undefined, revision)
     for (const [key, entry] of fresh) {
@@ -233,7 +270,7 @@ export class ConfigTree {
       revision = ev.kv.mod_revision
       const key = this.#name(ev.kv.key)
       if (ev.type === 'Delete') this.#apply(key, undefined, ev.kv.mod_revision)
-      else this.#apply(key, decode(ev.kv), ev.kv.mod_revision)
+      else this.#apply(key, decodeEntry(ev.kv), ev.kv.mod_revision)
     }
     if (revision !== undefined) this.#batched(revision)
   }

@@ -1,10 +1,12 @@
 import { isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
+import { Catalog } from './catalog.js'
 import { Config } from './config.js'
 import { ConfigCache, type ConfigCacheOptions } from './config-cache.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
+import { StreamEndpoints } from './endpoints.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
@@ -104,6 +106,7 @@ export class EtcdKit implements AsyncDisposable {
   readonly #queues: QueueHub
   readonly #locks: LockHub
   readonly #elections: ElectionHub
+  readonly #streams: StreamEndpoints
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
@@ -153,7 +156,9 @@ export class EtcdKit implements AsyncDisposable {
       },
       grpcOptions: {
         'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1_000,
+        // a call after an outage fails until its channel's next reconnect attempt: keep that soon, so
+        // intent held through the outage (a deregistration, a release) lands within a second of etcd
+        'grpc.max_reconnect_backoff_ms': 500,
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
       },
@@ -171,8 +176,10 @@ export class EtcdKit implements AsyncDisposable {
     }
     this.client = new Etcd3(etcdOptions)
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
-    this.watchHub = new WatchHub(this.client.watchClient, this.logger)
-    this.session = new Session(this.client.leaseClient, this.ttl, this.logger)
+    // the keepalive and watch streams each run on one chosen member, and leave it when it goes silent
+    this.#streams = new StreamEndpoints(this.endpoints, this.client, etcdOptions)
+    this.watchHub = new WatchHub(this.#streams, this.logger)
+    this.session = new Session(this.client.leaseClient, this.ttl, this.logger, this.#streams)
     this.#registry = new Registry(
       this.keyspace,
       this.session,
@@ -180,6 +187,7 @@ export class EtcdKit implements AsyncDisposable {
       this.logger,
       this.registryPrefix,
       this.endpoints,
+      callTimeout,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
     this.config = new Config(
@@ -225,6 +233,15 @@ export class EtcdKit implements AsyncDisposable {
   discover(service: string): Discovery {
     if (this.#closing) throw new ClosedError('the kit')
     return this.#discovery.open(checkServiceName(service))
+  }
+
+  /**
+   * Every service in the registry and its instances, as one live view on one watch (for tools: the CLI and
+   * console use it). Each call opens a new view; close it when done.
+   */
+  catalog(): Catalog {
+    if (this.#closing) throw new ClosedError('the kit')
+    return new Catalog(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
   }
 
   /**
@@ -284,6 +301,7 @@ export class EtcdKit implements AsyncDisposable {
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
       await new Promise((resolve) => setImmediate(resolve))
       this.client.close()
+      this.#streams.close()
     })()
     return this.#closing
   }

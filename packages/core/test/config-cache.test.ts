@@ -54,6 +54,7 @@ test.serial(
     t.is(mode.current, 'fast') // the service's own key, from the cache too
     t.deepEqual(db.current, { host: 'h1', port: '5432' })
     t.true(limit.fromCache && db.fromCache && k.config.fromCache)
+    t.true(limit.stale && db.stale, 'cached values are stale')
     t.true(logger.warnings.some((w) => /serving cached config values/.test(w)))
 
     // a change made meanwhile, through the members that are up
@@ -68,6 +69,7 @@ test.serial(
     )
     t.false(limit.fromCache)
     t.false(k.config.fromCache)
+    await eventually(() => !limit.stale && !db.stale, 'current once the watch is confirmed')
     t.deepEqual(changes, [250])
     await etcdctl(via, ['put', 'boot/config/limit', '300'])
     await eventually(() => limit.current === 300, 'the watch goes on')
@@ -97,7 +99,7 @@ test('a corrupt or foreign cache file is ignored with a warning', async (t) => {
         service: null,
         revision: '5',
         savedAt: '',
-        entries: { limit: { text: '7', revision: '5' } },
+        entries: { limit: { text: '7', revision: '5', createRevision: '5', version: 1 } },
       }),
       /config cache ignored/,
     ],
