@@ -91,7 +91,8 @@ test('rollback restores an earlier value and records it; a rollback racing with 
   await t.throwsAsync(k.config.rollback('mode', r1, { expect: seen }), { instanceOf: ConfigConflictError })
   t.is(await k.config.get('mode'), 'other')
 
-  const bad = await t.throwsAsync(k.config.rollback('mode', String(BigInt(r1) + 1n)), {
+  const elsewhere = await k.config.set('other', 'x') // a revision at which "mode" was not written
+  const bad = await t.throwsAsync(k.config.rollback('mode', elsewhere), {
     instanceOf: ConfigRevisionUnavailableError,
   })
   t.is(bad?.code, 'ETCDKIT_CONFIG_REVISION_UNAVAILABLE')
