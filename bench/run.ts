@@ -1,4 +1,5 @@
-// `npm run bench`: every benchmark in turn, each against its own throwaway etcd (or ETCD_ENDPOINTS).
+// `npm run bench`: every benchmark in turn, each in its own process against its own throwaway etcd (or
+// ETCD_ENDPOINTS); `npm run bench -- lock scale` runs those whose file name starts with an argument.
 import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -6,15 +7,26 @@ import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const only = process.argv.slice(2)
-const benches = readdirSync(here)
-  .filter((f) => f.endsWith('.ts') && !['run.ts', 'stats.ts'].includes(f))
-  .filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)))
-let failed = 0
+const all = readdirSync(here).filter((f) => f.endsWith('.ts') && !['run.ts', 'stats.ts'].includes(f))
+const benches = all.filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)))
+if (benches.length === 0) {
+  console.error(
+    `no benchmark matches ${only.join(' ')}; there are: ${all.map((f) => f.slice(0, -3)).join(', ')}`,
+  )
+  process.exit(2)
+}
+const failed: string[] = []
+const started = performance.now()
 for (const file of benches) {
   console.log(`\n# bench/${file}`)
+  const t0 = performance.now()
   const res = spawnSync(process.execPath, ['--import=tsx', '--conditions=etcdkit-source', join(here, file)], {
     stdio: 'inherit',
   })
-  if (res.status !== 0) failed++
+  console.log(`\n(bench/${file}: ${((performance.now() - t0) / 1_000).toFixed(0)} s)`)
+  if (res.status !== 0) failed.push(file)
 }
-process.exit(failed === 0 ? 0 : 1)
+console.log(
+  `\n${benches.length} benchmarks in ${((performance.now() - started) / 1_000).toFixed(0)} s${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}`,
+)
+process.exit(failed.length === 0 ? 0 : 1)

@@ -1,6 +1,6 @@
 import type { IEvent, IKeyValue } from 'etcd3'
 import type { ConfigCache } from './config-cache.js'
-import { ClosedError } from './errors.js'
+import { ClosedError, type EtcdKitError } from './errors.js'
 import { type Freshness, PrefixFollower } from './follow.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
@@ -65,6 +65,8 @@ export class ConfigTree {
   readonly entries = new Map<string, TreeEntry>()
   readonly ready = deferred<void>()
   loaded = false
+  /** Why the mirror stopped following the config prefix (permission denied, ...), if it did. */
+  error: EtcdKitError | undefined
   /** Count of events dispatched to subtree listeners, so iterators can drop what their snapshot holds. */
   seq = 0
   /**
@@ -79,6 +81,7 @@ export class ConfigTree {
   readonly #onLoad = new Set<() => void>()
   readonly #batches = new Set<(revision: string) => void>()
   readonly #onFreshness = new Set<FreshnessListener>()
+  readonly #onError = new Set<(error: EtcdKitError) => void>()
   readonly #follower: PrefixFollower
   #closed = false
 
@@ -105,6 +108,11 @@ export class ConfigTree {
       },
       onStale: (reason) => this.#tellFreshness(reason),
       onCurrent: () => this.#tellFreshness(undefined),
+      onError: (error) => {
+        this.error = error
+        this.ready.reject(error)
+        for (const listener of this.#onError) listener(error)
+      },
     })
     if (cache) {
       this.#cacheTimer = setTimeout(() => this.#serveCache(cache), cache.wait)
@@ -155,6 +163,12 @@ export class ConfigTree {
   onBatch(listener: (revision: string) => void): () => void {
     this.#batches.add(listener)
     return () => this.#batches.delete(listener)
+  }
+
+  /** Calls `listener` when the mirror stops for an error retrying cannot fix; returns the unsubscribe. */
+  onError(listener: (error: EtcdKitError) => void): () => void {
+    this.#onError.add(listener)
+    return () => this.#onError.delete(listener)
   }
 
   /** Calls `listener` once, when the first read has been applied (and before `ready` settles). */

@@ -6,10 +6,10 @@ import { ConfigTree } from './config-tree.js'
 import { type ConfigSchemaOptions, ConfigValue, type ConfigValueOptions } from './config-value.js'
 import { ConfigWatch } from './config-watch.js'
 import { type ConfigWriteOptions, recordedPut } from './config-writer.js'
-import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import { ClosedError, etcdError, InvalidArgumentError, show } from './errors.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
-import { checkConfigKey, checkServiceName, isPlainObject } from './validate.js'
+import { checkConfigKey, checkKeys, checkServiceName, isPlainObject } from './validate.js'
 import type { WatchHub } from './watch.js'
 
 /** Which key `get`, `set` and `delete` address. */
@@ -36,6 +36,7 @@ export interface ConfigRollbackOptions extends ConfigSetOptions {
   expect?: string
 }
 
+const WRITE_OPTIONS = ['service', 'writer']
 const OBJECT_OPTIONS = new Set(['schema', 'parse', 'default'])
 
 const VALUE_OPTIONS = new Set(['parse', 'validate', 'default', 'schema'])
@@ -214,7 +215,10 @@ export class Config {
 
   /** Reads one key from etcd (no layering): its text, or `undefined` when it does not exist. */
   async get(key: string, options?: ConfigKeyOptions): Promise<string | undefined> {
-    const res = await this.#ks.kv.range({ key: this.#key(key, options) })
+    const k = this.#key(key, options)
+    const res = await this.#ks.kv.range({ key: k }).catch((err: unknown) => {
+      throw etcdError(err, `reading config key ${show(this.#ks.name(k))}`)
+    })
     return res.kvs[0]?.value.toString()
   }
 
@@ -223,7 +227,7 @@ export class Config {
    * `history`); resolves with the revision of the write.
    */
   async set(key: string, value: string, options?: ConfigSetOptions): Promise<string> {
-    this.#name(key, options) // a key that is not a string must not become one as a property name
+    this.#name(key, options, WRITE_OPTIONS) // a key that is not a string must not become one as a property name
     return this.setMany({ [key]: value }, options)
   }
 
@@ -239,7 +243,7 @@ export class Config {
       )
     const writer = this.#writer(options)
     const ops = Object.entries(values).flatMap(([key, value]) => {
-      const name = this.#name(key, options)
+      const name = this.#name(key, options, WRITE_OPTIONS)
       if (value === null) return [{ request_delete_range: { key: this.#ks.key(name) } }]
       if (typeof value !== 'string' || Buffer.from(value).toString() !== value)
         throw new InvalidArgumentError(
@@ -247,7 +251,9 @@ export class Config {
         )
       return recordedPut(this.#ks, name, value, this.service, writer)
     })
-    const res = await this.#ks.kv.txn({ compare: [], success: ops, failure: [] })
+    const res = await this.#ks.kv.txn({ compare: [], success: ops, failure: [] }).catch((err: unknown) => {
+      throw etcdError(err, `writing config keys ${show(Object.keys(values))}`)
+    })
     return res.header.revision
   }
 
@@ -256,13 +262,15 @@ export class Config {
    * through etcdkit, who wrote them and when. Walks back until the key's creation, compaction or `limit`.
    */
   async history(key: string, options?: ConfigHistoryOptions): Promise<ConfigRevision[]> {
-    const name = this.#name(key, options)
+    const name = this.#name(key, options, ['service', 'limit'])
     const limit = options?.limit ?? 100
     if (!Number.isSafeInteger(limit) || limit < 1)
       throw new InvalidArgumentError(
         `invalid limit ${show(limit)} for the history of ${show(key)}: expected an integer >= 1`,
       )
-    return history(this.#ks, name, limit)
+    return history(this.#ks, name, limit).catch((err: unknown) => {
+      throw etcdError(err, `reading the history of config key ${show(name)}`)
+    })
   }
 
   /**
@@ -272,17 +280,22 @@ export class Config {
    * was not written, rejects with a `ConfigRevisionUnavailableError`.
    */
   async rollback(key: string, revision: string, options?: ConfigRollbackOptions): Promise<ConfigRollback> {
-    const name = this.#name(key, options)
+    const name = this.#name(key, options, ['service', 'writer', 'expect'])
     return rollback(this.#ks, name, revision, {
       service: this.service,
       writer: this.#writer(options),
       ...(options?.expect === undefined ? {} : { expect: options.expect }),
+    }).catch((err: unknown) => {
+      throw etcdError(err, `rolling config key ${show(name)} back to revision ${show(revision)}`)
     })
   }
 
   /** Deletes one key; resolves whether it existed. */
   async delete(key: string, options?: ConfigKeyOptions): Promise<boolean> {
-    const res = await this.#ks.kv.deleteRange({ key: this.#key(key, options) })
+    const k = this.#key(key, options)
+    const res = await this.#ks.kv.deleteRange({ key: k }).catch((err: unknown) => {
+      throw etcdError(err, `deleting config key ${show(this.#ks.name(k))}`)
+    })
     return res.deleted !== '0'
   }
 
@@ -299,11 +312,16 @@ export class Config {
   }
 
   /** The namespace-relative etcd key that `key` (with `options.service`) addresses. */
-  #name(key: string, options: ConfigKeyOptions | undefined): string {
+  #name(
+    key: string,
+    options: ConfigKeyOptions | undefined,
+    allowed: readonly string[] = ['service'],
+  ): string {
     if (this.#closed) throw new ClosedError('the kit')
     checkConfigKey(key)
     if (options !== undefined && !isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid options ${show(options)} for config key ${show(key)}`)
+    if (options !== undefined) checkKeys(options, allowed, 'config key')
     const service = options?.service
     return service === undefined ? this.prefix + key : `${this.prefix}${checkServiceName(service)}/${key}`
   }

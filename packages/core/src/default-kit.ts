@@ -6,7 +6,19 @@ import type { EtcdKit } from './kit.js'
  * depending on the other. A closed kit is skipped and dropped, so the default falls back to an earlier
  * kit that is still open.
  */
-const kits: EtcdKit[] = []
+const kits: EtcdKit[] = defaultKits()
+
+/**
+ * The list lives on `globalThis` under a registered symbol: when both builds of this package are loaded in
+ * one process (an ESM app whose dependency `require()`s @etcdkit/core, or Jest beside native ESM), they
+ * share one default rather than each keeping its own.
+ */
+function defaultKits(): EtcdKit[] {
+  const slot = Symbol.for('@etcdkit/core.defaultKits')
+  const global = globalThis as Record<symbol, EtcdKit[] | undefined>
+  global[slot] ??= []
+  return global[slot]
+}
 
 /** Makes `kit` the default (moving it to the end if it was already there). */
 export function setDefaultKit(kit: EtcdKit): void {

@@ -45,9 +45,11 @@ export {
 export {
   AllEndpointsOpenError,
   AlreadyCampaigningError,
+  AuthFailedError,
   ClosedError,
   ConfigConflictError,
   ConfigRevisionUnavailableError,
+  EtcdCallError,
   EtcdKitError,
   type EtcdKitErrorCode,
   EtcdUnavailableError,
@@ -60,12 +62,15 @@ export {
   NoInstancesError,
   NotLeaderError,
   NotLockOwnerError,
+  PermissionDeniedError,
   RequestFailedError,
   RetriesExhaustedError,
   SessionLostError,
+  TooLargeError,
 } from './errors.js'
+export type { AuthOptions, PemInput, TlsOptions } from './etcd-options.js'
 export type { Instance, InstanceMetadata } from './instance.js'
-export { EtcdKit, type EtcdKitOptions } from './kit.js'
+export { EtcdKit, type EtcdKitEvents, type EtcdKitOptions } from './kit.js'
 export {
   advertisedAddress,
   ConnectionDrain,
@@ -77,8 +82,16 @@ export {
   type ServerRegistrationOptions,
 } from './lifecycle.js'
 export { type AcquireOptions, type GuardedWrites, type HeldLock, Lock } from './lock.js'
-export { defaultLogger, type Logger, silentLogger } from './logger.js'
+export {
+  defaultLogger,
+  isNoopLogger,
+  type Logger,
+  type LoggerLike,
+  silentLogger,
+  toLogger,
+} from './logger.js'
 export type { RegisterOptions, Registration } from './registry.js'
+export type { InstanceSelect, InstanceSelector } from './select.js'
 export {
   type BreakerEvent,
   type BreakerOptions,

@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os'
 import { EtcdUnavailableError, InvalidArgumentError, show } from './errors.js'
 import { checkMetadata, type InstanceMetadata } from './instance.js'
 import { EtcdKit, type EtcdKitOptions } from './kit.js'
-import type { Logger } from './logger.js'
+import { isNoopLogger, type Logger } from './logger.js'
 import type { Registration } from './registry.js'
 import { sleep } from './util.js'
 import { checkAddress, checkMs, checkServiceName, isPlainObject } from './validate.js'
@@ -50,7 +50,10 @@ export interface ServerRegistrationOptions {
 export interface ServerRegistrationContext {
   /** For error messages, e.g. `"@etcdkit/fastify"`. */
   integration: string
-  /** The logger for a kit the integration creates, unless `etcd.logger` is given. */
+  /**
+   * The logger for a kit the integration creates, unless `etcd.logger` is given. Ignored when it drops
+   * everything (Fastify's logger when logging is off): the kit's default logger is used instead.
+   */
   logger?: Logger
 }
 
@@ -222,7 +225,7 @@ export class ServerRegistration implements AsyncDisposable {
         throw new InvalidArgumentError(`${name}: invalid etcd ${show(etcd)}: expected EtcdKit options`)
       // the service is the kit's own too: its config/{service}/ keys override the shared ones
       this.kit = new EtcdKit({
-        ...(context.logger ? { logger: context.logger } : {}),
+        ...(context.logger && !isNoopLogger(context.logger) ? { logger: context.logger } : {}),
         service: this.service,
         ...etcd,
       })

@@ -7,8 +7,9 @@ import {
 } from 'etcd3'
 import {
   ClosedError,
-  EtcdUnavailableError,
+  etcdError,
   InvalidArgumentError,
+  isTerminal,
   LockLostError,
   LockReleasedError,
   LockTimeoutError,
@@ -19,6 +20,7 @@ import type { Keyspace } from './keyspace.js'
 import { deleteLeasedKey } from './leased-delete.js'
 import type { Logger } from './logger.js'
 import {
+  AHEAD_LIMIT,
   OwnKeyGone,
   OwnKeyMonitor,
   type Position,
@@ -28,7 +30,7 @@ import {
 } from './queue.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deadline, sleep } from './util.js'
-import { checkLockName, checkMs, isPlainObject } from './validate.js'
+import { checkKeys, checkLockName, checkMs, checkSignal, isPlainObject } from './validate.js'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -150,9 +152,9 @@ function checkAcquireOptions(options: unknown): {
 } {
   if (options === undefined) return { timeout: undefined, signal: undefined }
   if (!isPlainObject(options)) throw new InvalidArgumentError(`invalid acquire options ${show(options)}`)
-  const { signal, timeout } = options
-  if (signal !== undefined && !(signal instanceof AbortSignal))
-    throw new InvalidArgumentError(`invalid signal ${show(signal)}: expected an AbortSignal`)
+  checkKeys(options, ['signal', 'timeout'], 'acquire')
+  const signal = checkSignal(options.signal)
+  const { timeout } = options
   return { signal, timeout: timeout === undefined ? undefined : checkMs(timeout, 'lock timeout', true) }
 }
 
@@ -161,6 +163,7 @@ function guardedOps(ks: Keyspace, writes: unknown): IRequestOp[] {
   if (writes === undefined) return []
   const bad = (why: string) => new InvalidArgumentError(`invalid guarded writes ${show(writes)}: ${why}`)
   if (!isPlainObject(writes)) throw bad('expected { put?: { key: value }, delete?: [key] }')
+  checkKeys(writes, ['put', 'delete'], 'guarded writes')
   const ops: IRequestOp[] = []
   const { put, delete: del } = writes
   if (put !== undefined) {
@@ -187,17 +190,16 @@ function position(res: ITxnResponse, key: Buffer): Position {
   const owner = res.responses[1]?.response_range.kvs[0]
   if (res.succeeded) {
     const revision = BigInt(res.header.revision)
-    // [own key, predecessor]: ours is the newest key of the prefix, written by this very txn
-    const predecessor =
-      owner && BigInt(owner.create_revision) !== revision
-        ? res.responses[2]?.response_range.kvs[1]
-        : undefined
+    // [own key, predecessor, ...]: ours is the newest key of the prefix, written by this very txn
+    const newest = res.responses[2]?.response_range
+    const predecessor = owner && BigInt(owner.create_revision) !== revision ? newest?.kvs[1] : undefined
     return {
       key,
       revision,
       readRevision: revision,
       predecessor,
       unknown: predecessor === undefined && owner !== undefined && BigInt(owner.create_revision) !== revision,
+      ahead: predecessor && newest && !newest.more ? newest.kvs.slice(1) : undefined,
     }
   }
   // our key was there already (an earlier attempt on this lease): it keeps its place in the queue
@@ -299,7 +301,7 @@ export class LockHub {
         const lease = await this.session
           .leaseReady(wait.signal)
           .catch((err: unknown) => {
-            if (this.#closed) throw err
+            if (this.#closed || isTerminal(err)) throw err
             throw this.session.unavailableError(this.endpoints, this.callTimeout)
           })
           .finally(wait.done)
@@ -317,8 +319,7 @@ export class LockHub {
             this.session.leaseNotFound(lease)
             continue
           }
-          const why = err instanceof Error ? err.message : String(err)
-          throw new EtcdUnavailableError(`could not try lock ${show(name)}: ${why}`, err)
+          throw etcdError(err, `trying lock ${show(name)} (key prefix ${show(`${name}/`)})`)
         }
         if (res.succeeded) {
           held = new HeldLockImpl(
@@ -434,6 +435,7 @@ export class LockHub {
         try {
           pos = position(await this.ks.kv.txn(acquireTxn(q, key, lease)), key)
         } catch (err) {
+          if (isTerminal(err)) throw etcdError(err, `acquiring lock ${show(name)} (key ${show(`${name}/`)}…)`)
           if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
           else {
             this.log.debug({ err, lock: name }, 'lock acquire txn failed; retrying')
@@ -447,6 +449,8 @@ export class LockHub {
             readRevision = await waitTurn(this.ks, q, pos, [signal, lease.signal])
           } catch (err) {
             signal.throwIfAborted()
+            if (isTerminal(err))
+              throw etcdError(err, `waiting for lock ${show(name)} (key prefix ${show(`${name}/`)})`)
             // our lease or our key is gone: queue again (at the back) under the session's next lease
             if (err instanceof OwnKeyGone || lease.signal.aborted) continue
             this.log.debug({ err, lock: name }, 'lock wait failed; retrying')
@@ -472,8 +476,9 @@ function firstCreated(q: PrefixQueue): IRangeRequest {
 
 /**
  * Go's `Mutex.tryAcquire`: if our key does not exist, put it on the lease and read the first key by create
- * revision (and, unlike Go, the two newest: ours and our predecessor, so a waiter needs no extra read);
- * else read our key and the first.
+ * revision (and, unlike Go, the newest: ours, our predecessor and the keys ahead of it, up to
+ * `AHEAD_LIMIT`, so a waiter needs no read before waiting nor when its turn comes); else read our key and
+ * the first.
  */
 function acquireTxn(q: PrefixQueue, key: Buffer, lease: Lease): ITxnRequest {
   return {
@@ -481,7 +486,7 @@ function acquireTxn(q: PrefixQueue, key: Buffer, lease: Lease): ITxnRequest {
     success: [
       { request_put: { key, value: EMPTY, lease: lease.id } },
       { request_range: firstCreated(q) },
-      { request_range: { ...q.range, sort_order: 'Descend', sort_target: 'Create', limit: 2 } },
+      { request_range: { ...q.range, sort_order: 'Descend', sort_target: 'Create', limit: AHEAD_LIMIT + 1 } },
     ],
     failure: [{ request_range: { key } }, { request_range: firstCreated(q) }],
   }
@@ -539,18 +544,22 @@ class HeldLockImpl implements HeldLock {
 
   async ifOwner(writes?: GuardedWrites): Promise<boolean> {
     const ops = guardedOps(this.#hub.ks, writes)
-    const res = await this.#hub.ks.kv.txn({
-      compare: [
-        {
-          key: this.#fullKey,
-          target: 'Create',
-          result: 'Equal',
-          create_revision: this.fencingToken.toString(),
-        },
-      ],
-      success: ops,
-      failure: [],
-    })
+    const res = await this.#hub.ks.kv
+      .txn({
+        compare: [
+          {
+            key: this.#fullKey,
+            target: 'Create',
+            result: 'Equal',
+            create_revision: this.fencingToken.toString(),
+          },
+        ],
+        success: ops,
+        failure: [],
+      })
+      .catch((err: unknown) => {
+        throw etcdError(err, `writing under lock ${show(this.name)} (key ${show(this.key)})`)
+      })
     return res.succeeded
   }
 

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import type { IEvent, IKeyValue, IRangeRequest } from 'etcd3'
-import { show } from './errors.js'
+import { isTerminal, show } from './errors.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { Backoff, sleep } from './util.js'
@@ -13,6 +13,12 @@ import type { WatchHandle, WatchHub } from './watch.js'
 const LINGER_MS = 30_000
 /** Deletions remembered per prefix, to close the race between a read and the watch (one per contender). */
 const RECORD_SIZE = 1_024
+/**
+ * Keys ahead of ours read at once. A waiter that knows every key ahead of it needs no read when its turn
+ * comes: the prefix watch tells it of each deletion (see `waitTurn`). Behind a longer queue it waits for
+ * its predecessor and reads again, as Go's Mutex does.
+ */
+export const AHEAD_LIMIT = 16
 
 /** What to do when a watched key is deleted, or when the watch cannot vouch for it any more. */
 export interface DeleteListener {
@@ -139,6 +145,70 @@ export class PrefixQueue {
       const s = this.#listeners.get(name)
       if (s?.delete(reg) && s.size === 0) this.#listeners.delete(name)
     }
+  }
+
+  /**
+   * Resolves with the revision of the last of the deletions of `keys` (as read, each after its create
+   * revision), i.e. the revision from which none of them exists; with `undefined` when the watch was reset
+   * and the caller must read again. Rejects with `OwnKeyGone` when `own` (created at `ownRevision`) is
+   * deleted first — the watch delivers deletions in revision order, so if it was not, it existed when the
+   * last of `keys` went — and with the reason of the first of `signals` to abort.
+   */
+  waitAllDeleted(
+    keys: readonly IKeyValue[],
+    own: Buffer,
+    ownRevision: bigint,
+    signals: readonly AbortSignal[],
+  ): Promise<bigint | undefined> {
+    for (const s of signals) if (s.aborted) return Promise.reject(s.reason)
+    return new Promise<bigint | undefined>((resolve, reject) => {
+      const offs: Array<() => void> = []
+      let left = keys.length
+      let last = 0n
+      let done = false
+      const finish = () => {
+        done = true
+        for (const off of offs) off()
+        for (const s of signals) s.removeEventListener('abort', onAbort)
+      }
+      const onAbort = (event: Event) => {
+        if (done) return
+        finish()
+        reject((event.target as AbortSignal).reason)
+      }
+      const reset = () => {
+        if (done) return
+        finish()
+        resolve(undefined)
+      }
+      offs.push(
+        this.onDelete(own, ownRevision, {
+          deleted: () => {
+            if (done) return
+            finish()
+            reject(new OwnKeyGone())
+          },
+          reset,
+        }),
+      )
+      for (const kv of keys) {
+        if (done) break
+        offs.push(
+          this.onDelete(kv.key, BigInt(kv.create_revision), {
+            deleted: (rev) => {
+              if (done) return
+              if (rev > last) last = rev
+              if (--left > 0) return
+              finish()
+              resolve(last)
+            },
+            reset,
+          }),
+        )
+      }
+      if (!done) for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
+      else for (const off of offs) off()
+    })
   }
 
   /**
@@ -285,30 +355,40 @@ export interface Position {
   predecessor: IKeyValue | undefined
   /** The predecessor is not known yet: read it before waiting. */
   unknown?: boolean
+  /** Every key created before ours, as read at `readRevision`, when there were at most `AHEAD_LIMIT`. */
+  ahead?: readonly IKeyValue[]
 }
 
 /** The own key is gone while waiting (its lease expired or somebody deleted it). */
 export class OwnKeyGone extends Error {}
 
-/** Range of the key created just before `revision` under the queue's prefix (Go's `WithLastCreate` + max). */
-function predecessorRange(q: PrefixQueue, revision: bigint): IRangeRequest {
+/**
+ * Range of the keys created before `revision` under the queue's prefix, newest first (Go's
+ * `WithLastCreate` + max), at most `AHEAD_LIMIT`: the first is the predecessor; `more` says whether the
+ * rest is all of them.
+ */
+function aheadRange(q: PrefixQueue, revision: bigint): IRangeRequest {
   return {
     ...q.range,
     max_create_revision: (revision - 1n).toString(),
     sort_order: 'Descend',
     sort_target: 'Create',
-    limit: 1,
+    limit: AHEAD_LIMIT,
   }
 }
 
 /**
- * Waits until no key under the queue's prefix was created before ours: waits for the deletion of the
- * predecessor, then reads again (one read per deletion of our predecessor, none for anyone else's), in
- * the same txn confirming our own key still exists. Resolves with the revision of the read that proved
- * it. Rejects with `OwnKeyGone`, or with the reason of the first of `signals` to abort.
+ * Waits until no key under the queue's prefix was created before ours. When the read listed every key
+ * ahead of ours (at most `AHEAD_LIMIT`), the prefix watch, which covers every revision since that read,
+ * says when the last of them is deleted and that ours was not deleted before it: the turn comes with no
+ * read at all (a handoff is the holder's delete and one watch event). Behind a longer queue, it waits for
+ * the deletion of the predecessor, then reads again (one read per deletion of our predecessor, none for
+ * anyone else's), in the same txn confirming our own key still exists. Resolves with the revision at
+ * which ours was proven first. Rejects with `OwnKeyGone`, or with the reason of the first of `signals` to
+ * abort.
  */
 export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, signals: readonly AbortSignal[]) {
-  let { predecessor, readRevision } = pos
+  let { predecessor, readRevision, ahead } = pos
   let read = pos.unknown === true
   for (;;) {
     if (read) {
@@ -316,18 +396,25 @@ export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, sign
         compare: [
           { key: pos.key, target: 'Create', result: 'Equal', create_revision: pos.revision.toString() },
         ],
-        success: [{ request_range: predecessorRange(q, pos.revision) }],
+        success: [{ request_range: aheadRange(q, pos.revision) }],
         failure: [],
       })
       if (!res.succeeded) throw new OwnKeyGone()
       readRevision = BigInt(res.header.revision)
-      predecessor = res.responses[0]?.response_range.kvs[0]
+      const range = res.responses[0]?.response_range
+      predecessor = range?.kvs[0]
+      ahead = range && !range.more ? range.kvs : undefined
       read = false
     }
     if (!predecessor) return readRevision
     for (const s of signals) s.throwIfAborted()
     read = true
     if (!q.cover(readRevision)) continue
+    if (ahead) {
+      const at = await q.waitAllDeleted(ahead, pos.key, pos.revision, signals)
+      if (at !== undefined) return at
+      continue // the watch was reset: deletions may have been missed
+    }
     if (await q.waitDelete(predecessor.key, BigInt(predecessor.create_revision), signals)) q.wakeReads++
   }
 }
@@ -424,7 +511,13 @@ export class OwnKeyMonitor {
         if (!kv || BigInt(kv.create_revision) !== this.#revision)
           return this.#fire(`its key ${show(this.#ks.name(this.#key))} is gone`)
         return this.#watch(BigInt(res.header.revision))
-      } catch {
+      } catch (err) {
+        // refused for good (permission revoked, credentials changed): the key can no longer be proven held
+        if (isTerminal(err))
+          return this.#fire(
+            `its key ${show(this.#ks.name(this.#key))} can no longer be read (${(err as Error).message})`,
+            err,
+          )
         // etcd unreachable: meanwhile the lease deadline on the local clock decides
         await sleep(backoff.next(), this.#lease.signal).catch(() => {})
       }

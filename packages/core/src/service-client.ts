@@ -6,6 +6,7 @@ import type { Discovery } from './discovery.js'
 import {
   AllEndpointsOpenError,
   ClosedError,
+  EtcdKitError,
   InvalidArgumentError,
   NoInstancesError,
   RequestFailedError,
@@ -14,7 +15,8 @@ import {
 } from './errors.js'
 import type { Instance } from './instance.js'
 import type { Logger } from './logger.js'
-import { checkMs, isPlainObject } from './validate.js'
+import { compileSelect, type InstanceSelect } from './select.js'
+import { checkKeys, checkMs, isPlainObject } from './validate.js'
 
 /** When a breaker opens, and how it recovers. One breaker guards each endpoint (instance address). */
 export interface BreakerOptions {
@@ -33,6 +35,11 @@ export interface BreakerOptions {
 export interface ServiceClientOptions {
   /** Prefer instances whose `metadata.zone` is this; the others are used only when none of these is available. */
   zone?: string
+  /**
+   * Only these instances get traffic: `{ version: '^1.4.0', tags: ['canary'], zone, metadata }` (all must
+   * match) or a predicate. Instances with `weight: 0` never do. @default every instance
+   */
+  select?: InstanceSelect
   /**
    * Further endpoints a request may try after a failure that is retried (see `request()`); each attempt goes
    * to an endpoint this request has not tried yet. @default 2
@@ -218,7 +225,22 @@ class Endpoint {
 function checkOptions(options: unknown): ServiceClientOptions {
   if (options === undefined) return {}
   if (!isPlainObject(options)) throw new InvalidArgumentError(`invalid service options ${show(options)}`)
+  checkKeys(
+    options,
+    [
+      'zone',
+      'retries',
+      'retryIdempotent',
+      'breaker',
+      'connectTimeout',
+      'headersTimeout',
+      'bodyTimeout',
+      'pool',
+    ],
+    'service client',
+  )
   const o = options as ServiceClientOptions
+  compileSelect(o.select)
   if (o.zone !== undefined && (typeof o.zone !== 'string' || o.zone === ''))
     throw new InvalidArgumentError(`invalid zone ${show(o.zone)}: expected a non-empty string`)
   if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 100))
@@ -233,6 +255,17 @@ function checkOptions(options: unknown): ServiceClientOptions {
   const b = o.breaker
   if (b !== undefined) {
     if (!isPlainObject(b as unknown)) throw new InvalidArgumentError(`invalid breaker options ${show(b)}`)
+    checkKeys(
+      b,
+      [
+        'errorThresholdPercentage',
+        'volumeThreshold',
+        'resetTimeout',
+        'rollingCountTimeout',
+        'rollingCountBuckets',
+      ],
+      'breaker',
+    )
     const p = b.errorThresholdPercentage
     if (p !== undefined && (typeof p !== 'number' || !(p >= 0 && p <= 100)))
       throw new InvalidArgumentError(`invalid breaker.errorThresholdPercentage ${show(p)}: expected 0 to 100`)
@@ -272,6 +305,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   readonly #all = new SmoothWeightedRoundRobin<Endpoint>()
   readonly #local = new SmoothWeightedRoundRobin<Endpoint>()
   readonly #zone: string | undefined
+  readonly #select: (instance: Instance) => boolean
   readonly #retries: number
   readonly #retryIdempotent: boolean
   readonly #breakerOptions: CircuitBreaker.Options
@@ -304,6 +338,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     this.#log = log
     this.#onClose = onClose
     this.#zone = o.zone
+    this.#select = compileSelect(o.select)
     this.#retries = o.retries ?? 2
     this.#retryIdempotent = o.retryIdempotent ?? false
     const b = o.breaker ?? {}
@@ -392,6 +427,19 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
    * `RequestFailedError` (a failure that is not retried); the caller's own abort is rethrown unchanged.
    */
   request(path: string, options: ServiceRequestOptions = {}): Promise<Dispatcher.ResponseData> {
+    // an absolute URL would be sent as an absolute-form target (another host, through this connection)
+    if (typeof path !== 'string' || !path.startsWith('/'))
+      return Promise.reject(
+        new InvalidArgumentError(
+          `invalid request path ${show(path)} for service ${show(this.service)}: expected a string starting with "/"`,
+        ),
+      )
+    if (!isPlainObject(options as unknown))
+      return Promise.reject(
+        new InvalidArgumentError(
+          `invalid request options ${show(options)} for service ${show(this.service)}`,
+        ),
+      )
     if (this.#closing)
       return Promise.reject(new ClosedError(`the service client of ${JSON.stringify(this.service)}`))
     if (!this.#view.loaded) return this.ready.then(() => this.request(path, options))
@@ -402,6 +450,22 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     return (ep.breaker.fire(opts) as Promise<Dispatcher.ResponseData>).catch((err: unknown) =>
       this.#retry(err, ep, opts, options),
     )
+  }
+
+  /**
+   * A failure that is not the endpoint's (kind 'caller') as the caller gets it: their own abort unchanged,
+   * a request undici refused as `InvalidArgumentError`, anything else as `RequestFailedError`.
+   */
+  #callerError(err: unknown, ep: Endpoint, options: ServiceRequestOptions): unknown {
+    const signal = options.signal as AbortSignal | undefined
+    if (signal?.aborted && (err === signal.reason || (err as Error)?.name === 'AbortError')) return err
+    if (err instanceof EtcdKitError) return err
+    if ((err as { code?: unknown })?.code === 'UND_ERR_INVALID_ARG')
+      return new InvalidArgumentError(
+        `invalid request to service ${show(this.service)}: ${(err as Error).message}`,
+        { cause: err },
+      )
+    return new RequestFailedError(this.service, ep.address, err)
   }
 
   /** After a failed attempt: decides whether to try another endpoint, and does, until one answers. */
@@ -423,7 +487,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     let ep = endpoint
     for (let attempt = 0; ; ) {
       const kind = kindOf(err)
-      if (kind === 'caller') throw err
+      if (kind === 'caller') throw this.#callerError(err, ep, options)
       // 'refused': its breaker opened meanwhile, or another request took its half-open probe: not an attempt
       if (kind !== 'refused') {
         tried.push(ep.address)
@@ -509,14 +573,19 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     return this.#all.next(accept)
   }
 
-  /** The rotation holds the endpoints whose breaker is not open, in instance (key) order. */
+  /** Whether an endpoint may get traffic: `weight: 0` drains it; `select` narrows the rest. */
+  #selected(ep: Endpoint): boolean {
+    return ep.instance.weight > 0 && this.#select(ep.instance)
+  }
+
+  /** The rotation holds the selected endpoints whose breaker is not open, in instance (key) order. */
   #rebuild() {
     this.#dirty = false
     const all: Endpoint[] = []
     const local: Endpoint[] = []
     for (const instance of this.#view.instances) {
       const ep = this.#endpoints.get(instance.address)
-      if (ep === undefined || ep.breaker.opened) continue
+      if (ep === undefined || ep.breaker.opened || !this.#selected(ep)) continue
       all.push(ep)
       if (this.#zone !== undefined && ep.zone === this.#zone) local.push(ep)
     }
@@ -528,7 +597,13 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     if (!this.#view.loaded)
       return new NoInstancesError(this.service, 'its instance list has not been loaded yet (await ready)')
     if (this.#endpoints.size === 0) return new NoInstancesError(this.service)
-    return new AllEndpointsOpenError(this.service, this.#endpoints.size)
+    const selected = [...this.#endpoints.values()].filter((ep) => this.#selected(ep)).length
+    if (selected === 0)
+      return new NoInstancesError(
+        this.service,
+        `none of its ${this.#endpoints.size} instances is selected (select option, or weight 0)`,
+      )
+    return new AllEndpointsOpenError(this.service, selected)
   }
 
   #sync(instances: readonly Instance[]) {

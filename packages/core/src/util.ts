@@ -1,6 +1,9 @@
 import { type EventEmitter, on } from 'node:events'
 
-/** Exponential backoff with full jitter: each delay is random in [base, min(cap, base * 2^n)]. */
+/**
+ * Exponential backoff with full jitter: each delay is random in [0, min(cap, base * 2^n)], so processes
+ * that lost etcd together (a restart) come back spread over the whole window, not bunched above `base`.
+ */
 export class Backoff {
   #attempt = 0
   constructor(
@@ -10,7 +13,7 @@ export class Backoff {
   next(): number {
     const ceiling = Math.min(this.cap, this.base * 2 ** this.#attempt)
     this.#attempt = Math.min(this.#attempt + 1, 30)
-    return this.base + Math.random() * (ceiling - this.base)
+    return Math.random() * ceiling
   }
   reset() {
     this.#attempt = 0

@@ -126,7 +126,7 @@ test('bad input is rejected at the call with the bad value in the message, and w
     [{ service: 'ok', address: '::1:80' }, /IPv6 host must be in brackets/],
     [{ service: 'ok', address: '[zz]:80' }, /"zz" is not an IPv6 address/],
     [{ service: 'ok', address: 'a b:80' }, /"a b" is not a host name/],
-    [{ service: 'ok', address: '1.2.3.4:80', metadata: { weight: 0 } }, /invalid metadata.weight 0/],
+    [{ service: 'ok', address: '1.2.3.4:80', metadata: { weight: -1 } }, /invalid metadata.weight -1/],
     [{ service: 'ok', address: '1.2.3.4:80', metadata: { weight: 1.5 } }, /invalid metadata.weight 1.5/],
     [
       { service: 'ok', address: '1.2.3.4:80', metadata: { protocol: 'ftp' } },
@@ -162,7 +162,7 @@ test('bad input is rejected at the call with the bad value in the message, and w
     [{ endpoints, registryPrefix: 'a/../' }, /invalid registryPrefix "a\/..\/"/],
     [{ endpoints, callTimeout: 0 }, /invalid callTimeout 0/],
     [{ endpoints, auth: { username: 'u' } }, /invalid auth/],
-    [{ endpoints, logger: {} }, /invalid logger: it has no debug\(\) method/],
+    [{ endpoints, logger: {} }, /invalid logger: it has no warn\(\), error\(\), info\(\) or log\(\) method/],
   ]
   for (const [options, message] of bad) {
     t.throws(

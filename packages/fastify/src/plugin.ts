@@ -6,8 +6,9 @@ import {
   type ServerRegistrationOptions,
   setDefaultKit,
 } from '@etcdkit/core'
-import type { FastifyInstance, FastifyListenOptions, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import { holdListening } from './listen-gate.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,7 +30,7 @@ const kInstalled = Symbol.for('@etcdkit/fastify.installed')
 
 type Root = FastifyInstance & { [kInstalled]?: boolean }
 
-/** The instance `Fastify()` returned: plugin scopes are prototype children of it, and only it listens. */
+/** The instance `Fastify()` returned: plugin scopes are prototype children of it, and only it closes. */
 function rootOf(instance: FastifyInstance): Root {
   let obj: object = instance
   while (!Object.hasOwn(obj, 'listen')) {
@@ -38,6 +39,12 @@ function rootOf(instance: FastifyInstance): Root {
     obj = proto
   }
   return obj as Root
+}
+
+/** Whether this Fastify has the `preClose` hook (4.16 and later). */
+function hasPreClose(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number)
+  return major > 4 || (major === 4 && minor >= 16)
 }
 
 const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options) => {
@@ -51,6 +58,8 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   const ours = Object.fromEntries(
     Object.entries(options).filter(([key]) => !FASTIFY_REGISTER_OPTIONS.has(key)),
   ) as unknown as EtcdDiscoveryOptions
+  // Fastify's logger when it logs; with logging off (Fastify's default) the kit's own, so that warnings
+  // such as a lost lease still reach the operator (ServerRegistration skips a logger that drops all)
   const lifecycle = new ServerRegistration(ours, {
     integration: NAME,
     logger: fastify.log.child({ name: NAME }),
@@ -60,31 +69,20 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   // code with no kit at hand (@etcdkit/decorators) uses this one while it is open
   setDefaultKit(lifecycle.kit)
 
-  // Fastify resolves listen() before it runs onListen hooks, and only logs their errors; wrapping listen
-  // is what makes `await fastify.listen()` mean "registered", and a failed registration a failed listen.
-  const listen = root.listen as (opts?: FastifyListenOptions) => Promise<string>
-  const listenAndRegister = async (opts?: FastifyListenOptions): Promise<string> => {
-    const address = await listen.call(root, opts)
-    if (!root.server.listening) return address // aborted through listenOptions.signal
-    try {
-      await lifecycle.register(root.server.address())
-    } catch (err) {
-      await (root.close as () => Promise<undefined>)().catch(() => {})
-      throw err
-    }
-    return address
-  }
-  root.listen = function etcdListen(
-    opts?: FastifyListenOptions,
-    cb?: (err: Error | null, address: string) => void,
-  ) {
-    if (typeof cb !== 'function') return listenAndRegister(opts)
-    listenAndRegister(opts).then(
-      (address) => cb(null, address),
-      (err: Error) => cb(err, ''),
-    )
-    return undefined
-  } as FastifyInstance['listen']
+  // Fastify resolves listen() before it runs onListen hooks, and only logs their errors; holding back the
+  // server's 'listening' event is what makes listen() mean "registered" and a failed registration a
+  // failed listen, even when this plugin loads during a listen() already running (registered without
+  // await). See listen-gate.ts.
+  const server = root.server
+  holdListening(
+    server,
+    () => lifecycle.register(server.address()),
+    async (err) => {
+      lifecycle.kit.logger.error({ err }, 'could not register in etcd: closing the server')
+      server.close()
+      await (root.close as () => Promise<undefined>).call(root)
+    },
+  )
 
   // Fastify answers 503 to every request from the moment close() starts, before preClose hooks run:
   // deregistering and waiting drainDelay there would turn the drain window into failed requests. So the
@@ -106,7 +104,9 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
     return undefined
   } as FastifyInstance['close']
 
-  fastify.addHook('preClose', () => lifecycle.deregister())
+  // a fallback for a close that bypasses the wrapper above; Fastify < 4.16 has no preClose hook (adding
+  // one fails the boot) and relies on the wrapper alone
+  if (hasPreClose(fastify.version)) fastify.addHook('preClose', () => lifecycle.deregister())
   fastify.addHook('onClose', async () => {
     drain.dispose()
     await lifecycle.closeKit()
@@ -118,4 +118,4 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
  * is written) and, on `fastify.close()`, deregisters it, waits `drainDelay`, lets Fastify drain, then
  * closes the kit if the plugin created it. `fastify.etcd` is the kit.
  */
-export const etcdDiscovery = fp(plugin, { fastify: '5.x', name: NAME })
+export const etcdDiscovery = fp(plugin, { fastify: '4.x || 5.x', name: NAME })

@@ -187,7 +187,7 @@ test('bad options fail at register with the bad value named', async (t) => {
     [{ service: 'orders', advertise: 'a:b:c' }, /invalid advertise "a:b:c"/],
     [{ service: 'orders', etcd: {}, kit: {} }, /give either etcd .* or kit, not both/],
     [{ service: 'orders', kit: {} }, /invalid kit \{\}: expected an EtcdKit/],
-    [{ service: 'orders', metadata: { weight: 0 } }, /invalid metadata.weight 0/],
+    [{ service: 'orders', metadata: { weight: -1 } }, /invalid metadata.weight -1/],
     [{ service: 'orders', drain: 5 }, /unknown option "drain"/],
   ]
   for (const [options, message] of cases) {

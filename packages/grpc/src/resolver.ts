@@ -184,7 +184,8 @@ class EtcdResolver implements Resolver {
     const seen = new Set<string>()
     const endpoints: Endpoint[] = []
     for (const instance of discovery.instances) {
-      if (!speaksGrpc(instance) || seen.has(instance.address)) continue
+      // weight 0: registered, sent no traffic (a drain without deregistering)
+      if (!speaksGrpc(instance) || instance.weight === 0 || seen.has(instance.address)) continue
       seen.add(instance.address)
       const endpoint = endpointOf(instance.address)
       if (endpoint) endpoints.push(endpoint)

@@ -1,0 +1,337 @@
+// Scale: how discovery's cost grows with the registry. At 1k, 10k and 100k instances over 10, 100 and 1,000
+// services, registered from several kits (each its own lease), one fresh kit discovers every service:
+// time to ready, heap per instance, how soon a registration or deregistration shows in its views (p50,
+// p99), and what etcd holds for it (leases, watch streams, watchers, keepalive streams, from etcd's own
+// /metrics). Ratios are against the smallest size measured in the same run.
+// Run: npm run bench -- scale. Env: BENCH_SCALE_SIZES (e.g. "1000,10000"), BENCH_ROUNDS (change samples
+// per size, 200), BENCH_READS (fresh-kit reads per size, 3).
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { type Discovery, EtcdKit, type Instance, type Logger, silentLogger } from '@etcdkit/core'
+import { startEtcd } from '@etcdkit/testing'
+import { type EtcdLoad, etcdLoad, fmt, machine, median, percentile, printGrid } from './stats.js'
+
+const SIZES = (process.env.BENCH_SCALE_SIZES ?? '1000,10000,100000').split(',').map(Number)
+const SAMPLES = Number(process.env.BENCH_ROUNDS ?? 200)
+const READS = Number(process.env.BENCH_READS ?? 3)
+/** The 100k reads take seconds each on a loaded machine: two of them, to keep `npm run bench` in 5 minutes. */
+const readsAt = (instances: number) => (instances >= 100_000 ? Math.min(READS, 2) : READS)
+/** Kits that hold the registrations, each on its own lease (the registry of a fleet of processes). */
+const WRITERS = 10
+/** etcd refuses a txn of more than 128 operations (--max-txn-ops) or 1.5 MiB (--max-request-bytes). */
+const TXN_OPS = 128
+const TXNS_IN_FLIGHT = 16
+/**
+ * A fresh kit not ready after this long is given up on (the size's other rows are then not measured): on
+ * an overloaded machine its reads time out and are retried, and waiting it out would take minutes.
+ */
+const GIVE_UP_MS = Number(process.env.BENCH_GIVE_UP_MS ?? 45_000)
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+const heapUsed = () => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
+
+const fromEnv = process.env.ETCD_ENDPOINTS?.split(',').filter(Boolean)
+const cluster = fromEnv?.length ? undefined : await startEtcd()
+const endpoints: string[] = cluster?.endpoints ?? fromEnv!
+console.log(`machine: ${machine()}`)
+console.log(`etcd: ${cluster ? 'started by the bench (3.4, one member, fsync on)' : endpoints.join(',')}`)
+const root = `bench-scale-${process.pid}-${Date.now()}/`
+const delta = (after: EtcdLoad, before: EtcdLoad): EtcdLoad => ({
+  leases: after.leases - before.leases,
+  watchStreams: after.watchStreams - before.watchStreams,
+  watchers: after.watchers - before.watchers,
+  keepAliveStreams: after.keepAliveStreams - before.keepAliveStreams,
+})
+
+/**
+ * etcd's gauges once they stop moving (two reads 200 ms apart agree, at most 10 s): watches are created and
+ * cancelled asynchronously, after the calls that asked for them have returned.
+ */
+async function settledLoad(): Promise<EtcdLoad> {
+  let last = await etcdLoad(endpoints[0]!)
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 200))
+    const now = await etcdLoad(endpoints[0]!)
+    if (JSON.stringify(now) === JSON.stringify(last)) return now
+    last = now
+  }
+  return last
+}
+
+/** A fresh kit was not ready within GIVE_UP_MS. */
+class GaveUp extends Error {}
+
+interface SizeResult {
+  /** Set when a fresh kit was given up on: the rows after time to ready are not measured. */
+  gaveUp?: boolean
+  /** Reads of a service that failed (a call deadline on a loaded machine) and were retried, over all reads. */
+  retried: number
+  instances: number
+  services: number
+  writeMs: number
+  readyMs: number[]
+  heapPerInstance: number
+  change: number[]
+  writers: EtcdLoad
+  reader: EtcdLoad
+}
+
+/** Resolves when `pred` holds for `view`, checked on each of its changes. */
+const seen = (view: Discovery, pred: (list: readonly Instance[]) => boolean) =>
+  new Promise<void>((resolve) => {
+    const check = (list: readonly Instance[]) => {
+      if (!pred(list)) return
+      view.off('change', check)
+      resolve()
+    }
+    view.on('change', check)
+  })
+
+async function measure(instances: number, services: number): Promise<SizeResult> {
+  const ns = `${root}${instances}/`
+  const kit = () => new EtcdKit({ endpoints, namespace: ns, logger: silentLogger })
+  const before = await settledLoad()
+  // a long TTL: on a loaded machine a bulk write can delay keepalive answers past a short one
+  const writers = Array.from(
+    { length: WRITERS },
+    () => new EtcdKit({ endpoints, namespace: ns, logger: silentLogger, ttl: 60 }),
+  )
+  const leases = await Promise.all(writers.map((w) => w.session.leaseReady()))
+  const perService = instances / services
+
+  // the bulk: registry keys in the registry format, each on its writer's session lease, in txns
+  const tWrite = performance.now()
+  const puts = Array.from({ length: instances }, (_, i) => {
+    const s = i % services
+    const n = Math.floor(i / services)
+    const address = `10.${s >> 8}.${s & 255}.${n % 250}:${8000 + Math.floor(n / 250)}`
+    const value = JSON.stringify({ Op: 0, Addr: address, Metadata: { version: '1.0.0', zone: `z${n % 3}` } })
+    return { w: i % WRITERS, key: `services/svc${s}/${address}`, value }
+  })
+  let next = 0
+  await Promise.all(
+    Array.from({ length: TXNS_IN_FLIGHT }, async () => {
+      while (next < puts.length) {
+        const batch = puts.slice(next, next + TXN_OPS)
+        next += TXN_OPS
+        const w = batch[0]!.w
+        await writers[w]!.keyspace.kv.txn({
+          success: batch.map((p) => ({
+            request_put: {
+              key: writers[w]!.keyspace.key(p.key),
+              value: Buffer.from(p.value),
+              lease: leases[w]!.id,
+            },
+          })),
+        })
+      }
+    }),
+  )
+  const writeMs = performance.now() - tWrite
+  const written = await writers[0]!.keyspace.kv.range({
+    ...writers[0]!.keyspace.range('services/'),
+    count_only: true,
+  })
+  const states = writers.map((w) => w.session.state)
+  if (Number(written.count) !== instances || states.some((s) => s !== 'alive'))
+    throw new Error(
+      `${written.count} of ${instances} registrations in etcd after the bulk write; writer sessions: ${states.join(' ')}`,
+    )
+  // (a txn batch holds puts of several writers' instances; each key is on the lease of the writer in its
+  // batch's first entry: which writer holds a key does not matter to a reader)
+  const writersLoad = delta(await settledLoad(), before)
+  const names = Array.from({ length: services }, (_, s) => `svc${s}`)
+
+  // time to ready: a fresh kit (connection included) opens a view of every service, until all are loaded
+  const readyMs: number[] = []
+  let retried = 0
+  // counts the views' failed reads (logged at debug level, then retried with backoff)
+  const counting: Logger = {
+    ...silentLogger,
+    debug: (_obj, msg) => {
+      if (msg?.includes('could not read')) retried++
+    },
+  }
+  for (let r = 0; r < readsAt(instances); r++) {
+    const reader = new EtcdKit({ endpoints, namespace: ns, logger: counting })
+    const t0 = performance.now()
+    const views = names.map((n) => reader.discover(n))
+    let timer: NodeJS.Timeout | undefined
+    const ready = await Promise.race([
+      Promise.all(views.map((v) => v.ready)).then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), GIVE_UP_MS)
+      }),
+    ])
+    clearTimeout(timer)
+    readyMs.push(performance.now() - t0)
+    if (!ready) {
+      await reader.close()
+      await Promise.all(writers.map((w) => w.close()))
+      const loaded = views.filter((v) => v.loaded).length
+      console.log(
+        `${instances} instances: a fresh kit had ${loaded} of ${services} views ready after ${GIVE_UP_MS} ms (${retried} reads retried); giving up on this size`,
+      )
+      throw Object.assign(new GaveUp(), { result: { retried, instances, services, writeMs, readyMs } })
+    }
+    const total = views.reduce((n, v) => n + v.instances.length, 0)
+    if (total !== instances) throw new Error(`the reader saw ${total} instances, not ${instances}`)
+    await reader.close()
+  }
+
+  // heap per instance: a reader already connected (one empty view), then every view, garbage collected
+  const reader = kit()
+  await reader.discover('none').ready
+  const beforeReader = await settledLoad()
+  const h0 = heapUsed()
+  const views = names.map((n) => reader.discover(n))
+  await Promise.all(views.map((v) => v.ready))
+  const heapPerInstance = (heapUsed() - h0) / instances
+  const readerLoad = delta(await settledLoad(), beforeReader)
+  readerLoad.watchStreams += 1 // opened with the empty view, before the baseline: the reader's one stream
+  readerLoad.watchers += 1
+
+  // a change's visibility: a registration by a writer kit until the reader's view has it, and its
+  // deregistration until the view has dropped it (a random service each time)
+  const change: number[] = []
+  const prober = writers[0]!
+  for (let i = 0; i < SAMPLES / 2 + 10; i++) {
+    const s = Math.floor(Math.random() * services)
+    const view = views[s]!
+    const address = `10.250.${i >> 8}.${i & 255}:9000`
+    let shown = seen(view, (list) => list.some((x) => x.address === address))
+    let t0 = performance.now()
+    const reg = await prober.register({ service: `svc${s}`, address })
+    await shown
+    if (i >= 10) change.push(performance.now() - t0)
+    shown = seen(view, (list) => !list.some((x) => x.address === address))
+    t0 = performance.now()
+    await reg.deregister()
+    await shown
+    if (i >= 10) change.push(performance.now() - t0)
+  }
+  if (views.some((v, i) => v.instances.length !== perService || v.service !== names[i]))
+    throw new Error('a view lost or gained instances')
+  await reader.close()
+  await Promise.all(writers.map((w) => w.close()))
+  return {
+    retried,
+    instances,
+    services,
+    writeMs,
+    readyMs,
+    heapPerInstance,
+    change,
+    writers: writersLoad,
+    reader: readerLoad,
+  }
+}
+
+const results: SizeResult[] = []
+const none: EtcdLoad = {
+  leases: Number.NaN,
+  watchStreams: Number.NaN,
+  watchers: Number.NaN,
+  keepAliveStreams: Number.NaN,
+}
+for (const instances of SIZES) {
+  const services = Math.max(1, Math.round(instances / 100))
+  let r: SizeResult
+  try {
+    r = await measure(instances, services)
+  } catch (err) {
+    if (!(err instanceof GaveUp)) throw err
+    const partial = (
+      err as GaveUp & {
+        result: Pick<SizeResult, 'retried' | 'instances' | 'services' | 'writeMs' | 'readyMs'>
+      }
+    ).result
+    r = { ...partial, gaveUp: true, heapPerInstance: Number.NaN, change: [], writers: none, reader: none }
+  }
+  results.push(r)
+  console.log(
+    `${instances} instances of ${services} services: written in ${fmt(r.writeMs, 'ms')}, ready in ${r.readyMs.map((m) => fmt(m, 'ms')).join(', ')}`,
+  )
+}
+await cluster?.close()
+
+const base = results[0]!
+const vsBase = (v: number, b: number) => (results.length > 1 ? ` (${(v / b).toFixed(1)}x)` : '')
+const cols = results.map((r) => `${r.instances / 1_000}k / ${r.services}`)
+const row = (what: string, f: (r: SizeResult) => string) => [what, ...results.map(f)]
+printGrid(
+  `scale: one kit discovering every service (median of ${READS} fresh kits, 2 at 100k; ${SAMPLES} changes per size)`,
+  ['instances / services', ...cols, 'target'],
+  [
+    [
+      ...row('time to ready', (r) =>
+        r.gaveUp
+          ? `> ${fmt(GIVE_UP_MS, 'ms')} (gave up)`
+          : fmt(median(r.readyMs), 'ms') + vsBase(median(r.readyMs), median(base.readyMs)),
+      ),
+      '100k < 1000 ms',
+    ],
+    [...row('reads retried after a failure (all fresh kits)', (r) => String(r.retried)), '0'],
+    [...row('heap per instance', (r) => fmt(r.heapPerInstance, 'B')), ''],
+    [
+      ...row(
+        'change visible, p50',
+        (r) =>
+          fmt(percentile(r.change, 50), 'ms') + vsBase(percentile(r.change, 50), percentile(base.change, 50)),
+      ),
+      '',
+    ],
+    [
+      ...row(
+        'change visible, p99',
+        (r) =>
+          fmt(percentile(r.change, 99), 'ms') + vsBase(percentile(r.change, 99), percentile(base.change, 99)),
+      ),
+      '100k < 10 ms',
+    ],
+    [...row(`bulk write (${WRITERS} writer kits, txns of ${TXN_OPS})`, (r) => fmt(r.writeMs, 'ms')), ''],
+    [
+      ...row(
+        'etcd: leases held by the writers',
+        (r) => `${r.writers.leases} (${r.writers.leases / WRITERS} per kit)`,
+      ),
+      '1 per kit',
+    ],
+    [
+      ...row(
+        'etcd: keepalive streams of the writers',
+        (r) => `${r.writers.keepAliveStreams / WRITERS} per kit`,
+      ),
+      '1 per kit',
+    ],
+    [...row('etcd: watch streams of the reader', (r) => String(r.reader.watchStreams)), '1'],
+    [...row('etcd: watchers of the reader', (r) => String(r.reader.watchers)), '1 per service'],
+    [
+      ...row(
+        'etcd: leases / keepalive streams of the reader',
+        (r) => `${r.reader.leases} / ${r.reader.keepAliveStreams}`,
+      ),
+      '0 (it only reads)',
+    ],
+  ],
+)
+const top = results.at(-1)!
+const readyTop = median(top.readyMs)
+const p99Top = percentile(top.change, 99)
+console.log(
+  `\ntargets at ${top.instances} instances: ready < 1000 ms: ${readyTop < 1_000 && !top.gaveUp ? 'met' : 'MISSED'} (${fmt(readyTop, 'ms')}${top.gaveUp ? ', gave up' : ''}); ` +
+    `change p99 < 10 ms: ${p99Top < 10 ? 'met' : 'MISSED'} (${fmt(p99Top, 'ms')})`,
+)
+console.log(`
+How to read: the registrations are real registry keys (\`services/{service}/{address}\`, the Go naming JSON) on
+the session leases of ${WRITERS} writer kits, written in bulk with txns (registering 100k one register() at a
+time takes minutes); the probe that times a change is a real register()/deregister() on a writer kit. Time
+to ready: a new kit, from its first discover() to every view loaded (connection included). Heap per
+instance: V8 heap after a full GC with every view loaded, minus the same kit with one empty view, divided by
+the instances. The etcd rows are differences of etcd's own gauges before and after. Each view reads its own
+service (100 keys at every size here): no read comes near grpc-js's 4 MiB receive limit.`)

@@ -1,0 +1,166 @@
+// Installs the packages as a user does: packs every package (`pnpm pack` rewrites workspace:* ranges and
+// applies publishConfig), checks what each tarball ships, installs the tarballs with npm into fresh apps
+// (one at the newest versions of the peers, one at the oldest each peer range allows) and runs in each:
+// ESM and CommonJS consumers, Fastify (plugin awaited, not awaited, in a child scope), Express, gRPC, type
+// checks under moduleResolution node10/node16/nodenext/bundler, and a Jest test. Needs `pnpm run build`
+// first and the npm registry (one `npm install` per app, with a cache kept in node_modules/.cache).
+// Run: npx tsx --conditions=etcdkit-source scripts/pack-test.ts   (ETCD_ENDPOINTS: use that etcd)
+import { execFile } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { type EtcdCluster, startEtcd } from '@etcdkit/testing'
+
+const run = promisify(execFile)
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const fixtures = join(root, 'scripts', 'pack-test')
+const tsc = join(root, 'node_modules', '.bin', 'tsc')
+const cache = join(root, 'node_modules', '.cache', 'etcdkit-pack-test-npm')
+const packages = ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing']
+const started = Date.now()
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`
+
+interface App {
+  name: string
+  /** npm dependencies besides the tarballs. */
+  dependencies: Record<string, string>
+  /** The commands run in the app, each `[program, ...args]`. */
+  steps: string[][]
+}
+
+const node = (file: string) => ['node', file]
+const typecheck = (resolution: string) => ['tsc', '-p', `tsconfig.${resolution}.json`]
+const apps: App[] = [
+  {
+    name: 'newest',
+    dependencies: {
+      fastify: '^5.0.0',
+      express: '^5.0.0',
+      '@types/express': '^5.0.0',
+      '@grpc/grpc-js': '^1.14.0',
+      'reflect-metadata': '^0.2.2',
+      '@types/node': '^20.19.0',
+      jest: '^29.7.0',
+    },
+    steps: [
+      node('esm.mjs'),
+      node('cjs.cjs'),
+      node('fastify.mjs'),
+      node('express.mjs'),
+      node('grpc.mjs'),
+      ...['node10', 'node16', 'node16-esm', 'nodenext', 'nodenext-esm', 'bundler'].map(typecheck),
+      ['node', 'node_modules/jest/bin/jest.js', '--ci', 'kit.test.js'],
+    ],
+  },
+  {
+    // the low end of every peer range: NestJS 10's Fastify, Express 4, grpc-js 1.14.0
+    name: 'oldest',
+    dependencies: {
+      fastify: '4.0.0',
+      express: '4.21.0',
+      '@types/express': '4.17.21',
+      '@grpc/grpc-js': '1.14.0',
+      'reflect-metadata': '0.1.13',
+      '@types/node': '^20.19.0',
+    },
+    steps: [
+      node('esm.mjs'),
+      node('cjs.cjs'),
+      node('fastify.mjs'),
+      node('express.mjs'),
+      node('grpc.mjs'),
+      typecheck('nest10'),
+    ],
+  },
+]
+
+async function sh(cwd: string, [program, ...args]: string[], env: NodeJS.ProcessEnv = process.env) {
+  const bin = program === 'tsc' ? tsc : program!
+  try {
+    return await run(bin, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 })
+  } catch (err) {
+    const { stdout, stderr } = err as { stdout?: string; stderr?: string }
+    throw new Error(`${cwd}: \`${[program, ...args].join(' ')}\` failed\n${stdout ?? ''}${stderr ?? ''}`)
+  }
+}
+
+/** Packs every package into `dir` (one pnpm run); returns tarball paths by package name. */
+async function pack(dir: string): Promise<Record<string, string>> {
+  for (const p of packages) {
+    if (!existsSync(join(root, 'packages', p, 'dist', 'cjs', 'index.js')))
+      throw new Error(`packages/${p} is not built: run \`pnpm run build\` first`)
+  }
+  const filters = packages.flatMap((p) => ['--filter', `@etcdkit/${p}`])
+  await sh(root, ['pnpm', '-r', ...filters, 'pack', '--pack-destination', dir])
+  const tarballs: Record<string, string> = {}
+  for (const p of packages) {
+    const file = readdirSync(dir).find((f) => f.startsWith(`etcdkit-${p}-`) && f.endsWith('.tgz'))
+    if (file === undefined) throw new Error(`pnpm pack made no tarball for @etcdkit/${p}`)
+    tarballs[`@etcdkit/${p}`] = join(dir, file)
+    await checkTarball(join(dir, file), `@etcdkit/${p}`)
+  }
+  return tarballs
+}
+
+/** What every published package must ship, and must not. */
+async function checkTarball(file: string, name: string) {
+  const { stdout } = await sh(root, ['tar', 'tzf', file])
+  const files = new Set(stdout.split('\n').map((f) => f.replace(/^package\//, '')))
+  const required = ['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']
+  required.push('dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'src/index.ts')
+  const missing = required.filter((f) => !files.has(f))
+  if (missing.length > 0) throw new Error(`${name}: the tarball lacks ${missing.join(', ')}`)
+  const { stdout: manifest } = await sh(root, ['tar', 'xzf', file, '-O', 'package/package.json'])
+  if (manifest.includes('workspace:')) throw new Error(`${name}: the packed package.json keeps workspace:`)
+  if (manifest.includes('etcdkit-source'))
+    throw new Error(`${name}: the packed exports keep the etcdkit-source condition`)
+}
+
+async function install(dir: string, app: App, tarballs: Record<string, string>) {
+  mkdirSync(dir)
+  for (const f of readdirSync(fixtures)) copyFileSync(join(fixtures, f), join(dir, f))
+  const dependencies = { ...app.dependencies }
+  for (const [name, file] of Object.entries(tarballs)) dependencies[name] = `file:${file}`
+  // no "type": CommonJS by default, as in a NestJS project (and Jest's test files)
+  writeFileSync(
+    join(dir, 'package.json'),
+    `${JSON.stringify({ name: `pack-test-${app.name}`, private: true, dependencies }, null, 2)}\n`,
+  )
+  const t = Date.now()
+  await sh(dir, ['npm', 'install', '--no-audit', '--no-fund', '--prefer-offline', '--cache', cache])
+  console.log(`[pack-test] ${app.name}: npm install ${seconds(t)}`)
+}
+
+let etcd: EtcdCluster | undefined
+const work = mkdtempSync(join(tmpdir(), 'etcdkit-pack-test-'))
+try {
+  if (!process.env.ETCD_ENDPOINTS) etcd = await startEtcd()
+  const env = { ...process.env, ETCD_ENDPOINTS: process.env.ETCD_ENDPOINTS ?? etcd!.endpoints.join(',') }
+  const tarballDir = join(work, 'tarballs')
+  mkdirSync(tarballDir)
+  let t = Date.now()
+  const tarballs = await pack(tarballDir)
+  console.log(`[pack-test] packed and checked ${packages.length} tarballs in ${seconds(t)}`)
+  // the two installs overlap: most of their time is waiting on the registry
+  // PACK_TEST_APPS=oldest runs one app only (while developing)
+  const only = process.env.PACK_TEST_APPS?.split(',')
+  const chosen = apps.filter((app) => only === undefined || only.includes(app.name))
+  await Promise.all(chosen.map((app) => install(join(work, app.name), app, tarballs)))
+  for (const app of chosen) {
+    for (const step of app.steps) {
+      t = Date.now()
+      const { stdout } = await sh(join(work, app.name), step, env)
+      const said = stdout.trim().split('\n').filter(Boolean).join('; ')
+      console.log(`[pack-test] ${app.name}: ${step.join(' ')} (${seconds(t)})${said ? ` — ${said}` : ''}`)
+    }
+  }
+  console.log(`[pack-test] all passed in ${seconds(started)}`)
+} catch (err) {
+  console.error(`[pack-test] FAILED after ${seconds(started)}: ${(err as Error).message}`)
+  process.exitCode = 1
+} finally {
+  await etcd?.close()
+  rmSync(work, { recursive: true, force: true })
+}
