@@ -1,4 +1,5 @@
 import type { IEvent, IKeyValue } from 'etcd3'
+import type { ConfigCache } from './config-cache.js'
 import { ClosedError, type EtcdKitError } from './errors.js'
 import { type Freshness, PrefixFollower } from './follow.js'
 import type { Keyspace } from './keyspace.js'
@@ -68,9 +69,17 @@ export class ConfigTree {
   error: EtcdKitError | undefined
   /** Count of events dispatched to subtree listeners, so iterators can drop what their snapshot holds. */
   seq = 0
+  /**
+   * The entries come from the local cache (`configCache`), not (yet) from etcd: etcd did not answer within
+   * the cache's `wait`. Cleared when a read of etcd is applied.
+   */
+  fromCache = false
+  readonly #cache: ConfigCache | undefined
+  #cacheTimer: NodeJS.Timeout | undefined
   readonly #keyed = new Map<string, Set<KeyListener>>()
   readonly #subtrees = new Map<EventListener, string>()
   readonly #onLoad = new Set<() => void>()
+  readonly #batches = new Set<(revision: string) => void>()
   readonly #onFreshness = new Set<FreshnessListener>()
   readonly #onError = new Set<(error: EtcdKitError) => void>()
   readonly #follower: PrefixFollower
@@ -81,11 +90,22 @@ export class ConfigTree {
     readonly ks: Keyspace,
     hub: WatchHub,
     private readonly log: Logger,
+    cache?: ConfigCache,
   ) {
     this.ready.promise.catch(() => {}) // a tree closed before its first read must not raise unhandled rejections
+    this.#cache = cache
     this.#follower = new PrefixFollower(ks, hub, log, prefix, 'config watch', {
-      onList: (kvs, revision, again) => (again ? this.#relist(kvs, revision.toString()) : this.#load(kvs)),
-      onEvents: (events) => this.#onEvents(events),
+      onList: (kvs, revision, again) => {
+        // after the cache was served, the first read of etcd is applied like a relist: as changes
+        if (again || this.loaded) this.#relist(kvs, revision.toString())
+        else this.#load(kvs)
+        this.#cache?.save(this.entries, revision.toString())
+      },
+      onEvents: (events) => {
+        this.#onEvents(events)
+        const last = events[events.length - 1]
+        if (last) this.#cache?.save(this.entries, last.kv.mod_revision)
+      },
       onStale: (reason) => this.#tellFreshness(reason),
       onCurrent: () => this.#tellFreshness(undefined),
       onError: (error) => {
@@ -94,6 +114,10 @@ export class ConfigTree {
         for (const listener of this.#onError) listener(error)
       },
     })
+    if (cache) {
+      this.#cacheTimer = setTimeout(() => this.#serveCache(cache), cache.wait)
+      this.#cacheTimer.unref()
+    }
     // Start on the next microtask: handles opened in the same tick all wait for this one read.
     queueMicrotask(() => this.#follower.start())
   }
@@ -131,6 +155,16 @@ export class ConfigTree {
     return () => this.#subtrees.delete(listener)
   }
 
+  /**
+   * Calls `listener` after each batch of changes has been applied: the changes of one revision (every
+   * change of one etcd txn arrives in one watch response, with one revision) or one relist, so a reader of several keys can act
+   * once on a consistent mirror. Returns the unsubscribe.
+   */
+  onBatch(listener: (revision: string) => void): () => void {
+    this.#batches.add(listener)
+    return () => this.#batches.delete(listener)
+  }
+
   /** Calls `listener` when the mirror stops for an error retrying cannot fix; returns the unsubscribe. */
   onError(listener: (error: EtcdKitError) => void): () => void {
     this.#onError.add(listener)
@@ -147,7 +181,24 @@ export class ConfigTree {
     if (this.#closed) return
     this.#closed = true
     this.#follower.close()
+    clearTimeout(this.#cacheTimer)
+    this.#cache?.flush()
     this.ready.reject(new ClosedError('the config watch'))
+  }
+
+  /** etcd has not answered within the cache's wait: serve the cached mirror, and say so. */
+  #serveCache(cache: ConfigCache) {
+    this.#cacheTimer = undefined
+    if (this.loaded || this.#closed) return
+    const cached = cache.load()
+    if (!cached) return
+    for (const [key, entry] of cached.entries) this.entries.set(key, entry)
+    this.fromCache = true
+    this.log.warn(
+      { file: cache.file, keys: cached.entries.size, revision: cached.revision, savedAt: cached.savedAt },
+      'etcd has not answered: serving cached config values (stale) until it does',
+    )
+    this.#loaded()
   }
 
   #tellFreshness(staleReason: string | undefined) {
@@ -165,7 +216,26 @@ export class ConfigTree {
   }
 
   #load(kvs: IKeyValue[]) {
+    clearTimeout(this.#cacheTimer)
+    if (kvs.length === 0 && this.#cache?.keepOnEmpty) {
+      // an empty etcd at start after a non-empty cache: the same protection as an empty relist
+      const cached = this.#cache.load()
+      if (cached && cached.entries.size > 0) {
+        for (const [key, entry] of cached.entries) this.entries.set(key, entry)
+        this.fromCache = true
+        this.log.warn(
+          { file: this.#cache.file, keys: cached.entries.size },
+          'etcd has no config at all; keeping the cached values (configCache.keepOnEmpty)',
+        )
+        this.#loaded()
+        return
+      }
+    }
     for (const kv of kvs) this.entries.set(this.#name(kv.key), decodeEntry(kv))
+    this.#loaded()
+  }
+
+  #loaded() {
     this.loaded = true
     for (const listener of this.#onLoad) listener()
     this.#onLoad.clear()
@@ -174,6 +244,17 @@ export class ConfigTree {
 
   /** Applies a fresh read after a reset: every difference from the mirror becomes a change, in key order. */
   #relist(kvs: IKeyValue[], revision: string) {
+    if (kvs.length === 0 && this.entries.size > 0 && this.#cache?.keepOnEmpty) {
+      this.log.warn(
+        { prefix: this.prefix, keys: this.entries.size, revision },
+        'etcd has no config at all now; keeping the last values (configCache.keepOnEmpty)',
+      )
+      return
+    }
+    if (this.fromCache) {
+      this.fromCache = false
+      this.log.info({ prefix: this.prefix, revision }, 'etcd answered: config values are live again')
+    }
     const fresh = new Map<string, TreeEntry>()
     for (const kv of kvs) fresh.set(this.#name(kv.key), decodeEntry(kv))
     const gone = [...this.entries.keys()].filter((k) => !fresh.has(k))
@@ -182,14 +263,30 @@ export class ConfigTree {
       const old = this.entries.get(key)
       if (old?.revision !== entry.revision || old.text !== entry.text) this.#apply(key, entry, entry.revision)
     }
+    this.#batched(revision)
+  }
+
+  #batched(revision: string) {
+    for (const listener of this.#batches) {
+      try {
+        listener(revision)
+      } catch (err) {
+        this.log.error({ err }, 'a config listener threw')
+      }
+    }
   }
 
   #onEvents(events: IEvent[]) {
+    // one batch per revision: the changes of one txn share it and arrive in one response, in order
+    let revision: string | undefined
     for (const ev of events) {
+      if (revision !== undefined && ev.kv.mod_revision !== revision) this.#batched(revision)
+      revision = ev.kv.mod_revision
       const key = this.#name(ev.kv.key)
       if (ev.type === 'Delete') this.#apply(key, undefined, ev.kv.mod_revision)
       else this.#apply(key, decodeEntry(ev.kv), ev.kv.mod_revision)
     }
+    if (revision !== undefined) this.#batched(revision)
   }
 
   #apply(key: string, entry: TreeEntry | undefined, revision: string) {

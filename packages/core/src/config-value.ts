@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { runSchema, type StandardSchemaV1 } from './config-schema.js'
 import { type ConfigTree, decodeEntry, type TreeEntry } from './config-tree.js'
 import { ClosedError, type EtcdKitError, InvalidConfigValueError } from './errors.js'
 import type { Freshness, FreshnessEvents } from './follow.js'
@@ -20,6 +21,22 @@ export interface ConfigValueOptions<T> {
    * `undefined` then. @default undefined
    */
   default?: T
+}
+
+/** A config value typed and checked by a Standard Schema (zod, valibot, arktype, ...). */
+export interface ConfigSchemaOptions<S extends StandardSchemaV1> {
+  /**
+   * Checks, and may transform, what `parse` returned (the text itself without `parse`): its output is the
+   * value, and its issues are reported when it refuses. It must validate synchronously (`current` is a
+   * property read): a schema whose validation returns a promise refuses every value.
+   */
+  schema: S
+  /** Turns the text into the schema's input, e.g. `JSON.parse`. @default the text itself */
+  parse?: (text: string) => unknown
+  /** A further check of the schema's output; throwing or returning `false` refuses it. @default none */
+  validate?: (value: StandardSchemaV1.InferOutput<S>) => unknown
+  /** The value while neither key exists. @default undefined */
+  default?: StandardSchemaV1.InferOutput<S>
 }
 
 /** Where a new `current` came from. */
@@ -45,6 +62,7 @@ export interface ConfigValueEvents<T> extends FreshnessEvents {
   close: []
 }
 
+type Issues = InvalidConfigValueError['issues']
 type Read<T> = { ok: true; value: T } | { ok: false; error: InvalidConfigValueError }
 
 const UNSEEN = Symbol('unseen')
@@ -93,7 +111,8 @@ export class ConfigValue<T>
   readonly #prefix: string
   readonly #shared: string
   readonly #override: string | undefined
-  readonly #parse: ((text: string) => T) | undefined
+  readonly #parse: ((text: string) => unknown) | undefined
+  readonly #schema: StandardSchemaV1<unknown, T> | undefined
   readonly #validate: ((value: T) => unknown) | undefined
   readonly #default: T
   readonly #release: () => void
@@ -117,7 +136,7 @@ export class ConfigValue<T>
     log: Logger,
     key: string,
     service: string | undefined,
-    options: ConfigValueOptions<T>,
+    options: ConfigValueOptions<T> | ConfigSchemaOptions<StandardSchemaV1<unknown, T>>,
     release: () => void,
   ) {
     super()
@@ -128,6 +147,7 @@ export class ConfigValue<T>
     this.#shared = key
     this.#override = service === undefined ? undefined : `${service}/${key}`
     this.#parse = options.parse
+    this.#schema = 'schema' in options ? options.schema : undefined
     this.#validate = options.validate
     this.#default = options.default as T
     this.current = this.#default
@@ -157,6 +177,11 @@ export class ConfigValue<T>
       )
       tree.ready.promise.catch((err: unknown) => this.#ready.reject(err))
     }
+  }
+
+  /** `current` may be stale: it comes from the local cache (`configCache`) because etcd has not answered yet. */
+  get fromCache(): boolean {
+    return this.#tree.fromCache
   }
 
   /** Whether the config has been read (`ready` has resolved). */
@@ -239,7 +264,13 @@ export class ConfigValue<T>
       const read = this.#read(key, entry)
       if (!read.ok) {
         this.#log.warn(
-          { key, text: entry.text, err: read.error.cause ?? read.error },
+          {
+            key,
+            revision: entry.revision,
+            text: entry.text,
+            issues: read.error.issues,
+            err: read.error.cause ?? read.error,
+          },
           'config value refused; keeping the last good value',
         )
         if (emit) this.emit('invalid', read.error, entry.text)
@@ -310,19 +341,27 @@ export class ConfigValue<T>
   }
 
   #read(key: string, entry: TreeEntry): Read<T> {
-    const refuse = (reason: string, cause?: unknown): Read<T> => ({
+    const refuse = (reason: string, cause?: unknown, issues?: Issues): Read<T> => ({
       ok: false,
-      error: new InvalidConfigValueError(key, entry.text, reason, cause),
+      error: new InvalidConfigValueError(key, entry.text, reason, cause, {
+        revision: entry.revision,
+        issues,
+      }),
     })
     if (!entry.utf8) return refuse('the value is not UTF-8 text')
     let value: T
     try {
-      value = this.#parse ? this.#parse(entry.text) : (entry.text as T)
+      value = (this.#parse ? this.#parse(entry.text) : entry.text) as T
     } catch (err) {
       return refuse(`parse threw: ${err instanceof Error ? err.message : String(err)}`, err)
     }
     if (value === undefined || (typeof value === 'number' && Number.isNaN(value)))
       return refuse(`parse returned ${String(value)}`)
+    if (this.#schema) {
+      const checked = runSchema(this.#schema, value)
+      if (!checked.ok) return refuse(checked.reason, checked.cause, checked.issues)
+      value = checked.value
+    }
     if (this.#validate) {
       try {
         if (this.#validate(value) === false) return refuse('validate returned false')

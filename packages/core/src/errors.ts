@@ -16,6 +16,8 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_NOT_LEADER'
   | 'ETCDKIT_ALREADY_CAMPAIGNING'
   | 'ETCDKIT_NO_KIT'
+  | 'ETCDKIT_CONFIG_CONFLICT'
+  | 'ETCDKIT_CONFIG_REVISION_UNAVAILABLE'
   | 'ETCDKIT_PERMISSION_DENIED'
   | 'ETCDKIT_AUTH_FAILED'
   | 'ETCDKIT_TOO_LARGE'
@@ -245,8 +247,12 @@ export function show(value: unknown): string {
   }
 }
 
-/** A configuration value that its reader's `parse` or `validate` refused; the last good value is kept. */
+/** A configuration value that its reader's `parse`, `schema` or `validate` refused; the last good value is kept. */
 export class InvalidConfigValueError extends EtcdKitError {
+  /** The etcd revision of the refused value (decimal string), when it came from etcd. */
+  readonly revision: string | undefined
+  /** What a Standard Schema reported (path and message per issue); empty when no schema refused it. */
+  readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey> }>
   constructor(
     /** The key the value was read from, relative to the namespace (e.g. `config/orders/rate-limit`). */
     readonly key: string,
@@ -254,10 +260,22 @@ export class InvalidConfigValueError extends EtcdKitError {
     readonly raw: string,
     reason: string,
     cause?: unknown,
+    details?: {
+      revision?: string | undefined
+      issues?: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey> }>
+    },
   ) {
-    super('ETCDKIT_INVALID_CONFIG_VALUE', `invalid config value ${show(raw)} at ${show(key)}: ${reason}`, {
-      cause,
-    })
+    const at = details?.revision === undefined ? '' : ` (revision ${details.revision})`
+    const text = raw.length > 200 ? `${raw.slice(0, 200)}…` : raw
+    super(
+      'ETCDKIT_INVALID_CONFIG_VALUE',
+      `invalid config value ${show(text)} at ${show(key)}${at}: ${reason}`,
+      {
+        cause,
+      },
+    )
+    this.revision = details?.revision
+    this.issues = details?.issues ?? []
   }
 }
 
@@ -265,6 +283,33 @@ export class InvalidConfigValueError extends EtcdKitError {
 export class NoEtcdKitError extends EtcdKitError {
   constructor(message: string) {
     super('ETCDKIT_NO_KIT', message)
+  }
+}
+
+/** A guarded config write (`rollback`) was refused: the key changed since it was read. Nothing was written. */
+export class ConfigConflictError extends EtcdKitError {
+  constructor(
+    /** The key, relative to the namespace. */
+    readonly key: string,
+    message: string,
+  ) {
+    super('ETCDKIT_CONFIG_CONFLICT', message)
+  }
+}
+
+/** A config key's value at a revision cannot be read: compacted away, or no value of the key was written then. */
+export class ConfigRevisionUnavailableError extends EtcdKitError {
+  constructor(
+    /** The key, relative to the namespace. */
+    readonly key: string,
+    /** The revision asked for (decimal string). */
+    readonly revision: string,
+    why: string,
+    cause?: unknown,
+  ) {
+    super('ETCDKIT_CONFIG_REVISION_UNAVAILABLE', `config key ${show(key)} at revision ${revision}: ${why}`, {
+      cause,
+    })
   }
 }
 

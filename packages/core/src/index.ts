@@ -1,14 +1,37 @@
 export { SmoothWeightedRoundRobin } from './balancer.js'
 export { Catalog, type CatalogEvents, type CatalogInstance } from './catalog.js'
-export { Config, type ConfigKeyOptions } from './config.js'
+export {
+  Config,
+  type ConfigHistoryOptions,
+  type ConfigKeyOptions,
+  type ConfigRollbackOptions,
+  type ConfigSetOptions,
+} from './config.js'
+export type { ConfigCacheOptions } from './config-cache.js'
+export type { ConfigRevision, ConfigRollback } from './config-history.js'
+export {
+  ConfigObject,
+  type ConfigObjectChange,
+  type ConfigObjectEvents,
+  type ConfigObjectOptions,
+  type ConfigTreeObject,
+} from './config-object.js'
+export {
+  type ConfigIssue,
+  checkSchema,
+  isStandardSchema,
+  type StandardSchemaV1,
+} from './config-schema.js'
 export type { ConfigEvent } from './config-tree.js'
 export {
   type ConfigChange,
+  type ConfigSchemaOptions,
   ConfigValue,
   type ConfigValueEvents,
   type ConfigValueOptions,
 } from './config-value.js'
 export { ConfigWatch, type ConfigWatchEvents } from './config-watch.js'
+export { type ConfigWriteOptions, type ConfigWriter, WRITERS_PREFIX } from './config-writer.js'
 export { clearDefaultKit, getDefaultKit, setDefaultKit } from './default-kit.js'
 export { Discovery, type DiscoveryEvents, type InvalidEntry } from './discovery.js'
 export {
@@ -24,6 +47,8 @@ export {
   AlreadyCampaigningError,
   AuthFailedError,
   ClosedError,
+  ConfigConflictError,
+  ConfigRevisionUnavailableError,
   EtcdCallError,
   EtcdKitError,
   type EtcdKitErrorCode,

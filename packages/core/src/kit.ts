@@ -4,6 +4,7 @@ import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
 import { Catalog } from './catalog.js'
 import { Config } from './config.js'
+import { ConfigCache, type ConfigCacheOptions } from './config-cache.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
 import { StreamEndpoints } from './endpoints.js'
@@ -66,6 +67,12 @@ export interface EtcdKitOptions {
    * `{configPrefix}{key}`. @default undefined (shared keys only)
    */
   service?: string
+  /**
+   * Keep a local copy of the configuration in `dir` (one file per namespace, config prefix and service),
+   * so a process that starts while etcd is unreachable serves the last values it knew (`fromCache`, a
+   * warning) until etcd answers. See docs/CONFIG.md. @default undefined (no cache)
+   */
+  configCache?: ConfigCacheOptions
 }
 
 /** `kit.on(...)`: what an app may want to alert on without reaching into `kit.session`. */
@@ -102,6 +109,7 @@ const KIT_OPTIONS = [
   'callTimeout',
   'configPrefix',
   'service',
+  'configCache',
 ] as const
 
 /**
@@ -151,6 +159,17 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     this.logger = toLogger(options.logger)
     const security = etcdSecurity(this.endpoints, options.auth, options.tls, this.logger)
 
+    // checked before the client exists, so a bad option leaks nothing
+    const cache =
+      options.configCache === undefined
+        ? undefined
+        : new ConfigCache(
+            options.configCache,
+            this.namespace,
+            this.configPrefix,
+            this.serviceName,
+            this.logger,
+          )
     const etcdOptions: IOptions = {
       hosts: [...this.endpoints],
       // Our own loops retry with backoff; etcd3's per-host breaker (3 failures, then 5 s of refusals)
@@ -187,7 +206,14 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       callTimeout,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
-    this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.serviceName)
+    this.config = new Config(
+      this.keyspace,
+      this.watchHub,
+      this.logger,
+      this.configPrefix,
+      this.serviceName,
+      cache,
+    )
     this.#queues = new QueueHub(this.keyspace, this.watchHub, this.logger)
     this.#locks = new LockHub(
       this.keyspace,

@@ -1,4 +1,11 @@
-import { type ConfigValueOptions, checkConfigKey, InvalidArgumentError } from '@etcdkit/core'
+import {
+  type ConfigSchemaOptions,
+  type ConfigValueOptions,
+  checkConfigKey,
+  checkSchema,
+  InvalidArgumentError,
+  type StandardSchemaV1,
+} from '@etcdkit/core'
 import { readConfig, readOnly, registerMember } from './binding.js'
 import { isStandardContext, type Member, recordLegacy, recordStandard } from './metadata.js'
 
@@ -23,7 +30,7 @@ export interface OnConfigChangeDecorator {
   (target: object, member: string | symbol, descriptor: PropertyDescriptor): void
 }
 
-const VALUE_OPTIONS = new Set(['parse', 'validate', 'default'])
+const VALUE_OPTIONS = new Set(['parse', 'schema', 'validate', 'default'])
 
 function checkValueOptions(decorator: string, options: unknown): ConfigValueOptions<unknown> {
   if (options === undefined) return {}
@@ -32,7 +39,7 @@ function checkValueOptions(decorator: string, options: unknown): ConfigValueOpti
   for (const name of Object.keys(options)) {
     if (!VALUE_OPTIONS.has(name))
       throw new InvalidArgumentError(
-        `${decorator}: unknown option ${JSON.stringify(name)} (known: parse, validate, default)`,
+        `${decorator}: unknown option ${JSON.stringify(name)} (known: parse, schema, validate, default)`,
       )
   }
   const { parse, validate } = options as ConfigValueOptions<unknown>
@@ -43,6 +50,7 @@ function checkValueOptions(decorator: string, options: unknown): ConfigValueOpti
     if (fn !== undefined && typeof fn !== 'function')
       throw new InvalidArgumentError(`${decorator}: invalid ${name} ${String(fn)}: expected a function`)
   }
+  if ('schema' in options) checkSchema(options.schema, decorator)
   return options as ConfigValueOptions<unknown>
 }
 
@@ -56,7 +64,19 @@ const isTarget = (value: unknown): value is object =>
  * property cannot be assigned, and takes no initializer (use `default`). The kit is the one bound to the
  * instance (`bindEtcdKit`) or the default kit.
  */
-export function Config<T = string>(key: string, options?: ConfigValueOptions<T>): ConfigDecorator {
+export function Config<S extends StandardSchemaV1>(
+  key: string,
+  options: ConfigSchemaOptions<S>,
+): ConfigDecorator
+export function Config<T = string>(key: string, options?: ConfigValueOptions<T>): ConfigDecorator
+/**
+ * With `schema` (a Standard Schema: zod, valibot, arktype, ...), the value is the schema's output and a
+ * value it refuses is reported (with its issues) and leaves the property as it was.
+ */
+export function Config<T = string>(
+  key: string,
+  options?: ConfigValueOptions<T> | ConfigSchemaOptions<StandardSchemaV1>,
+): ConfigDecorator {
   const decorator = `@Config(${JSON.stringify(key)})`
   checkConfigKey(key, `${decorator} key`)
   const valueOptions = checkValueOptions(decorator, options)
@@ -119,9 +139,17 @@ export function Config<T = string>(key: string, options?: ConfigValueOptions<T>)
  * `bindEtcdKit(instance[, kit])`, or the first use of one of its decorated members. A handler that throws
  * or rejects is logged through the kit's logger.
  */
+export function OnConfigChange<S extends StandardSchemaV1>(
+  key: string,
+  options: ConfigSchemaOptions<S>,
+): OnConfigChangeDecorator
 export function OnConfigChange<T = string>(
   key: string,
   options?: ConfigValueOptions<T>,
+): OnConfigChangeDecorator
+export function OnConfigChange<T = string>(
+  key: string,
+  options?: ConfigValueOptions<T> | ConfigSchemaOptions<StandardSchemaV1>,
 ): OnConfigChangeDecorator {
   const decorator = `@OnConfigChange(${JSON.stringify(key)})`
   checkConfigKey(key, `${decorator} key`)
