@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { ConfigTree, TreeEntry } from './config-tree.js'
 import { ClosedError, InvalidConfigValueError } from './errors.js'
 import type { Logger } from './logger.js'
+import { recordConfigRefusal, recordConfigUpdate } from './metrics.js'
 import { deferred, Inbox } from './util.js'
 
 /** How a config value's text becomes a value. */
@@ -176,6 +177,7 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
           { key, text: entry.text, err: read.error.cause ?? read.error },
           'config value refused; keeping the last good value',
         )
+        recordConfigRefusal(this.key)
         if (emit) this.emit('invalid', read.error, entry.text)
         else queueMicrotask(() => this.emit('invalid', read.error, entry.text))
         return
@@ -186,6 +188,7 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
     this.#good = text
     ;(this as { current: T }).current = value
     this.#version++
+    if (emit) recordConfigUpdate(this.key)
     if (emit) this.emit('change', value, { key, text, revision: revision ?? entry?.revision ?? '0' })
   }
 

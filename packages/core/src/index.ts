@@ -38,6 +38,7 @@ export {
   RetriesExhaustedError,
   SessionLostError,
 } from './errors.js'
+export type { QueueEntry } from './holders.js'
 export type { Instance, InstanceMetadata } from './instance.js'
 export { EtcdKit, type EtcdKitOptions } from './kit.js'
 export {
@@ -64,4 +65,5 @@ export {
   type ServiceRequestOptions,
 } from './service-client.js'
 export type { Lease, Session, SessionEvents, SessionState } from './session.js'
+export { parseSessionRecord, SESSIONS_PREFIX, type SessionRecord } from './session-record.js'
 export { checkAddress, checkConfigKey, checkLockName, checkServiceName } from './validate.js'

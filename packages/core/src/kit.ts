@@ -8,10 +8,12 @@ import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
 import { defaultLogger, type Logger } from './logger.js'
+import { bindMeterProvider } from './metrics.js'
 import { QueueHub } from './queue.js'
 import { type RegisterOptions, type Registration, Registry } from './registry.js'
 import { ServiceClient, type ServiceClientOptions } from './service-client.js'
 import { Session, type SessionState } from './session.js'
+import { SessionRecordWriter } from './session-record.js'
 import { checkAddress, checkMs, checkPrefix, checkServiceName, checkTtl, isPlainObject } from './validate.js'
 import { WatchHub } from './watch.js'
 
@@ -97,6 +99,7 @@ export class EtcdKit implements AsyncDisposable {
   readonly #queues: QueueHub
   readonly #locks: LockHub
   readonly #elections: ElectionHub
+  readonly #record: SessionRecordWriter
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
@@ -154,7 +157,9 @@ export class EtcdKit implements AsyncDisposable {
     this.client = new Etcd3(etcdOptions)
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
     this.watchHub = new WatchHub(this.client.watchClient, this.logger)
+    bindMeterProvider()
     this.session = new Session(this.client.leaseClient, this.ttl, this.logger)
+    this.#record = new SessionRecordWriter(this.keyspace, this.session, this.logger, this.serviceName)
     this.#registry = new Registry(
       this.keyspace,
       this.session,
@@ -190,7 +195,7 @@ export class EtcdKit implements AsyncDisposable {
     if (this.#closing) return Promise.reject(new ClosedError('the kit'))
     try {
       this.session.start()
-      return this.#registry.register(options)
+      return this.#registry.register(options).then((r) => this.#record.noteRegistration(r))
     } catch (err) {
       return Promise.reject(err)
     }

@@ -14,6 +14,7 @@ import {
 } from './errors.js'
 import type { Instance } from './instance.js'
 import type { Logger } from './logger.js'
+import { observeBreaker, recordRetry } from './metrics.js'
 import { checkMs, isPlainObject } from './validate.js'
 
 /** When a breaker opens, and how it recovers. One breaker guards each endpoint (instance address). */
@@ -442,6 +443,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
           throw new RetriesExhaustedError(this.service, tried, err)
         }
         attempt++
+        recordRetry(this.service, kind)
       }
       if (this.#closing) throw new ClosedError(`the service client of ${JSON.stringify(this.service)}`)
       const next = this.#choose(untried)
@@ -567,6 +569,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     ep.breaker.on('open', report('open'))
     ep.breaker.on('halfOpen', report('halfOpen'))
     ep.breaker.on('close', report('closed'))
+    observeBreaker(ep.breaker, this.service, ep.address)
     return ep
   }
 }

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import type { ILeaseKeepAliveResponse, LeaseClient } from 'etcd3'
 import { ClosedError, EtcdUnavailableError } from './errors.js'
 import type { Logger } from './logger.js'
+import { recordKeepalive, recordLeaseLoss, recordSessionState } from './metrics.js'
 import { Backoff, cancelStream, deferred } from './util.js'
 
 /**
@@ -67,6 +68,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.#client = client
     this.ttl = ttl
     this.#log = log
+    recordSessionState(undefined, this.#state)
   }
 
   get state(): SessionState {
@@ -137,6 +139,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   #setState(state: SessionState) {
     if (this.#state === state) return
+    recordSessionState(this.#state, state)
     this.#state = state
     this.emit('state', state)
   }
@@ -219,6 +222,7 @@ export class Session extends EventEmitter<SessionEvents> {
           stream.on('data', (res: ILeaseKeepAliveResponse) => {
             if (this.#lease !== lease) return
             const sent = sentAt.shift() ?? performance.now()
+            recordKeepalive(performance.now() - sent)
             if (Number(res.TTL) <= 0) return this.#lose('etcd reports the lease expired')
             this.#lastAck = sent
             lease.deadline = sent + Number(res.TTL) * 1000
@@ -272,6 +276,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.#stream = undefined
     this.#setState('lost')
     this.#log.warn({ lease: lease.hex, reason }, 'etcd lease lost; granting a new one')
+    recordLeaseLoss(reason)
     lease.controller.abort(new Error(`lease ${lease.hex} lost: ${reason}`))
     this.emit('lost', lease, reason)
     // If etcd still has it (the loss was seen on our clock first), revoke it so that what hung off it

@@ -1,5 +1,6 @@
 import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
 import type { Logger } from './logger.js'
+import { recordWatchReset } from './metrics.js'
 import { Backoff, cancelStream } from './util.js'
 
 /** What to watch: a key, or the range [key, rangeEnd), from `startRevision` on. */
@@ -179,6 +180,7 @@ export class WatchHub {
         res.compact_revision && res.compact_revision !== '0'
           ? `revision ${w.next} was compacted (compact revision ${res.compact_revision})`
           : `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`
+      recordWatchReset(reason)
       w.listener.onReset(reason)
       return
     }
@@ -192,6 +194,7 @@ export class WatchHub {
       if (revision + 1n < w.next) {
         this.#watches.delete(w.id)
         this.#stream?.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
+        recordWatchReset('wiped')
         w.listener.onReset(`etcd's revision went back from ${w.next - 1n} to ${revision} (wiped or restored)`)
         return
       }
