@@ -2,6 +2,7 @@ import { ConfigTree } from './config-tree.js'
 import { ConfigValue, type ConfigValueOptions } from './config-value.js'
 import { ConfigWatch } from './config-watch.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import type { ViewHealth } from './health.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { checkConfigKey, checkServiceName, isPlainObject } from './validate.js'
@@ -134,6 +135,15 @@ export class Config {
     for (const handle of [...this.#handles]) handle.close()
     this.#tree?.close()
     this.#tree = undefined
+  }
+
+  /** Each open config value, for `kit.health()`. */
+  views(): ViewHealth[] {
+    const views: ViewHealth[] = []
+    for (const h of this.#handles)
+      if (h instanceof ConfigValue)
+        views.push({ kind: 'config', name: h.key, loaded: h.loaded, current: h.loaded })
+    return views
   }
 
   #key(key: string, options: ConfigKeyOptions | undefined): Buffer {

@@ -38,9 +38,15 @@ export {
   RetriesExhaustedError,
   SessionLostError,
 } from './errors.js'
+export {
+  type HealthSnapshot,
+  healthResponse,
+  type RegistrationHealth,
+  type ViewHealth,
+} from './health.js'
 export type { QueueEntry } from './holders.js'
 export type { Instance, InstanceMetadata } from './instance.js'
-export { EtcdKit, type EtcdKitOptions } from './kit.js'
+export { EtcdKit, type EtcdKitEvents, type EtcdKitOptions } from './kit.js'
 export {
   advertisedAddress,
   ConnectionDrain,
@@ -52,6 +58,7 @@ export {
   type ServerRegistrationOptions,
 } from './lifecycle.js'
 export { type AcquireOptions, type GuardedWrites, type HeldLock, Lock } from './lock.js'
+export type { OwnQueueState } from './lock-activity.js'
 export { defaultLogger, type Logger, silentLogger } from './logger.js'
 export type { RegisterOptions, Registration } from './registry.js'
 export {

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
@@ -5,6 +6,7 @@ import { Config } from './config.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import { HealthMonitor, type HealthSnapshot } from './health.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
 import { defaultLogger, type Logger } from './logger.js'
@@ -52,6 +54,8 @@ export interface EtcdKitOptions {
 export interface EtcdKitEvents {
   /** The session's state changed. */
   session: [state: SessionState]
+  /** What `health()` reports changed (readiness, session, registrations, views, locks, leaderships). */
+  health: [snapshot: HealthSnapshot]
 }
 
 function parseEndpoints(value: unknown): string[] {
@@ -76,7 +80,7 @@ const toBuffer = (v: string | Buffer) => (typeof v === 'string' ? Buffer.from(v)
  * One per process: the etcd client, the session lease, the watch stream, and everything built on them
  * (registrations, discovery, locks, configuration). `close()` deregisters, releases and revokes.
  */
-export class EtcdKit implements AsyncDisposable {
+export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposable {
   readonly endpoints: readonly string[]
   readonly ttl: number
   readonly namespace: string
@@ -100,9 +104,11 @@ export class EtcdKit implements AsyncDisposable {
   readonly #locks: LockHub
   readonly #elections: ElectionHub
   readonly #record: SessionRecordWriter
+  readonly #health: HealthMonitor
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
+    super()
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid EtcdKit options ${show(options)}`)
     this.endpoints = parseEndpoints(options.endpoints ?? process.env.ETCD_ENDPOINTS ?? ['127.0.0.1:2379'])
@@ -180,6 +186,25 @@ export class EtcdKit implements AsyncDisposable {
       callTimeout,
     )
     this.#elections = new ElectionHub(this.keyspace, this.session, this.#queues, this.watchHub, this.logger)
+    this.session.on('state', (state) => this.emit('session', state))
+    this.#health = new HealthMonitor(
+      {
+        session: this.session,
+        endpoints: this.endpoints,
+        watch: () => ({
+          state: this.watchHub.state,
+          watches: this.watchHub.size,
+          streamsOpened: this.watchHub.streamsOpened,
+        }),
+        registrations: () => this.#registry.health(),
+        views: () => [...this.#discovery.views(), ...this.config.views()],
+        locks: () => this.#locks.activity.snapshot(),
+        elections: () => this.#elections.activity.snapshot(),
+        record: () => this.#record.record,
+      },
+      this,
+      (snapshot) => this.emit('health', snapshot),
+    )
   }
 
   /** Whether `close()` has been called. */
@@ -250,6 +275,16 @@ export class EtcdKit implements AsyncDisposable {
     return election
   }
 
+  /**
+   * A snapshot of the kit's health, read without I/O: session and lease (TTL left by the local deadline),
+   * watch stream, registrations (written, pending, failing), how current each view and config value is,
+   * locks held and waited for, elections led. `ready` is true when every registration is written and
+   * every view is current (`reasons` says what is not). `on('health')` reports changes.
+   */
+  health(): HealthSnapshot {
+    return this.#health.snapshot()
+  }
+
   /** Deletes this kit's registrations, stops its watches, revokes its lease and closes the client. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -260,6 +295,7 @@ export class EtcdKit implements AsyncDisposable {
       this.#discovery.close()
       this.config.close()
       await this.session.close()
+      this.#health.close()
       this.watchHub.close()
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
       await new Promise((resolve) => setImmediate(resolve))

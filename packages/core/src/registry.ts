@@ -1,5 +1,6 @@
 import { EtcdLeaseInvalidError, type IEvent } from 'etcd3'
 import { ClosedError, EtcdUnavailableError, InvalidArgumentError, show } from './errors.js'
+import type { RegistrationHealth } from './health.js'
 import { checkMetadata, encodeEndpoint, type InstanceMetadata } from './instance.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
@@ -40,6 +41,8 @@ interface Entry {
   /** A write loop is running for this entry (so others need not start one). */
   writing: boolean
   removed: boolean
+  /** The message of the last failed write, until a write succeeds (for `kit.health()`). */
+  lastError?: string | undefined
 }
 
 /**
@@ -71,6 +74,22 @@ export class Registry {
 
   get size() {
     return this.#entries.size
+  }
+
+  /** Each registration and whether it is written on the current lease, for `kit.health()`. */
+  health(): RegistrationHealth[] {
+    const lease = this.session.lease
+    return [...this.#entries.values()].map((e) => {
+      const [service, address] = [e.service, e.key.slice(this.prefix.length + e.service.length + 1)]
+      const state = lease && e.writtenWith === lease.id ? 'written' : e.lastError ? 'failing' : 'pending'
+      return {
+        service,
+        address,
+        key: e.key,
+        state,
+        ...(state === 'failing' ? { lastError: e.lastError } : {}),
+      }
+    })
   }
 
   keyOf(service: string, address: string) {
@@ -174,10 +193,12 @@ export class Registry {
           lease: lease.id,
         })
         entry.writtenWith = lease.id
+        entry.lastError = undefined
         // deregistered while the put was in flight: the key must not outlive that
         if (entry.removed) await this.ks.kv.deleteRange({ key: this.ks.key(entry.key) })
         return
       } catch (err) {
+        entry.lastError = err instanceof Error ? err.message : String(err)
         if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
         else this.log.debug({ err, key: entry.key }, 'registration write failed; retrying')
         if (signal?.aborted) throw signal.reason

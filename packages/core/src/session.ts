@@ -75,6 +75,11 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.#state
   }
 
+  /** Whether `start()` was called (by a registration, a lock or an election). */
+  get started(): boolean {
+    return this.#started
+  }
+
   /** The current lease, if the session has one that is not known lost. */
   get lease(): Lease | undefined {
     return this.#lease

@@ -69,6 +69,11 @@ export class WatchHub {
     this.#log = log
   }
 
+  /** `open`: the stream is up; `connecting`: it is being opened or reopened; `idle`: nothing to watch. */
+  get state(): 'open' | 'connecting' | 'idle' {
+    return this.#stream ? 'open' : this.#watches.size > 0 ? 'connecting' : 'idle'
+  }
+
   /** Number of watches currently multiplexed on the stream. */
   get size() {
     return this.#watches.size
