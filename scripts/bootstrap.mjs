@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The README's two commands land here (`npm run demo`, `npm test`): make sure pnpm, the workspace's
-// packages and etcd are installed (or say exactly what to install), then run the task.
+// packages, etcd (and for the tests Go and Chromium) are installed (or say exactly what to install), then
+// run the task.
 // Plain JavaScript with no dependencies: it runs before anything is installed.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { accessSync, constants, existsSync, statSync } from 'node:fs'
@@ -105,7 +106,26 @@ if ((task === 'test' || task === 'setup') && !hasGo()) {
   }
 }
 
-// 6. the task
+// 6. for the tests only: a headless browser for the web console's test (Debian's `chromium`)
+const hasChromium = () => process.env.CHROMIUM_BIN || onPath('chromium') || onPath('chromium-browser')
+if ((task === 'test' || task === 'setup') && !hasChromium()) {
+  const howTo = 'apt-get install -y --no-install-recommends chromium'
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    say(`installing Chromium for the web console's browser test (${howTo})`)
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    const pkgs = ['install', '-y', '-qq', '--no-install-recommends', 'chromium']
+    if (
+      run('apt-get', ['update', '-qq'], { env }) !== 0 ||
+      run('apt-get', pkgs, { env }) !== 0 ||
+      !hasChromium()
+    )
+      fail(`could not install Chromium; install it yourself (${howTo}) or set CHROMIUM_BIN`)
+  } else {
+    fail(`Chromium is needed for the web console's browser test: sudo ${howTo} (or set CHROMIUM_BIN)`)
+  }
+}
+
+// 7. the task
 if (!tasks[task]) process.exit(0)
 const [bin, ...args] = tasks[task]
 process.exit(run(pnpm, ['exec', bin, ...args, ...rest]))

@@ -1,9 +1,10 @@
 // The demo: a real etcd, and on it the whole toolkit at work. Two `orders` instances (one on Fastify, one
 // on Express) register themselves; a consumer balances requests over them; their greeting follows live
 // configuration written with etcdctl; two workers take turns under one cluster-wide lock; an instance
-// leaves during traffic without one failed request. Run with `npm run demo` (or `pnpm demo`); set
-// ETCD_ENDPOINTS to use an etcd of your own.
+// leaves during traffic without one failed request; the `etcdkit` CLI and web console show it all. Run
+// with `npm run demo` (or `pnpm demo`); set ETCD_ENDPOINTS to use an etcd of your own.
 import { setTimeout as sleep } from 'node:timers/promises'
+import { run as etcdkitCli, startConsole } from '@etcdkit/cli'
 import { EtcdKit, type Instance, silentLogger } from '@etcdkit/core'
 import { etcdDiscovery as expressDiscovery } from '@etcdkit/express'
 import { etcdDiscovery as fastifyDiscovery } from '@etcdkit/fastify'
@@ -61,6 +62,26 @@ log('etcdctl sees the registrations (Go naming/endpoints format, each on its ins
 for (const line of (await etcd.etcdctl(['get', '--prefix', `${namespace}services/`])).trim().split('\n'))
   console.log(`            ${line}`)
 
+// The same, as the `etcdkit` CLI shows it, and live in the web console while the demo runs
+const cliOutput: string[] = []
+await etcdkitCli(['services', '--endpoints', endpoints.join(','), '--namespace', namespace], {
+  stdout: { write: (text: string) => cliOutput.push(text) },
+  stderr: process.stderr,
+  env: {},
+  password: () => Promise.reject(new Error('no auth in the demo')),
+  interrupted: Promise.resolve(),
+})
+log('`etcdkit services` shows:')
+for (const line of cliOutput.join('').trimEnd().split('\n')) console.log(`            ${line}`)
+const web = await startConsole(consumer, {
+  port: 0,
+  host: '127.0.0.1',
+  hostGiven: false,
+  write: false,
+  token: undefined,
+})
+log(`web console (read-only, live while the demo runs): ${web.url}`)
+
 // 3. Balanced requests: smooth weighted round robin, 2:1.
 const call = async () => {
   const res = await orders.request('/hi')
@@ -103,6 +124,7 @@ const stats = await load.stop()
 log(`${stats.ok} requests during the departure, ${stats.failed} failed`)
 
 await fastify.close()
+await web.close()
 await Promise.all([...workers.map((k) => k.close()), consumer.close()])
 await etcd.close()
 log('done: every key is gone, every lease revoked')

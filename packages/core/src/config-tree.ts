@@ -1,6 +1,6 @@
 import type { IEvent, IKeyValue } from 'etcd3'
 import { ClosedError } from './errors.js'
-import { PrefixFollower } from './follow.js'
+import { type Freshness, PrefixFollower } from './follow.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { deferred } from './util.js'
@@ -20,23 +20,36 @@ export interface ConfigEvent {
   revision: string
 }
 
-/** A stored value: its text, whether its bytes were valid UTF-8, and its mod revision. */
+/**
+ * A stored value: its text, whether its bytes were valid UTF-8, its mod revision, and where it stands in
+ * its key's history (the create revision of this life of the key, and its version within that life).
+ */
 export interface TreeEntry {
   text: string
   utf8: boolean
   revision: string
+  createRevision: string
+  version: number
 }
 
 type KeyListener = (revision: string) => void
+/** Told when the tree stops being known current (`reason`), and when it is again (`undefined`). */
+type FreshnessListener = (staleReason: string | undefined) => void
 type EventListener = (event: ConfigEvent, seq: number) => void
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-function decode(kv: IKeyValue): TreeEntry {
+/** A key-value as the mirror keeps it (also used for versions read from the key's history). */
+export function decodeEntry(kv: IKeyValue): TreeEntry {
+  const history = {
+    revision: kv.mod_revision,
+    createRevision: kv.create_revision,
+    version: Number(kv.version),
+  }
   try {
-    return { text: utf8.decode(kv.value), utf8: true, revision: kv.mod_revision }
+    return { text: utf8.decode(kv.value), utf8: true, ...history }
   } catch {
-    return { text: kv.value.toString(), utf8: false, revision: kv.mod_revision }
+    return { text: kv.value.toString(), utf8: false, ...history }
   }
 }
 
@@ -56,12 +69,13 @@ export class ConfigTree {
   readonly #keyed = new Map<string, Set<KeyListener>>()
   readonly #subtrees = new Map<EventListener, string>()
   readonly #onLoad = new Set<() => void>()
+  readonly #onFreshness = new Set<FreshnessListener>()
   readonly #follower: PrefixFollower
   #closed = false
 
   constructor(
     readonly prefix: string,
-    private readonly ks: Keyspace,
+    readonly ks: Keyspace,
     hub: WatchHub,
     private readonly log: Logger,
   ) {
@@ -69,9 +83,22 @@ export class ConfigTree {
     this.#follower = new PrefixFollower(ks, hub, log, prefix, 'config watch', {
       onList: (kvs, revision, again) => (again ? this.#relist(kvs, revision.toString()) : this.#load(kvs)),
       onEvents: (events) => this.#onEvents(events),
+      onStale: (reason) => this.#tellFreshness(reason),
+      onCurrent: () => this.#tellFreshness(undefined),
     })
     // Start on the next microtask: handles opened in the same tick all wait for this one read.
     queueMicrotask(() => this.#follower.start())
+  }
+
+  /** Whether the mirror is known current, the revision it reflects, and when it was last known current. */
+  get freshness(): Freshness {
+    return this.#follower
+  }
+
+  /** Calls `listener` when the mirror stops being known current and when it is again; returns the unsubscribe. */
+  onFreshness(listener: FreshnessListener): () => void {
+    this.#onFreshness.add(listener)
+    return () => this.#onFreshness.delete(listener)
   }
 
   /** Calls `listener` when any of `keys` (relative to the prefix) changes; returns the unsubscribe. */
@@ -109,12 +136,22 @@ export class ConfigTree {
     this.ready.reject(new ClosedError('the config watch'))
   }
 
+  #tellFreshness(staleReason: string | undefined) {
+    for (const listener of this.#onFreshness) {
+      try {
+        listener(staleReason)
+      } catch (err) {
+        this.log.error({ err }, 'a config listener threw')
+      }
+    }
+  }
+
   #name(key: Buffer): string {
     return this.ks.name(key).slice(this.prefix.length)
   }
 
   #load(kvs: IKeyValue[]) {
-    for (const kv of kvs) this.entries.set(this.#name(kv.key), decode(kv))
+    for (const kv of kvs) this.entries.set(this.#name(kv.key), decodeEntry(kv))
     this.loaded = true
     for (const listener of this.#onLoad) listener()
     this.#onLoad.clear()
@@ -124,7 +161,7 @@ export class ConfigTree {
   /** Applies a fresh read after a reset: every difference from the mirror becomes a change, in key order. */
   #relist(kvs: IKeyValue[], revision: string) {
     const fresh = new Map<string, TreeEntry>()
-    for (const kv of kvs) fresh.set(this.#name(kv.key), decode(kv))
+    for (const kv of kvs) fresh.set(this.#name(kv.key), decodeEntry(kv))
     const gone = [...this.entries.keys()].filter((k) => !fresh.has(k))
     for (const key of gone) this.#apply(key, undefined, revision)
     for (const [key, entry] of fresh) {
@@ -137,7 +174,7 @@ export class ConfigTree {
     for (const ev of events) {
       const key = this.#name(ev.kv.key)
       if (ev.type === 'Delete') this.#apply(key, undefined, ev.kv.mod_revision)
-      else this.#apply(key, decode(ev.kv), ev.kv.mod_revision)
+      else this.#apply(key, decodeEntry(ev.kv), ev.kv.mod_revision)
     }
   }
 

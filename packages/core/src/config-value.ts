@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
-import type { ConfigTree, TreeEntry } from './config-tree.js'
+import { type ConfigTree, decodeEntry, type TreeEntry } from './config-tree.js'
 import { ClosedError, InvalidConfigValueError } from './errors.js'
+import type { Freshness, FreshnessEvents } from './follow.js'
 import type { Logger } from './logger.js'
 import { recordConfigRefusal, recordConfigUpdate } from './metrics.js'
 import { deferred, Inbox } from './util.js'
@@ -32,7 +33,7 @@ export interface ConfigChange {
   revision: string
 }
 
-export interface ConfigValueEvents<T> {
+export interface ConfigValueEvents<T> extends FreshnessEvents {
   /** `current` changed (fires after it is set); never for a refused value. */
   change: [value: T, change: ConfigChange]
   /** The text now in force was refused by `parse` or `validate`; `current` keeps the last good value. */
@@ -44,17 +45,43 @@ type Read<T> = { ok: true; value: T } | { ok: false; error: InvalidConfigValueEr
 
 const UNSEEN = Symbol('unseen')
 
+/** How far back a reader looks through a key's history for its newest good version. */
+const LOOK_BACK_VERSIONS = 100
+
+/** A version of the key in force: which life of the key (its create revision), and which version in it. */
+interface Looked {
+  key: string
+  createRevision: string
+  version: number
+}
+
 /**
  * A live configuration value: `current` is always the last good value (a plain property read), kept current
  * from the kit's one config watch. With a service, `config/{service}/{key}` overrides `config/{key}`; with
  * neither key present, `current` is the default (or `undefined` when there is none). Text that `parse` or
  * `validate` refuses fires `invalid` and leaves `current` as it was.
+ *
+ * The rule for refused text: `current` is the newest good version of the key in force (by etcd revision,
+ * within the key's current life: since it was last created). A reader that saw every version knows it; a
+ * reader that missed some (it read the key fresh: first read, or a read after its watch was compacted) and
+ * finds the text in force refused reads the key's history back (up to 100 versions) for the newest good
+ * one, so it agrees with readers that saw them all. When that history was compacted away, or the key has
+ * no good version in its current life, it keeps the last good value it saw itself. `revision` says which
+ * etcd revision `current` came from, so a disagreement between readers can be seen.
  */
-export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implements AsyncIterable<T> {
+export class ConfigValue<T>
+  extends EventEmitter<ConfigValueEvents<T>>
+  implements AsyncIterable<T>, Freshness
+{
   /** The key, relative to the config prefix. */
   readonly key: string
   /** The last good value: the one in force, or the default, never a refused one. A property read, no I/O. */
   readonly current: T
+  /**
+   * The etcd revision (mod revision, decimal) of the version `current` was parsed from; `undefined` while
+   * `current` is the default.
+   */
+  readonly revision: string | undefined = undefined
   /** Resolves once the config has been read from etcd (`current` then reflects it). */
   readonly ready: Promise<void>
   readonly #tree: ConfigTree
@@ -74,6 +101,10 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
   #good: string | undefined = undefined
   /** Bumped on every change of `current`; lets an iterator skip changes its first value already holds. */
   #version = 0
+  /** The last version of the key in force this handle looked at (`undefined`: no key in force). */
+  #looked: Looked | undefined
+  /** Bumped on every update: a look back through history applies only if nothing changed meanwhile. */
+  #updates = 0
   #closed = false
 
   /** @internal created by `kit.config.value()` */
@@ -100,7 +131,12 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
     this.ready = this.#ready.promise
     this.ready.catch(() => {}) // closing a never-loaded handle must not raise unhandled rejections
     const keys = this.#override === undefined ? [this.#shared] : [this.#shared, this.#override]
-    this.#unsubscribe = [tree.onKeys(keys, (revision) => this.#update(revision, true))]
+    this.#unsubscribe = [
+      tree.onKeys(keys, (revision) => this.#update(revision, true)),
+      tree.onFreshness((reason) =>
+        reason === undefined ? this.emit('current') : this.emit('stale', reason),
+      ),
+    ]
     if (tree.loaded) {
       // Already mirrored: `current` is right at once, and an `invalid` is reported once listeners exist.
       this.#update(undefined, false)
@@ -119,6 +155,24 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
   /** Whether the config has been read (`ready` has resolved). */
   get loaded(): boolean {
     return this.#tree.loaded && !this.#closed
+  }
+
+  /**
+   * `true` while the config is not known current (see `Freshness`): `current` is then the last value known.
+   * `stale` and `current` events mark the changes.
+   */
+  get stale(): boolean {
+    return this.#tree.freshness.stale
+  }
+
+  /** The etcd revision the config mirror reflects (decimal): every change up to it is applied. */
+  get syncedRevision(): string {
+    return this.#tree.freshness.syncedRevision
+  }
+
+  /** When the config was last known current (`Date.now()` ms): now while current; `undefined` before. */
+  get syncedAt(): number | undefined {
+    return this.#tree.freshness.syncedAt
   }
 
   /** Yields `current` once the config is read, then every new value, until the handle is closed. */
@@ -164,9 +218,13 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
     const override = this.#override === undefined ? undefined : this.#tree.entries.get(this.#override)
     const entry = override ?? this.#tree.entries.get(this.#shared)
     const text = entry?.text
+    const key = entry ? this.#prefix + (override ? this.#override : this.#shared) : undefined
+    const looked = this.#looked
+    this.#looked =
+      entry && key ? { key, createRevision: entry.createRevision, version: entry.version } : undefined
+    this.#updates++
     if (text === this.#seen && entry?.utf8 !== false) return
     this.#seen = text
-    const key = entry ? this.#prefix + (override ? this.#override : this.#shared) : undefined
     let value: T
     if (entry === undefined || key === undefined) {
       value = this.#default
@@ -180,16 +238,70 @@ export class ConfigValue<T> extends EventEmitter<ConfigValueEvents<T>> implement
         recordConfigRefusal(this.key)
         if (emit) this.emit('invalid', read.error, entry.text)
         else queueMicrotask(() => this.emit('invalid', read.error, entry.text))
+        // versions of this life of the key this handle never saw may hold a newer good value
+        const continuous =
+          looked?.key === key &&
+          looked.createRevision === entry.createRevision &&
+          looked.version + 1 >= entry.version
+        if (!continuous) void this.#lookBack(key, entry, looked)
         return
       }
       value = read.value
     }
+    this.#set(value, text, entry?.revision, emit, key, revision)
+  }
+
+  #set(
+    value: T,
+    text: string | undefined,
+    from: string | undefined,
+    emit: boolean,
+    key: string | undefined,
+    revision: string | undefined,
+  ) {
+    ;(this as { revision: string | undefined }).revision = from
     if (text === this.#good) return // back to the text `current` already holds
     this.#good = text
     ;(this as { current: T }).current = value
     this.#version++
     if (emit) recordConfigUpdate(this.key)
-    if (emit) this.emit('change', value, { key, text, revision: revision ?? entry?.revision ?? '0' })
+    if (emit) this.emit('change', value, { key, text, revision: revision ?? from ?? '0' })
+  }
+
+  /**
+   * Reads the history of `key` back from the refused `entry` for its newest good version in the same life
+   * of the key, down to the versions this handle has seen itself (`looked`): it holds those already.
+   */
+  async #lookBack(key: string, entry: TreeEntry, looked: Looked | undefined) {
+    const updates = this.#updates
+    const seen = looked?.key === key && looked.createRevision === entry.createRevision ? looked.version : 0
+    let at = BigInt(entry.revision) - 1n
+    try {
+      for (let step = 0; step < LOOK_BACK_VERSIONS && at >= BigInt(entry.createRevision); step++) {
+        const res = await this.#tree.ks.kv.range({ key: this.#tree.ks.key(key), revision: at.toString() })
+        const kv = res.kvs[0]
+        if (kv === undefined || kv.create_revision !== entry.createRevision) return // no older version in this life
+        const older = decodeEntry(kv)
+        if (older.version <= seen) return // this handle saw it: `current` is already the newest good value
+        const read = this.#read(key, older)
+        if (read.ok) {
+          if (this.#updates !== updates || this.#closed) return // the key moved on meanwhile
+          this.#log.info(
+            { key, revision: older.revision, refused: entry.revision },
+            'config value refused; using the newest good version from the key history',
+          )
+          this.#set(read.value, older.text, older.revision, true, key, older.revision)
+          return
+        }
+        at = BigInt(older.revision) - 1n
+      }
+    } catch (err) {
+      // compacted (or etcd unavailable): the newer good versions cannot be known
+      this.#log.warn(
+        { key, err, revision: this.revision },
+        'config value refused and its history is not available; keeping the last good value this reader saw',
+      )
+    }
   }
 
   #read(key: string, entry: TreeEntry): Read<T> {

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events'
 import type { ConfigEvent, ConfigTree } from './config-tree.js'
 import { ClosedError } from './errors.js'
+import type { Freshness, FreshnessEvents } from './follow.js'
 import { deferred, Inbox } from './util.js'
 
-export interface ConfigWatchEvents {
+export interface ConfigWatchEvents extends FreshnessEvents {
   /** A key under the watched prefix was put or deleted (after `ready`, in revision order). */
   change: [event: ConfigEvent]
   close: []
@@ -13,14 +14,17 @@ export interface ConfigWatchEvents {
  * Every change under a subtree of the config prefix, from the kit's one config watch: `change` events, and
  * async iteration that yields a `put` for each key present once the config is read, then every change.
  */
-export class ConfigWatch extends EventEmitter<ConfigWatchEvents> implements AsyncIterable<ConfigEvent> {
+export class ConfigWatch
+  extends EventEmitter<ConfigWatchEvents>
+  implements AsyncIterable<ConfigEvent>, Freshness
+{
   /** The watched prefix, relative to the config prefix ("" for all of it). */
   readonly prefix: string
   /** Resolves once the config has been read from etcd. */
   readonly ready: Promise<void>
   readonly #tree: ConfigTree
   readonly #release: () => void
-  readonly #unsubscribe: () => void
+  readonly #unsubscribe: Array<() => void>
   readonly #ready = deferred<void>()
   #closed = false
 
@@ -33,9 +37,29 @@ export class ConfigWatch extends EventEmitter<ConfigWatchEvents> implements Asyn
     this.ready = this.#ready.promise
     this.ready.catch(() => {})
     tree.ready.promise.then(this.#ready.resolve, this.#ready.reject)
-    this.#unsubscribe = tree.onSubtree(prefix, (event) => {
-      if (tree.loaded) this.emit('change', event)
-    })
+    this.#unsubscribe = [
+      tree.onSubtree(prefix, (event) => {
+        if (tree.loaded) this.emit('change', event)
+      }),
+      tree.onFreshness((reason) =>
+        reason === undefined ? this.emit('current') : this.emit('stale', reason),
+      ),
+    ]
+  }
+
+  /** `true` while the config is not known current (see `Freshness`); `stale`/`current` events mark changes. */
+  get stale(): boolean {
+    return this.#tree.freshness.stale
+  }
+
+  /** The etcd revision the config mirror reflects (decimal): every change up to it is applied. */
+  get syncedRevision(): string {
+    return this.#tree.freshness.syncedRevision
+  }
+
+  /** When the config was last known current (`Date.now()` ms): now while current; `undefined` before. */
+  get syncedAt(): number | undefined {
+    return this.#tree.freshness.syncedAt
   }
 
   /** The keys under the prefix and their text now (empty until `ready`). */
@@ -76,7 +100,7 @@ export class ConfigWatch extends EventEmitter<ConfigWatchEvents> implements Asyn
   close() {
     if (this.#closed) return
     this.#closed = true
-    this.#unsubscribe()
+    for (const unsubscribe of this.#unsubscribe) unsubscribe()
     this.#release()
     this.#ready.reject(new ClosedError(`config watch of ${JSON.stringify(this.prefix)}`))
     this.emit('close')

@@ -2,7 +2,7 @@ import { ConfigTree } from './config-tree.js'
 import { ConfigValue, type ConfigValueOptions } from './config-value.js'
 import { ConfigWatch } from './config-watch.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
-import type { ViewHealth } from './health.js'
+import { currency, type ViewHealth } from './health.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { checkConfigKey, checkServiceName, isPlainObject } from './validate.js'
@@ -140,9 +140,13 @@ export class Config {
   /** Each open config value, for `kit.health()`. */
   views(): ViewHealth[] {
     const views: ViewHealth[] = []
-    for (const h of this.#handles)
+    for (const h of this.#handles) {
       if (h instanceof ConfigValue)
-        views.push({ kind: 'config', name: h.key, loaded: h.loaded, current: h.loaded })
+        views.push({ kind: 'config', name: h.key, loaded: h.loaded, ...currency(h) })
+      // a subtree watch: loaded once it was current at least once
+      else if (h instanceof ConfigWatch)
+        views.push({ kind: 'config', name: `${h.prefix}*`, loaded: h.syncedAt !== undefined, ...currency(h) })
+    }
     return views
   }
 

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events'
 import type { IKeyValue } from 'etcd3'
 import { ClosedError } from './errors.js'
-import { PrefixFollower } from './follow.js'
-import type { ViewHealth } from './health.js'
+import { type Freshness, type FreshnessEvents, PrefixFollower } from './follow.js'
+import { currency, type ViewHealth } from './health.js'
 import { decodeEndpoint, type Instance, weightOf } from './instance.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
@@ -16,7 +16,7 @@ export interface InvalidEntry {
   reason: string
 }
 
-export interface DiscoveryEvents {
+export interface DiscoveryEvents extends FreshnessEvents {
   /** The instance set changed (sorted by key); also fires once when the first list is loaded. */
   change: [instances: readonly Instance[]]
   invalid: [entry: InvalidEntry]
@@ -34,7 +34,7 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
   handles = 0
   readonly #byKey = new Map<string, Instance>()
   readonly #reported = new Map<string, string>()
-  readonly #follower: PrefixFollower
+  readonly follower: PrefixFollower
 
   constructor(
     readonly service: string,
@@ -46,7 +46,7 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
     super()
     this.setMaxListeners(0)
     this.ready.promise.catch(() => {}) // a closed, never-loaded view must not raise unhandled rejections
-    this.#follower = new PrefixFollower(
+    this.follower = new PrefixFollower(
       ks,
       hub,
       log,
@@ -63,13 +63,15 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
           for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
           if (changed) this.#publish()
         },
+        onStale: (reason) => this.emit('stale', reason),
+        onCurrent: () => this.emit('current'),
       },
     )
-    this.#follower.start()
+    this.follower.start()
   }
 
   close() {
-    this.#follower.close()
+    this.follower.close()
     this.ready.reject(new ClosedError(`discovery of ${JSON.stringify(this.service)}`))
     this.emit('close')
   }
@@ -119,7 +121,10 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
  * A live view of one service's instances. `instances` is always the current set (empty until `ready`,
  * and possibly empty after); `change` fires on every change, and the view is an async iterable of sets.
  */
-export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIterable<readonly Instance[]> {
+export class Discovery
+  extends EventEmitter<DiscoveryEvents>
+  implements AsyncIterable<readonly Instance[]>, Freshness
+{
   readonly service: string
   /** Resolves once the first list has been loaded from etcd. */
   readonly ready: Promise<void>
@@ -128,6 +133,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIte
   readonly #forward = {
     change: (list: readonly Instance[]) => this.emit('change', list),
     invalid: (e: InvalidEntry) => this.emit('invalid', e),
+    stale: (reason: string) => this.emit('stale', reason),
+    current: () => this.emit('current'),
     close: () => this.close(),
   }
   #closed = false
@@ -141,6 +148,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIte
     this.ready = shared.ready.promise
     shared.on('change', this.#forward.change)
     shared.on('invalid', this.#forward.invalid)
+    shared.on('stale', this.#forward.stale)
+    shared.on('current', this.#forward.current)
     shared.on('close', this.#forward.close)
   }
 
@@ -154,6 +163,25 @@ export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIte
     return this.#shared.loaded
   }
 
+  /**
+   * `true` while the view is not known current: before its watch is confirmed, while the kit's watch
+   * stream is broken or silent, while it lists again (see `Freshness`). `instances` is then the last set
+   * known; `stale` and `current` events mark the changes.
+   */
+  get stale(): boolean {
+    return this.#shared.follower.stale
+  }
+
+  /** The etcd revision `instances` reflects (decimal): every change up to it is applied. */
+  get syncedRevision(): string {
+    return this.#shared.follower.syncedRevision
+  }
+
+  /** When the view was last known current (`Date.now()` ms): now while current; `undefined` before. */
+  get syncedAt(): number | undefined {
+    return this.#shared.follower.syncedAt
+  }
+
   /** Yields the current set, then every new set, until the view is closed. */
   [Symbol.asyncIterator](): AsyncIterator<readonly Instance[]> {
     return liveValues<readonly Instance[]>(this, 'change', () => this.instances)
@@ -165,6 +193,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> implements AsyncIte
     this.#closed = true
     this.#shared.off('change', this.#forward.change)
     this.#shared.off('invalid', this.#forward.invalid)
+    this.#shared.off('stale', this.#forward.stale)
+    this.#shared.off('current', this.#forward.current)
     this.#shared.off('close', this.#forward.close)
     this.#release()
     this.emit('close')
@@ -196,7 +226,7 @@ export class DiscoveryHub {
       kind: 'discovery',
       name: s.service,
       loaded: s.loaded,
-      current: s.loaded,
+      ...currency(s.follower),
       instances: s.instances.length,
     }))
   }

@@ -1,10 +1,12 @@
 // kit.health(): one typed snapshot of everything an operator asks "is it working?" about, and readiness.
 import type { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
+import type { Freshness } from './follow.js'
 import type { OwnQueueState } from './lock-activity.js'
 import { type ObservedState, observeKit } from './metrics.js'
 import type { Session, SessionState } from './session.js'
 import type { SessionRecord } from './session-record.js'
+import type { WatchHub } from './watch.js'
 
 /** One registration of this kit. */
 export interface RegistrationHealth {
@@ -39,6 +41,15 @@ export interface ViewHealth {
   instances?: number
 }
 
+/** One etcd endpoint, as the kit's streams found it. */
+export interface EndpointHealth {
+  endpoint: string
+  /** The streams on it now: the session's keepalive stream, the watch stream. */
+  streams: Array<'keepalive' | 'watch'>
+  /** Milliseconds since a stream on it last broke or went silent, if one did. */
+  failedMsAgo?: number
+}
+
 /** A snapshot of one kit: `ready` says whether the instance should receive traffic. */
 export interface HealthSnapshot {
   /** Registrations written and every view current (see `reasons` when not). */
@@ -54,8 +65,11 @@ export interface HealthSnapshot {
     /** The current lease: id (decimal), hex, granted TTL (s), and ms left by the local deadline. */
     lease: { id: string; hex: string; ttl: number; ttlLeftMs: number } | null
   }
-  /** The etcd endpoints the kit was given. */
-  endpoints: string[]
+  /**
+   * The etcd endpoints the kit was given: which carries the session's keepalive stream and the watch
+   * stream now, and how long ago a stream on it last broke or went silent (when it did).
+   */
+  endpoints: EndpointHealth[]
   watch: {
     /** `open`: the kit's watch stream is up; `connecting`: being (re)opened; `idle`: nothing to watch. */
     state: 'open' | 'connecting' | 'idle'
@@ -63,6 +77,8 @@ export interface HealthSnapshot {
     watches: number
     /** Streams opened over the kit's life (each reconnect opens one). */
     streamsOpened: number
+    /** Milliseconds since etcd last sent anything on the open stream. */
+    lastHeardMsAgo?: number
   }
   registrations: RegistrationHealth[]
   views: ViewHealth[]
@@ -76,7 +92,9 @@ export interface HealthSnapshot {
 export interface HealthSources {
   session: Session
   endpoints: readonly string[]
-  watch: () => HealthSnapshot['watch']
+  /** When a stream on each endpoint last failed (`performance.now()` ms). */
+  streamFailures: () => ReadonlyMap<string, number>
+  watchHub: WatchHub
   registrations: () => RegistrationHealth[]
   views: () => ViewHealth[]
   locks: () => OwnQueueState[]
@@ -144,8 +162,8 @@ export class HealthMonitor {
             }
           : null,
       },
-      endpoints: [...s.endpoints],
-      watch: s.watch(),
+      endpoints: this.#endpoints(),
+      watch: this.#watchState(),
       registrations,
       views,
       locks: {
@@ -157,6 +175,31 @@ export class HealthMonitor {
         campaigning: campaigns.filter((e) => e.state === 'waiting'),
       },
       record: s.record(),
+    }
+  }
+
+  #endpoints(): EndpointHealth[] {
+    const { session, watchHub, endpoints } = this.#sources
+    const failures = this.#sources.streamFailures()
+    const watch = watchHub.health.endpoint
+    const now = performance.now()
+    return endpoints.map((endpoint) => {
+      const streams: EndpointHealth['streams'] = []
+      if (session.endpoint === endpoint) streams.push('keepalive')
+      if (watch === endpoint) streams.push('watch')
+      const failed = failures.get(endpoint)
+      return { endpoint, streams, ...(failed === undefined ? {} : { failedMsAgo: Math.round(now - failed) }) }
+    })
+  }
+
+  #watchState(): HealthSnapshot['watch'] {
+    const hub = this.#sources.watchHub
+    const heard = hub.health.lastHeardAt
+    return {
+      state: hub.state,
+      watches: hub.size,
+      streamsOpened: hub.streamsOpened,
+      ...(heard === undefined ? {} : { lastHeardMsAgo: Math.round(performance.now() - heard) }),
     }
   }
 
@@ -226,6 +269,16 @@ function signature(h: HealthSnapshot): string {
     h.locks.waiting.map((l) => l.name),
     h.elections.leading.map((e) => e.name),
   ])
+}
+
+/** How current a view is, from its `Freshness`. */
+export function currency(f: Freshness): Pick<ViewHealth, 'current' | 'revision' | 'staleForMs'> {
+  const at = f.syncedAt
+  return {
+    current: !f.stale,
+    revision: f.syncedRevision,
+    ...(f.stale ? (at === undefined ? {} : { staleForMs: Math.max(0, Date.now() - at) }) : { staleForMs: 0 }),
+  }
 }
 
 /** The HTTP answer of a health route: 200 when ready, else 503, with the snapshot as JSON. */

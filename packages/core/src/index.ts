@@ -1,4 +1,5 @@
 export { SmoothWeightedRoundRobin } from './balancer.js'
+export { Catalog, type CatalogEvents, type CatalogInstance } from './catalog.js'
 export { Config, type ConfigKeyOptions } from './config.js'
 export type { ConfigEvent } from './config-tree.js'
 export {

@@ -2,9 +2,11 @@ import { EventEmitter } from 'node:events'
 import { isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
+import { Catalog } from './catalog.js'
 import { Config } from './config.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
+import { StreamEndpoints } from './endpoints.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { HealthMonitor, type HealthSnapshot } from './health.js'
 import { Keyspace } from './keyspace.js'
@@ -105,6 +107,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   readonly #elections: ElectionHub
   readonly #record: SessionRecordWriter
   readonly #health: HealthMonitor
+  readonly #streams: StreamEndpoints
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
@@ -144,7 +147,9 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       },
       grpcOptions: {
         'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1_000,
+        // a call after an outage fails until its channel's next reconnect attempt: keep that soon, so
+        // intent held through the outage (a deregistration, a release) lands within a second of etcd
+        'grpc.max_reconnect_backoff_ms': 500,
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
       },
@@ -162,9 +167,11 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     }
     this.client = new Etcd3(etcdOptions)
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
-    this.watchHub = new WatchHub(this.client.watchClient, this.logger)
+    // the keepalive and watch streams each run on one chosen member, and leave it when it goes silent
+    this.#streams = new StreamEndpoints(this.endpoints, this.client, etcdOptions)
+    this.watchHub = new WatchHub(this.#streams, this.logger)
     bindMeterProvider()
-    this.session = new Session(this.client.leaseClient, this.ttl, this.logger)
+    this.session = new Session(this.client.leaseClient, this.ttl, this.logger, this.#streams)
     this.#record = new SessionRecordWriter(this.keyspace, this.session, this.logger, this.serviceName)
     this.#registry = new Registry(
       this.keyspace,
@@ -173,6 +180,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       this.logger,
       this.registryPrefix,
       this.endpoints,
+      callTimeout,
     )
     this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
     this.config = new Config(this.keyspace, this.watchHub, this.logger, this.configPrefix, this.serviceName)
@@ -191,11 +199,8 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       {
         session: this.session,
         endpoints: this.endpoints,
-        watch: () => ({
-          state: this.watchHub.state,
-          watches: this.watchHub.size,
-          streamsOpened: this.watchHub.streamsOpened,
-        }),
+        streamFailures: () => this.#streams.failures,
+        watchHub: this.watchHub,
         registrations: () => this.#registry.health(),
         views: () => [...this.#discovery.views(), ...this.config.views()],
         locks: () => this.#locks.activity.snapshot(),
@@ -230,6 +235,15 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   discover(service: string): Discovery {
     if (this.#closing) throw new ClosedError('the kit')
     return this.#discovery.open(checkServiceName(service))
+  }
+
+  /**
+   * Every service in the registry and its instances, as one live view on one watch (for tools: the CLI and
+   * console use it). Each call opens a new view; close it when done.
+   */
+  catalog(): Catalog {
+    if (this.#closing) throw new ClosedError('the kit')
+    return new Catalog(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
   }
 
   /**
@@ -300,6 +314,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
       await new Promise((resolve) => setImmediate(resolve))
       this.client.close()
+      this.#streams.close()
     })()
     return this.#closing
   }

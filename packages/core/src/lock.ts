@@ -17,6 +17,7 @@ import {
 } from './errors.js'
 import { type QueueEntry, readQueue } from './holders.js'
 import type { Keyspace } from './keyspace.js'
+import { deleteLeasedKey } from './leased-delete.js'
 import { LockActivity } from './lock-activity.js'
 import type { Logger } from './logger.js'
 import {
@@ -385,23 +386,21 @@ export class LockHub {
     await Promise.allSettled([...this.#held].map((h) => h.release(false)))
   }
 
-  /** Deletes a lock key; with `retry`, until it is gone or its lease is. Never rejects. */
+  /**
+   * Deletes a lock key; with `retry`, until it is gone or its lease is (the shared `deleteLeasedKey`), else
+   * once (on close: the lease is revoked right after). Never rejects.
+   */
   async remove(key: Buffer, lease: Lease, retry = true) {
-    const backoff = new Backoff(50, 1_000)
-    for (;;) {
-      try {
-        await this.ks.kv.deleteRange({ key })
-        return
-      } catch (err) {
-        if (!retry || lease.signal.aborted) {
-          this.log.warn(
-            { err, key: this.ks.name(key) },
-            'could not delete a lock key; it goes with its lease',
-          )
-          return
-        }
-        await sleep(backoff.next(), lease.signal).catch(() => {})
-      }
+    const giveUp = (err: unknown) =>
+      this.log.warn({ err, key: this.ks.name(key) }, 'could not delete a lock key; it goes with its lease')
+    if (retry) {
+      await deleteLeasedKey(this.ks.kv, key, lease, () => {}, false).catch(giveUp)
+      return
+    }
+    try {
+      await this.ks.kv.deleteRange({ key })
+    } catch (err) {
+      giveUp(err)
     }
   }
 

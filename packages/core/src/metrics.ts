@@ -263,10 +263,10 @@ export function recordSessionState(from: string | undefined, to: string) {
 
 /** A lease was lost; `reason` is the session's own wording, reduced here to a bounded attribute. */
 export function recordLeaseLoss(reason: string) {
-  const kind = /expired|not found/.test(reason)
-    ? 'expired'
-    : /TTL|keepalive/.test(reason)
-      ? 'deadline'
+  const kind = /keepalive answer|TTL/.test(reason)
+    ? 'deadline'
+    : /expired|not found/.test(reason)
+      ? 'expired'
       : 'other'
   instruments.leaseLosses.add(1, { 'etcdkit.lease.loss.reason': kind })
 }

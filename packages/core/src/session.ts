@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { ILeaseKeepAliveResponse, LeaseClient } from 'etcd3'
+import type { StreamSource } from './endpoints.js'
 import { ClosedError, EtcdUnavailableError } from './errors.js'
 import type { Logger } from './logger.js'
 import { recordKeepalive, recordLeaseLoss, recordSessionState } from './metrics.js'
@@ -21,13 +22,25 @@ export interface Lease {
   readonly hex: string
   /** The TTL etcd granted, in seconds. */
   readonly ttl: number
-  /** Aborts the moment this lease is lost, expired on the local clock, or revoked. */
+  /**
+   * Aborts the moment this lease is lost, revoked, or may have expired: by a timer set to `deadline`
+   * minus a safety margin (`leaseMarginMs(ttl)`), so it fires before etcd can give the lease's locks to
+   * someone else.
+   */
   readonly signal: AbortSignal
   /**
-   * When etcd may expire the lease, on the local monotonic clock (`performance.now()` milliseconds):
-   * the send time of the last acknowledged keepalive plus the TTL.
+   * The earliest moment etcd may expire the lease, on the local monotonic clock (`performance.now()`
+   * milliseconds): the send time of the last acknowledged keepalive (or of the grant request) plus the TTL.
    */
   readonly deadline: number
+}
+
+/**
+ * How long before its deadline a lease is given up: room for a late timer and clock-rate drift between
+ * this process and etcd. 5% of the TTL, at least 200 ms and at most 1 s (ttl 10: 500 ms).
+ */
+export function leaseMarginMs(ttl: number): number {
+  return Math.min(1_000, Math.max(200, ttl * 50))
 }
 
 interface LeaseState extends Lease {
@@ -50,25 +63,33 @@ export interface SessionEvents {
 export class Session extends EventEmitter<SessionEvents> {
   readonly ttl: number
   readonly #client: LeaseClient
+  readonly #streams: StreamSource
   readonly #log: Logger
   readonly #grantBackoff = new Backoff(100, 5_000)
-  readonly #streamBackoff = new Backoff(50, 1_000)
   #state: SessionState = 'connecting'
   #lease: LeaseState | undefined
-  #stream: Awaited<ReturnType<LeaseClient['leaseKeepAlive']>> | undefined
-  #tick: NodeJS.Timeout | undefined
+  #keepAlive: KeepAlive | undefined
   #timer: NodeJS.Timeout | undefined
   #waiters = new Set<ReturnType<typeof deferred<Lease>>>()
-  #lastAck = 0
   #granting = false
   #started = false
 
-  constructor(client: LeaseClient, ttl: number, log: Logger) {
+  /**
+   * @param client grants and revokes (through the kit's pool, any member)
+   * @param streams where the keepalive stream goes
+   */
+  constructor(client: LeaseClient, ttl: number, log: Logger, streams: StreamSource) {
     super()
     this.#client = client
     this.ttl = ttl
     this.#log = log
     recordSessionState(undefined, this.#state)
+    this.#streams = streams
+  }
+
+  /** The endpoint the keepalive stream is on now, if one is open. */
+  get endpoint(): string | undefined {
+    return this.#keepAlive?.endpoint
   }
 
   get state(): SessionState {
@@ -125,10 +146,9 @@ export class Session extends EventEmitter<SessionEvents> {
     const lease = this.#lease
     this.#lease = undefined
     this.#setState('closed')
-    clearInterval(this.#tick)
     clearTimeout(this.#timer)
-    cancelStream(this.#stream)
-    this.#stream = undefined
+    this.#keepAlive?.stop()
+    this.#keepAlive = undefined
     for (const w of this.#waiters) w.reject(new ClosedError('the etcd session'))
     this.#waiters.clear()
     if (lease) {
@@ -152,6 +172,8 @@ export class Session extends EventEmitter<SessionEvents> {
   #grant() {
     if (this.#granting || this.#state === 'closed') return
     this.#granting = true
+    // etcd starts the TTL when it handles the grant, after this: a safe start for the deadline
+    const askedAt = performance.now()
     this.#client
       .leaseGrant({ TTL: this.ttl, ID: 0 })
       .then((res) => {
@@ -161,7 +183,6 @@ export class Session extends EventEmitter<SessionEvents> {
           return
         }
         this.#grantBackoff.reset()
-        const now = performance.now()
         const controller = new AbortController()
         const lease: LeaseState = {
           id: res.ID,
@@ -169,10 +190,9 @@ export class Session extends EventEmitter<SessionEvents> {
           ttl: Number(res.TTL),
           signal: controller.signal,
           controller,
-          deadline: now + Number(res.TTL) * 1000,
+          deadline: askedAt + Number(res.TTL) * 1000,
         }
         this.#lease = lease
-        this.#lastAck = now
         this.#setState('alive')
         this.#log.debug({ lease: lease.hex, ttl: lease.ttl }, 'etcd lease granted')
         this.emit('lease', lease)
@@ -204,81 +224,25 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   #startKeepAlive(lease: LeaseState) {
-    const intervalMs = Math.max(500, (lease.ttl * 1000) / 3)
-    let sentAt: number[] = []
-    const send = () => {
-      if (!this.#stream) return
-      sentAt.push(performance.now())
-      if (sentAt.length > 16) sentAt = sentAt.slice(-16)
-      this.#stream.write({ ID: lease.id })
-    }
-    const open = () => {
-      if (this.#lease !== lease || this.#state === 'closed') return
-      this.#client
-        .leaseKeepAlive()
-        .then((stream) => {
-          if (this.#lease !== lease || this.#state === 'closed') {
-            cancelStream(stream)
-            return
-          }
-          this.#streamBackoff.reset()
-          this.#stream = stream
-          sentAt = []
-          stream.on('data', (res: ILeaseKeepAliveResponse) => {
-            if (this.#lease !== lease) return
-            const sent = sentAt.shift() ?? performance.now()
-            recordKeepalive(performance.now() - sent)
-            if (Number(res.TTL) <= 0) return this.#lose('etcd reports the lease expired')
-            this.#lastAck = sent
-            lease.deadline = sent + Number(res.TTL) * 1000
-            if (this.#state === 'suspect') this.#setState('alive')
-          })
-          const broken = (err: unknown) => {
-            if (this.#stream !== stream) return
-            this.#stream = undefined
-            cancelStream(stream)
-            if (this.#lease !== lease) return
-            const delay = this.#streamBackoff.next()
-            this.#log.debug({ err, delay }, 'etcd keepalive stream broken; reopening')
-            this.#timer = setTimeout(open, delay)
-          }
-          stream.on('error', broken)
-          stream.on('end', () => broken(new Error('keepalive stream ended')))
-          send()
-        })
-        .catch((err: unknown) => {
-          if (this.#lease !== lease) return
-          const delay = this.#streamBackoff.next()
-          this.#log.debug({ err, delay }, 'could not open the etcd keepalive stream; retrying')
-          this.#timer = setTimeout(open, delay)
-        })
-    }
-    open()
-    clearInterval(this.#tick)
-    // The tick both sends keepalives and checks the deadline on the monotonic clock: etcd3's own
-    // lease waits for 2 x TTL before it reports a loss, though etcd expires the lease after 1 x TTL.
-    const checkEvery = Math.min(intervalMs, 250)
-    let lastSend = performance.now()
-    this.#tick = setInterval(() => {
-      if (this.#lease !== lease) return
-      const now = performance.now()
-      if (now >= lease.deadline) return this.#lose(`no keepalive answer within the ${lease.ttl} s TTL`)
-      if (now - this.#lastAck > intervalMs + checkEvery && this.#state === 'alive') this.#setState('suspect')
-      if (now - lastSend >= intervalMs) {
-        lastSend = now
-        send()
-      }
-    }, checkEvery)
+    this.#keepAlive?.stop()
+    this.#keepAlive = new KeepAlive(lease, this.#streams, this.#log, {
+      onAnswer: () => {
+        if (this.#state === 'suspect') this.#setState('alive')
+      },
+      onSilent: () => {
+        if (this.#state === 'alive') this.#setState('suspect')
+      },
+      onExpired: (reason) => this.#lose(reason),
+    })
   }
 
   #lose(reason: string) {
     const lease = this.#lease
     if (!lease || this.#state === 'closed') return
     this.#lease = undefined
-    clearInterval(this.#tick)
     clearTimeout(this.#timer)
-    cancelStream(this.#stream)
-    this.#stream = undefined
+    this.#keepAlive?.stop()
+    this.#keepAlive = undefined
     this.#setState('lost')
     this.#log.warn({ lease: lease.hex, reason }, 'etcd lease lost; granting a new one')
     recordLeaseLoss(reason)
@@ -290,5 +254,219 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.#state !== 'lost') return // a 'lost' listener closed the session
     this.#setState('connecting')
     this.#timer = setTimeout(() => this.#grant(), this.#grantBackoff.next())
+  }
+}
+
+type KeepAliveStream = Awaited<ReturnType<LeaseClient['leaseKeepAlive']>>
+
+/** One keepalive stream and the send times of its keepalives not answered yet, oldest first. */
+interface Channel {
+  readonly stream: KeepAliveStream
+  readonly endpoint: string
+  readonly openedAt: number
+  readonly sentAt: number[]
+}
+
+interface KeepAliveEvents {
+  /** A keepalive was answered. */
+  onAnswer(): void
+  /** No answer for a third of the TTL. */
+  onSilent(): void
+  /** The deadline (minus the margin) passed, or etcd says the lease is gone. */
+  onExpired(reason: string): void
+}
+
+/**
+ * Keeps one lease alive, and decides when it may have expired.
+ *
+ * - Sends a keepalive every TTL/12 (at least 100 ms), on a timer of its own, and three times as often
+ *   while an answer is overdue: with the deadline counted from each keepalive's send time, a round trip
+ *   up to TTL - margin - TTL/12 still keeps the deadline ahead, even when it grows suddenly (ttl 3: 2.55
+ *   s). Lost means etcd may have expired the lease, never that an answer was late: answers are matched
+ *   to their keepalives in order, per stream, and a slow one still moves the deadline.
+ * - Gives the lease up by a one-shot timer at `deadline - margin`, re-armed by each answer that moves the
+ *   deadline: not by a poll, which would fire up to one period late.
+ * - When the stream's member gives no answer for a third of the TTL and there are other members, opens a
+ *   new stream on another one (the silent member is avoided for a while). The old stream stays open
+ *   for one TTL: answers it still delivers count, in case it was only slow.
+ */
+class KeepAlive {
+  readonly #lease: LeaseState
+  readonly #streams: StreamSource
+  readonly #log: Logger
+  readonly #on: KeepAliveEvents
+  readonly #backoff = new Backoff(50, 1_000)
+  readonly #intervalMs: number
+  readonly #silentMs: number
+  readonly #marginMs: number
+  readonly #draining = new Map<Channel, NodeJS.Timeout>()
+  #current: Channel | undefined
+  #opening = false
+  #lastAnswerAt: number
+  #sendTimer: NodeJS.Timeout | undefined
+  #reopenTimer: NodeJS.Timeout | undefined
+  #expiryTimer: NodeJS.Timeout | undefined
+  #stopped = false
+
+  constructor(lease: LeaseState, streams: StreamSource, log: Logger, on: KeepAliveEvents) {
+    this.#lease = lease
+    this.#streams = streams
+    this.#log = log
+    this.#on = on
+    const ttlMs = lease.ttl * 1000
+    this.#intervalMs = Math.max(100, ttlMs / 12)
+    this.#silentMs = ttlMs / 3
+    this.#marginMs = leaseMarginMs(lease.ttl)
+    this.#lastAnswerAt = performance.now()
+    this.#armExpiry()
+    this.#open()
+    this.#scheduleSend()
+  }
+
+  get endpoint(): string | undefined {
+    return this.#current?.endpoint
+  }
+
+  stop() {
+    if (this.#stopped) return
+    this.#stopped = true
+    clearTimeout(this.#sendTimer)
+    clearTimeout(this.#reopenTimer)
+    clearTimeout(this.#expiryTimer)
+    if (this.#current) cancelStream(this.#current.stream)
+    this.#current = undefined
+    for (const [channel, timer] of this.#draining) {
+      clearTimeout(timer)
+      cancelStream(channel.stream)
+    }
+    this.#draining.clear()
+  }
+
+  #armExpiry() {
+    clearTimeout(this.#expiryTimer)
+    // setTimeout fires at once past 2^31 - 1 ms: wait in steps for a very long TTL
+    const delay = Math.min(this.#lease.deadline - this.#marginMs - performance.now(), 2 ** 31 - 1)
+    this.#expiryTimer = setTimeout(
+      () => {
+        if (this.#stopped) return
+        if (performance.now() < this.#lease.deadline - this.#marginMs) return this.#armExpiry()
+        this.#on.onExpired(
+          `no keepalive answer within the ${this.#lease.ttl} s TTL (less a ${this.#marginMs} ms margin): etcd may have expired it`,
+        )
+      },
+      Math.max(0, delay),
+    )
+  }
+
+  #scheduleSend() {
+    const oldest = this.#current?.sentAt[0]
+    const overdue = oldest !== undefined && performance.now() - oldest > this.#intervalMs
+    this.#sendTimer = setTimeout(
+      () => {
+        if (this.#stopped) return
+        this.#check()
+        this.#send()
+        this.#scheduleSend()
+      },
+      overdue ? this.#intervalMs / 3 : this.#intervalMs,
+    )
+  }
+
+  #send() {
+    const channel = this.#current
+    if (!channel) return
+    // answers that never come (a silent member) must not grow the record for ever; dropping a send time
+    // instead would match later answers to later sends, and move the deadline too far
+    if (channel.sentAt.length >= 256) return
+    channel.sentAt.push(performance.now())
+    channel.stream.write({ ID: this.#lease.id })
+  }
+
+  /** Silence for a third of the TTL: suspect, and move to another member when there is one. */
+  #check() {
+    const now = performance.now()
+    if (now - this.#lastAnswerAt <= this.#silentMs) return
+    this.#on.onSilent()
+    const channel = this.#current
+    if (!channel || !this.#streams.several) return
+    // each member gets a third of the TTL to answer before the stream moves on
+    if (now - Math.max(this.#lastAnswerAt, channel.openedAt) <= this.#silentMs) return
+    this.#log.warn(
+      { endpoint: channel.endpoint, lease: this.#lease.hex, silentMs: Math.round(now - this.#lastAnswerAt) },
+      'etcd keepalive stream not answering; moving it to another member',
+    )
+    this.#streams.failed(channel.endpoint)
+    this.#current = undefined
+    this.#draining.set(
+      channel,
+      setTimeout(() => {
+        this.#draining.delete(channel)
+        cancelStream(channel.stream)
+      }, this.#lease.ttl * 1000),
+    )
+    this.#open()
+  }
+
+  #open() {
+    if (this.#stopped || this.#opening || this.#current) return
+    this.#opening = true
+    const { endpoint, leaseClient } = this.#streams.pick()
+    leaseClient
+      .leaseKeepAlive()
+      .then((stream) => {
+        this.#opening = false
+        if (this.#stopped) {
+          cancelStream(stream)
+          return
+        }
+        const channel: Channel = { stream, endpoint, openedAt: performance.now(), sentAt: [] }
+        this.#current = channel
+        stream.on('data', (res: ILeaseKeepAliveResponse) => this.#onAnswer(channel, res))
+        stream.on('error', (err: unknown) => this.#onBroken(channel, err))
+        stream.on('end', () => this.#onBroken(channel, new Error('keepalive stream ended')))
+        this.#send()
+      })
+      .catch((err: unknown) => {
+        this.#opening = false
+        this.#streams.failed(endpoint)
+        this.#reopen(err)
+      })
+  }
+
+  #onAnswer(channel: Channel, res: ILeaseKeepAliveResponse) {
+    if (this.#stopped) return
+    const sent = channel.sentAt.shift()
+    if (sent === undefined) return
+    if (Number(res.TTL) <= 0) return this.#on.onExpired('etcd reports the lease expired')
+    this.#lastAnswerAt = performance.now()
+    recordKeepalive(this.#lastAnswerAt - sent)
+    if (channel === this.#current) this.#backoff.reset()
+    const deadline = sent + Number(res.TTL) * 1000
+    if (deadline > this.#lease.deadline) {
+      this.#lease.deadline = deadline
+      this.#armExpiry()
+    }
+    this.#on.onAnswer()
+  }
+
+  #onBroken(channel: Channel, err: unknown) {
+    const draining = this.#draining.get(channel)
+    if (draining) {
+      clearTimeout(draining)
+      this.#draining.delete(channel)
+    }
+    cancelStream(channel.stream)
+    if (this.#current !== channel || this.#stopped) return
+    this.#current = undefined
+    this.#streams.failed(channel.endpoint)
+    this.#reopen(err)
+  }
+
+  #reopen(err: unknown) {
+    if (this.#stopped) return
+    const delay = this.#backoff.next()
+    this.#log.debug({ err, delay }, 'etcd keepalive stream broken; reopening')
+    clearTimeout(this.#reopenTimer)
+    this.#reopenTimer = setTimeout(() => this.#open(), delay)
   }
 }

@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks'
 import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
+import type { StreamSource } from './endpoints.js'
 import type { Logger } from './logger.js'
 import { recordWatchReset } from './metrics.js'
 import { Backoff, cancelStream } from './util.js'
@@ -27,6 +29,18 @@ export interface WatchListener {
    * (`startRevision` 0) delivers every change after `revision`.
    */
   onCreated?(revision: bigint): void
+  /**
+   * The watch stopped being known current: the stream it was on broke or stopped answering (every watch
+   * etcd had confirmed on it gets this call). `since` is when that stream was last heard from (`Date.now()`
+   * ms): nothing after that is known to have been delivered. The hub resumes the watch on its own.
+   */
+  onStale?(reason: string, since: number): void
+  /**
+   * etcd confirmed the watch on a live stream, for the first time or again after `onStale`: every change
+   * after the revision it resumed from is delivered (changes etcd replays from before the confirmation
+   * first, within its catch-up cycle of about 100 ms).
+   */
+  onCurrent?(): void
 }
 
 export interface WatchHandle {
@@ -42,36 +56,80 @@ interface ActiveWatch {
   created: boolean
   /** `onCreated` was called. */
   announced: boolean
+  /** Confirmed on the live stream since the last `onStale` (or ever). */
+  current: boolean
 }
 
 type Duplex = Awaited<ReturnType<WatchClient['watch']>>
+
+/** The watch stream's health, for staleness and diagnostics. */
+export interface WatchStreamHealth {
+  /** The member the stream is on, while one is open. */
+  readonly endpoint: string | undefined
+  /** A stream is open (it may still turn out silent). */
+  readonly connected: boolean
+  /** When etcd last sent anything on the open stream (`performance.now()` ms); undefined without one. */
+  readonly lastHeardAt: number | undefined
+}
+
+/**
+ * After how long without a message a stream is asked for progress, and how long after that a stream that
+ * stays wholly silent counts as dead. etcd answers progress requests in order with watch creations: on a
+ * loaded machine here, 50 creations took 8 s and an answer 1.6 s, but some message came at least every
+ * 1.4 s; a stream killed too eagerly would be recreated, and killed again, for ever.
+ */
+const PROBE_IDLE_MS = 750
+const PROBE_DEAD_MS = 2_500
 
 /**
  * One gRPC watch stream per kit, multiplexing every watch over it with client-chosen watch ids
  * (etcd >= 3.4). On a broken stream it reconnects with backoff and resumes each watch from the
  * revision after the last one it delivered, so nothing is missed and nothing repeats.
+ *
+ * A watchdog tells a quiet stream from a dead one: after 0.75 s without a message it sends etcd's
+ * progress request (answered at once by a live member); when nothing at all comes for 2.5 s more, the
+ * stream takes the broken-stream path and is reopened on another member, resuming every watch from its
+ * revision (grpc-js alone would keep the silent connection for its 15 s HTTP/2 keepalive).
  */
 export class WatchHub {
-  readonly #client: WatchClient
+  readonly #streams: StreamSource
   readonly #log: Logger
   readonly #watches = new Map<number, ActiveWatch>()
   readonly #backoff = new Backoff(50, 2_000)
   #stream: Duplex | undefined
+  #endpoint: string | undefined
+  #lastHeardAt = 0
+  #probeSentAt: number | undefined
+  /** Silence after a probe that counts as dead: doubled by each watchdog kill, reset by a probe's answer. */
+  #deadMs = PROBE_DEAD_MS
+  #watchdog: NodeJS.Timeout | undefined
   #connecting = false
   #closed = false
   #nextId = 1
   #retryTimer: NodeJS.Timeout | undefined
+  /** When the current stream was last heard from (`Date.now()` ms), for `onStale`. */
+  #heardAt = 0
   /** Streams opened over the kit's life (a reconnect opens a new one); for tests and diagnostics. */
   streamsOpened = 0
 
-  constructor(client: WatchClient, log: Logger) {
-    this.#client = client
+  constructor(streams: StreamSource, log: Logger) {
+    this.#streams = streams
     this.#log = log
   }
 
   /** `open`: the stream is up; `connecting`: it is being opened or reopened; `idle`: nothing to watch. */
   get state(): 'open' | 'connecting' | 'idle' {
     return this.#stream ? 'open' : this.#watches.size > 0 ? 'connecting' : 'idle'
+  }
+
+  /** The stream's member and when it last answered. */
+  get health(): WatchStreamHealth {
+    const open = this.#stream !== undefined
+    return {
+      endpoint: open ? this.#endpoint : undefined,
+      connected: open,
+      lastHeardAt: open ? this.#lastHeardAt : undefined,
+    }
   }
 
   /** Number of watches currently multiplexed on the stream. */
@@ -87,6 +145,7 @@ export class WatchHub {
       next: spec.startRevision,
       created: false,
       announced: false,
+      current: false,
     }
     this.#watches.set(w.id, w)
     if (this.#stream) this.#create(this.#stream, w)
@@ -125,7 +184,8 @@ export class WatchHub {
   #connect() {
     if (this.#connecting || this.#stream || this.#closed || this.#watches.size === 0) return
     this.#connecting = true
-    this.#client
+    const { endpoint, watchClient } = this.#streams.pick()
+    watchClient
       .watch()
       .then((stream) => {
         this.#connecting = false
@@ -135,24 +195,87 @@ export class WatchHub {
         }
         this.streamsOpened++
         this.#stream = stream
-        stream.on('data', (res: IWatchResponse) => this.#onResponse(res))
+        this.#endpoint = endpoint
+        this.#lastHeardAt = performance.now()
+        this.#probeSentAt = undefined
+        this.#startWatchdog()
+        stream.on('data', (res: IWatchResponse) => {
+          // any message, a progress answer included (watch id -1), shows the stream is alive
+          this.#heardAt = Date.now()
+          if (this.#stream === stream) {
+            this.#lastHeardAt = performance.now()
+            this.#probeSentAt = undefined
+            if (Number(res.watch_id) === -1 && !res.created && !res.canceled) this.#deadMs = PROBE_DEAD_MS
+          }
+          this.#onResponse(res)
+        })
         stream.on('error', (err: Error) => this.#onBroken(stream, err))
         stream.on('end', () => this.#onBroken(stream, new Error('watch stream ended')))
         for (const w of this.#watches.values()) this.#create(stream, w)
       })
       .catch((err: unknown) => {
         this.#connecting = false
+        this.#streams.failed(endpoint)
         this.#retry(err)
       })
+  }
+
+  #startWatchdog() {
+    if (this.#watchdog) return
+    this.#watchdog = setInterval(() => this.#probe(), 250)
+    this.#watchdog.unref()
+  }
+
+  #stopWatchdog() {
+    clearInterval(this.#watchdog)
+    this.#watchdog = undefined
+  }
+
+  /** Asks a quiet stream for progress; declares it dead when the question goes unanswered. */
+  #probe() {
+    const stream = this.#stream
+    if (!stream) return
+    const now = performance.now()
+    if (this.#probeSentAt !== undefined) {
+      if (now - Math.max(this.#probeSentAt, this.#lastHeardAt) < this.#deadMs) return
+      const deadMs = this.#deadMs
+      // if it was only slow, the next stream gets longer (or every recreation could be cut short in turn)
+      this.#deadMs = Math.min(this.#deadMs * 2, 20_000)
+      this.#log.warn(
+        { endpoint: this.#endpoint, silentMs: Math.round(now - this.#lastHeardAt) },
+        'etcd watch stream not answering; reopening it on another member',
+      )
+      this.#onBroken(stream, new Error(`watch stream on ${this.#endpoint} gave no answer for ${deadMs} ms`))
+      return
+    }
+    if (now - this.#lastHeardAt < PROBE_IDLE_MS) return
+    this.#probeSentAt = now
+    stream.write({ progress_request: {} } as IWatchRequest)
   }
 
   #onBroken(stream: Duplex, err: unknown) {
     if (this.#stream !== stream) return
     this.#stream = undefined
+    this.#stopWatchdog()
+    if (this.#endpoint !== undefined) this.#streams.failed(this.#endpoint)
     cancelStream(stream)
     if (this.#closed) return
     this.#log.debug({ err }, 'etcd watch stream broken; resuming')
+    this.#staleAll(`the etcd watch stream broke: ${err instanceof Error ? err.message : String(err)}`)
     this.#retry(err)
+  }
+
+  /** Every watch confirmed on the stream that just broke is no longer known current. */
+  #staleAll(reason: string) {
+    for (const w of this.#watches.values()) {
+      if (!w.current) continue
+      w.current = false
+      try {
+        w.listener.onStale?.(reason, this.#heardAt)
+      } catch (err) {
+        this.#log.error({ err }, 'etcd watch listener threw')
+      }
+    }
   }
 
   #retry(err: unknown) {
@@ -167,6 +290,7 @@ export class WatchHub {
   #dropStream() {
     const stream = this.#stream
     this.#stream = undefined
+    this.#stopWatchdog()
     cancelStream(stream)
   }
 
@@ -206,6 +330,10 @@ export class WatchHub {
       if (!w.announced) {
         w.announced = true
         w.listener.onCreated?.(revision)
+      }
+      if (!w.current && this.#watches.get(w.id) === w) {
+        w.current = true
+        w.listener.onCurrent?.()
       }
       return
     }

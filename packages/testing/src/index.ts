@@ -5,4 +5,12 @@ export { type EtcdctlOptions, etcdctl, spawnEtcdctl, spawnLines } from './etcdct
 export { eventually } from './eventually.js'
 export { buildGoProgram, type GoProgram } from './go.js'
 export { type LoadLoop, type LoadStats, runLoad } from './load.js'
+export {
+  type FaultProxy,
+  type FaultProxyOptions,
+  type ProxiedCluster,
+  type ProxyMode,
+  proxyCluster,
+  startProxy,
+} from './proxy.js'
 export { type SharedEtcd, sharedEtcd, uniquePrefix } from './shared.js'

@@ -1,0 +1,287 @@
+// The commands: each reads through the kit, prints a table (or JSON with --json), and returns an exit code.
+import type { EtcdKit } from '@etcdkit/core'
+import { startConsole } from './console.js'
+import { UsageError } from './errors.js'
+import { configEntries, queues, serviceRows } from './inspect.js'
+import { processLabel, seconds, table } from './table.js'
+
+/** Where a command reads and writes: injectable for tests. */
+export interface Io {
+  stdout: { write(text: string): unknown }
+  stderr: { write(text: string): unknown }
+  env: NodeJS.ProcessEnv
+  /** Asks for the etcd password when `--user` is given without ETCDKIT_PASSWORD. */
+  password(user: string): Promise<string>
+  /** Resolves when the user interrupts a long-running command (`watch`, `console`). */
+  interrupted: Promise<void>
+}
+
+export interface Flags {
+  json?: boolean
+  service?: string
+  port?: string
+  host?: string
+  write?: boolean
+  token?: string
+  timeout?: string
+}
+
+type Command = (kit: EtcdKit, args: string[], flags: Flags, io: Io) => Promise<number | undefined>
+
+/** Fails a command whose etcd does not answer in time, instead of retrying for ever. */
+async function within<T>(kit: EtcdKit, flags: Flags, what: string, p: Promise<T>): Promise<T> {
+  const ms = Number(flags.timeout ?? 5_000) * 2
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`etcd at ${kit.endpoints.join(', ')} did not answer within ${ms} ms (${what})`)),
+      ms,
+    )
+  })
+  try {
+    return await Promise.race([p, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function arity(args: string[], min: number, max: number, usage: string) {
+  if (args.length < min || args.length > max) throw new UsageError(`usage: etcdkit ${usage}`)
+}
+
+const json = (io: Io, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+
+const services: Command = async (kit, args, flags, io) => {
+  arity(args, 0, 1, 'services [service]')
+  const catalog = kit.catalog()
+  try {
+    await within(kit, flags, 'reading the registry', catalog.ready)
+    const rows = await within(kit, flags, 'reading leases', serviceRows(kit, catalog.services, args[0]))
+    if (flags.json) json(io, rows)
+    else if (args[0] === undefined) {
+      const counts = new Map<string, number>()
+      for (const r of rows) counts.set(r.service, (counts.get(r.service) ?? 0) + 1)
+      io.stdout.write(
+        table(
+          ['SERVICE', 'INSTANCES'],
+          [...counts].map(([s, n]) => [s, String(n)]),
+          '(no services)',
+        ),
+      )
+      io.stdout.write('\n')
+    }
+    if (!flags.json)
+      io.stdout.write(
+        table(
+          ['SERVICE', 'ADDRESS', 'WEIGHT', 'VERSION', 'ZONE', 'TTL', 'PROCESS', 'METADATA'],
+          rows.map((r) => [
+            r.service,
+            r.address,
+            String(r.weight),
+            typeof r.metadata.version === 'string' ? r.metadata.version : '',
+            typeof r.metadata.zone === 'string' ? r.metadata.zone : '',
+            r.lease === '' ? 'no lease' : seconds(r.ttl),
+            processLabel(r.process),
+            Object.keys(r.metadata).length === 0 ? '' : JSON.stringify(r.metadata),
+          ]),
+          args[0] === undefined ? '(no instances)' : `(no instances of ${JSON.stringify(args[0])})`,
+        ),
+      )
+    return 0
+  } finally {
+    catalog.close()
+  }
+}
+
+const queueCommand =
+  (kind: 'lock' | 'election'): Command =>
+  async (kit, args, flags, io) => {
+    arity(args, 0, 1, `${kind}s [prefix]`)
+    const all = await within(kit, flags, `reading ${kind}s`, queues(kit, args[0] ?? ''))
+    const list = all.filter((q) => q.kind === kind)
+    if (flags.json) {
+      json(io, list)
+      return 0
+    }
+    const rows = list.flatMap((q) =>
+      q.contenders.map((c, i) => [
+        i === 0 ? q.name : '',
+        i === 0 ? (kind === 'lock' ? 'holder' : 'leader') : `waiting #${i}`,
+        c.lease,
+        c.createRevision,
+        processLabel(c.process),
+        ...(kind === 'election' ? [c.value] : []),
+      ]),
+    )
+    const headers = [kind === 'lock' ? 'LOCK' : 'ELECTION', 'ROLE', 'LEASE', 'REVISION', 'PROCESS']
+    io.stdout.write(table(kind === 'election' ? [...headers, 'PROPOSAL'] : headers, rows, `(no ${kind}s)`))
+    return 0
+  }
+
+const config: Command = async (kit, args, flags, io) => {
+  const [sub, ...rest] = args
+  const scope = flags.service === undefined ? undefined : { service: flags.service }
+  switch (sub) {
+    case 'get': {
+      arity(rest, 1, 1, 'config get <key> [--service s]')
+      const value = await within(kit, flags, 'reading', kit.config.get(rest[0]!, scope))
+      if (value === undefined) {
+        io.stderr.write(`etcdkit: config key ${JSON.stringify(rest[0])} does not exist\n`)
+        return 1
+      }
+      if (flags.json) json(io, { key: rest[0], value })
+      else io.stdout.write(`${value}\n`)
+      return 0
+    }
+    case 'set':
+      arity(rest, 2, 2, 'config set <key> <value> [--service s]')
+      await within(kit, flags, 'writing', kit.config.set(rest[0]!, rest[1]!, scope))
+      return 0
+    case 'delete': {
+      arity(rest, 1, 1, 'config delete <key> [--service s]')
+      const existed = await within(kit, flags, 'deleting', kit.config.delete(rest[0]!, scope))
+      if (!existed) io.stderr.write(`etcdkit: config key ${JSON.stringify(rest[0])} did not exist\n`)
+      return existed ? 0 : 1
+    }
+    case 'list': {
+      arity(rest, 0, 1, 'config list [prefix]')
+      const watch = kit.config.watch(rest[0] ?? '')
+      const catalog = kit.catalog()
+      try {
+        await within(kit, flags, 'reading the config', Promise.all([watch.ready, catalog.ready]))
+        const entries = configEntries(watch.snapshot(), catalog.services.keys())
+        if (flags.json) json(io, entries)
+        else
+          io.stdout.write(
+            table(
+              ['KEY', 'SERVICE', 'VALUE'],
+              entries.map((e) => [e.key, e.service ?? '(shared)', e.value]),
+              '(no config keys)',
+            ),
+          )
+        return 0
+      } finally {
+        watch.close()
+        catalog.close()
+      }
+    }
+    default:
+      throw new UsageError(
+        sub === undefined
+          ? 'usage: etcdkit config get|set|delete|list ...'
+          : `unknown config command ${JSON.stringify(sub)}`,
+      )
+  }
+}
+
+const watch: Command = async (kit, args, flags, io) => {
+  arity(args, 0, 1, 'watch [services|config|locks]')
+  const what = args[0] ?? 'services'
+  const line = (record: Record<string, unknown>, text: string) =>
+    io.stdout.write(
+      flags.json ? `${JSON.stringify({ at: new Date().toISOString(), ...record })}\n` : `${text}\n`,
+    )
+  const closers: (() => void)[] = []
+  try {
+    if (what === 'services') {
+      const catalog = kit.catalog()
+      closers.push(() => catalog.close())
+      await within(kit, flags, 'reading the registry', catalog.ready)
+      let known = new Map(
+        [...catalog.services.values()].flat().map((i) => [i.key, JSON.stringify(i.metadata)]),
+      )
+      catalog.on('change', (all) => {
+        const now = new Map([...all.values()].flat().map((i) => [i.key, JSON.stringify(i.metadata)]))
+        for (const instance of [...all.values()].flat()) {
+          const before = known.get(instance.key)
+          if (before === undefined)
+            line(
+              {
+                type: 'up',
+                service: instance.service,
+                address: instance.address,
+                metadata: instance.metadata,
+              },
+              `+ ${instance.service} ${instance.address}`,
+            )
+          else if (before !== now.get(instance.key))
+            line(
+              {
+                type: 'update',
+                service: instance.service,
+                address: instance.address,
+                metadata: instance.metadata,
+              },
+              `~ ${instance.service} ${instance.address} ${now.get(instance.key)}`,
+            )
+        }
+        for (const key of known.keys())
+          if (!now.has(key)) {
+            const [service, address] = [
+              key.slice(kit.registryPrefix.length, key.indexOf('/', kit.registryPrefix.length)),
+              key.slice(key.indexOf('/', kit.registryPrefix.length) + 1),
+            ]
+            line({ type: 'down', service, address }, `- ${service} ${address}`)
+          }
+        known = now
+      })
+    } else if (what === 'config') {
+      const cw = kit.config.watch()
+      closers.push(() => cw.close())
+      await within(kit, flags, 'reading the config', cw.ready)
+      cw.on('change', (e) =>
+        line({ ...e }, e.type === 'put' ? `put ${e.key} = ${e.value}` : `delete ${e.key}`),
+      )
+    } else if (what === 'locks') {
+      const { LiveState } = await import('./live.js')
+      const live = new LiveState(kit)
+      closers.push(() => live.close())
+      let last = JSON.stringify((await within(kit, flags, 'reading', live.ready())).queues)
+      live.on('snapshot', (s) => {
+        const now = JSON.stringify(s.queues)
+        if (now === last) return
+        last = now
+        for (const q of s.queues)
+          line(
+            { type: q.kind, name: q.name, contenders: q.contenders },
+            `${q.kind} ${q.name}: ${q.contenders.map((c) => `${c.lease} ${processLabel(c.process)}`).join(' <- ') || '(free)'}`,
+          )
+      })
+    } else throw new UsageError(`watch what? ${JSON.stringify(what)}: expected services, config or locks`)
+    io.stderr.write(`watching ${what} (Ctrl-C to stop)\n`)
+    await io.interrupted
+    return 0
+  } finally {
+    for (const close of closers) close()
+  }
+}
+
+const consoleCommand: Command = async (kit, args, flags, io) => {
+  arity(args, 0, 0, 'console [--port 8087] [--host 127.0.0.1] [--write] [--token t]')
+  const port = flags.port === undefined ? 8087 : Number(flags.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError(`--port ${JSON.stringify(flags.port)}: expected 0 to 65535`)
+  const web = await startConsole(kit, {
+    port,
+    host: flags.host ?? '127.0.0.1',
+    hostGiven: flags.host !== undefined,
+    write: flags.write ?? false,
+    token: flags.token ?? io.env.ETCDKIT_CONSOLE_TOKEN,
+  })
+  io.stdout.write(`etcdkit console at ${web.url}${flags.write ? ' (read-write)' : ' (read-only)'}\n`)
+  try {
+    await io.interrupted
+  } finally {
+    await web.close()
+  }
+  return 0
+}
+
+export const commands: Record<string, Command> = {
+  services,
+  locks: queueCommand('lock'),
+  elections: queueCommand('election'),
+  config,
+  watch,
+  console: consoleCommand,
+}

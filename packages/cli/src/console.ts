@@ -1,0 +1,130 @@
+// The web console: one page and a small JSON API on Fastify, kept live with server-sent events from the
+// kit's watches. Loopback and read-only unless asked; a non-loopback bind needs --host and a token.
+import { timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
+import type { EtcdKit } from '@etcdkit/core'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import { UsageError } from './errors.js'
+import { LiveState, type Snapshot } from './live.js'
+import { page } from './page.js'
+
+export interface ConsoleOptions {
+  port: number
+  host: string
+  /** `--host` was given: only then may the console bind beyond loopback. */
+  hostGiven: boolean
+  /** Config edits allowed (`--write`). */
+  write: boolean
+  /** Required on every request when set (`?token=` or `Authorization: Bearer`); required off loopback. */
+  token: string | undefined
+}
+
+export interface RunningConsole {
+  /** The URL to open (with the token, when one is set). */
+  url: string
+  close(): Promise<void>
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host)
+
+function sameToken(given: unknown, token: string): boolean {
+  if (typeof given !== 'string') return false
+  const a = Buffer.from(given)
+  const b = Buffer.from(token)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promise<RunningConsole> {
+  const { host, token, write } = options
+  if (!isLoopback(host)) {
+    if (!options.hostGiven) throw new UsageError(`refusing to bind ${host}: only loopback without --host`)
+    if (!token)
+      throw new UsageError(`--host ${host} is not loopback: give a --token (or ETCDKIT_CONSOLE_TOKEN)`)
+  }
+  const live = new LiveState(kit)
+  await live.ready()
+  const app = Fastify({ logger: false })
+  const clients = new Set<FastifyReply>()
+  const send = (reply: FastifyReply, s: Snapshot) =>
+    reply.raw.write(`event: snapshot\ndata: ${JSON.stringify(s)}\n\n`)
+  live.on('snapshot', (s) => {
+    for (const reply of clients) send(reply, s)
+  })
+  live.on('error', (err) => {
+    for (const reply of clients) reply.raw.write(`event: failure\ndata: ${JSON.stringify(err.message)}\n\n`)
+  })
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    // DNS rebinding: a page on another name must not reach the console through this port
+    const name = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
+    if (name !== host && !isLoopback(name) && !(isIP(host) === 0 && name === host))
+      return reply.code(421).send({ error: `unexpected Host ${JSON.stringify(req.headers.host)}` })
+    if (token) {
+      const q = (req.query as { token?: unknown }).token
+      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
+      if (!sameToken(q ?? bearer, token)) return reply.code(401).send({ error: 'a valid token is required' })
+    }
+  })
+
+  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(page({ write })))
+  app.get('/api/snapshot', async () => live.last)
+  app.get('/api/events', (req, reply) => {
+    reply.raw.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    })
+    clients.add(reply)
+    if (live.last) send(reply, live.last)
+    req.raw.on('close', () => clients.delete(reply))
+  })
+
+  const guardWrite = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!write) return reply.code(403).send({ error: 'read-only console: start it with --write to edit' })
+    // a cross-site form cannot send JSON without a CORS preflight, which this server never grants
+    if (!(req.headers['content-type'] ?? '').startsWith('application/json'))
+      return reply.code(415).send({ error: 'expected application/json' })
+  }
+  const body = (req: FastifyRequest) => {
+    const b = req.body as { key?: unknown; value?: unknown; service?: unknown } | undefined
+    if (!b || typeof b.key !== 'string')
+      throw Object.assign(new Error('expected { key, value?, service? }'), { statusCode: 400 })
+    if (b.service !== undefined && typeof b.service !== 'string')
+      throw Object.assign(new Error('service must be a string'), { statusCode: 400 })
+    return { key: b.key, value: b.value, scope: b.service ? { service: b.service } : undefined }
+  }
+  app.put('/api/config', { preHandler: guardWrite }, async (req) => {
+    const { key, value, scope } = body(req)
+    if (typeof value !== 'string')
+      throw Object.assign(new Error('value must be a string'), { statusCode: 400 })
+    await kit.config.set(key, value, scope)
+    return { ok: true }
+  })
+  app.delete('/api/config', { preHandler: guardWrite }, async (req) => {
+    const { key, scope } = body(req)
+    return { ok: true, existed: await kit.config.delete(key, scope) }
+  })
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    const status = err.statusCode ?? (err.code === 'ETCDKIT_INVALID_ARGUMENT' ? 400 : 502)
+    return reply.code(status).send({ error: err.message, code: err.code })
+  })
+
+  try {
+    await app.listen({ port: options.port, host })
+  } catch (err) {
+    live.close()
+    throw err
+  }
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : options.port
+  const shown = host.includes(':') ? `[${host}]` : host
+  return {
+    url: `http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`,
+    async close() {
+      for (const reply of clients) reply.raw.end()
+      clients.clear()
+      live.close()
+      await app.close()
+    },
+  }
+}

@@ -1,0 +1,82 @@
+// `etcdkit <command>`: parses the command line, connects a kit, runs the command, and maps failures to exit
+// codes (0 ok, 1 failed, 2 bad usage).
+import { parseArgs } from 'node:util'
+import { EtcdKit, EtcdKitError } from '@etcdkit/core'
+import { commands, type Io } from './commands.js'
+import { CONNECTION_HELP, CONNECTION_OPTIONS, kitOptions } from './connect.js'
+import { UsageError } from './errors.js'
+
+export type { Io } from './commands.js'
+
+export const USAGE = `etcdkit: services, locks, elections and configuration in etcd, as etcdkit services see them
+
+Usage: etcdkit <command> [arguments] [flags]
+
+Commands:
+  services [service]                  services, their instances, lease TTL left and owning process
+  locks [prefix]                      lock holders and waiters, in queue order
+  elections [prefix]                  election leaders and candidates, in queue order
+  config list [prefix]                the config tree (keys and values)
+  config get <key>                    one key's value          (--service s: the service's override)
+  config set <key> <value>            write one key            (--service s)
+  config delete <key>                 delete one key           (--service s)
+  watch [services|config|locks]       a live stream of changes, one line each, until interrupted
+  console                             a live web console       (--port 8087 --host 127.0.0.1 --write --token t)
+
+Output: a table, or --json.
+
+${CONNECTION_HELP}
+`
+
+const OPTIONS = {
+  ...CONNECTION_OPTIONS,
+  json: { type: 'boolean' },
+  service: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  write: { type: 'boolean' },
+  token: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+/** Runs one command line; resolves with the exit code. */
+export async function run(argv: readonly string[], io: Io): Promise<number> {
+  let kit: EtcdKit | undefined
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    })
+    const [name, ...args] = positionals
+    if (values.help || name === undefined || name === 'help') {
+      io.stdout.write(USAGE)
+      return name === undefined && !values.help ? 2 : 0
+    }
+    const command = commands[name as keyof typeof commands]
+    if (!Object.hasOwn(commands, name) || command === undefined)
+      throw new UsageError(`unknown command ${JSON.stringify(name)}`)
+    kit = new EtcdKit(await kitOptions(values, io.env, io.password))
+    return (await command(kit, args, values, io)) ?? 0
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr.write(`etcdkit: ${(err as Error).message}\nRun \`etcdkit --help\` for usage.\n`)
+      return 2
+    }
+    if (err instanceof EtcdKitError && err.code === 'ETCDKIT_INVALID_ARGUMENT') {
+      io.stderr.write(`etcdkit: ${err.message}\n`)
+      return 2
+    }
+    io.stderr.write(`etcdkit: ${describe(err)}\n`)
+    return 1
+  } finally {
+    await kit?.close()
+  }
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code.startsWith('ETCDKIT_') ? `${err.message} (${code})` : err.message
+}

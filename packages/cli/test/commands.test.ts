@@ -1,0 +1,184 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { eventually, spawnEtcdctl } from '@etcdkit/testing'
+import test from 'ava'
+import { cli, scene, spawnCli } from './helpers.js'
+
+test('services: a table of services and instances, Go-format and seed-format registrations alike, and --json', async (t) => {
+  const s = await scene(t, 'cli-services')
+  const kit = s.kit()
+  await kit.register({
+    service: 'orders',
+    address: '10.0.0.7:3000',
+    metadata: { version: '1.4.0', weight: 2, zone: 'eu-1' },
+  })
+  await kit.register({ service: 'orders', address: '10.0.0.8:3000' })
+  // the seed's format: a bare host:port, on a lease of its own
+  const lease = (await s.kitEtcdctl(['lease', 'grant', '60'])).match(/lease ([0-9a-f]+) granted/)![1]!
+  await s.kitEtcdctl(['put', `${s.namespace}services/legacy/10.0.0.9:80`, '10.0.0.9:80', `--lease=${lease}`])
+
+  const all = await s.cli('services')
+  t.is(all.code, 0, all.stderr)
+  const lines = all.stdout.split('\n')
+  t.regex(lines[0]!, /^SERVICE\s+INSTANCES$/)
+  t.true(lines.some((l) => /^legacy\s+1$/.test(l)))
+  t.true(lines.some((l) => /^orders\s+2$/.test(l)))
+  t.regex(all.stdout, /orders\s+10\.0\.0\.7:3000\s+2\s+1\.4\.0\s+eu-1\s+\d+s\s+/)
+  t.regex(all.stdout, /legacy\s+10\.0\.0\.9:80\s+1\s+\d+s\s+unknown/)
+
+  const one = await s.cli('services', 'orders', '--json')
+  t.is(one.code, 0, one.stderr)
+  const rows = JSON.parse(one.stdout) as {
+    service: string
+    address: string
+    weight: number
+    lease: string
+    ttl: number
+    metadata: object
+  }[]
+  t.deepEqual(
+    rows.map((r) => [r.service, r.address, r.weight]),
+    [
+      ['orders', '10.0.0.7:3000', 2],
+      ['orders', '10.0.0.8:3000', 1],
+    ],
+  )
+  t.deepEqual(rows[0]!.metadata, { version: '1.4.0', weight: 2, zone: 'eu-1' })
+  t.is(rows[0]!.lease, kit.session.lease!.hex)
+  t.true(rows[0]!.ttl > 0 && rows[0]!.ttl <= 10)
+
+  const none = await s.cli('services', 'nothing-here')
+  t.is(none.code, 0)
+  t.regex(none.stdout, /no instances of "nothing-here"/)
+})
+
+test('locks and elections: holder first, then waiters in queue order; etcdctl holders listed as unknown', async (t) => {
+  const s = await scene(t, 'cli-locks')
+  const ctl = spawnEtcdctl(s.endpoints, ['lock', `${s.namespace}jobs/report`])
+  t.teardown(() => ctl.stop())
+  await ctl.waitForLine((l) => l.startsWith(`${s.namespace}jobs/report/`))
+  const a = s.kit()
+  const b = s.kit()
+  const waitA = a.lock('jobs/report').acquire()
+  await eventually(
+    async () => (await s.cli('locks', '--json')).stdout.includes(a.session.lease?.hex ?? '-'),
+    'a queued',
+  )
+  const waitB = b.lock('jobs/report').acquire()
+  await eventually(
+    async () => (await s.cli('locks', '--json')).stdout.includes(b.session.lease?.hex ?? '-'),
+    'b queued',
+  )
+  const leader = await a.election('leader/scheduler').campaign('node-a')
+
+  const locks = await s.cli('locks', '--json')
+  t.is(locks.code, 0, locks.stderr)
+  const [queue] = JSON.parse(locks.stdout) as {
+    name: string
+    kind: string
+    contenders: { lease: string; process: unknown }[]
+  }[]
+  t.is(queue!.name, 'jobs/report')
+  t.is(queue!.kind, 'lock')
+  t.is(queue!.contenders.length, 3)
+  t.is(queue!.contenders[0]!.process, 'unknown') // etcdctl holds it
+  t.deepEqual(
+    queue!.contenders.slice(1).map((c) => c.lease),
+    [a.session.lease!.hex, b.session.lease!.hex],
+  )
+  const table = (await s.cli('locks')).stdout
+  t.regex(table, /^LOCK\s+ROLE\s+LEASE\s+REVISION\s+PROCESS$/m)
+  t.regex(table, /^jobs\/report\s+holder\s+[0-9a-f]+\s+\d+\s+unknown$/m)
+  t.regex(table, new RegExp(`^\\s+waiting #1\\s+${a.session.lease!.hex}\\s`, 'm'))
+  t.regex(table, new RegExp(`^\\s+waiting #2\\s+${b.session.lease!.hex}\\s`, 'm'))
+
+  const elections = await s.cli('elections')
+  t.regex(
+    elections.stdout,
+    new RegExp(`^leader/scheduler\\s+leader\\s+${a.session.lease!.hex}\\s+\\d+\\s+\\S.*node-a$`, 'm'),
+  )
+  t.notRegex(elections.stdout, /jobs\/report/)
+
+  await ctl.stop()
+  await (await waitA).release()
+  await (await waitB).release()
+  await leader.resign()
+  await eventually(async () => (await s.cli('locks')).stdout.trim() === '(no locks)', 'no locks left')
+})
+
+test('config: set, get, list (overrides attributed to registered services), delete; a missing key exits 1', async (t) => {
+  const s = await scene(t, 'cli-config')
+  await s.kit().register({ service: 'orders', address: '127.0.0.1:3000' })
+  t.is((await s.cli('config', 'set', 'rate-limit', '100')).code, 0)
+  t.is((await s.cli('config', 'set', 'rate-limit', '250', '--service', 'orders')).code, 0)
+  t.is(
+    (await s.kitEtcdctl(['get', '--print-value-only', `${s.namespace}config/orders/rate-limit`])).trim(),
+    '250',
+  )
+  const got = await s.cli('config', 'get', 'rate-limit', '--service', 'orders')
+  t.is(got.stdout, '250\n')
+  const list = await s.cli('config', 'list', '--json')
+  t.deepEqual(JSON.parse(list.stdout), [
+    { key: 'orders/rate-limit', value: '250', service: 'orders' },
+    { key: 'rate-limit', value: '100' },
+  ])
+  t.regex((await s.cli('config', 'list')).stdout, /^orders\/rate-limit\s+orders\s+250$/m)
+  t.is((await s.cli('config', 'delete', 'rate-limit')).code, 0)
+  const missing = await s.cli('config', 'get', 'rate-limit')
+  t.is(missing.code, 1)
+  t.regex(missing.stderr, /config key "rate-limit" does not exist/)
+  t.is((await s.cli('config', 'delete', 'rate-limit')).code, 1)
+})
+
+test('bad usage exits 2 naming what is wrong; an unreachable etcd exits 1 in bounded time', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['nope'], /unknown command "nope"/],
+    [['services', '--bogus'], /Unknown option '--bogus'/],
+    [['config'], /usage: etcdkit config get\|set\|delete\|list/],
+    [['config', 'frob'], /unknown config command "frob"/],
+    [['config', 'get'], /usage: etcdkit config get <key>/],
+    [['config', 'get', '../x'], /invalid config key/],
+    [['services', '--timeout', 'soon'], /--timeout "soon": expected milliseconds/],
+    [['services', '--cert', 'c.pem'], /--cert and --key go together/],
+    [['services', '--cacert', '/no/such/ca.pem'], /--cacert "\/no\/such\/ca.pem": ENOENT/],
+    [['watch', 'everything'], /watch what\? "everything"/],
+    [['console', '--host', '0.0.0.0'], /give a --token/],
+  ]
+  const { endpoints } = await (await import('./helpers.js')).etcd()
+  for (const [args, message] of cases) {
+    const r = await cli(['--endpoints', endpoints.join(','), ...args])
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    t.regex(r.stderr, message, args.join(' '))
+  }
+  const started = Date.now()
+  const down = await cli(['services', '--endpoints', '127.0.0.1:1', '--timeout', '300'])
+  t.is(down.code, 1)
+  t.regex(down.stderr, /etcd at 127\.0\.0\.1:1 did not answer within 600 ms/)
+  t.true(Date.now() - started < 5_000)
+  t.is((await cli(['--help'])).code, 0)
+})
+
+test('the binary: exit codes, and `watch services` streams changes until interrupted', async (t) => {
+  const s = await scene(t, 'cli-watch')
+  const help = spawnCli(['--help'])
+  t.is(await help.exited, 0)
+  t.regex(help.lines.join('\n'), /Usage: etcdkit <command>/)
+  const bad = spawnCli(['frobnicate'])
+  t.is(await bad.exited, 2)
+
+  const watch = spawnCli([
+    'watch',
+    'services',
+    '--endpoints',
+    s.endpoints.join(','),
+    '--namespace',
+    s.namespace,
+  ])
+  t.teardown(() => watch.child.kill('SIGKILL'))
+  await eventually(() => watch.stderr.includes('watching services'), 'the watch started', 15_000)
+  const reg = await s.kit().register({ service: 'users', address: '127.0.0.1:4000' })
+  await watch.waitForLine((l) => l === '+ users 127.0.0.1:4000')
+  await reg.deregister()
+  await watch.waitForLine((l) => l === '- users 127.0.0.1:4000')
+  await sleep(50)
+  t.is(await watch.stop(), 0)
+})

@@ -1,0 +1,131 @@
+// The whole registry as one live view, every service and its instances: what tools (the CLI, the console) show.
+import { EventEmitter } from 'node:events'
+import type { IKeyValue } from 'etcd3'
+import type { InvalidEntry } from './discovery.js'
+import { ClosedError } from './errors.js'
+import { PrefixFollower } from './follow.js'
+import { decodeEndpoint, type Instance, weightOf } from './instance.js'
+import type { Keyspace } from './keyspace.js'
+import type { Logger } from './logger.js'
+import { deferred } from './util.js'
+import type { WatchHub } from './watch.js'
+
+/** An instance as the catalog lists it: with the lease its key hangs on. */
+export interface CatalogInstance extends Instance {
+  /** The key's lease in lowercase hex (the session that wrote it); `""` for a key with no lease. */
+  readonly lease: string
+}
+
+export interface CatalogEvents {
+  /** Some service's instances changed; also fires once when the first list is loaded. */
+  change: [services: ReadonlyMap<string, readonly CatalogInstance[]>]
+  invalid: [entry: InvalidEntry]
+  close: []
+}
+
+const byKey = (a: Instance, b: Instance) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+
+/**
+ * Every registration under the registry prefix, kept current from one watch: `services` maps each service
+ * name to its instances, sorted by key. Values are read the way discovery reads them (Go's format, the
+ * seed's bare `host:port`, `Op: 1` as a delete); unreadable ones are skipped and reported once.
+ */
+export class Catalog extends EventEmitter<CatalogEvents> {
+  /** Resolves once the first list has been loaded. */
+  readonly ready: Promise<void>
+  readonly #ready = deferred<void>()
+  readonly #byKey = new Map<string, CatalogInstance>()
+  readonly #reported = new Map<string, string>()
+  readonly #follower: PrefixFollower
+  #services: ReadonlyMap<string, readonly CatalogInstance[]> = new Map()
+  #closed = false
+
+  /** @internal created by `EtcdKit.catalog()` */
+  constructor(
+    private readonly ks: Keyspace,
+    hub: WatchHub,
+    private readonly log: Logger,
+    private readonly prefix: string,
+  ) {
+    super()
+    this.ready = this.#ready.promise
+    this.ready.catch(() => {})
+    this.#follower = new PrefixFollower(ks, hub, log, prefix, 'registry catalog', {
+      onList: (kvs) => {
+        this.#byKey.clear()
+        for (const kv of kvs) this.#apply(kv, false)
+        this.#publish()
+        this.#ready.resolve()
+      },
+      onEvents: (events) => {
+        let changed = false
+        for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
+        if (changed) this.#publish()
+      },
+    })
+    this.#follower.start()
+  }
+
+  /** Each service's instances, sorted by key. */
+  get services(): ReadonlyMap<string, readonly CatalogInstance[]> {
+    return this.#services
+  }
+
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    this.#follower.close()
+    this.#ready.reject(new ClosedError('the registry catalog'))
+    this.emit('close')
+  }
+
+  [Symbol.dispose]() {
+    this.close()
+  }
+
+  #apply(kv: IKeyValue, deleted: boolean): boolean {
+    const key = this.ks.name(kv.key)
+    if (deleted) {
+      this.#reported.delete(key)
+      return this.#byKey.delete(key)
+    }
+    const value = kv.value.toString()
+    const slash = key.indexOf('/', this.prefix.length)
+    const decoded =
+      slash < 0
+        ? ({ kind: 'invalid', reason: 'no "/" after the service name' } as const)
+        : decodeEndpoint(value)
+    if (decoded.kind === 'delete') return this.#byKey.delete(key)
+    if (decoded.kind === 'invalid') {
+      if (this.#reported.get(key) !== value) {
+        this.#reported.set(key, value)
+        const entry = { key, value, reason: decoded.reason }
+        this.log.warn(entry, 'skipping a registry value that cannot be read')
+        this.emit('invalid', entry)
+      }
+      return this.#byKey.delete(key)
+    }
+    this.#reported.delete(key)
+    this.#byKey.set(key, {
+      service: key.slice(this.prefix.length, slash),
+      address: decoded.address,
+      key,
+      metadata: decoded.metadata,
+      weight: weightOf(decoded.metadata),
+      modRevision: kv.mod_revision,
+      lease: kv.lease === '0' ? '' : BigInt(kv.lease).toString(16),
+    })
+    return true
+  }
+
+  #publish() {
+    const services = new Map<string, CatalogInstance[]>()
+    for (const instance of [...this.#byKey.values()].sort(byKey)) {
+      const list = services.get(instance.service)
+      if (list) list.push(instance)
+      else services.set(instance.service, [instance])
+    }
+    this.#services = services
+    this.emit('change', services)
+  }
+}

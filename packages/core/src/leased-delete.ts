@@ -1,0 +1,52 @@
+// Deleting a key that hangs off a lease, as an intent that outlives outages (lock release, deregistration).
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, type KVClient } from 'etcd3'
+import type { Lease } from './session.js'
+import { Backoff, sleep } from './util.js'
+
+/** How a leased delete ended. */
+export type LeasedDeleteOutcome =
+  /** etcd confirmed it: the key is gone, or it no longer hangs off this lease (someone else's now). */
+  | 'deleted'
+  /** The lease is gone (lost, revoked, or the session closed): etcd deletes the key with it. */
+  | 'lease-gone'
+
+/** etcd refused: retrying cannot help (permission denied, authentication failed). */
+export function isTerminalEtcdError(err: unknown): boolean {
+  return err instanceof EtcdPermissionDeniedError || err instanceof EtcdAuthenticationFailedError
+}
+
+/**
+ * Deletes `key` — with `onlyIfLease`, only if it still hangs off `lease` (one txn comparing the key's lease,
+ * so a key written again by another process or lease is left alone), else at once (one DeleteRange, for keys
+ * that name their lease, like lock keys) — retrying with backoff while etcd cannot be reached, until etcd
+ * confirms or the lease is gone (then etcd deletes the key with it). Retries are capped at 500 ms apart so a deletion lands
+ * soon after etcd answers again. Rejects only with a terminal etcd error (`isTerminalEtcdError`).
+ */
+export async function deleteLeasedKey(
+  kv: KVClient,
+  key: Buffer,
+  lease: Lease,
+  onRetry: (err: unknown) => void,
+  onlyIfLease: boolean,
+): Promise<LeasedDeleteOutcome> {
+  const backoff = new Backoff(25, 500)
+  for (;;) {
+    if (lease.signal.aborted) return 'lease-gone'
+    try {
+      if (onlyIfLease)
+        await kv.txn({
+          compare: [{ key, target: 'Lease', result: 'Equal', lease: lease.id }],
+          success: [{ request_delete_range: { key } }],
+          failure: [],
+        })
+      else await kv.deleteRange({ key })
+      return 'deleted'
+    } catch (err) {
+      if (isTerminalEtcdError(err)) throw err
+      if (lease.signal.aborted) return 'lease-gone'
+      onRetry(err)
+      // no abort listener on the lease's signal (many deletions may wait at once); the next turn checks it
+      await sleep(backoff.next())
+    }
+  }
+}

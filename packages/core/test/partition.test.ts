@@ -1,0 +1,125 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type EtcdCluster, type FaultProxy, proxyCluster, startEtcd, uniquePrefix } from '@etcdkit/testing'
+import test from 'ava'
+import { EtcdKit, silentLogger } from '../src/index.js'
+import { eventually } from './helpers.js'
+
+// In the suite: ttl 4 and a 12 s partition (three TTLs); the timings scale with the TTL. The case of the
+// issue (ttl 10, 30 s): ETCDKIT_FULL_PARTITION=1.
+const full = process.env.ETCDKIT_FULL_PARTITION === '1'
+const ttl = full ? 10 : 4
+const partitionMs = full ? 30_000 : 12_000
+
+/**
+ * A kit that reaches each member of `etcd` through its own proxy, holding a registration, a lock, a view
+ * of a service and a config value; and what to silence.
+ */
+async function partitionedKit(
+  t: { log(...values: unknown[]): void },
+  etcd: EtcdCluster,
+  silence: 'keepalive' | 'watch',
+) {
+  const proxied = await proxyCluster(etcd)
+  const namespace = uniquePrefix(`partition-${silence}`)
+  const logger = {
+    ...silentLogger,
+    warn: (obj: unknown, msg?: string) => t.log(`${silence} kit: ${msg} ${JSON.stringify(obj)}`),
+  }
+  const kit = new EtcdKit({ endpoints: proxied.endpoints, ttl, namespace, logger })
+  const observer = new EtcdKit({ endpoints: etcd.endpoints, namespace, logger: silentLogger })
+  const reg = await kit.register({ service: 'orders', address: '10.0.0.1:80' })
+  const held = await kit.lock('/jobs/report').acquire()
+  const view = kit.discover('orders')
+  const flag = kit.config.value('flag', { default: 'off' })
+  await Promise.all([view.ready, flag.ready])
+  await eventually(() => view.instances.length === 1, 'the own instance in view')
+  const lease = kit.session.lease!
+  const endpoint = silence === 'keepalive' ? kit.session.endpoint : kit.watchHub.health.endpoint
+  const proxy: FaultProxy = proxied.proxies.find((p) => p.endpoint === endpoint)!
+  t.log(
+    `${silence}: keepalive on ${kit.session.endpoint}, watch on ${kit.watchHub.health.endpoint}; silencing ${endpoint}`,
+  )
+  return {
+    kit,
+    observer,
+    reg,
+    held,
+    view,
+    flag,
+    lease,
+    proxy,
+    namespace,
+    async close() {
+      proxy.pass()
+      await Promise.all([kit.close(), observer.close()])
+      await proxied.close()
+    },
+  }
+}
+
+test(`one silent member of three (ttl ${ttl}, ${partitionMs / 1000} s): the kit keeps its lease, lock and registration, and its watches catch up within 5 s`, async (t) => {
+  t.timeout(partitionMs + 60_000)
+  await using etcd = await startEtcd({ members: 3 })
+  const cases = await Promise.all([partitionedKit(t, etcd, 'keepalive'), partitionedKit(t, etcd, 'watch')])
+  try {
+    const silencedAt = Date.now()
+    for (const c of cases) c.proxy.blackhole()
+    // changes made elsewhere at once: the kit's views must show them within 5 s of the silence
+    const others = await Promise.all(
+      cases.map(async (c) => {
+        const other = await c.observer.register({ service: 'orders', address: '10.0.0.2:80' })
+        await c.observer.config.set('flag', 'on')
+        return other
+      }),
+    )
+    const seen = await Promise.all(
+      cases.map(async (c) => {
+        await eventually(
+          () => c.view.instances.length === 2 && c.flag.current === 'on',
+          'the views current again',
+          5_000 - (Date.now() - silencedAt),
+        )
+        return Date.now() - silencedAt
+      }),
+    )
+    t.log(`views current again ${seen.join(' / ')} ms after the member went silent`)
+    // each case's keepalive and watch leave the silent member (or were not on it)
+    const moved = await Promise.all(
+      cases.map(async (c) => {
+        await eventually(
+          () =>
+            c.kit.session.endpoint !== undefined &&
+            c.kit.session.endpoint !== c.proxy.endpoint &&
+            c.kit.watchHub.health.connected &&
+            c.kit.watchHub.health.endpoint !== c.proxy.endpoint,
+          'the streams off the silent member',
+          5_000,
+        )
+        return Date.now() - silencedAt
+      }),
+    )
+    t.log(`streams off the silent member after ${moved.join(' / ')} ms`)
+
+    // for the rest of the partition: lease, lock and registration intact, in the kit and in etcd
+    let checks = 0
+    while (Date.now() - silencedAt < partitionMs) {
+      const keys = await etcd.etcdctl(['get', '--prefix', '--keys-only', 't-partition-'])
+      const broken = cases.flatMap((c) => [
+        ...(c.lease.signal.aborted ? [`lease lost: ${String(c.lease.signal.reason)}`] : []),
+        ...(c.held.held ? [] : ['lock not held']),
+        ...(c.kit.session.lease?.id === c.lease.id ? [] : ['another lease']),
+        ...(keys.includes(`${c.namespace}${c.reg.key}`) ? [] : [`registration missing from etcd: ${keys}`]),
+        ...(keys.includes(`${c.namespace}/jobs/report/${c.lease.hex}`) ? [] : [`lock key missing: ${keys}`]),
+      ])
+      t.deepEqual(broken, [], `${Date.now() - silencedAt} ms into the partition`)
+      if (broken.length > 0) break
+      checks++
+      await sleep(500)
+    }
+    t.true(checks > 0)
+    await Promise.all(others.map((o) => o.deregister()))
+    for (const c of cases) c.proxy.pass()
+  } finally {
+    await Promise.all(cases.map((c) => c.close()))
+  }
+})
