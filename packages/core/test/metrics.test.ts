@@ -161,3 +161,18 @@ test('a config refusal counts in etcdkit.config.refusals by key; a new value in 
   t.is(limit.current, 250)
   t.is(await sumOf('etcdkit.config.updates', { 'etcdkit.config.key': 'rate-limit' }), 1)
 })
+
+test('observable instruments report registrations by state, instances per service, locks held, lease time left', async (t) => {
+  await using k = await kit({ ttl: 5 })
+  await k.register({ service: 'observed', address: '127.0.0.1:7777' })
+  const view = k.discover('observed')
+  await view.ready
+  const held = await k.lock('jobs/observed').acquire()
+  await eventually(() => k.health().ready, 'ready')
+  t.true((await sumOf('etcdkit.registration.count', { 'etcdkit.registration.state': 'written' })) >= 1)
+  t.is(await sumOf('etcdkit.discovery.instances', { 'etcdkit.service': 'observed' }), 1)
+  t.true((await sumOf('etcdkit.lock.count', { 'etcdkit.lock.state': 'held' })) >= 1)
+  const left = await points('etcdkit.session.lease.time_left', {})
+  t.true(left.length === 1 && (left[0]!.value as number) > 0 && (left[0]!.value as number) <= 10)
+  await held.release()
+})
