@@ -89,7 +89,23 @@ try {
   )
 } catch {}
 
-// 5. for the tests only: Go and etcd's Go client (Debian's GOPATH sources), for the Go interop tests
+// 5. for the tests only: openssl, which makes the TLS certificates of the secure-etcd tests
+if ((task === 'test' || task === 'setup') && !onPath('openssl') && !process.env.OPENSSL_BIN) {
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    say('openssl not found: installing it (apt-get install -y openssl) for the TLS tests')
+    if (
+      run('apt-get', ['update', '-qq'], { env }) !== 0 ||
+      run('apt-get', ['install', '-y', '-qq', 'openssl'], { env }) !== 0
+    )
+      fail('could not install openssl; install it yourself (apt-get install -y openssl) or set OPENSSL_BIN')
+  } else
+    fail(
+      'openssl is needed by the TLS tests: install it (Debian/Ubuntu: sudo apt-get install -y openssl) or set OPENSSL_BIN',
+    )
+}
+
+// 6. for the tests only: Go and etcd's Go client (Debian's GOPATH sources), for the Go interop tests
 const hasGo = () => onPath('go') && existsSync('/usr/share/gocode/src/go.etcd.io/etcd/clientv3')
 if ((task === 'test' || task === 'setup') && !hasGo()) {
   const howTo = 'apt-get install -y --no-install-recommends golang-go golang-etcd-server-dev'
@@ -106,7 +122,7 @@ if ((task === 'test' || task === 'setup') && !hasGo()) {
   }
 }
 
-// 6. for the tests only: a headless browser for the web console's test (Debian's `chromium`)
+// 7. for the tests only: a headless browser for the web console's test (Debian's `chromium`)
 const hasChromium = () => process.env.CHROMIUM_BIN || onPath('chromium') || onPath('chromium-browser')
 if ((task === 'test' || task === 'setup') && !hasChromium()) {
   const howTo = 'apt-get install -y --no-install-recommends chromium'
@@ -125,7 +141,7 @@ if ((task === 'test' || task === 'setup') && !hasChromium()) {
   }
 }
 
-// 7. the task
+// 8. the task
 if (!tasks[task]) process.exit(0)
 const [bin, ...args] = tasks[task]
 process.exit(run(pnpm, ['exec', bin, ...args, ...rest]))

@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events'
 import type { IKeyValue } from 'etcd3'
 import type { InvalidEntry } from './discovery.js'
-import { ClosedError } from './errors.js'
+import { ClosedError, type EtcdKitError } from './errors.js'
 import { PrefixFollower } from './follow.js'
 import { decodeEndpoint, type Instance, weightOf } from './instance.js'
 import type { Keyspace } from './keyspace.js'
@@ -20,6 +20,8 @@ export interface CatalogEvents {
   /** Some service's instances changed; also fires once when the first list is loaded. */
   change: [services: ReadonlyMap<string, readonly CatalogInstance[]>]
   invalid: [entry: InvalidEntry]
+  /** The registry cannot be read (permission denied, authentication failed); the view has stopped. */
+  error: [error: EtcdKitError]
   close: []
 }
 
@@ -61,6 +63,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
         let changed = false
         for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
         if (changed) this.#publish()
+      },
+      onError: (error) => {
+        this.#ready.reject(error)
+        // an unheard 'error' would throw: `ready` carries it then
+        if (this.listenerCount('error') > 0) this.emit('error', error)
       },
     })
     this.#follower.start()

@@ -1,5 +1,5 @@
 import type { IEvent, IKeyValue } from 'etcd3'
-import { ClosedError } from './errors.js'
+import { ClosedError, type EtcdKitError } from './errors.js'
 import { type Freshness, PrefixFollower } from './follow.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
@@ -64,12 +64,15 @@ export class ConfigTree {
   readonly entries = new Map<string, TreeEntry>()
   readonly ready = deferred<void>()
   loaded = false
+  /** Why the mirror stopped following the config prefix (permission denied, ...), if it did. */
+  error: EtcdKitError | undefined
   /** Count of events dispatched to subtree listeners, so iterators can drop what their snapshot holds. */
   seq = 0
   readonly #keyed = new Map<string, Set<KeyListener>>()
   readonly #subtrees = new Map<EventListener, string>()
   readonly #onLoad = new Set<() => void>()
   readonly #onFreshness = new Set<FreshnessListener>()
+  readonly #onError = new Set<(error: EtcdKitError) => void>()
   readonly #follower: PrefixFollower
   #closed = false
 
@@ -85,6 +88,11 @@ export class ConfigTree {
       onEvents: (events) => this.#onEvents(events),
       onStale: (reason) => this.#tellFreshness(reason),
       onCurrent: () => this.#tellFreshness(undefined),
+      onError: (error) => {
+        this.error = error
+        this.ready.reject(error)
+        for (const listener of this.#onError) listener(error)
+      },
     })
     // Start on the next microtask: handles opened in the same tick all wait for this one read.
     queueMicrotask(() => this.#follower.start())
@@ -121,6 +129,12 @@ export class ConfigTree {
   onSubtree(prefix: string, listener: EventListener): () => void {
     this.#subtrees.set(listener, prefix)
     return () => this.#subtrees.delete(listener)
+  }
+
+  /** Calls `listener` when the mirror stops for an error retrying cannot fix; returns the unsubscribe. */
+  onError(listener: (error: EtcdKitError) => void): () => void {
+    this.#onError.add(listener)
+    return () => this.#onError.delete(listener)
   }
 
   /** Calls `listener` once, when the first read has been applied (and before `ready` settles). */

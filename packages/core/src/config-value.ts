@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { type ConfigTree, decodeEntry, type TreeEntry } from './config-tree.js'
-import { ClosedError, InvalidConfigValueError } from './errors.js'
+import { ClosedError, type EtcdKitError, InvalidConfigValueError } from './errors.js'
 import type { Freshness, FreshnessEvents } from './follow.js'
 import type { Logger } from './logger.js'
 import { recordConfigRefusal, recordConfigUpdate } from './metrics.js'
@@ -38,6 +38,11 @@ export interface ConfigValueEvents<T> extends FreshnessEvents {
   change: [value: T, change: ConfigChange]
   /** The text now in force was refused by `parse` or `validate`; `current` keeps the last good value. */
   invalid: [error: InvalidConfigValueError, text: string]
+  /**
+   * The config cannot be read any more (permission denied, authentication failed): `current` is no longer
+   * kept current. Emitted only when listened to (an unheard `error` would throw).
+   */
+  error: [error: EtcdKitError]
   close: []
 }
 
@@ -136,6 +141,9 @@ export class ConfigValue<T>
       tree.onFreshness((reason) =>
         reason === undefined ? this.emit('current') : this.emit('stale', reason),
       ),
+      tree.onError((error) => {
+        if (this.listenerCount('error') > 0) this.emit('error', error)
+      }),
     ]
     if (tree.loaded) {
       // Already mirrored: `current` is right at once, and an `invalid` is reported once listeners exist.

@@ -1,11 +1,11 @@
 import { ConfigTree } from './config-tree.js'
 import { ConfigValue, type ConfigValueOptions } from './config-value.js'
 import { ConfigWatch } from './config-watch.js'
-import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import { ClosedError, etcdError, InvalidArgumentError, show } from './errors.js'
 import { currency, type ViewHealth } from './health.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
-import { checkConfigKey, checkServiceName, isPlainObject } from './validate.js'
+import { checkConfigKey, checkKeys, checkServiceName, isPlainObject } from './validate.js'
 import type { WatchHub } from './watch.js'
 
 /** Which key `get`, `set` and `delete` address. */
@@ -109,7 +109,10 @@ export class Config {
 
   /** Reads one key from etcd (no layering): its text, or `undefined` when it does not exist. */
   async get(key: string, options?: ConfigKeyOptions): Promise<string | undefined> {
-    const res = await this.#ks.kv.range({ key: this.#key(key, options) })
+    const k = this.#key(key, options)
+    const res = await this.#ks.kv.range({ key: k }).catch((err: unknown) => {
+      throw etcdError(err, `reading config key ${show(this.#ks.name(k))}`)
+    })
     return res.kvs[0]?.value.toString()
   }
 
@@ -120,12 +123,17 @@ export class Config {
       throw new InvalidArgumentError(
         `invalid value ${show(value)} for config key ${show(key)}: expected UTF-8 text`,
       )
-    await this.#ks.kv.put({ key: k, value: Buffer.from(value) })
+    await this.#ks.kv.put({ key: k, value: Buffer.from(value) }).catch((err: unknown) => {
+      throw etcdError(err, `writing config key ${show(this.#ks.name(k))}`)
+    })
   }
 
   /** Deletes one key; resolves whether it existed. */
   async delete(key: string, options?: ConfigKeyOptions): Promise<boolean> {
-    const res = await this.#ks.kv.deleteRange({ key: this.#key(key, options) })
+    const k = this.#key(key, options)
+    const res = await this.#ks.kv.deleteRange({ key: k }).catch((err: unknown) => {
+      throw etcdError(err, `deleting config key ${show(this.#ks.name(k))}`)
+    })
     return res.deleted !== '0'
   }
 
@@ -155,6 +163,7 @@ export class Config {
     checkConfigKey(key)
     if (options !== undefined && !isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid options ${show(options)} for config key ${show(key)}`)
+    if (options !== undefined) checkKeys(options, ['service'], 'config key')
     const service = options?.service
     return this.#ks.key(
       service === undefined ? this.prefix + key : `${this.prefix}${checkServiceName(service)}/${key}`,

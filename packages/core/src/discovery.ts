@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { IKeyValue } from 'etcd3'
-import { ClosedError } from './errors.js'
+import { ClosedError, type EtcdKitError } from './errors.js'
 import { type Freshness, type FreshnessEvents, PrefixFollower } from './follow.js'
 import { currency, type ViewHealth } from './health.js'
 import { decodeEndpoint, type Instance, weightOf } from './instance.js'
@@ -20,6 +20,11 @@ export interface DiscoveryEvents extends FreshnessEvents {
   /** The instance set changed (sorted by key); also fires once when the first list is loaded. */
   change: [instances: readonly Instance[]]
   invalid: [entry: InvalidEntry]
+  /**
+   * The registry cannot be read and the view has stopped (permission denied, authentication failed): the
+   * instances are not current any more. Emitted only when listened to (an unheard `error` would throw).
+   */
+  error: [error: EtcdKitError]
   close: []
 }
 
@@ -31,6 +36,8 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
   instances: readonly Instance[] = []
   readonly ready = deferred<void>()
   loaded = false
+  /** Why the view stopped, if it did. */
+  error: EtcdKitError | undefined
   handles = 0
   readonly #byKey = new Map<string, Instance>()
   readonly #reported = new Map<string, string>()
@@ -65,6 +72,11 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
         },
         onStale: (reason) => this.emit('stale', reason),
         onCurrent: () => this.emit('current'),
+        onError: (error) => {
+          this.error = error
+          this.ready.reject(error)
+          if (this.listenerCount('error') > 0) this.emit('error', error)
+        },
       },
     )
     this.follower.start()
@@ -135,6 +147,9 @@ export class Discovery
     invalid: (e: InvalidEntry) => this.emit('invalid', e),
     stale: (reason: string) => this.emit('stale', reason),
     current: () => this.emit('current'),
+    error: (e: EtcdKitError) => {
+      if (this.listenerCount('error') > 0) this.emit('error', e)
+    },
     close: () => this.close(),
   }
   #closed = false
@@ -150,6 +165,7 @@ export class Discovery
     shared.on('invalid', this.#forward.invalid)
     shared.on('stale', this.#forward.stale)
     shared.on('current', this.#forward.current)
+    shared.on('error', this.#forward.error)
     shared.on('close', this.#forward.close)
   }
 
@@ -182,6 +198,11 @@ export class Discovery
     return this.#shared.follower.syncedAt
   }
 
+  /** Why the view stopped following the registry (then `instances` is not current), if it did. */
+  get error(): EtcdKitError | undefined {
+    return this.#shared.error
+  }
+
   /** Yields the current set, then every new set, until the view is closed. */
   [Symbol.asyncIterator](): AsyncIterator<readonly Instance[]> {
     return liveValues<readonly Instance[]>(this, 'change', () => this.instances)
@@ -195,6 +216,7 @@ export class Discovery
     this.#shared.off('invalid', this.#forward.invalid)
     this.#shared.off('stale', this.#forward.stale)
     this.#shared.off('current', this.#forward.current)
+    this.#shared.off('error', this.#forward.error)
     this.#shared.off('close', this.#forward.close)
     this.#release()
     this.emit('close')

@@ -3,7 +3,10 @@ import { EtcdLeaseInvalidError, type IKeyValue } from 'etcd3'
 import {
   AlreadyCampaigningError,
   ClosedError,
+  type EtcdKitError,
+  etcdError,
   InvalidArgumentError,
+  isTerminal,
   LockLostError,
   LockReleasedError,
   NotLeaderError,
@@ -24,7 +27,7 @@ import {
 } from './queue.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deferred, liveValues, sleep } from './util.js'
-import { checkLockName, isPlainObject } from './validate.js'
+import { checkKeys, checkLockName, checkSignal, isPlainObject } from './validate.js'
 import type { WatchHub } from './watch.js'
 
 /** The leader of an election: the candidate whose key was created first. */
@@ -67,6 +70,11 @@ export interface Leadership extends AsyncDisposable {
 export interface ElectionObserverEvents {
   /** The leader changed (a new leader, a new value proclaimed, or no leader any more: `undefined`). */
   change: [leader: Leader | undefined]
+  /**
+   * The candidates cannot be read any more (permission denied, authentication failed): `leader` is no
+   * longer current. Emitted only when listened to (an unheard `error` would throw).
+   */
+  error: [error: EtcdKitError]
   close: []
 }
 
@@ -170,9 +178,8 @@ export class Election {
     checkValue(value)
     if (options !== undefined && !isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid campaign options ${show(options)}`)
-    const user = options?.signal
-    if (user !== undefined && !(user instanceof AbortSignal))
-      throw new InvalidArgumentError(`invalid signal ${show(user)}: expected an AbortSignal`)
+    if (options !== undefined) checkKeys(options, ['signal'], 'campaign')
+    const user = checkSignal(options?.signal)
     if (this.#hub.closed) throw new ClosedError('the kit')
     user?.throwIfAborted()
     if (this.#campaign)
@@ -212,12 +219,14 @@ export class Election {
   /** The current leader, read from etcd (one read), or `undefined` when nobody campaigns. */
   async leader(): Promise<Leader | undefined> {
     const range = this.#hub.ks.range(`${this.name}/`)
-    const res = await this.#hub.ks.kv.range({
-      ...range,
-      sort_order: 'Ascend',
-      sort_target: 'Create',
-      limit: 1,
-    })
+    const res = await this.#hub.ks.kv
+      .range({ ...range, sort_order: 'Ascend', sort_target: 'Create', limit: 1 })
+      .catch((err: unknown) => {
+        throw etcdError(
+          err,
+          `reading the leader of election ${show(this.name)} (key prefix ${show(`${this.name}/`)})`,
+        )
+      })
     const kv = res.kvs[0]
     return kv ? toLeader(this.#hub.ks, kv) : undefined
   }
@@ -299,6 +308,11 @@ export class Election {
             }
           }
         } catch (err) {
+          if (isTerminal(err))
+            throw etcdError(
+              err,
+              `campaigning in election ${show(this.name)} (key prefix ${show(`${this.name}/`)})`,
+            )
           if (err instanceof EtcdLeaseInvalidError) session.leaseNotFound(lease)
           else {
             log.debug({ err, election: this.name }, 'campaign txn failed; retrying')
@@ -311,6 +325,11 @@ export class Election {
           readRevision = await waitTurn(ks, q, pos, [signal, lease.signal])
         } catch (err) {
           signal.throwIfAborted()
+          if (isTerminal(err))
+            throw etcdError(
+              err,
+              `campaigning in election ${show(this.name)} (key prefix ${show(`${this.name}/`)})`,
+            )
           if (err instanceof OwnKeyGone || lease.signal.aborted) continue
           log.debug({ err, election: this.name }, 'campaign wait failed; retrying')
           await sleep(backoff.next(), signal)
@@ -387,13 +406,22 @@ class LeadershipImpl implements Leadership {
     checkValue(value)
     if (this.#controller.signal.aborted)
       throw new NotLeaderError(`this kit does not lead election ${show(this.name)} any more: cannot proclaim`)
-    const res = await this.#hub.ks.kv.txn({
-      compare: [
-        { key: this.#fullKey, target: 'Create', result: 'Equal', create_revision: this.revision.toString() },
-      ],
-      success: [{ request_put: { key: this.#fullKey, value: Buffer.from(value), lease: this.#lease.id } }],
-      failure: [],
-    })
+    const res = await this.#hub.ks.kv
+      .txn({
+        compare: [
+          {
+            key: this.#fullKey,
+            target: 'Create',
+            result: 'Equal',
+            create_revision: this.revision.toString(),
+          },
+        ],
+        success: [{ request_put: { key: this.#fullKey, value: Buffer.from(value), lease: this.#lease.id } }],
+        failure: [],
+      })
+      .catch((err: unknown) => {
+        throw etcdError(err, `proclaiming in election ${show(this.name)} (key ${show(this.key)})`)
+      })
     if (!res.succeeded) {
       this.#lose(`its key ${show(this.key)} is gone`)
       throw new NotLeaderError(`this kit does not lead election ${show(this.name)} any more: cannot proclaim`)
@@ -426,7 +454,7 @@ class LeadershipImpl implements Leadership {
             })
             return
           } catch (err) {
-            if (!wait || this.#lease.signal.aborted) {
+            if (!wait || this.#lease.signal.aborted || isTerminal(err)) {
               this.#hub.log.warn(
                 { err, key: this.key },
                 'could not delete the leader key; it goes with its lease',
@@ -497,6 +525,10 @@ export class ElectionObserver extends EventEmitter<ElectionObserverEvents> imple
           else this.#candidates.set(k, ev.kv)
         }
         this.#update()
+      },
+      onError: (error) => {
+        this.#ready.reject(error)
+        if (this.listenerCount('error') > 0) this.emit('error', error)
       },
     })
     this.#follower.start()

@@ -1,5 +1,5 @@
 // Which etcd member a long-lived stream (the session's keepalive, the watch stream) is opened on.
-import { Etcd3, type IOptions, type LeaseClient, type WatchClient } from 'etcd3'
+import { Etcd3, type IOptions, type KVClient, type LeaseClient, type WatchClient } from 'etcd3'
 
 /** A member to open a stream on, with the clients that reach only it. */
 export interface StreamEndpoint {
@@ -7,6 +7,8 @@ export interface StreamEndpoint {
   readonly endpoint: string
   readonly leaseClient: LeaseClient
   readonly watchClient: WatchClient
+  /** Unary calls through the same client: one refused for an expired token makes it authenticate again. */
+  readonly kv: KVClient
 }
 
 /** Where a long-lived stream is opened: one member at a time, another when it stops answering. */
@@ -66,7 +68,7 @@ export class StreamEndpoints implements StreamSource {
         ? healthy[Math.floor(Math.random() * healthy.length)]!
         : [...this.endpoints].sort((a, b) => this.#failedAt.get(a)! - this.#failedAt.get(b)!)[0]!
     const client = this.#clientOf(endpoint)
-    return { endpoint, leaseClient: client.leaseClient, watchClient: client.watchClient }
+    return { endpoint, leaseClient: client.leaseClient, watchClient: client.watchClient, kv: client.kv }
   }
 
   /** When a stream on each endpoint last broke or went silent (`performance.now()` ms), for `kit.health()`. */

@@ -16,6 +16,10 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_NOT_LEADER'
   | 'ETCDKIT_ALREADY_CAMPAIGNING'
   | 'ETCDKIT_NO_KIT'
+  | 'ETCDKIT_PERMISSION_DENIED'
+  | 'ETCDKIT_AUTH_FAILED'
+  | 'ETCDKIT_TOO_LARGE'
+  | 'ETCDKIT_ETCD_ERROR'
 
 /** The base of every error etcdkit throws: a stable `code`, and the underlying `cause` when there is one. */
 export class EtcdKitError extends Error {
@@ -29,15 +33,46 @@ export class EtcdKitError extends Error {
 
 /** A bad argument or option; the message names the offending value. */
 export class InvalidArgumentError extends EtcdKitError {
-  constructor(message: string) {
-    super('ETCDKIT_INVALID_ARGUMENT', message)
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ETCDKIT_INVALID_ARGUMENT', capMessage(message), options)
+  }
+}
+
+/**
+ * etcd refused the call: the kit's user has no permission on the key or prefix named in the message.
+ * Terminal for the call that met it (retrying cannot help until an operator grants the permission).
+ */
+export class PermissionDeniedError extends EtcdKitError {
+  constructor(message: string, cause?: unknown) {
+    super('ETCDKIT_PERMISSION_DENIED', capMessage(message), { cause })
+  }
+}
+
+/** etcd did not accept the kit's credentials (wrong user or password, user removed, no credentials given). */
+export class AuthFailedError extends EtcdKitError {
+  constructor(message: string, cause?: unknown) {
+    super('ETCDKIT_AUTH_FAILED', capMessage(message), { cause })
+  }
+}
+
+/** A request or an answer exceeds a size limit (etcd's `--max-request-bytes`, grpc-js's receive limit). */
+export class TooLargeError extends EtcdKitError {
+  constructor(message: string, cause?: unknown) {
+    super('ETCDKIT_TOO_LARGE', capMessage(message), { cause })
+  }
+}
+
+/** etcd answered a call with an error that has no code of its own here; `cause` is etcd3's error. */
+export class EtcdCallError extends EtcdKitError {
+  constructor(message: string, cause?: unknown) {
+    super('ETCDKIT_ETCD_ERROR', capMessage(message), { cause })
   }
 }
 
 /** The kit (or the object the call was made on) has been closed. */
 export class ClosedError extends EtcdKitError {
-  constructor(what: string) {
-    super('ETCDKIT_CLOSED', `${what} is closed`)
+  constructor(what: string, cause?: unknown) {
+    super('ETCDKIT_CLOSED', `${what} is closed`, cause === undefined ? undefined : { cause })
   }
 }
 
@@ -165,17 +200,48 @@ export class AlreadyCampaigningError extends EtcdKitError {
   }
 }
 
-/** Renders a value for an error message: strings quoted, everything else as JSON where possible. */
+/** The longest value `show()` renders, in characters: a 1 MB bad value must not make a 1 MB message. */
+const SHOW_MAX = 200
+/** The longest error message, in characters (a message may embed a cause's message). */
+const MESSAGE_MAX = 2_000
+
+function cap(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`
+}
+
+/** @internal Caps a message's length. */
+export function capMessage(message: string): string {
+  return cap(message, MESSAGE_MAX)
+}
+
+/** Keys whose values are never echoed (credentials, private keys). */
+const SECRET_KEYS = /^(password|passphrase|secret|token|key|privateKey|auth|credentials|authorization)$/i
+
+/**
+ * Renders a value for an error message: strings quoted, plain objects and arrays as JSON, other objects by
+ * their class name only (their fields may hold anything); credentials redacted; at most 200 characters.
+ */
 export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'string') return cap(JSON.stringify(value), SHOW_MAX)
   if (typeof value === 'bigint') return `${value}n`
-  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
+  if (typeof value === 'function') return `function ${cap(value.name, 60) || '(anonymous)'}`
+  if (typeof value === 'symbol') return cap(String(value), SHOW_MAX)
   if (value === undefined) return 'undefined'
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value)
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const proto = Object.getPrototypeOf(value)
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (value as { constructor?: { name?: unknown } }).constructor?.name
+      return `[object ${typeof name === 'string' && name ? cap(name, 60) : 'Object'}]`
+    }
+  }
   try {
-    return JSON.stringify(value) ?? String(value)
+    const json = JSON.stringify(value, (k, v: unknown) =>
+      k !== '' && SECRET_KEYS.test(k) && v !== undefined ? '[redacted]' : v,
+    )
+    return cap(json ?? String(value), SHOW_MAX)
   } catch {
-    return String(value)
+    return '[unserialisable value]'
   }
 }
 
@@ -199,5 +265,69 @@ export class InvalidConfigValueError extends EtcdKitError {
 export class NoEtcdKitError extends EtcdKitError {
   constructor(message: string) {
     super('ETCDKIT_NO_KIT', message)
+  }
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err))
+
+/**
+ * The kind of an etcd3 / gRPC failure: `denied` and `auth` are terminal for the call that met them,
+ * `large` cannot succeed by retrying either, `closed` is the client closed, everything else may pass.
+ */
+export function failureKind(err: unknown): 'denied' | 'auth' | 'large' | 'closed' | 'other' {
+  if (err instanceof EtcdKitError) {
+    if (err.code === 'ETCDKIT_PERMISSION_DENIED') return 'denied'
+    if (err.code === 'ETCDKIT_AUTH_FAILED') return 'auth'
+    if (err.code === 'ETCDKIT_TOO_LARGE') return 'large'
+    if (err.code === 'ETCDKIT_CLOSED') return 'closed'
+    return 'other'
+  }
+  const name = err instanceof Error ? err.constructor.name : ''
+  const message = messageOf(err)
+  if (name === 'EtcdPermissionDeniedError' || /etcdserver: permission denied/.test(message)) return 'denied'
+  if (
+    name === 'EtcdAuthenticationFailedError' ||
+    name === 'EtcdUserNotFoundError' ||
+    /etcdserver: (authentication failed|user name is empty|user name not found)/.test(message)
+  )
+    return 'auth'
+  if (
+    /request is too large|larger than max|message length too large|RESOURCE_EXHAUSTED/i.test(message) ||
+    name === 'GRPCResourceExhastedError'
+  )
+    return 'large'
+  if (name === 'ClientClosedError' || /client was already closed|has been closed/i.test(message))
+    return 'closed'
+  return 'other'
+}
+
+/** Whether `err` is terminal for the call that met it: permission denied, authentication failed, too large. */
+export function isTerminal(err: unknown): boolean {
+  const kind = failureKind(err)
+  return kind === 'denied' || kind === 'auth' || kind === 'large'
+}
+
+/**
+ * An etcd3 / gRPC failure as a coded `EtcdKitError` (`cause` kept); `what` says what was being done and on
+ * which key or prefix ("acquiring lock \"jobs\" (key prefix \"jobs/\")"). Kit errors pass unchanged.
+ */
+export function etcdError(err: unknown, what: string): EtcdKitError {
+  if (err instanceof EtcdKitError) return err
+  const detail = messageOf(err)
+  switch (failureKind(err)) {
+    case 'denied':
+      return new PermissionDeniedError(`permission denied ${what}: ${detail}`, err)
+    case 'auth':
+      return new AuthFailedError(`etcd authentication failed ${what}: ${detail}`, err)
+    case 'large':
+      return new TooLargeError(`too large for one etcd call ${what}: ${detail}`, err)
+    case 'closed':
+      return new ClosedError('the kit', err)
+    default: {
+      const name = err instanceof Error ? err.constructor.name : ''
+      if (/Unavailable|DeadlineExceeded|Cancelled|Internal|Unknown/.test(name) || name === 'Error')
+        return new EtcdUnavailableError(capMessage(`etcd did not answer ${what}: ${detail}`), err)
+      return new EtcdCallError(`etcd refused ${what}: ${detail}`, err)
+    }
   }
 }

@@ -1,4 +1,5 @@
 import type { IEvent, IKeyValue } from 'etcd3'
+import { type EtcdKitError, etcdError, isTerminal } from './errors.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { Backoff } from './util.js'
@@ -12,6 +13,11 @@ export interface FollowListener {
   onList(kvs: IKeyValue[], revision: bigint, again: boolean): void
   /** Changes after the last read, in revision order, none missed and none repeated. */
   onEvents(events: IEvent[], revision: bigint): void
+  /**
+   * The prefix cannot be read, and retrying cannot help: permission denied, authentication failed, or a
+   * value too large to receive (`error` names the prefix). The follower has stopped.
+   */
+  onError(error: EtcdKitError): void
   /** The follower stopped being known current (see `Freshness`); `reason` says why. */
   onStale?(reason: string): void
   /** The follower is known current again (see `Freshness`). */
@@ -50,8 +56,9 @@ export interface FreshnessEvents {
  * Follows every key under a prefix, the way discovery, configuration and election observers need it: read
  * the prefix at revision R, then watch it from R + 1 on the kit's one watch stream (no gap between the two,
  * no duplicates); when the watch cannot go on (its revision compacted, etcd cancelled it, etcd was wiped)
- * read again and watch anew; retry a failed read with backoff, for ever, until closed. It keeps the
- * `Freshness` of what it follows, for every view built on it.
+ * read again and watch anew; retry a failed read with backoff until closed — except a refusal that
+ * retrying cannot change (permission denied, authentication failed, too large), which stops the follower
+ * and is reported to its owner. It keeps the `Freshness` of what it follows, for every view built on it.
  */
 export class PrefixFollower implements Freshness {
   readonly #backoff = new Backoff(50, 2_000)
@@ -140,6 +147,13 @@ export class PrefixFollower implements Freshness {
       })
       .catch((err: unknown) => {
         if (this.#closed) return
+        if (isTerminal(err)) {
+          const error = etcdError(err, `reading ${this.what} (key prefix ${JSON.stringify(this.prefix)})`)
+          this.log.error({ err: error, prefix: this.prefix }, `${this.what}: cannot read; stopped`)
+          this.close()
+          this.listener.onError(error)
+          return
+        }
         const delay = this.#backoff.next()
         this.log.debug({ err, prefix: this.prefix, delay }, `${this.what}: could not read; retrying`)
         this.#timer = setTimeout(() => this.#list(), delay)

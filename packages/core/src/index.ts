@@ -22,7 +22,9 @@ export {
 export {
   AllEndpointsOpenError,
   AlreadyCampaigningError,
+  AuthFailedError,
   ClosedError,
+  EtcdCallError,
   EtcdKitError,
   type EtcdKitErrorCode,
   EtcdUnavailableError,
@@ -35,10 +37,13 @@ export {
   NoInstancesError,
   NotLeaderError,
   NotLockOwnerError,
+  PermissionDeniedError,
   RequestFailedError,
   RetriesExhaustedError,
   SessionLostError,
+  TooLargeError,
 } from './errors.js'
+export type { AuthOptions, PemInput, TlsOptions } from './etcd-options.js'
 export {
   type HealthSnapshot,
   healthResponse,

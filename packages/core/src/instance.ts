@@ -1,5 +1,5 @@
 import { InvalidArgumentError, show } from './errors.js'
-import { checkAddress, isPlainObject } from './validate.js'
+import { checkAddress, checkJsonValue, isPlainObject } from './validate.js'
 
 /** Metadata of a registered instance: the well-known fields, plus any user keys (JSON values). */
 export interface InstanceMetadata {
@@ -39,7 +39,7 @@ export function checkMetadata(metadata: unknown): InstanceMetadata {
   if (version !== undefined && typeof version !== 'string') throw bad('version', 'expected a string')
   if (
     weight !== undefined &&
-    (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1_000_000)
+    (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > MAX_WEIGHT)
   )
     throw bad('weight', 'expected an integer from 1 to 1000000')
   if (zone !== undefined && typeof zone !== 'string') throw bad('zone', 'expected a string')
@@ -47,21 +47,13 @@ export function checkMetadata(metadata: unknown): InstanceMetadata {
     throw bad('protocol', 'expected "http", "https" or "grpc"')
   if (tags !== undefined && (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')))
     throw bad('tags', 'expected an array of strings')
-  let json: string
-  try {
-    json = JSON.stringify(metadata)
-  } catch (err) {
-    throw new InvalidArgumentError(`invalid metadata: not serialisable as JSON (${(err as Error).message})`)
-  }
-  const copy = JSON.parse(json) as InstanceMetadata
-  // JSON.stringify silently drops functions and undefined and turns NaN into null: refuse instead
+  // JSON.stringify silently drops functions and undefined, turns NaN into null and a Map into {}: refuse
+  // instead, at any depth (undefined at the top level means "not set", as for the well-known fields)
   for (const [k, v] of Object.entries(metadata)) {
-    if (v !== undefined && JSON.stringify(copy[k]) !== JSON.stringify(v))
-      throw bad(k, 'not representable in JSON')
-    if (typeof v === 'function' || typeof v === 'symbol' || (typeof v === 'number' && !Number.isFinite(v)))
-      throw bad(k, 'not representable in JSON')
+    if (k === '__proto__') throw bad(k, 'a key that readers would take for the prototype')
+    if (v !== undefined) checkJsonValue(v, `metadata.${k}`)
   }
-  return copy
+  return JSON.parse(JSON.stringify(metadata)) as InstanceMetadata
 }
 
 /**
@@ -109,17 +101,30 @@ export function decodeEndpoint(raw: string): DecodedEndpoint {
   if (op !== 0) return { kind: 'invalid', reason: `unknown Op ${show(op)}` }
   if (typeof parsed.Addr !== 'string' || parsed.Addr === '')
     return { kind: 'invalid', reason: 'no "Addr" string' }
+  // the same check as a registration and a bare value: a hostile Addr ("[::1]:99999", userinfo
+  // "a:1@b:2", full-width digits) is skipped and reported, never picked
+  let address: string
+  try {
+    address = checkAddress(parsed.Addr, 'Addr')
+  } catch (err) {
+    return { kind: 'invalid', reason: (err as Error).message }
+  }
   const meta = parsed.Metadata
   if (meta !== undefined && meta !== null && !isPlainObject(meta)) {
     // Go allows any JSON as Metadata; keep it where a reader can still find it
-    return { kind: 'add', address: parsed.Addr, metadata: { value: meta } }
+    return { kind: 'add', address, metadata: { value: meta } }
   }
   const metadata = (meta ?? {}) as InstanceMetadata
-  return { kind: 'add', address: parsed.Addr, metadata }
+  // JSON.parse makes "__proto__" an own key: drop it, or code that copies metadata would set a prototype
+  if (Object.hasOwn(metadata, '__proto__')) Reflect.deleteProperty(metadata, '__proto__')
+  return { kind: 'add', address, metadata }
 }
 
-/** `metadata.weight` when it is a valid weight, else 1 (a reader never fails on another writer's value). */
+/** The largest weight, on read as on write: another writer's 1e308 must not take every pick. */
+const MAX_WEIGHT = 1_000_000
+
+/** `metadata.weight` when it is a valid weight (capped at 1000000), else 1 (a reader never fails on another writer's value). */
 export function weightOf(metadata: InstanceMetadata): number {
   const w = metadata.weight
-  return typeof w === 'number' && Number.isInteger(w) && w >= 1 ? w : 1
+  return typeof w === 'number' && Number.isInteger(w) && w >= 1 ? Math.min(w, MAX_WEIGHT) : 1
 }

@@ -1,5 +1,12 @@
 import type { IKeyValue, KVClient } from 'etcd3'
+import { failureKind, TooLargeError } from './errors.js'
 import { prefixEnd } from './util.js'
+
+/** Keys per page of a prefix read; halved while a page exceeds grpc-js's 4 MiB receive limit. */
+const PAGE_KEYS = 1_000
+/** Times a paged read starts over because its pinned revision was compacted meanwhile. */
+const COMPACTED_RESTARTS = 3
+const ZERO = Buffer.from([0])
 
 /**
  * The kit's view of etcd's key space: every key it reads or writes goes under `namespace`, and comes back
@@ -7,6 +14,8 @@ import { prefixEnd } from './util.js'
  */
 export class Keyspace {
   readonly #ns: Buffer
+  /** Keys per page of `list()`; for tests. */
+  pageKeys = PAGE_KEYS
   constructor(
     readonly kv: KVClient,
     namespace: string,
@@ -29,9 +38,54 @@ export class Keyspace {
     return key.subarray(this.#ns.length).toString()
   }
 
-  /** Reads every key under `prefix`; resolves with the key-values and the revision of the read. */
+  /**
+   * Reads every key under `prefix`, in pages all pinned at the revision of the first, so the result is one
+   * consistent snapshot however large the prefix is (one answer may not exceed grpc-js's 4 MiB receive
+   * limit: a prefix another team filled would otherwise fail every read). A page too large is read again
+   * with fewer keys; a single key-value too large to receive rejects with `TooLargeError`. Resolves with the
+   * key-values and the revision of the read.
+   */
   async list(prefix: string): Promise<{ kvs: IKeyValue[]; revision: bigint }> {
-    const res = await this.kv.range(this.range(prefix))
-    return { kvs: res.kvs, revision: BigInt(res.header.revision) }
+    for (let restarts = 0; ; restarts++) {
+      try {
+        return await this.#list(prefix)
+      } catch (err) {
+        // the pinned revision was compacted between two pages: read again at a newer one
+        if (restarts >= COMPACTED_RESTARTS || !/compacted/i.test((err as Error)?.message ?? '')) throw err
+      }
+    }
+  }
+
+  async #list(prefix: string): Promise<{ kvs: IKeyValue[]; revision: bigint }> {
+    const { key, range_end } = this.range(prefix)
+    let from = key
+    let revision: bigint | undefined
+    let limit = this.pageKeys
+    const kvs: IKeyValue[] = []
+    for (;;) {
+      let res: Awaited<ReturnType<KVClient['range']>>
+      try {
+        res = await this.kv.range({
+          key: from,
+          range_end,
+          limit: String(limit),
+          ...(revision === undefined ? {} : { revision: revision.toString() }),
+        })
+      } catch (err) {
+        if (failureKind(err) !== 'large') throw err
+        if (limit === 1)
+          throw new TooLargeError(
+            `reading ${JSON.stringify(this.name(from))} (under key prefix ${JSON.stringify(prefix)}): one key-value exceeds what one etcd answer may carry`,
+            err,
+          )
+        limit = Math.max(1, Math.floor(limit / 2))
+        continue
+      }
+      revision ??= BigInt(res.header.revision)
+      for (const kv of res.kvs) kvs.push(kv)
+      const last = res.kvs[res.kvs.length - 1]
+      if (!res.more || last === undefined) return { kvs, revision }
+      from = Buffer.concat([last.key, ZERO]) // the next key after the last one read
+    }
   }
 }

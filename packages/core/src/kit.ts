@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { isDeepStrictEqual } from 'node:util'
+import { inspect, isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
 import { Catalog } from './catalog.js'
@@ -8,6 +8,7 @@ import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
 import { StreamEndpoints } from './endpoints.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import { type AuthOptions, etcdSecurity, type TlsOptions } from './etcd-options.js'
 import { HealthMonitor, type HealthSnapshot } from './health.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
@@ -18,7 +19,15 @@ import { type RegisterOptions, type Registration, Registry } from './registry.js
 import { ServiceClient, type ServiceClientOptions } from './service-client.js'
 import { Session, type SessionState } from './session.js'
 import { SessionRecordWriter } from './session-record.js'
-import { checkAddress, checkMs, checkPrefix, checkServiceName, checkTtl, isPlainObject } from './validate.js'
+import {
+  checkAddress,
+  checkKeys,
+  checkMs,
+  checkPrefix,
+  checkServiceName,
+  checkTtl,
+  isPlainObject,
+} from './validate.js'
 import { WatchHub } from './watch.js'
 
 export interface EtcdKitOptions {
@@ -29,10 +38,16 @@ export interface EtcdKitOptions {
   endpoints?: string[] | string
   /** Session lease TTL in seconds: how long after this process dies its registrations and locks go. @default 10 */
   ttl?: number
-  /** etcd user authentication. */
-  auth?: { username: string; password: string }
-  /** TLS to etcd: the CA that signed etcd's certificate, and a client certificate and key for mutual TLS. */
-  tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
+  /**
+   * etcd user authentication. Without `tls`, to an endpoint that is not loopback, the password crosses the
+   * network in clear text (a warning is logged).
+   */
+  auth?: AuthOptions
+  /**
+   * TLS to etcd: the CA that signed etcd's certificate, and a client certificate and key for mutual TLS;
+   * each PEM text, a Buffer, a file path, or an array of them.
+   */
+  tls?: TlsOptions
   /** A pino-compatible logger. @default warnings and errors to stderr as JSON lines */
   logger?: Logger
   /**
@@ -76,7 +91,19 @@ function parseEndpoints(value: unknown): string[] {
   })
 }
 
-const toBuffer = (v: string | Buffer) => (typeof v === 'string' ? Buffer.from(v) : v)
+/** Every option `EtcdKitOptions` has: any other key is a typo, refused rather than silently ignored. */
+const KIT_OPTIONS = [
+  'endpoints',
+  'ttl',
+  'auth',
+  'tls',
+  'logger',
+  'namespace',
+  'registryPrefix',
+  'callTimeout',
+  'configPrefix',
+  'service',
+] as const
 
 /**
  * One per process: the etcd client, the session lease, the watch stream, and everything built on them
@@ -108,12 +135,14 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   readonly #record: SessionRecordWriter
   readonly #health: HealthMonitor
   readonly #streams: StreamEndpoints
+  readonly #callTimeout: number
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
     super()
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid EtcdKit options ${show(options)}`)
+    checkKeys(options, KIT_OPTIONS, 'EtcdKit')
     this.endpoints = parseEndpoints(options.endpoints ?? process.env.ETCD_ENDPOINTS ?? ['127.0.0.1:2379'])
     this.ttl = checkTtl(options.ttl ?? 10)
     this.namespace = checkPrefix(options.namespace ?? '', 'namespace')
@@ -121,21 +150,13 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     this.configPrefix = checkPrefix(options.configPrefix ?? 'config/', 'configPrefix')
     this.serviceName = options.service === undefined ? undefined : checkServiceName(options.service)
     const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
+    this.#callTimeout = callTimeout
     this.logger = options.logger ?? defaultLogger
     for (const level of ['debug', 'info', 'warn', 'error'] as const) {
       if (typeof this.logger[level] !== 'function')
         throw new InvalidArgumentError(`invalid logger: it has no ${level}() method`)
     }
-    const { auth, tls } = options
-    if (
-      auth !== undefined &&
-      (!isPlainObject(auth as unknown) ||
-        typeof auth.username !== 'string' ||
-        typeof auth.password !== 'string')
-    )
-      throw new InvalidArgumentError('invalid auth: expected { username: string, password: string }')
-    if (tls !== undefined && (!isPlainObject(tls as unknown) || tls.ca === undefined))
-      throw new InvalidArgumentError('invalid tls: expected { ca, cert?, key? } (PEM strings or Buffers)')
+    const security = etcdSecurity(this.endpoints, options.auth, options.tls, this.logger)
 
     const etcdOptions: IOptions = {
       hosts: [...this.endpoints],
@@ -154,16 +175,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
         'grpc.keepalive_timeout_ms': 5_000,
       },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeout }),
-      ...(auth ? { auth: { username: auth.username, password: auth.password } } : {}),
-      ...(tls
-        ? {
-            credentials: {
-              rootCertificate: toBuffer(tls.ca),
-              ...(tls.key ? { privateKey: toBuffer(tls.key) } : {}),
-              ...(tls.cert ? { certChain: toBuffer(tls.cert) } : {}),
-            },
-          }
-        : {}),
+      ...security,
     }
     this.client = new Etcd3(etcdOptions)
     this.keyspace = new Keyspace(this.client.kv, this.namespace)
@@ -299,16 +311,29 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     return this.#health.snapshot()
   }
 
-  /** Deletes this kit's registrations, stops its watches, revokes its lease and closes the client. Idempotent. */
+  /**
+   * Deletes this kit's registrations, releases its locks, stops its watches, revokes its lease and closes the
+   * client. Idempotent; always finishes within about 2 x `callTimeout`: what etcd did not delete by then
+   * (unreachable, credentials changed, permission revoked) is logged, and the lease is no longer kept alive,
+   * so etcd expires it and everything on it after its TTL.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#registry.close().catch(() => {})
-      await Promise.all([...this.#services.values()].map((s) => s.close()))
-      await Promise.allSettled([this.#locks.close(), this.#elections.close()])
+      const budget = this.#callTimeout
+      await this.#bounded(
+        (async () => {
+          await this.#registry.close().catch(() => {})
+          await Promise.all([...this.#services.values()].map((s) => s.close()))
+          await Promise.allSettled([this.#locks.close(), this.#elections.close()])
+        })(),
+        budget,
+        'deleting registrations and releasing locks',
+      )
       this.#queues.close()
       this.#discovery.close()
       this.config.close()
-      await this.session.close()
+      // stops the keepalive at once, then revokes the lease (one call, bounded here too)
+      await this.#bounded(this.session.close(), budget, 'revoking the lease')
       this.#health.close()
       this.watchHub.close()
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
@@ -321,5 +346,45 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
+  }
+
+  /** What `JSON.stringify(kit)` shows: the settings and state, never credentials. */
+  toJSON(): Record<string, unknown> {
+    return {
+      endpoints: this.endpoints,
+      ttl: this.ttl,
+      namespace: this.namespace,
+      registryPrefix: this.registryPrefix,
+      configPrefix: this.configPrefix,
+      service: this.serviceName,
+      session: this.session.state,
+      closed: this.closed,
+    }
+  }
+
+  /** What `util.inspect(kit)` (and `console.log`) shows: the same as `toJSON()`. */
+  [inspect.custom](): string {
+    return `EtcdKit ${inspect(this.toJSON())}`
+  }
+
+  /** Waits for `work` at most `ms`; past that, logs what is left and moves on (the work goes on unawaited). */
+  async #bounded(work: Promise<unknown>, ms: number, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ms)
+    })
+    const outcome = await Promise.race([
+      work.then(
+        () => 'done' as const,
+        () => 'done' as const,
+      ),
+      late,
+    ])
+    clearTimeout(timer)
+    if (outcome === 'late')
+      this.logger.warn(
+        { ms },
+        `kit.close(): ${what} did not finish in ${ms} ms; going on (the lease expires after its TTL)`,
+      )
   }
 }

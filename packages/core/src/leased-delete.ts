@@ -1,5 +1,6 @@
 // Deleting a key that hangs off a lease, as an intent that outlives outages (lock release, deregistration).
-import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, type KVClient } from 'etcd3'
+import type { KVClient } from 'etcd3'
+import { isTerminal } from './errors.js'
 import type { Lease } from './session.js'
 import { Backoff, sleep } from './util.js'
 
@@ -10,17 +11,12 @@ export type LeasedDeleteOutcome =
   /** The lease is gone (lost, revoked, or the session closed): etcd deletes the key with it. */
   | 'lease-gone'
 
-/** etcd refused: retrying cannot help (permission denied, authentication failed). */
-export function isTerminalEtcdError(err: unknown): boolean {
-  return err instanceof EtcdPermissionDeniedError || err instanceof EtcdAuthenticationFailedError
-}
-
 /**
  * Deletes `key` — with `onlyIfLease`, only if it still hangs off `lease` (one txn comparing the key's lease,
  * so a key written again by another process or lease is left alone), else at once (one DeleteRange, for keys
  * that name their lease, like lock keys) — retrying with backoff while etcd cannot be reached, until etcd
  * confirms or the lease is gone (then etcd deletes the key with it). Retries are capped at 500 ms apart so a deletion lands
- * soon after etcd answers again. Rejects only with a terminal etcd error (`isTerminalEtcdError`).
+ * soon after etcd answers again. Rejects only with a refusal retrying cannot change (`isTerminal`).
  */
 export async function deleteLeasedKey(
   kv: KVClient,
@@ -42,7 +38,7 @@ export async function deleteLeasedKey(
       else await kv.deleteRange({ key })
       return 'deleted'
     } catch (err) {
-      if (isTerminalEtcdError(err)) throw err
+      if (isTerminal(err)) throw err
       if (lease.signal.aborted) return 'lease-gone'
       onRetry(err)
       // no abort listener on the lease's signal (many deletions may wait at once); the next turn checks it

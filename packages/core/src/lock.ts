@@ -7,8 +7,9 @@ import {
 } from 'etcd3'
 import {
   ClosedError,
-  EtcdUnavailableError,
+  etcdError,
   InvalidArgumentError,
+  isTerminal,
   LockLostError,
   LockReleasedError,
   LockTimeoutError,
@@ -30,7 +31,7 @@ import {
 } from './queue.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deadline, sleep } from './util.js'
-import { checkLockName, checkMs, isPlainObject } from './validate.js'
+import { checkKeys, checkLockName, checkMs, checkSignal, isPlainObject } from './validate.js'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -160,9 +161,9 @@ function checkAcquireOptions(options: unknown): {
 } {
   if (options === undefined) return { timeout: undefined, signal: undefined }
   if (!isPlainObject(options)) throw new InvalidArgumentError(`invalid acquire options ${show(options)}`)
-  const { signal, timeout } = options
-  if (signal !== undefined && !(signal instanceof AbortSignal))
-    throw new InvalidArgumentError(`invalid signal ${show(signal)}: expected an AbortSignal`)
+  checkKeys(options, ['signal', 'timeout'], 'acquire')
+  const signal = checkSignal(options.signal)
+  const { timeout } = options
   return { signal, timeout: timeout === undefined ? undefined : checkMs(timeout, 'lock timeout', true) }
 }
 
@@ -171,6 +172,7 @@ function guardedOps(ks: Keyspace, writes: unknown): IRequestOp[] {
   if (writes === undefined) return []
   const bad = (why: string) => new InvalidArgumentError(`invalid guarded writes ${show(writes)}: ${why}`)
   if (!isPlainObject(writes)) throw bad('expected { put?: { key: value }, delete?: [key] }')
+  checkKeys(writes, ['put', 'delete'], 'guarded writes')
   const ops: IRequestOp[] = []
   const { put, delete: del } = writes
   if (put !== undefined) {
@@ -314,7 +316,7 @@ export class LockHub {
         const lease = await this.session
           .leaseReady(wait.signal)
           .catch((err: unknown) => {
-            if (this.#closed) throw err
+            if (this.#closed || isTerminal(err)) throw err
             throw this.session.unavailableError(this.endpoints, this.callTimeout)
           })
           .finally(wait.done)
@@ -332,8 +334,7 @@ export class LockHub {
             this.session.leaseNotFound(lease)
             continue
           }
-          const why = err instanceof Error ? err.message : String(err)
-          throw new EtcdUnavailableError(`could not try lock ${show(name)}: ${why}`, err)
+          throw etcdError(err, `trying lock ${show(name)} (key prefix ${show(`${name}/`)})`)
         }
         if (res.succeeded) {
           held = new HeldLockImpl(
@@ -449,6 +450,7 @@ export class LockHub {
         try {
           pos = position(await this.ks.kv.txn(acquireTxn(q, key, lease)), key)
         } catch (err) {
+          if (isTerminal(err)) throw etcdError(err, `acquiring lock ${show(name)} (key ${show(`${name}/`)}…)`)
           if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
           else {
             this.log.debug({ err, lock: name }, 'lock acquire txn failed; retrying')
@@ -462,6 +464,8 @@ export class LockHub {
             readRevision = await waitTurn(this.ks, q, pos, [signal, lease.signal])
           } catch (err) {
             signal.throwIfAborted()
+            if (isTerminal(err))
+              throw etcdError(err, `waiting for lock ${show(name)} (key prefix ${show(`${name}/`)})`)
             // our lease or our key is gone: queue again (at the back) under the session's next lease
             if (err instanceof OwnKeyGone || lease.signal.aborted) continue
             this.log.debug({ err, lock: name }, 'lock wait failed; retrying')
@@ -556,18 +560,22 @@ class HeldLockImpl implements HeldLock {
 
   async ifOwner(writes?: GuardedWrites): Promise<boolean> {
     const ops = guardedOps(this.#hub.ks, writes)
-    const res = await this.#hub.ks.kv.txn({
-      compare: [
-        {
-          key: this.#fullKey,
-          target: 'Create',
-          result: 'Equal',
-          create_revision: this.fencingToken.toString(),
-        },
-      ],
-      success: ops,
-      failure: [],
-    })
+    const res = await this.#hub.ks.kv
+      .txn({
+        compare: [
+          {
+            key: this.#fullKey,
+            target: 'Create',
+            result: 'Equal',
+            create_revision: this.fencingToken.toString(),
+          },
+        ],
+        success: ops,
+        failure: [],
+      })
+      .catch((err: unknown) => {
+        throw etcdError(err, `writing under lock ${show(this.name)} (key ${show(this.key)})`)
+      })
     return res.succeeded
   }
 

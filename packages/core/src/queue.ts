@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import type { IEvent, IKeyValue, IRangeRequest } from 'etcd3'
-import { show } from './errors.js'
+import { isTerminal, show } from './errors.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { Backoff, sleep } from './util.js'
@@ -424,7 +424,13 @@ export class OwnKeyMonitor {
         if (!kv || BigInt(kv.create_revision) !== this.#revision)
           return this.#fire(`its key ${show(this.#ks.name(this.#key))} is gone`)
         return this.#watch(BigInt(res.header.revision))
-      } catch {
+      } catch (err) {
+        // refused for good (permission revoked, credentials changed): the key can no longer be proven held
+        if (isTerminal(err))
+          return this.#fire(
+            `its key ${show(this.#ks.name(this.#key))} can no longer be read (${(err as Error).message})`,
+            err,
+          )
         // etcd unreachable: meanwhile the lease deadline on the local clock decides
         await sleep(backoff.next(), this.#lease.signal).catch(() => {})
       }

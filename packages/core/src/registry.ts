@@ -1,5 +1,5 @@
 import { EtcdLeaseInvalidError, type IEvent } from 'etcd3'
-import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import { ClosedError, etcdError, InvalidArgumentError, isTerminal, show } from './errors.js'
 import type { RegistrationHealth } from './health.js'
 import { checkMetadata, encodeEndpoint, type InstanceMetadata } from './instance.js'
 import type { Keyspace } from './keyspace.js'
@@ -7,7 +7,7 @@ import { deleteLeasedKey } from './leased-delete.js'
 import type { Logger } from './logger.js'
 import type { Lease, Session } from './session.js'
 import { Backoff, deadline, sleep } from './util.js'
-import { checkAddress, checkMs, checkServiceName, isPlainObject } from './validate.js'
+import { checkAddress, checkKeys, checkMs, checkServiceName, checkSignal, isPlainObject } from './validate.js'
 import type { WatchHandle, WatchHub } from './watch.js'
 
 export interface RegisterOptions {
@@ -121,10 +121,13 @@ export class Registry {
   async register(options: RegisterOptions): Promise<Registration> {
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid register options ${show(options)}`)
+    // everything is checked before any state changes: a refused call must leave nothing behind
+    checkKeys(options, ['service', 'address', 'metadata', 'signal', 'timeout'], 'register')
     const service = checkServiceName(options.service)
     const address = checkAddress(options.address)
     const metadata = checkMetadata(options.metadata)
     const timeout = checkMs(options.timeout ?? 10_000, 'register timeout', true)
+    checkSignal(options.signal)
     if (this.#closed) throw new ClosedError('the kit')
     const key = this.keyOf(service, address)
     const { signal, done } = deadline(timeout, options.signal)
@@ -235,7 +238,10 @@ export class Registry {
       lease,
       (err) => this.log.debug({ err, key: entry.key }, 'could not delete a registration yet; retrying'),
       true,
-    )
+    ).catch((err: unknown) => {
+      // refused for good (permission, credentials): the key goes with the lease
+      throw etcdError(err, `deleting the registration ${show(entry.key)}`)
+    })
   }
 
   #add(entry: Entry) {
@@ -307,6 +313,7 @@ export class Registry {
         return
       } catch (err) {
         entry.lastError = err instanceof Error ? err.message : String(err)
+        if (isTerminal(err)) throw etcdError(err, `registering ${show(entry.key)}`)
         if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
         else this.log.debug({ err, key: entry.key }, 'registration write failed; retrying')
         if (entry.removed) return
@@ -354,8 +361,17 @@ export class Registry {
               void this.#write(entry).catch(() => {})
             }
           },
-          onReset: () => {
+          onReset: (reason: string) => {
             if (this.#closed || !this.#guards.has(service)) return
+            // refused (a write-only role): watching again would be refused again, at once, for ever
+            if (/permission denied|user name is empty|authentication failed/i.test(reason)) {
+              this.#guards.delete(service)
+              this.log.warn(
+                { service, reason },
+                'cannot watch own registrations (no read permission on the registry prefix): a registration deleted by someone else is not written again until the next lease',
+              )
+              return
+            }
             this.#guards.set(service, start())
             // deletions during the gap are not replayed: check every key of this service
             for (const e of this.#entries.values()) if (e.service === service) void this.#ensure(e)

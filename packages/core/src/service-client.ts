@@ -6,6 +6,7 @@ import type { Discovery } from './discovery.js'
 import {
   AllEndpointsOpenError,
   ClosedError,
+  EtcdKitError,
   InvalidArgumentError,
   NoInstancesError,
   RequestFailedError,
@@ -15,7 +16,7 @@ import {
 import type { Instance } from './instance.js'
 import type { Logger } from './logger.js'
 import { observeBreaker, recordRetry } from './metrics.js'
-import { checkMs, isPlainObject } from './validate.js'
+import { checkKeys, checkMs, isPlainObject } from './validate.js'
 
 /** When a breaker opens, and how it recovers. One breaker guards each endpoint (instance address). */
 export interface BreakerOptions {
@@ -219,6 +220,20 @@ class Endpoint {
 function checkOptions(options: unknown): ServiceClientOptions {
   if (options === undefined) return {}
   if (!isPlainObject(options)) throw new InvalidArgumentError(`invalid service options ${show(options)}`)
+  checkKeys(
+    options,
+    [
+      'zone',
+      'retries',
+      'retryIdempotent',
+      'breaker',
+      'connectTimeout',
+      'headersTimeout',
+      'bodyTimeout',
+      'pool',
+    ],
+    'service client',
+  )
   const o = options as ServiceClientOptions
   if (o.zone !== undefined && (typeof o.zone !== 'string' || o.zone === ''))
     throw new InvalidArgumentError(`invalid zone ${show(o.zone)}: expected a non-empty string`)
@@ -234,6 +249,17 @@ function checkOptions(options: unknown): ServiceClientOptions {
   const b = o.breaker
   if (b !== undefined) {
     if (!isPlainObject(b as unknown)) throw new InvalidArgumentError(`invalid breaker options ${show(b)}`)
+    checkKeys(
+      b,
+      [
+        'errorThresholdPercentage',
+        'volumeThreshold',
+        'resetTimeout',
+        'rollingCountTimeout',
+        'rollingCountBuckets',
+      ],
+      'breaker',
+    )
     const p = b.errorThresholdPercentage
     if (p !== undefined && (typeof p !== 'number' || !(p >= 0 && p <= 100)))
       throw new InvalidArgumentError(`invalid breaker.errorThresholdPercentage ${show(p)}: expected 0 to 100`)
@@ -393,6 +419,19 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
    * `RequestFailedError` (a failure that is not retried); the caller's own abort is rethrown unchanged.
    */
   request(path: string, options: ServiceRequestOptions = {}): Promise<Dispatcher.ResponseData> {
+    // an absolute URL would be sent as an absolute-form target (another host, through this connection)
+    if (typeof path !== 'string' || !path.startsWith('/'))
+      return Promise.reject(
+        new InvalidArgumentError(
+          `invalid request path ${show(path)} for service ${show(this.service)}: expected a string starting with "/"`,
+        ),
+      )
+    if (!isPlainObject(options as unknown))
+      return Promise.reject(
+        new InvalidArgumentError(
+          `invalid request options ${show(options)} for service ${show(this.service)}`,
+        ),
+      )
     if (this.#closing)
       return Promise.reject(new ClosedError(`the service client of ${JSON.stringify(this.service)}`))
     if (!this.#view.loaded) return this.ready.then(() => this.request(path, options))
@@ -403,6 +442,22 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     return (ep.breaker.fire(opts) as Promise<Dispatcher.ResponseData>).catch((err: unknown) =>
       this.#retry(err, ep, opts, options),
     )
+  }
+
+  /**
+   * A failure that is not the endpoint's (kind 'caller') as the caller gets it: their own abort unchanged,
+   * a request undici refused as `InvalidArgumentError`, anything else as `RequestFailedError`.
+   */
+  #callerError(err: unknown, ep: Endpoint, options: ServiceRequestOptions): unknown {
+    const signal = options.signal as AbortSignal | undefined
+    if (signal?.aborted && (err === signal.reason || (err as Error)?.name === 'AbortError')) return err
+    if (err instanceof EtcdKitError) return err
+    if ((err as { code?: unknown })?.code === 'UND_ERR_INVALID_ARG')
+      return new InvalidArgumentError(
+        `invalid request to service ${show(this.service)}: ${(err as Error).message}`,
+        { cause: err },
+      )
+    return new RequestFailedError(this.service, ep.address, err)
   }
 
   /** After a failed attempt: decides whether to try another endpoint, and does, until one answers. */
@@ -424,7 +479,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     let ep = endpoint
     for (let attempt = 0; ; ) {
       const kind = kindOf(err)
-      if (kind === 'caller') throw err
+      if (kind === 'caller') throw this.#callerError(err, ep, options)
       // 'refused': its breaker opened meanwhile, or another request took its half-open probe: not an attempt
       if (kind !== 'refused') {
         tried.push(ep.address)

@@ -1,6 +1,7 @@
 // The session record: who is behind a lease (and so behind its lock, election and registry keys).
 import { hostname } from 'node:os'
-import { EtcdLeaseInvalidError, EtcdPermissionDeniedError } from 'etcd3'
+import { EtcdLeaseInvalidError } from 'etcd3'
+import { isTerminal } from './errors.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import type { Lease, Session } from './session.js'
@@ -132,11 +133,12 @@ export class SessionRecordWriter {
           this.session.leaseNotFound(lease) // the session grants a new one, and we write there
           return
         }
-        if (err instanceof EtcdPermissionDeniedError) {
+        // permission denied (a role without sessions/) or failed authentication: not retried
+        if (isTerminal(err)) {
           this.#refused = true
           this.log.warn(
             { err, key: this.ks.name(key) },
-            'cannot write the session record (permission denied): holders() will list this process as unknown',
+            'cannot write the session record: holders() will list this process as unknown',
           )
           return
         }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { ILeaseKeepAliveResponse, LeaseClient } from 'etcd3'
 import type { StreamSource } from './endpoints.js'
-import { ClosedError, EtcdUnavailableError } from './errors.js'
+import { ClosedError, type EtcdKitError, EtcdUnavailableError, etcdError, isTerminal } from './errors.js'
 import type { Logger } from './logger.js'
 import { recordKeepalive, recordLeaseLoss, recordSessionState } from './metrics.js'
 import { Backoff, cancelStream, deferred } from './util.js'
@@ -72,6 +72,8 @@ export class Session extends EventEmitter<SessionEvents> {
   #timer: NodeJS.Timeout | undefined
   #waiters = new Set<ReturnType<typeof deferred<Lease>>>()
   #granting = false
+  /** Why the last grant was refused for good (credentials): waiters are told; the next wait tries again. */
+  #refused: EtcdKitError | undefined
   #started = false
 
   /**
@@ -122,6 +124,11 @@ export class Session extends EventEmitter<SessionEvents> {
     this.start()
     if (this.#lease && this.#state !== 'lost') return Promise.resolve(this.#lease)
     signal?.throwIfAborted()
+    if (this.#refused) {
+      // the grant loop stopped on a refusal: this wait makes one new attempt
+      this.#refused = undefined
+      this.#grant()
+    }
     const d = deferred<Lease>()
     this.#waiters.add(d)
     const onAbort = () => {
@@ -157,7 +164,11 @@ export class Session extends EventEmitter<SessionEvents> {
         await this.#client.leaseRevoke({ ID: lease.id })
       } catch (err) {
         // the lease still expires on its own after its TTL
-        this.#log.warn({ err, lease: lease.hex }, 'could not revoke the etcd lease on close')
+        // the keepalive has stopped: the lease, and every key on it, expires on its own after its TTL
+        this.#log.warn(
+          { err, lease: lease.hex, ttl: lease.ttl },
+          'could not revoke the etcd lease on close; it expires after its TTL',
+        )
       }
     }
   }
@@ -203,6 +214,15 @@ export class Session extends EventEmitter<SessionEvents> {
       .catch((err: unknown) => {
         this.#granting = false
         if (this.#state === 'closed') return
+        if (isTerminal(err)) {
+          // wrong credentials: retrying cannot help, and nothing waiting may hang on it
+          const error = etcdError(err, 'granting the session lease')
+          this.#refused = error
+          this.#log.error({ err: error }, 'etcd refused the session lease')
+          for (const w of this.#waiters) w.reject(error)
+          this.#waiters.clear()
+          return
+        }
         const delay = this.#grantBackoff.next()
         this.#log.debug({ err, delay }, 'could not grant an etcd lease; retrying')
         if (this.#waiters.size > 0 && this.#state === 'connecting') this.#unavailable = err

@@ -47,14 +47,68 @@ export function checkTtl(ttl: unknown): number {
   return ttl
 }
 
-/** A duration in milliseconds: a finite number >= 0 (or > 0 when `positive`). */
+/** The longest delay a Node timer takes: a longer one fires after 1 ms (with only a warning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** A duration in milliseconds: a finite number >= 0 (or > 0 when `positive`), at most 2^31 - 1 (~24.8 days). */
 export function checkMs(value: unknown, what: string, positive = false): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (positive && value === 0)) {
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < 0 ||
+    (positive && value === 0) ||
+    value > MAX_TIMER_MS
+  ) {
     throw new InvalidArgumentError(
-      `invalid ${what} ${show(value)}: expected a finite number of milliseconds${positive ? ' > 0' : ' >= 0'}`,
+      `invalid ${what} ${show(value)}: expected a number of milliseconds${positive ? ' > 0' : ' >= 0'} and at most ${MAX_TIMER_MS} (a longer timer would fire at once)`,
     )
   }
   return value
+}
+
+/** Refuses keys of `options` that are not in `allowed` (a typo would otherwise be ignored silently). */
+export function checkKeys(options: object, allowed: readonly string[], what: string): void {
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key))
+      throw new InvalidArgumentError(
+        `unknown ${what} option ${show(key)}: expected ${allowed.length > 0 ? allowed.join(', ') : 'none'}`,
+      )
+  }
+}
+
+/** An optional AbortSignal. */
+export function checkSignal(signal: unknown, what = 'signal'): AbortSignal | undefined {
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    throw new InvalidArgumentError(`invalid ${what} ${show(signal)}: expected an AbortSignal`)
+  return signal
+}
+
+/**
+ * A value JSON carries as it is: null, booleans, strings, finite numbers, arrays and plain objects of such
+ * (no NaN that would become null, no Map that would become {}, no undefined that would vanish). `path` names
+ * where the bad part is.
+ */
+export function checkJsonValue(value: unknown, path: string, depth = 0): void {
+  const bad = (why: string) => new InvalidArgumentError(`invalid ${path} ${show(value)}: ${why}`)
+  if (depth > 32) throw bad('nested too deeply')
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw bad('not representable in JSON')
+    return
+  }
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => {
+      checkJsonValue(v, `${path}[${i}]`, depth + 1)
+    })
+    return
+  }
+  if (isPlainObject(value)) {
+    for (const [k, v] of Object.entries(value)) checkJsonValue(v, `${path}.${k}`, depth + 1)
+    return
+  }
+  throw bad(
+    'not representable in JSON (expected null, a boolean, string, finite number, array or plain object)',
+  )
 }
 
 /** A key prefix: empty, or ending in `/`, printable, with no `..` segment. */

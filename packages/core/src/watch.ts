@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
-import type { StreamSource } from './endpoints.js'
+import type { StreamEndpoint, StreamSource } from './endpoints.js'
+import { isTerminal } from './errors.js'
 import type { Logger } from './logger.js'
 import { recordWatchReset } from './metrics.js'
 import { Backoff, cancelStream } from './util.js'
@@ -81,6 +82,11 @@ export interface WatchStreamHealth {
 const PROBE_IDLE_MS = 750
 const PROBE_DEAD_MS = 2_500
 
+/** etcd's reason for a refused watch whose stream token expired (or etcd restarted, forgetting tokens). */
+const INVALID_TOKEN = /invalid auth token/i
+/** Pace of attempts to open a stream while etcd refuses the kit's credentials. */
+const REFUSED_RETRY_MS = 5_000
+
 /**
  * One gRPC watch stream per kit, multiplexing every watch over it with client-chosen watch ids
  * (etcd >= 3.4). On a broken stream it reconnects with backoff and resumes each watch from the
@@ -109,6 +115,16 @@ export class WatchHub {
   #retryTimer: NodeJS.Timeout | undefined
   /** When the current stream was last heard from (`Date.now()` ms), for `onStale`. */
   #heardAt = 0
+  /**
+   * Ids of the create requests written on the current stream and not answered yet, in order. etcd answers
+   * creates in order, and a refused one with `watch_id: -1` (not the id we chose): the oldest pending.
+   */
+  #pending: number[] = []
+  /** The member (and its client) the current stream is on, or was last opened on. */
+  #source: StreamEndpoint | undefined
+  #reauthing = false
+  /** The last attempt to open a stream was refused (credentials): reported once, retried slowly. */
+  #refused = false
   /** Streams opened over the kit's life (a reconnect opens a new one); for tests and diagnostics. */
   streamsOpened = 0
 
@@ -169,6 +185,7 @@ export class WatchHub {
 
   #create(stream: Duplex, w: ActiveWatch) {
     w.created = false
+    this.#pending.push(w.id)
     stream.write({
       create_request: {
         key: w.spec.key,
@@ -184,7 +201,9 @@ export class WatchHub {
   #connect() {
     if (this.#connecting || this.#stream || this.#closed || this.#watches.size === 0) return
     this.#connecting = true
-    const { endpoint, watchClient } = this.#streams.pick()
+    const source = this.#streams.pick()
+    const { endpoint, watchClient } = source
+    this.#source = source
     watchClient
       .watch()
       .then((stream) => {
@@ -194,19 +213,21 @@ export class WatchHub {
           return
         }
         this.streamsOpened++
+        this.#refused = false
         this.#stream = stream
+        this.#pending = []
         this.#endpoint = endpoint
         this.#lastHeardAt = performance.now()
         this.#probeSentAt = undefined
         this.#startWatchdog()
         stream.on('data', (res: IWatchResponse) => {
-          // any message, a progress answer included (watch id -1), shows the stream is alive
           this.#heardAt = Date.now()
-          if (this.#stream === stream) {
-            this.#lastHeardAt = performance.now()
-            this.#probeSentAt = undefined
-            if (Number(res.watch_id) === -1 && !res.created && !res.canceled) this.#deadMs = PROBE_DEAD_MS
-          }
+          // answers still arriving on a stream already replaced belong to its (gone) watches, not the new ones
+          if (this.#stream !== stream) return
+          // any message, a progress answer included (watch id -1), shows the stream is alive
+          this.#lastHeardAt = performance.now()
+          this.#probeSentAt = undefined
+          if (Number(res.watch_id) === -1 && !res.created && !res.canceled) this.#deadMs = PROBE_DEAD_MS
           this.#onResponse(res)
         })
         stream.on('error', (err: Error) => this.#onBroken(stream, err))
@@ -215,6 +236,14 @@ export class WatchHub {
       })
       .catch((err: unknown) => {
         this.#connecting = false
+        // refused credentials: each attempt costs etcd a password check, so say so, and try at the slowest pace
+        if (isTerminal(err)) {
+          if (!this.#refused)
+            this.#log.error({ err }, 'etcd refused to open the watch stream; retrying every few seconds')
+          this.#refused = true
+          this.#retry(err, REFUSED_RETRY_MS)
+          return
+        }
         this.#streams.failed(endpoint)
         this.#retry(err)
       })
@@ -278,9 +307,9 @@ export class WatchHub {
     }
   }
 
-  #retry(err: unknown) {
+  #retry(err: unknown, minDelay = 0) {
     if (this.#closed || this.#watches.size === 0) return
-    const delay = this.#backoff.next()
+    const delay = Math.max(minDelay, this.#backoff.next())
     this.#log.debug({ err, delay }, 'etcd watch stream unavailable; retrying')
     clearTimeout(this.#retryTimer)
     this.#retryTimer = setTimeout(() => this.#connect(), delay)
@@ -291,11 +320,63 @@ export class WatchHub {
     const stream = this.#stream
     this.#stream = undefined
     this.#stopWatchdog()
+    this.#pending = []
     cancelStream(stream)
   }
 
+  /**
+   * etcd refused to create a watch on this stream because the stream's token is no longer valid (it
+   * expired while idle, or etcd restarted): get etcd3 a valid token, then open a new stream on which every
+   * watch is created again from where it was. When no token can be had (credentials changed, permission
+   * revoked), the watches waiting for creation are handed back to their owners, whose reads then meet
+   * the same refusal and report it.
+   */
+  #reauthenticate(w: ActiveWatch) {
+    if (this.#reauthing) return
+    this.#reauthing = true
+    this.#log.info({}, 'etcd refused a watch for an invalid auth token; authenticating again')
+    // a unary read of the watched key through the stream's own client: refused for the expired token, it
+    // makes etcd3 authenticate again, so the next stream carries a valid one
+    const kv = this.#source?.kv
+    const refresh = kv
+      ? kv.range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true }).then(() => {})
+      : Promise.resolve()
+    refresh.then(
+      () => {
+        this.#reauthing = false
+        if (this.#closed) return
+        this.#dropStream()
+        this.#connect()
+      },
+      (err: unknown) => {
+        this.#reauthing = false
+        if (this.#closed) return
+        this.#log.warn({ err }, 'could not authenticate again for the etcd watch stream')
+        const waiting = [...this.#watches.values()].filter((x) => !x.created)
+        for (const x of waiting) this.#watches.delete(x.id)
+        if (this.#watches.size === 0) this.#dropStream()
+        for (const x of waiting)
+          x.listener.onReset(
+            `etcd refused the watch (invalid auth token) and authenticating again failed: ${
+              err instanceof Error ? err.message : String(err)
+            }`,
+          )
+      },
+    )
+  }
+
   #onResponse(res: IWatchResponse) {
-    const w = this.#watches.get(Number(res.watch_id))
+    let id = Number(res.watch_id)
+    if (res.created) {
+      // a refused create carries watch_id -1: it answers the oldest create still pending
+      const at = id === -1 ? 0 : this.#pending.indexOf(id)
+      if (at >= 0 && at < this.#pending.length) id = this.#pending.splice(at, 1)[0]!
+      if (id === -1) {
+        this.#log.warn({ reason: res.cancel_reason }, 'etcd refused a watch this kit did not ask for')
+        return
+      }
+    }
+    const w = this.#watches.get(id)
     if (!w) {
       // cancelled by us before etcd confirmed it: cancel it on the server now that it exists there
       if (res.created && !res.canceled)
@@ -303,6 +384,10 @@ export class WatchHub {
       return
     }
     const revision = BigInt(res.header.revision)
+    if (res.canceled && res.created && INVALID_TOKEN.test(res.cancel_reason)) {
+      this.#reauthenticate(w)
+      return
+    }
     if (res.canceled) {
       this.#watches.delete(w.id)
       const reason =

@@ -348,7 +348,10 @@ test('bad keys are refused with the key in the message', async (t) => {
   for (const key of bad) {
     const e = t.throws(() => k.config.value(key as string), { instanceOf: InvalidArgumentError }, String(key))
     t.is(e?.code, 'ETCDKIT_INVALID_ARGUMENT')
-    if (typeof key === 'string')
+    // a long value is echoed capped (issue 13: a 1 MB key must not make a 1 MB message)
+    if (typeof key === 'string' && key.length > 150)
+      t.true(e!.message.startsWith(`invalid config key "${key.slice(0, 150)}`) && e!.message.length < 500)
+    else if (typeof key === 'string')
       t.true(e!.message.startsWith(`invalid config key ${JSON.stringify(key)}:`), e!.message)
     await t.throwsAsync(k.config.get(key as string), { instanceOf: InvalidArgumentError })
     await t.throwsAsync(k.config.set(key as string, 'v'), { instanceOf: InvalidArgumentError })

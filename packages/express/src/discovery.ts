@@ -26,6 +26,11 @@ export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {
    * the process ends as it would have. `true` means `["SIGTERM", "SIGINT"]`. @default false
    */
   signals?: boolean | NodeJS.Signals[]
+  /**
+   * How long `close()` lets requests in flight finish, in ms; past that, their connections are closed so
+   * that a request that never ends cannot hold the process open. @default 10_000
+   */
+  closeGrace?: number
 }
 
 type AnyServer = DrainableServer
@@ -78,8 +83,13 @@ function parseSignals(value: unknown): NodeJS.Signals[] {
 export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   if (typeof options !== 'object' || options === null)
     throw new InvalidArgumentError(`${NAME}: invalid options ${String(options)}: expected an object`)
-  const { signals: signalOption, ...rest } = options
+  const { signals: signalOption, closeGrace: graceOption, ...rest } = options
   const signals = parseSignals(signalOption)
+  const closeGrace = graceOption ?? 10_000
+  if (typeof closeGrace !== 'number' || !(closeGrace >= 0 && closeGrace <= 2 ** 31 - 1))
+    throw new InvalidArgumentError(
+      `${NAME}: invalid closeGrace ${JSON.stringify(closeGrace) ?? String(closeGrace)}: expected milliseconds from 0 to 2147483647`,
+    )
   const lifecycle = new ServerRegistration(rest, { integration: NAME })
   const kit = lifecycle.kit
   // code with no kit at hand (@etcdkit/decorators) uses this one while it is open
@@ -104,7 +114,16 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     if (!s?.listening) return
     const closed = new Promise<void>((resolve) => s.close(() => resolve()))
     drain?.begin()
-    await closed
+    // a request that never ends would keep the server (and a signal's exit) waiting for ever
+    const grace = setTimeout(() => {
+      kit.logger.warn({ closeGrace }, 'requests still in flight after closeGrace; closing their connections')
+      ;(s as { closeAllConnections?: () => void }).closeAllConnections?.()
+    }, closeGrace)
+    try {
+      await closed
+    } finally {
+      clearTimeout(grace)
+    }
   }
 
   const onSignal = (signal: NodeJS.Signals) => {

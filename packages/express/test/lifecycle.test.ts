@@ -204,3 +204,28 @@ test('a server on ::1 is registered as [::1]:port, and reachable at that address
   t.is(await res.body.text(), 'v6')
   await discovery.close()
 })
+
+test('close() (and so signals: true) finishes while a request never ends: after closeGrace its connection is closed', async (t) => {
+  const { endpoints } = await etcd()
+  const discovery = etcdDiscovery({
+    service: 'hang',
+    etcd: { endpoints, namespace: uniquePrefix('express-grace'), logger: silentLogger },
+    drainDelay: 0,
+    closeGrace: 300,
+  })
+  const server = await discovery.listen(
+    (_req, res) => {
+      res.writeHead(200)
+      res.write('never ends') // and never res.end()
+    },
+    0,
+    '127.0.0.1',
+  )
+  const res = await request(`http://127.0.0.1:${portOf(server)}/`)
+  const body = res.body.text().catch((err: unknown) => err)
+  const start = Date.now()
+  await discovery.close()
+  t.true(Date.now() - start < 5_000, `${Date.now() - start} ms`)
+  t.false(server.listening)
+  t.true((await body) instanceof Error, 'the hanging response was cut')
+})

@@ -5,14 +5,15 @@ const INSTALL_HINT =
   'install it with `apt-get update && apt-get install -y etcd-server etcd-client` (Debian/Ubuntu, etcd >= 3.4), ' +
   'or set ETCD_BIN / ETCDCTL_BIN to the binaries'
 
-/** Thrown when the etcd or etcdctl binary cannot be found. */
+/** Thrown when the etcd, etcdctl (or, for TLS, openssl) binary cannot be found. */
 export class EtcdBinaryNotFoundError extends Error {
   readonly code = 'ETCDKIT_TESTING_BINARY_NOT_FOUND'
   constructor(
     readonly binary: string,
     where: string,
+    hint = INSTALL_HINT,
   ) {
-    super(`${binary} not found (${where}): ${INSTALL_HINT}`)
+    super(`${binary} not found (${where}): ${hint}`)
     this.name = 'EtcdBinaryNotFoundError'
   }
 }
@@ -26,11 +27,12 @@ function executable(path: string): boolean {
   }
 }
 
-function locate(name: string, envVar: string): string {
+/** @internal The path of `name`: `envVar` if set, else the first on PATH; `hint` says how to install it. */
+export function locate(name: string, envVar: string, hint = INSTALL_HINT): string {
   const fromEnv = process.env[envVar]
   if (fromEnv) {
     if (!executable(fromEnv))
-      throw new EtcdBinaryNotFoundError(name, `${envVar}=${fromEnv} is not executable`)
+      throw new EtcdBinaryNotFoundError(name, `${envVar}=${fromEnv} is not executable`, hint)
     return fromEnv
   }
   const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean)
@@ -38,7 +40,7 @@ function locate(name: string, envVar: string): string {
     const candidate = join(dir, name)
     if (executable(candidate)) return candidate
   }
-  throw new EtcdBinaryNotFoundError(name, `not in ${envVar} nor on PATH`)
+  throw new EtcdBinaryNotFoundError(name, `not in ${envVar} nor on PATH`, hint)
 }
 
 /** Path of the etcd server binary: `ETCD_BIN`, else the first `etcd` on PATH. */

@@ -1,18 +1,35 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { type EtcdAuthAdmin, enableAuth, makeAuthAdmin } from './auth.js'
 import { etcdBinary } from './binaries.js'
-import { etcdctl } from './etcdctl.js'
+import { makeCertificates, type TestCertificates } from './certs.js'
+import { type EtcdctlAccess, etcdctl, spawnEtcdctl } from './etcdctl.js'
 
 export interface StartEtcdOptions {
   /** Number of members: 1, or 3 for a cluster on loopback. @default 1 */
   members?: 1 | 3
   /** How long to wait for the cluster to answer health checks. @default 20_000 */
   startTimeoutMs?: number
+  /**
+   * Serve clients over TLS with certificates made for this etcd (a CA of its own, `cluster.tls`);
+   * `'mutual'` also demands a client certificate signed by that CA (`--client-cert-auth`). @default false
+   */
+  tls?: boolean | 'mutual'
+  /**
+   * Enable etcd's authentication: a `root` user with a random password is made and `auth enable` run;
+   * `cluster.auth` then adds users and roles, grants and revokes, and changes passwords. @default false
+   */
+  auth?: boolean
+  /** etcd's `--auth-token-ttl`: seconds an idle simple token lives. @default 300 (etcd's default) */
+  authTokenTtl?: number
 }
 
 /** One etcd process, its ports and data dir; the controls act on this member only. */
@@ -60,8 +77,16 @@ export interface EtcdCluster extends AsyncDisposable {
   compact(revision?: number): Promise<number>
   /** The current revision of the key space. */
   revision(): Promise<number>
-  /** Runs etcdctl against this cluster. */
+  /** TLS material of a cluster started with `tls` (undefined otherwise). */
+  readonly tls: TestCertificates | undefined
+  /** User and role administration of a cluster started with `auth` (undefined otherwise). */
+  readonly auth: EtcdAuthAdmin | undefined
+  /** How etcdctl reaches this cluster (TLS files; `root` when auth is on). */
+  readonly access: EtcdctlAccess
+  /** Runs etcdctl against this cluster (as `root`, with the client certificate, when secured). */
   etcdctl(args: readonly string[], input?: string): Promise<string>
+  /** Starts a long-running etcdctl (`lock`, `elect`, `watch`) against this cluster, secured like `etcdctl()`. */
+  spawnEtcdctl(args: readonly string[], access?: EtcdctlAccess): ReturnType<typeof spawnEtcdctl>
   /** Waits until every running member reports healthy. */
   waitHealthy(timeoutMs?: number): Promise<void>
   /** Stops every member and removes the data dirs. Idempotent. */
@@ -86,15 +111,67 @@ function etcdEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('ETCD_')))
 }
 
-async function postJson(url: string, body: unknown, timeoutMs = 2_000): Promise<Record<string, unknown>> {
-  const res = await fetch(url, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(timeoutMs),
+/** How the test harness itself reaches etcd's HTTP gateway: TLS material and an auth token source. */
+interface Gateway {
+  certs: TestCertificates | undefined
+  mutual: boolean
+  /** Resolves a token for `Authorization` (auth on), else undefined. */
+  token?: (clientUrl: string) => Promise<string | undefined>
+}
+
+/** A JSON request to etcd's gateway over http or https (fetch cannot take a CA of its own). */
+function gatewayJson(
+  gw: Gateway,
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs = 2_000,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const https = url.startsWith('https:')
+  const request = https ? httpsRequest : httpRequest
+  const tls =
+    https && gw.certs
+      ? {
+          ca: gw.certs.ca,
+          ...(gw.mutual ? { cert: gw.certs.anonymousClient.cert, key: gw.certs.anonymousClient.key } : {}),
+        }
+      : {}
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        timeout: timeoutMs,
+        ...tls,
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => {
+          text += chunk
+        })
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> })
+          } catch (err) {
+            reject(new Error(`${url}: not JSON: ${text.slice(0, 200)}`, { cause: err }))
+          }
+        })
+        res.on('error', reject)
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end(body === undefined ? undefined : JSON.stringify(body))
   })
-  const json = (await res.json()) as Record<string, unknown>
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${JSON.stringify(json)}`)
+}
+
+async function postJson(gw: Gateway, url: string, body: unknown): Promise<Record<string, unknown>> {
+  const origin = new URL(url).origin
+  const token = await gw.token?.(origin)
+  const { status, json } = await gatewayJson(gw, url, body, token ? { authorization: token } : {})
+  if (status < 200 || status >= 300) throw new Error(`${url}: HTTP ${status} ${JSON.stringify(json)}`)
   return json
 }
 
@@ -110,6 +187,8 @@ class Member implements EtcdMember {
     readonly peerPort: number,
     dataDir: string,
     private readonly cluster: () => { initialCluster: string; token: string },
+    private readonly gw: Gateway = { certs: undefined, mutual: false },
+    private readonly extraFlags: readonly string[] = [],
   ) {
     this.dataDir = dataDir
   }
@@ -118,7 +197,7 @@ class Member implements EtcdMember {
     return `127.0.0.1:${this.clientPort}`
   }
   get clientUrl() {
-    return `http://127.0.0.1:${this.clientPort}`
+    return `${this.gw.certs ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`
   }
   get peerUrl() {
     return `http://127.0.0.1:${this.peerPort}`
@@ -151,6 +230,7 @@ class Member implements EtcdMember {
         '--logger=zap',
         '--log-level=warn',
         '--enable-v2=false',
+        ...this.extraFlags,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'], env: etcdEnv() },
     )
@@ -202,9 +282,8 @@ class Member implements EtcdMember {
 
   async healthy(): Promise<boolean> {
     try {
-      const res = await fetch(`${this.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) })
-      const body = (await res.json()) as { health?: string }
-      return body.health === 'true'
+      const { json } = await gatewayJson(this.gw, `${this.clientUrl}/health`, undefined, {}, 1_000)
+      return json.health === 'true'
     } catch {
       return false
     }
@@ -234,48 +313,105 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdClu
   const count = options.members ?? 1
   if (count !== 1 && count !== 3) throw new RangeError(`members must be 1 or 3, got ${String(count)}`)
   const startTimeoutMs = options.startTimeoutMs ?? 20_000
+  const ttl = options.authTokenTtl
+  if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 1))
+    throw new RangeError(`authTokenTtl must be whole seconds >= 1, got ${String(ttl)}`)
   etcdBinary() // fail early, with the install hint, when etcd is missing
   // A free port can be taken by another process between our check and etcd's bind: try new ports then.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startCluster(count, startTimeoutMs)
+      return await startCluster(count, startTimeoutMs, options)
     } catch (err) {
       if (attempt >= 3 || !/address already in use|duplicate url/.test((err as Error).message)) throw err
     }
   }
 }
 
-async function startCluster(count: 1 | 3, startTimeoutMs: number): Promise<EtcdCluster> {
+async function startCluster(
+  count: 1 | 3,
+  startTimeoutMs: number,
+  options: StartEtcdOptions,
+): Promise<EtcdCluster> {
   const root = await mkdtemp(join(tmpdir(), 'etcdkit-etcd-'))
   let token = `etcdkit-${process.pid}-${Date.now()}`
+  const mutual = options.tls === 'mutual'
+  let certs: TestCertificates | undefined
+  if (options.tls) {
+    const dir = join(root, 'certs')
+    await mkdir(dir)
+    certs = await makeCertificates(dir).catch(async (err: unknown) => {
+      await rm(root, { recursive: true, force: true })
+      throw err
+    })
+  }
+  const rootPassword = options.auth ? randomBytes(12).toString('hex') : undefined
+  const access: EtcdctlAccess = {
+    ...(certs ? { caFile: certs.caFile } : {}),
+    ...(certs && mutual ? { certFile: certs.client.certFile, keyFile: certs.client.keyFile } : {}),
+    ...(rootPassword ? { user: `root:${rootPassword}` } : {}),
+  }
+  const gw: Gateway = { certs, mutual }
+  if (rootPassword) {
+    // a fresh token per call: the harness's calls are rare and tokens may be set to expire in seconds
+    gw.token = async (origin) => {
+      const { json } = await gatewayJson(gw, `${origin}/v3/auth/authenticate`, {
+        name: 'root',
+        password: rootPassword,
+      })
+      return typeof json.token === 'string' ? json.token : undefined
+    }
+  }
+  const flags: string[] = []
+  if (certs) flags.push(`--cert-file=${certs.server.certFile}`, `--key-file=${certs.server.keyFile}`)
+  if (certs && mutual) flags.push(`--trusted-ca-file=${certs.caFile}`, '--client-cert-auth')
+  if (options.authTokenTtl !== undefined) flags.push(`--auth-token-ttl=${options.authTokenTtl}`)
   const members: Member[] = []
   const initialCluster = () => members.map((m) => `${m.name}=${m.peerUrl}`).join(',')
   const ports = await freePorts(2 * count)
   for (let i = 0; i < count; i++) {
     const name = `m${i}`
     members.push(
-      new Member(name, ports[2 * i]!, ports[2 * i + 1]!, join(root, name), () => ({
-        initialCluster: initialCluster(),
-        token,
-      })),
+      new Member(
+        name,
+        ports[2 * i]!,
+        ports[2 * i + 1]!,
+        join(root, name),
+        () => ({ initialCluster: initialCluster(), token }),
+        gw,
+        flags,
+      ),
     )
   }
 
   const waitHealthy = async (timeoutMs = startTimeoutMs) => {
     await Promise.all(members.filter((m) => m.running).map((m) => m.waitHealthy(timeoutMs)))
   }
+  const endpoints = members.map((m) => m.endpoint)
+  let authOn = false
+  // a secured etcd checks a password (bcrypt) per etcdctl call: on a busy machine 5 s is not always enough
+  const timeoutFlags = rootPassword ? ['--command-timeout=20s', '--dial-timeout=20s'] : []
+  const run = (args: readonly string[], input?: string) =>
+    etcdctl(endpoints, [...timeoutFlags, ...args], {
+      access,
+      timeoutMs: 30_000,
+      ...(input === undefined ? {} : { input }),
+    })
   const startAll = async () => {
     for (const m of members) m.start()
     await waitHealthy()
+    // a new (or wiped) data dir has auth off: turn it on, with root's password
+    if (rootPassword && !authOn) {
+      await enableAuth(endpoints, access, rootPassword)
+      authOn = true
+    }
   }
-  const endpoints = members.map((m) => m.endpoint)
   const anyRunning = () => {
     const m = members.find((x) => x.running)
     if (!m) throw new Error('no etcd member is running')
     return m
   }
   const revision = async () => {
-    const res = await postJson(`${anyRunning().clientUrl}/v3/kv/range`, {
+    const res = await postJson(gw, `${anyRunning().clientUrl}/v3/kv/range`, {
       key: Buffer.from('\0').toString('base64'),
     })
     return Number((res.header as { revision: string }).revision)
@@ -301,7 +437,7 @@ async function startCluster(count: 1 | 3, startTimeoutMs: number): Promise<EtcdC
     async leader() {
       for (const m of members.filter((x) => x.running)) {
         try {
-          const status = await postJson(`${m.clientUrl}/v3/maintenance/status`, {})
+          const status = await postJson(gw, `${m.clientUrl}/v3/maintenance/status`, {})
           const header = status.header as { member_id: string }
           if (status.leader === header.member_id) return m
         } catch {
@@ -329,17 +465,25 @@ async function startCluster(count: 1 | 3, startTimeoutMs: number): Promise<EtcdC
     async wipe() {
       await Promise.all(members.map((m) => m.kill()))
       await Promise.all(members.map((m) => rm(m.dataDir, { recursive: true, force: true })))
+      authOn = false
       token = `etcdkit-${process.pid}-${Date.now()}`
       await startAll()
     },
     async compact(rev?: number) {
       const at = rev ?? (await revision())
-      await postJson(`${anyRunning().clientUrl}/v3/kv/compaction`, { revision: String(at), physical: true })
+      await postJson(gw, `${anyRunning().clientUrl}/v3/kv/compaction`, {
+        revision: String(at),
+        physical: true,
+      })
       return at
     },
     revision,
-    etcdctl(args, input) {
-      return etcdctl(endpoints, args, input === undefined ? {} : { input })
+    tls: certs,
+    auth: rootPassword ? makeAuthAdmin(run, rootPassword) : undefined,
+    access,
+    etcdctl: run,
+    spawnEtcdctl(args, as = access) {
+      return spawnEtcdctl(endpoints, args, as)
     },
     waitHealthy,
     close,

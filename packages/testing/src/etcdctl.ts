@@ -1,11 +1,35 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { etcdctlBinary } from './binaries.js'
 
+/** How etcdctl reaches a secured etcd: TLS files and a user. */
+export interface EtcdctlAccess {
+  /** The CA file that signed etcd's certificate (TLS). */
+  caFile?: string
+  /** A client certificate and key file (mutual TLS). */
+  certFile?: string
+  keyFile?: string
+  /** `name:password` (auth). */
+  user?: string
+}
+
 export interface EtcdctlOptions {
   /** Text written to etcdctl's standard input (e.g. for `put` with a value starting with `-`). */
   input?: string
   /** @default 10_000 */
   timeoutMs?: number
+  /** TLS files and user for a secured etcd. @default none (plaintext, no auth) */
+  access?: EtcdctlAccess
+}
+
+/** etcdctl's flags for `access`. */
+export function accessFlags(access: EtcdctlAccess | undefined): string[] {
+  if (!access) return []
+  const flags: string[] = []
+  if (access.caFile) flags.push(`--cacert=${access.caFile}`)
+  if (access.certFile) flags.push(`--cert=${access.certFile}`)
+  if (access.keyFile) flags.push(`--key=${access.keyFile}`)
+  if (access.user) flags.push(`--user=${access.user}`)
+  return flags
 }
 
 /** Runs `etcdctl --endpoints=… <args>` (API v3) and resolves to its standard output. */
@@ -14,7 +38,7 @@ export function etcdctl(endpoints: readonly string[], args: readonly string[], o
   return new Promise<string>((resolve, reject) => {
     const child = execFile(
       bin,
-      [`--endpoints=${endpoints.join(',')}`, ...args],
+      [`--endpoints=${endpoints.join(',')}`, ...accessFlags(options.access), ...args],
       { env: { ...process.env, ETCDCTL_API: '3' }, timeout: options.timeoutMs ?? 10_000 },
       (err, stdout, stderr) => {
         if (err)
@@ -32,8 +56,12 @@ export function etcdctl(endpoints: readonly string[], args: readonly string[], o
  * Starts a long-running etcdctl command (`lock`, `elect`, `watch`) and returns the child process.
  * Its standard output is available line by line through `lines`.
  */
-export function spawnEtcdctl(endpoints: readonly string[], args: readonly string[]) {
-  return spawnLines(etcdctlBinary(), [`--endpoints=${endpoints.join(',')}`, ...args], { ETCDCTL_API: '3' })
+export function spawnEtcdctl(endpoints: readonly string[], args: readonly string[], access?: EtcdctlAccess) {
+  return spawnLines(
+    etcdctlBinary(),
+    [`--endpoints=${endpoints.join(',')}`, ...accessFlags(access), ...args],
+    { ETCDCTL_API: '3' },
+  )
 }
 
 /** A child process whose standard output is read line by line (etcdctl, the Go interop program). */

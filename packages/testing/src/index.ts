@@ -1,7 +1,14 @@
 export { heapGrowth } from './alloc.js'
+export type {
+  EtcdAuthAdmin,
+  EtcdCredentials,
+  EtcdGrant,
+  EtcdPermission,
+} from './auth.js'
 export { EtcdBinaryNotFoundError, etcdBinary, etcdctlBinary } from './binaries.js'
+export { type CertificatePair, makeCertificates, type TestCertificates } from './certs.js'
 export { type EtcdCluster, type EtcdMember, type StartEtcdOptions, startEtcd } from './etcd.js'
-export { type EtcdctlOptions, etcdctl, spawnEtcdctl, spawnLines } from './etcdctl.js'
+export { type EtcdctlAccess, type EtcdctlOptions, etcdctl, spawnEtcdctl, spawnLines } from './etcdctl.js'
 export { eventually } from './eventually.js'
 export { buildGoProgram, type GoProgram } from './go.js'
 export { type LoadLoop, type LoadStats, runLoad } from './load.js'

@@ -1,0 +1,81 @@
+// A prefix another team filled past grpc-js's 4 MiB receive limit: reads are paged at one revision.
+import { uniquePrefix } from '@etcdkit/testing'
+import test from 'ava'
+import { EtcdKit, silentLogger } from '../src/index.js'
+import { etcd, eventually } from './helpers.js'
+
+const MB = 1_200_000
+
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+test('more than 4 MiB under config/ and services/big/: config.value().ready and discover().ready resolve with everything', async (t) => {
+  const { endpoints } = await etcd()
+  const namespace = uniquePrefix('big')
+  await using writer = new EtcdKit({ endpoints, namespace, logger: silentLogger })
+  const pad = 'x'.repeat(MB)
+  for (let i = 0; i < 4; i++) {
+    await writer.config.set(`other-team/blob-${i}`, pad)
+    await writer.client
+      .put(`${namespace}services/big/127.0.0.1:${1000 + i}`)
+      .value(JSON.stringify({ Op: 0, Addr: `127.0.0.1:${1000 + i}`, Metadata: { pad } }))
+  }
+  await writer.config.set('limit', '7')
+  await using kit = new EtcdKit({ endpoints, namespace, logger: silentLogger })
+  const limit = kit.config.value('limit', { parse: Number, default: 1 })
+  await within(limit.ready, 20_000, 'config.value().ready')
+  t.is(limit.current, 7)
+  const view = kit.discover('big')
+  await within(view.ready, 20_000, 'discover().ready')
+  t.is(view.instances.length, 4)
+  // and it keeps following after the paged read
+  await writer.config.set('limit', '8')
+  await eventually(() => limit.current === 8, 'the change after the paged read', 5_000)
+})
+
+test('pages are pinned at the first page’s revision: a write between two pages is not half-seen', async (t) => {
+  const { endpoints } = await etcd()
+  const namespace = uniquePrefix('pages')
+  await using kit = new EtcdKit({ endpoints, namespace, logger: silentLogger })
+  for (let i = 0; i < 5; i++) await kit.config.set(`k${i}`, String(i))
+  kit.keyspace.pageKeys = 2
+  const kv = kit.keyspace.kv
+  const range = kv.range.bind(kv)
+  let pages = 0
+  kv.range = async (req, options) => {
+    const res = await range(req, options)
+    // after the first page: a write that a read at a newer revision would see
+    if (++pages === 1) await kit.config.set('k3', 'changed')
+    return res
+  }
+  const { kvs, revision } = await kit.keyspace.list('config/')
+  kv.range = range
+  t.is(pages, 3)
+  t.deepEqual(
+    kvs.map((x) => `${x.key.toString().slice(namespace.length)}=${x.value.toString()}`),
+    ['config/k0=0', 'config/k1=1', 'config/k2=2', 'config/k3=3', 'config/k4=4'],
+  )
+  for (const x of kvs) t.true(BigInt(x.mod_revision) <= revision)
+})
+
+test('a value too large for one etcd call is a coded error', async (t) => {
+  await using kit = new EtcdKit({
+    endpoints: (await etcd()).endpoints,
+    namespace: uniquePrefix('large'),
+    logger: silentLogger,
+  })
+  const err = await t.throwsAsync(kit.config.set('huge', 'x'.repeat(2_000_000)), {
+    code: 'ETCDKIT_TOO_LARGE',
+  })
+  t.regex(err?.message ?? '', /huge/)
+  await t.throwsAsync(kit.election('e').campaign('x'.repeat(2_000_000)), { code: 'ETCDKIT_TOO_LARGE' })
+})
