@@ -1,5 +1,4 @@
 // Every OpenTelemetry instrument of etcdkit, and the one-line helpers the modules record through.
-import { createRequire } from 'node:module'
 import {
   type Attributes,
   type BatchObservableResult,
@@ -14,9 +13,8 @@ import {
   ValueType,
 } from '@opentelemetry/api'
 
-/** The instrumentation scope: the meter's name and version. */
+/** The instrumentation scope: the meter's name. */
 export const METER_NAME = '@etcdkit/core'
-const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version
 
 /**
  * What the kits of this process report when the SDK collects (observable instruments): filled by
@@ -183,7 +181,7 @@ function createObservables(meter: Meter): Observables {
 /** The live kits' observed state, read when the SDK collects. */
 const sources = new Set<() => ObservedState>()
 let provider: MeterProvider | undefined
-let instruments: Instruments = create(metrics.getMeterProvider().getMeter(METER_NAME, VERSION))
+let instruments: Instruments = create(metrics.getMeterProvider().getMeter(METER_NAME))
 let observables: Observables | undefined
 
 /**
@@ -194,7 +192,7 @@ export function bindMeterProvider() {
   const p = metrics.getMeterProvider()
   if (p === provider) return
   provider = p
-  const meter = p.getMeter(METER_NAME, VERSION)
+  const meter = p.getMeter(METER_NAME)
   instruments = create(meter)
   observables = createObservables(meter)
 }
