@@ -4,6 +4,7 @@ import { type ConfigTree, decodeEntry, type TreeEntry } from './config-tree.js'
 import { ClosedError, type EtcdKitError, InvalidConfigValueError } from './errors.js'
 import type { Freshness, FreshnessEvents } from './follow.js'
 import type { Logger } from './logger.js'
+import { recordConfigRefusal, recordConfigUpdate } from './metrics.js'
 import { deferred, Inbox } from './util.js'
 
 /** How a config value's text becomes a value. */
@@ -273,6 +274,7 @@ export class ConfigValue<T>
           },
           'config value refused; keeping the last good value',
         )
+        recordConfigRefusal(this.key)
         if (emit) this.emit('invalid', read.error, entry.text)
         else queueMicrotask(() => this.emit('invalid', read.error, entry.text))
         // versions of this life of the key this handle never saw may hold a newer good value
@@ -301,6 +303,7 @@ export class ConfigValue<T>
     this.#good = text
     ;(this as { current: T }).current = value
     this.#version++
+    if (emit) recordConfigUpdate(this.key)
     if (emit) this.emit('change', value, { key, text, revision: revision ?? from ?? '0' })
   }
 

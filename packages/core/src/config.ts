@@ -7,6 +7,7 @@ import { type ConfigSchemaOptions, ConfigValue, type ConfigValueOptions } from '
 import { ConfigWatch } from './config-watch.js'
 import { type ConfigWriteOptions, recordedPut } from './config-writer.js'
 import { ClosedError, etcdError, InvalidArgumentError, show } from './errors.js'
+import { currency, type ViewHealth } from './health.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { checkConfigKey, checkKeys, checkServiceName, isPlainObject } from './validate.js'
@@ -305,6 +306,19 @@ export class Config {
     for (const handle of [...this.#handles]) handle.close()
     this.#tree?.close()
     this.#tree = undefined
+  }
+
+  /** Each open config value, for `kit.health()`. */
+  views(): ViewHealth[] {
+    const views: ViewHealth[] = []
+    for (const h of this.#handles) {
+      if (h instanceof ConfigValue)
+        views.push({ kind: 'config', name: h.key, loaded: h.loaded, ...currency(h) })
+      // a subtree watch: loaded once it was current at least once
+      else if (h instanceof ConfigWatch)
+        views.push({ kind: 'config', name: `${h.prefix}*`, loaded: h.syncedAt !== undefined, ...currency(h) })
+    }
+    return views
   }
 
   #key(key: string, options: ConfigKeyOptions | undefined): Buffer {

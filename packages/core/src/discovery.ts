@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { IKeyValue } from 'etcd3'
 import { ClosedError, type EtcdKitError } from './errors.js'
 import { type Freshness, type FreshnessEvents, PrefixFollower } from './follow.js'
+import { currency, type ViewHealth } from './health.js'
 import { decodeEndpoint, type Instance, weightOf } from './instance.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
@@ -239,6 +240,17 @@ export class DiscoveryHub {
 
   get size() {
     return this.#services.size
+  }
+
+  /** Each service watched, for `kit.health()`. */
+  views(): ViewHealth[] {
+    return [...this.#services.values()].map((s) => ({
+      kind: 'discovery',
+      name: s.service,
+      loaded: s.loaded,
+      ...currency(s.follower),
+      instances: s.instances.length,
+    }))
   }
 
   open(service: string): Discovery {

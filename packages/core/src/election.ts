@@ -13,7 +13,9 @@ import {
   show,
 } from './errors.js'
 import { PrefixFollower } from './follow.js'
+import { type QueueEntry, readQueue } from './holders.js'
 import type { Keyspace } from './keyspace.js'
+import { LockActivity } from './lock-activity.js'
 import type { Logger } from './logger.js'
 import {
   OwnKeyGone,
@@ -105,6 +107,8 @@ function checkValue(value: unknown): string {
 /** @internal the kit's elections, one object per name */
 export class ElectionHub {
   readonly #elections = new Map<string, Election>()
+  /** What this kit's campaigns and leaderships are doing, for holders(), health(), metrics and logs. */
+  readonly activity: LockActivity
   #closed = false
 
   constructor(
@@ -113,7 +117,9 @@ export class ElectionHub {
     readonly queues: QueueHub,
     readonly watchHub: WatchHub,
     readonly log: Logger,
-  ) {}
+  ) {
+    this.activity = new LockActivity('election', log)
+  }
 
   get closed() {
     return this.#closed
@@ -188,7 +194,7 @@ export class Election {
     const onUserAbort = () => ctrl.abort(user?.reason)
     user?.addEventListener('abort', onUserAbort, { once: true })
     try {
-      this.#leadership = await this.#run(value, ctrl.signal)
+      this.#leadership = await this.#hub.activity.waitFor(this.name, this.#run(value, ctrl.signal))
       return this.#leadership
     } finally {
       user?.removeEventListener('abort', onUserAbort)
@@ -223,6 +229,14 @@ export class Election {
       })
     const kv = res.kvs[0]
     return kv ? toLeader(this.#hub.ks, kv) : undefined
+  }
+
+  /**
+   * The election's queue in etcd, leader first: each candidate key with its lease, create revision, proposal
+   * and the session record of the process behind it (`unknown` for `etcdctl elect` or Go candidates).
+   */
+  holders(): Promise<QueueEntry[]> {
+    return readQueue(this.#hub.ks, this.name, this.#hub.session, this.#hub.activity)
   }
 
   /** A live view of the leader: `change` events and async iteration, until `close()`. */
@@ -373,6 +387,7 @@ class LeadershipImpl implements Leadership {
     this.#fullKey = fullKey
     this.#lease = lease
     this.#unuse = unuse
+    hub.activity.held(name, this.key, revision)
     this.#monitor = new OwnKeyMonitor(hub.ks, q, fullKey, revision, readRevision, lease, (message, cause) => {
       this.#lose(message, cause)
     })
@@ -419,6 +434,7 @@ class LeadershipImpl implements Leadership {
       this.#monitor.stop()
       if (!this.#controller.signal.aborted)
         this.#controller.abort(LockReleasedError.cheap(`resigned from election ${show(this.name)}`))
+      this.#hub.activity.ended(this.name, this.key, 'released')
       const backoff = new Backoff(50, 1_000)
       try {
         for (;;) {
@@ -463,6 +479,7 @@ class LeadershipImpl implements Leadership {
     this.#monitor.stop()
     if (this.#controller.signal.aborted) return
     this.#hub.log.warn({ election: this.name, reason: message }, 'leadership lost')
+    this.#hub.activity.ended(this.name, this.key, 'lost', message)
     this.#controller.abort(
       new LockLostError(`leadership of election ${show(this.name)} lost: ${message}`, cause),
     )

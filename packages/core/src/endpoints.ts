@@ -71,6 +71,11 @@ export class StreamEndpoints implements StreamSource {
     return { endpoint, leaseClient: client.leaseClient, watchClient: client.watchClient, kv: client.kv }
   }
 
+  /** When a stream on each endpoint last broke or went silent (`performance.now()` ms), for `kit.health()`. */
+  get failures(): ReadonlyMap<string, number> {
+    return this.#failedAt
+  }
+
   /** A stream on `endpoint` broke or stopped answering: prefer the other members for a while. */
   failed(endpoint: string) {
     if (this.several) this.#failedAt.set(endpoint, performance.now())

@@ -69,6 +69,13 @@ export {
   TooLargeError,
 } from './errors.js'
 export type { AuthOptions, PemInput, TlsOptions } from './etcd-options.js'
+export {
+  type HealthSnapshot,
+  healthResponse,
+  type RegistrationHealth,
+  type ViewHealth,
+} from './health.js'
+export type { QueueEntry } from './holders.js'
 export type { Instance, InstanceMetadata } from './instance.js'
 export { EtcdKit, type EtcdKitEvents, type EtcdKitOptions } from './kit.js'
 export {
@@ -82,6 +89,7 @@ export {
   type ServerRegistrationOptions,
 } from './lifecycle.js'
 export { type AcquireOptions, type GuardedWrites, type HeldLock, Lock } from './lock.js'
+export type { OwnQueueState } from './lock-activity.js'
 export {
   defaultLogger,
   isNoopLogger,
@@ -103,4 +111,5 @@ export {
   type ServiceRequestOptions,
 } from './service-client.js'
 export type { Lease, Session, SessionEvents, SessionState } from './session.js'
+export { parseSessionRecord, SESSIONS_PREFIX, type SessionRecord } from './session-record.js'
 export { checkAddress, checkConfigKey, checkLockName, checkServiceName } from './validate.js'

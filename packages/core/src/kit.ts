@@ -10,13 +10,16 @@ import { type Election, ElectionHub } from './election.js'
 import { StreamEndpoints } from './endpoints.js'
 import { ClosedError, InvalidArgumentError, show } from './errors.js'
 import { type AuthOptions, etcdSecurity, type TlsOptions } from './etcd-options.js'
+import { HealthMonitor, type HealthSnapshot } from './health.js'
 import { Keyspace } from './keyspace.js'
 import { type Lock, LockHub } from './lock.js'
 import { type Logger, type LoggerLike, toLogger } from './logger.js'
+import { bindMeterProvider } from './metrics.js'
 import { QueueHub } from './queue.js'
 import { type RegisterOptions, type Registration, Registry } from './registry.js'
 import { ServiceClient, type ServiceClientOptions } from './service-client.js'
 import { Session, type SessionState } from './session.js'
+import { SessionRecordWriter } from './session-record.js'
 import {
   checkAddress,
   checkKeys,
@@ -79,6 +82,8 @@ export interface EtcdKitOptions {
 export interface EtcdKitEvents {
   /** The session's state changed (`alive`, `suspect`, `lost`, ...): the same as `kit.session`'s `state`. */
   session: [state: SessionState]
+  /** What `health()` reports changed (readiness, session, registrations, views, locks, leaderships). */
+  health: [snapshot: HealthSnapshot]
 }
 
 function parseEndpoints(value: unknown): string[] {
@@ -139,6 +144,8 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   readonly #queues: QueueHub
   readonly #locks: LockHub
   readonly #elections: ElectionHub
+  readonly #record: SessionRecordWriter
+  readonly #health: HealthMonitor
   readonly #streams: StreamEndpoints
   readonly #callTimeout: number
   #closing: Promise<void> | undefined
@@ -194,8 +201,10 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     // the keepalive and watch streams each run on one chosen member, and leave it when it goes silent
     this.#streams = new StreamEndpoints(this.endpoints, this.client, etcdOptions)
     this.watchHub = new WatchHub(this.#streams, this.logger)
+    bindMeterProvider()
     this.session = new Session(this.client.leaseClient, this.ttl, this.logger, this.#streams)
     this.session.on('state', (state) => this.emit('session', state))
+    this.#record = new SessionRecordWriter(this.keyspace, this.session, this.logger, this.serviceName)
     this.#registry = new Registry(
       this.keyspace,
       this.session,
@@ -224,6 +233,21 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       callTimeout,
     )
     this.#elections = new ElectionHub(this.keyspace, this.session, this.#queues, this.watchHub, this.logger)
+    this.#health = new HealthMonitor(
+      {
+        session: this.session,
+        endpoints: this.endpoints,
+        streamFailures: () => this.#streams.failures,
+        watchHub: this.watchHub,
+        registrations: () => this.#registry.health(),
+        views: () => [...this.#discovery.views(), ...this.config.views()],
+        locks: () => this.#locks.activity.snapshot(),
+        elections: () => this.#elections.activity.snapshot(),
+        record: () => this.#record.record,
+      },
+      this,
+      (snapshot) => this.emit('health', snapshot),
+    )
   }
 
   /** Whether `close()` has been called. */
@@ -239,7 +263,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     if (this.#closing) return Promise.reject(new ClosedError('the kit'))
     try {
       this.session.start()
-      return this.#registry.register(options)
+      return this.#registry.register(options).then((r) => this.#record.noteRegistration(r))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -304,6 +328,16 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   }
 
   /**
+   * A snapshot of the kit's health, read without I/O: session and lease (TTL left by the local deadline),
+   * watch stream, registrations (written, pending, failing), how current each view and config value is,
+   * locks held and waited for, elections led. `ready` is true when every registration is written and
+   * every view is current (`reasons` says what is not). `on('health')` reports changes.
+   */
+  health(): HealthSnapshot {
+    return this.#health.snapshot()
+  }
+
+  /**
    * Deletes this kit's registrations, releases its locks, stops its watches, revokes its lease and closes the
    * client. Idempotent; always finishes within about 2 x `callTimeout`: what etcd did not delete by then
    * (unreachable, credentials changed, permission revoked) is logged, and the lease is no longer kept alive,
@@ -326,6 +360,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       this.config.close()
       // stops the keepalive at once, then revokes the lease (one call, bounded here too)
       await this.#bounded(this.session.close(), budget, 'revoking the lease')
+      this.#health.close()
       this.watchHub.close()
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
       await new Promise((resolve) => setImmediate(resolve))

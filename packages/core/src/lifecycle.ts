@@ -3,6 +3,7 @@ import type { AddressInfo, Server as NetServer } from 'node:net'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { EtcdUnavailableError, InvalidArgumentError, show } from './errors.js'
+import { healthResponse } from './health.js'
 import { checkMetadata, type InstanceMetadata } from './instance.js'
 import { EtcdKit, type EtcdKitOptions } from './kit.js'
 import { isNoopLogger, type Logger } from './logger.js'
@@ -44,6 +45,12 @@ export interface ServerRegistrationOptions {
    * with `ETCDKIT_ETCD_UNAVAILABLE` after `registerTimeout`. @default false
    */
   registerInBackground?: boolean
+  /**
+   * Serve the kit's health on this path (e.g. `"/health/etcd"`): `GET` answers 200 when the kit is ready
+   * (registration written, views current), else 503 (also while deregistered and draining), with the
+   * `kit.health()` snapshot as JSON. Nothing secret is in it. @default undefined (no route)
+   */
+  healthRoute?: string
 }
 
 /** What the integration itself brings: its name (for messages) and its logger (for a kit it creates). */
@@ -67,6 +74,7 @@ const OPTION_KEYS = new Set([
   'drainDelay',
   'registerTimeout',
   'registerInBackground',
+  'healthRoute',
 ])
 
 interface Advertise {
@@ -174,6 +182,8 @@ export class ServerRegistration implements AsyncDisposable {
   readonly drainDelay: number
   readonly registerTimeout: number
   readonly registerInBackground: boolean
+  /** The path of the health route, if the integration is to serve one. */
+  readonly healthRoute: string | undefined
   /** Whether `close()` / `closeKit()` closes the kit. */
   readonly ownsKit: boolean
   readonly #advertise: string | undefined
@@ -210,6 +220,12 @@ export class ServerRegistration implements AsyncDisposable {
         `${name}: invalid registerInBackground ${show(background)}: expected a boolean`,
       )
     this.registerInBackground = background
+    const route = options.healthRoute
+    if (route !== undefined && (typeof route !== 'string' || !/^\/[^\s?#]*$/.test(route)))
+      throw new InvalidArgumentError(
+        `${name}: invalid healthRoute ${show(route)}: expected a path such as "/health/etcd"`,
+      )
+    this.healthRoute = route
     parseAdvertise(options.advertise, name)
     this.#advertise = options.advertise
     const { etcd, kit } = options
@@ -234,6 +250,19 @@ export class ServerRegistration implements AsyncDisposable {
     if (typeof closeKit !== 'boolean')
       throw new InvalidArgumentError(`${name}: invalid closeKit ${show(closeKit)}: expected a boolean`)
     this.ownsKit = closeKit
+  }
+
+  /**
+   * The health route's answer: 200 with the `kit.health()` snapshot as JSON when ready, else 503 (also
+   * once deregistration has begun: the instance is draining and should get no new traffic).
+   */
+  healthResponse(): { status: 200 | 503; body: string } {
+    const snapshot = this.kit.health()
+    if (this.#deregistering || this.#closing) {
+      snapshot.ready = false
+      snapshot.reasons.unshift('deregistered: the server is closing')
+    }
+    return healthResponse(snapshot)
   }
 
   /** The advertised address, once the server listens. */

@@ -16,8 +16,10 @@ import {
   NotLockOwnerError,
   show,
 } from './errors.js'
+import { type QueueEntry, readQueue } from './holders.js'
 import type { Keyspace } from './keyspace.js'
 import { deleteLeasedKey } from './leased-delete.js'
+import { LockActivity } from './lock-activity.js'
 import type { Logger } from './logger.js'
 import {
   AHEAD_LIMIT,
@@ -121,6 +123,14 @@ export class Lock {
     return this.#hub.tryAcquire(this.name)
   }
 
+  /**
+   * The lock's queue in etcd, holder first: each key with its lease, create revision and the session record
+   * of the process behind it (`unknown` for `etcdctl lock` or Go holders); one read, plus one per 100 leases.
+   */
+  holders(): Promise<QueueEntry[]> {
+    return readQueue(this.#hub.ks, this.name, this.#hub.session, this.#hub.activity)
+  }
+
   /** Acquires, runs `fn` with the held lock, and releases, also when `fn` throws. Resolves with `fn`'s result. */
   async run<T>(fn: (held: HeldLock) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     if (typeof fn !== 'function')
@@ -219,6 +229,8 @@ export class LockHub {
   readonly #slots = new Map<string, Slot>()
   readonly #held = new Set<HeldLockImpl>()
   readonly #attempts = new Set<AbortController>()
+  /** What this kit's locks are doing, for holders(), health(), metrics and debug logs. */
+  readonly activity: LockActivity
   #closed = false
 
   constructor(
@@ -228,7 +240,9 @@ export class LockHub {
     readonly log: Logger,
     readonly endpoints: readonly string[],
     readonly callTimeout: number,
-  ) {}
+  ) {
+    this.activity = new LockActivity('lock', log)
+  }
 
   lock(name: unknown): Lock {
     return new Lock(this, checkLockName(name))
@@ -258,7 +272,7 @@ export class LockHub {
           )
     const ticket = this.#enter(name)
     const attempt = ticket.turn.then(() => this.#acquire(name, ctrl.signal, ticket))
-    return new Promise<HeldLock>((resolve, reject) => {
+    const held = new Promise<HeldLock>((resolve, reject) => {
       const finish = () => {
         clearTimeout(timer)
         user?.removeEventListener('abort', onUserAbort)
@@ -286,6 +300,7 @@ export class LockHub {
         },
       )
     })
+    return this.activity.waitFor(name, held)
   }
 
   async tryAcquire(name: string): Promise<HeldLock | undefined> {
@@ -525,9 +540,11 @@ class HeldLockImpl implements HeldLock {
     this.#unuse = unuse
     this.#leave = leave
     hub.track(this, true)
+    hub.activity.held(name, this.key, token)
     this.#monitor = new OwnKeyMonitor(hub.ks, q, fullKey, token, readRevision, lease, (message, cause) => {
       if (this.#controller.signal.aborted) return
       hub.log.warn({ lock: name, fencingToken: String(token), reason: message }, 'lock lost')
+      hub.activity.ended(name, this.key, 'lost', message)
       this.#controller.abort(new LockLostError(`lock ${show(name)} lost: ${message}`, cause))
     })
   }
@@ -575,6 +592,7 @@ class HeldLockImpl implements HeldLock {
       this.#monitor.stop()
       if (!this.#controller.signal.aborted)
         this.#controller.abort(LockReleasedError.cheap(`lock ${show(this.name)} was released`))
+      this.#hub.activity.ended(this.name, this.key, 'released')
       try {
         await this.#hub.remove(this.#fullKey, this.#lease, wait)
       } finally {

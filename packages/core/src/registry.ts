@@ -1,5 +1,6 @@
 import { EtcdLeaseInvalidError, type IEvent } from 'etcd3'
 import { ClosedError, etcdError, InvalidArgumentError, isTerminal, show } from './errors.js'
+import type { RegistrationHealth } from './health.js'
 import { checkMetadata, encodeEndpoint, type InstanceMetadata } from './instance.js'
 import type { Keyspace } from './keyspace.js'
 import { deleteLeasedKey } from './leased-delete.js'
@@ -54,6 +55,8 @@ interface Entry {
   readonly stop: AbortController
   /** `deregister()` was asked for: the key must go and is never written again. */
   removed: boolean
+  /** The message of the last failed write, until a write succeeds (for `kit.health()`). */
+  lastError?: string | undefined
   /** The deletion, once asked for; every later `deregister()` returns it. */
   leaving: Promise<void> | undefined
 }
@@ -93,6 +96,22 @@ export class Registry {
 
   get size() {
     return this.#entries.size
+  }
+
+  /** Each registration and whether it is written on the current lease, for `kit.health()`. */
+  health(): RegistrationHealth[] {
+    const lease = this.session.lease
+    return [...this.#entries.values()].map((e) => {
+      const [service, address] = [e.service, e.key.slice(this.prefix.length + e.service.length + 1)]
+      const state = lease && e.writtenWith === lease.id ? 'written' : e.lastError ? 'failing' : 'pending'
+      return {
+        service,
+        address,
+        key: e.key,
+        state,
+        ...(state === 'failing' ? { lastError: e.lastError } : {}),
+      }
+    })
   }
 
   keyOf(service: string, address: string) {
@@ -290,8 +309,10 @@ export class Registry {
         })
         entry.writtenWith = lease.id
         entry.writtenAt = BigInt(res.header.revision)
+        entry.lastError = undefined
         return
       } catch (err) {
+        entry.lastError = err instanceof Error ? err.message : String(err)
         if (isTerminal(err)) throw etcdError(err, `registering ${show(entry.key)}`)
         if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
         else this.log.debug({ err, key: entry.key }, 'registration write failed; retrying')

@@ -15,6 +15,7 @@ import {
 } from './errors.js'
 import type { Instance } from './instance.js'
 import type { Logger } from './logger.js'
+import { observeBreaker, recordRetry } from './metrics.js'
 import { compileSelect, type InstanceSelect } from './select.js'
 import { checkKeys, checkMs, isPlainObject } from './validate.js'
 
@@ -507,6 +508,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
           throw new RetriesExhaustedError(this.service, tried, err)
         }
         attempt++
+        recordRetry(this.service, kind)
       }
       if (this.#closing) throw new ClosedError(`the service client of ${JSON.stringify(this.service)}`)
       const next = this.#choose(untried)
@@ -643,6 +645,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     ep.breaker.on('open', report('open'))
     ep.breaker.on('halfOpen', report('halfOpen'))
     ep.breaker.on('close', report('closed'))
+    observeBreaker(ep.breaker, this.service, ep.address)
     return ep
   }
 }

@@ -4,6 +4,7 @@ import type { ILeaseKeepAliveResponse, LeaseClient } from 'etcd3'
 import type { StreamSource } from './endpoints.js'
 import { ClosedError, type EtcdKitError, EtcdUnavailableError, etcdError, isTerminal } from './errors.js'
 import type { Logger } from './logger.js'
+import { recordKeepalive, recordLeaseLoss, recordSessionState } from './metrics.js'
 import { Backoff, cancelStream, deferred } from './util.js'
 
 /**
@@ -85,6 +86,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.#client = client
     this.ttl = ttl
     this.#log = log
+    recordSessionState(undefined, this.#state)
     this.#streams = streams
   }
 
@@ -95,6 +97,11 @@ export class Session extends EventEmitter<SessionEvents> {
 
   get state(): SessionState {
     return this.#state
+  }
+
+  /** Whether `start()` was called (by a registration, a lock or an election). */
+  get started(): boolean {
+    return this.#started
   }
 
   /** The current lease, if the session has one that is not known lost. */
@@ -169,6 +176,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   #setState(state: SessionState) {
     if (this.#state === state) return
+    recordSessionState(this.#state, state)
     this.#state = state
     this.emit('state', state)
   }
@@ -258,6 +266,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.#keepAlive = undefined
     this.#setState('lost')
     this.#log.warn({ lease: lease.hex, reason }, 'etcd lease lost; granting a new one')
+    recordLeaseLoss(reason)
     lease.controller.abort(new Error(`lease ${lease.hex} lost: ${reason}`))
     this.emit('lost', lease, reason)
     // If etcd still has it (the loss was seen on our clock first), revoke it so that what hung off it
@@ -447,6 +456,7 @@ class KeepAlive {
     if (sent === undefined) return
     if (Number(res.TTL) <= 0) return this.#on.onExpired('etcd reports the lease expired')
     this.#lastAnswerAt = performance.now()
+    recordKeepalive(this.#lastAnswerAt - sent)
     if (channel === this.#current) this.#backoff.reset()
     const deadline = sent + Number(res.TTL) * 1000
     if (deadline > this.#lease.deadline) {

@@ -3,6 +3,7 @@ import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
 import type { StreamEndpoint, StreamSource } from './endpoints.js'
 import { isTerminal } from './errors.js'
 import type { Logger } from './logger.js'
+import { recordWatchReset } from './metrics.js'
 import { Backoff, cancelStream } from './util.js'
 
 /** What to watch: a key, or the range [key, rangeEnd), from `startRevision` on. */
@@ -130,6 +131,11 @@ export class WatchHub {
   constructor(streams: StreamSource, log: Logger) {
     this.#streams = streams
     this.#log = log
+  }
+
+  /** `open`: the stream is up; `connecting`: it is being opened or reopened; `idle`: nothing to watch. */
+  get state(): 'open' | 'connecting' | 'idle' {
+    return this.#stream ? 'open' : this.#watches.size > 0 ? 'connecting' : 'idle'
   }
 
   /** The stream's member and when it last answered. */
@@ -388,6 +394,7 @@ export class WatchHub {
         res.compact_revision && res.compact_revision !== '0'
           ? `revision ${w.next} was compacted (compact revision ${res.compact_revision})`
           : `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`
+      recordWatchReset(reason)
       w.listener.onReset(reason)
       return
     }
@@ -401,6 +408,7 @@ export class WatchHub {
       if (revision + 1n < w.next) {
         this.#watches.delete(w.id)
         this.#stream?.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
+        recordWatchReset('wiped')
         w.listener.onReset(`etcd's revision went back from ${w.next - 1n} to ${revision} (wiped or restored)`)
         return
       }

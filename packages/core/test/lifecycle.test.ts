@@ -72,11 +72,13 @@ test('close(): deregister, drainDelay, then the server, then the kit it owns; a 
   t.true(reg.ownsKit)
   await reg.register(v4('0.0.0.0', 4000))
   const key = `${namespace}services/orders/${hostAddress(false) ?? '127.0.0.1'}:4000`
-  t.is((await etcdctl(['get', '--keys-only', '--prefix', namespace])).trim(), key)
+  t.is((await etcdctl(['get', '--keys-only', '--prefix', `${namespace}services/`])).trim(), key)
   const started = Date.now()
   await reg.close(async () => {
     steps.push(`server closed after ${Date.now() - started >= 190 ? 'the drain delay' : 'too short a wait'}`)
-    steps.push(`key ${(await etcdctl(['get', '--prefix', namespace])) === '' ? 'gone' : 'still there'}`)
+    steps.push(
+      `key ${(await etcdctl(['get', '--prefix', `${namespace}services/`])) === '' ? 'gone' : 'still there'}`,
+    )
     steps.push(`kit ${reg.kit.closed ? 'closed' : 'open'}`)
   })
   t.deepEqual(steps, ['server closed after the drain delay', 'key gone', 'kit open'])
@@ -91,7 +93,7 @@ test('close(): deregister, drainDelay, then the server, then the kit it owns; a 
   await withKit.register(v4('127.0.0.1', 4001))
   await withKit.close()
   t.false(mine.closed)
-  t.is(await etcdctl(['get', '--prefix', namespace]), '')
+  t.is(await etcdctl(['get', '--prefix', `${namespace}services/`]), '')
 })
 
 test('close() while the registration waits for etcd gives up on it and writes nothing', async (t) => {

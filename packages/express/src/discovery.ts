@@ -59,7 +59,10 @@ export interface EtcdDiscovery extends AsyncDisposable {
    * Idempotent.
    */
   close(): Promise<void>
-  /** Express middleware (or any `(req, res, next)` stack) that sets `req.etcd` to the kit. */
+  /**
+   * Express middleware (or any `(req, res, next)` stack) that sets `req.etcd` to the kit, and answers
+   * `GET healthRoute` (when that option is set) with the kit's health: 200 when ready, else 503.
+   */
   readonly middleware: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void
 }
 
@@ -94,6 +97,17 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   let server: AnyServer | undefined
   let closing: Promise<void> | undefined
   let drain: ConnectionDrain | undefined
+  /** Answers the health route, if this request is for it. */
+  const health = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const route = lifecycle.healthRoute
+    if (route === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return false
+    const path = req.url?.split('?', 1)[0]
+    if (path !== route) return false
+    const { status, body } = lifecycle.healthResponse()
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+    res.end(req.method === 'HEAD' ? undefined : body)
+    return true
+  }
 
   const closeServer = async () => {
     const s = server
@@ -177,7 +191,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     },
 
     async listen(app: RequestListener, port?: number, host?: string) {
-      const s = createServer(app)
+      const s = createServer((req, res) => health(req, res) || app(req, res))
       const listening = discovery.attach(s)
       s.listen(port ?? 0, host)
       try {
@@ -194,9 +208,9 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
       return closing
     },
 
-    middleware(req, _res, next) {
+    middleware(req, res, next) {
       ;(req as IncomingMessage & { etcd: EtcdKit }).etcd = kit
-      next()
+      if (!health(req, res)) next()
     },
 
     [Symbol.asyncDispose]() {

@@ -68,6 +68,12 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   fastify.decorate('etcd', lifecycle.kit)
   // code with no kit at hand (@etcdkit/decorators) uses this one while it is open
   setDefaultKit(lifecycle.kit)
+  const route = lifecycle.healthRoute
+  if (route !== undefined)
+    fastify.get(route, async (_req, reply) => {
+      const { status, body } = lifecycle.healthResponse()
+      return reply.code(status).type('application/json; charset=utf-8').send(body)
+    })
 
   // Fastify resolves listen() before it runs onListen hooks, and only logs their errors; holding back the
   // server's 'listening' event is what makes listen() mean "registered" and a failed registration a

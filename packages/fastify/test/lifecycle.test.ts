@@ -158,7 +158,7 @@ test('inject() without listen() registers nothing', async (t) => {
   const { fastify, namespace } = await app()
   const res = await fastify.inject('/hello')
   t.deepEqual(res.json(), { hello: 'world' })
-  t.is(await (await etcd()).etcdctl(['get', '--prefix', `${namespace}`]), '')
+  t.is(await (await etcd()).etcdctl(['get', '--prefix', `${namespace}services/`]), '')
   t.is(fastify.etcd.session.state, 'connecting', 'no lease was even granted')
   await fastify.close()
   t.true(fastify.etcd.closed)
@@ -214,7 +214,7 @@ test('a kit passed in is used as fastify.etcd and left open on close', async (t)
   )
   await fastify.close()
   t.false(kit.closed)
-  t.is(await (await etcd()).etcdctl(['get', '--prefix', namespace]), '')
+  t.is(await (await etcd()).etcdctl(['get', '--prefix', `${namespace}services/`]), '')
 })
 
 /** A loopback port nothing listens on. */
