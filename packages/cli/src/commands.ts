@@ -1,4 +1,5 @@
 // The commands: each reads through the kit, prints a table (or JSON with --json), and returns an exit code.
+import { userInfo } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
 import { startConsole } from './console.js'
 import { UsageError } from './errors.js'
@@ -19,6 +20,8 @@ export interface Io {
 export interface Flags {
   json?: boolean
   service?: string
+  limit?: string
+  expect?: string
   port?: string
   host?: string
   write?: boolean
@@ -47,6 +50,15 @@ async function within<T>(kit: EtcdKit, flags: Flags, what: string, p: Promise<T>
 
 function arity(args: string[], min: number, max: number, usage: string) {
   if (args.length < min || args.length > max) throw new UsageError(`usage: etcdkit ${usage}`)
+}
+
+/** Who writes through the CLI, recorded beside each value it writes (see `config history`). */
+function writer(): string {
+  let user = 'unknown'
+  try {
+    user = userInfo().username
+  } catch {}
+  return `etcdkit-cli:${user}`
 }
 
 const json = (io: Io, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
@@ -135,8 +147,61 @@ const config: Command = async (kit, args, flags, io) => {
     }
     case 'set':
       arity(rest, 2, 2, 'config set <key> <value> [--service s]')
-      await within(kit, flags, 'writing', kit.config.set(rest[0]!, rest[1]!, scope))
+      await within(kit, flags, 'writing', kit.config.set(rest[0]!, rest[1]!, { ...scope, writer: writer() }))
       return 0
+    case 'history': {
+      arity(rest, 1, 1, 'config history <key> [--service s] [--limit n]')
+      const limit = flags.limit === undefined ? undefined : Number(flags.limit)
+      if (limit !== undefined && !(Number.isInteger(limit) && limit > 0))
+        throw new UsageError(`--limit ${JSON.stringify(flags.limit)}: expected a positive integer`)
+      const entries = await within(
+        kit,
+        flags,
+        'reading the history',
+        kit.config.history(rest[0]!, { ...scope, ...(limit === undefined ? {} : { limit }) }),
+      )
+      if (flags.json) json(io, entries)
+      else
+        io.stdout.write(
+          table(
+            ['REVISION', 'VERSION', 'TIME', 'WRITER', 'VALUE'],
+            entries.map((e) => [
+              e.revision,
+              e.version,
+              e.time?.toISOString() ?? '',
+              e.writer
+                ? [e.writer.writer, e.writer.service, `${e.writer.hostname} pid ${e.writer.pid}`]
+                    .filter(Boolean)
+                    .join(', ')
+                : 'unknown',
+              e.value,
+            ]),
+            `(no history of ${JSON.stringify(rest[0])}: it does not exist, or etcd compacted it)`,
+          ),
+        )
+      return 0
+    }
+    case 'rollback': {
+      arity(rest, 2, 2, 'config rollback <key> <revision> [--service s] [--expect revision]')
+      const done = await within(
+        kit,
+        flags,
+        'rolling back',
+        kit.config.rollback(rest[0]!, rest[1]!, {
+          ...scope,
+          writer: writer(),
+          ...(flags.expect === undefined ? {} : { expect: flags.expect }),
+        }),
+      )
+      if (flags.json) json(io, done)
+      else
+        io.stdout.write(
+          done.written
+            ? `${rest[0]} holds the value of revision ${done.from} again (written at revision ${done.revision})\n`
+            : `${rest[0]} already holds the value of revision ${done.from}: nothing written\n`,
+        )
+      return 0
+    }
     case 'delete': {
       arity(rest, 1, 1, 'config delete <key> [--service s]')
       const existed = await within(kit, flags, 'deleting', kit.config.delete(rest[0]!, scope))

@@ -97,15 +97,35 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     const { key, value, scope } = body(req)
     if (typeof value !== 'string')
       throw Object.assign(new Error('value must be a string'), { statusCode: 400 })
-    await kit.config.set(key, value, scope)
+    await kit.config.set(key, value, { ...scope, writer: 'etcdkit-console' })
     return { ok: true }
   })
   app.delete('/api/config', { preHandler: guardWrite }, async (req) => {
     const { key, scope } = body(req)
     return { ok: true, existed: await kit.config.delete(key, scope) }
   })
+  app.get('/api/config/history', async (req) => {
+    const q = req.query as { key?: unknown; service?: unknown }
+    if (typeof q.key !== 'string') throw Object.assign(new Error('expected ?key='), { statusCode: 400 })
+    return kit.config.history(q.key, typeof q.service === 'string' && q.service ? { service: q.service } : {})
+  })
+  app.post('/api/config/rollback', { preHandler: guardWrite }, async (req) => {
+    const { key, scope } = body(req)
+    const { revision, expect } = req.body as { revision?: unknown; expect?: unknown }
+    if (typeof revision !== 'string' || (expect !== undefined && typeof expect !== 'string'))
+      throw Object.assign(new Error('expected { key, revision, expect? } (revisions as strings)'), {
+        statusCode: 400,
+      })
+    return kit.config.rollback(key, revision, {
+      ...scope,
+      writer: 'etcdkit-console',
+      ...(expect === undefined ? {} : { expect }),
+    })
+  })
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    const status = err.statusCode ?? (err.code === 'ETCDKIT_INVALID_ARGUMENT' ? 400 : 502)
+    const status =
+      err.statusCode ??
+      (err.code === 'ETCDKIT_INVALID_ARGUMENT' ? 400 : err.code === 'ETCDKIT_CONFIG_CONFLICT' ? 409 : 502)
     return reply.code(status).send({ error: err.message, code: err.code })
   })
 

@@ -20,6 +20,8 @@ Commands:
   config get <key>                    one key's value          (--service s: the service's override)
   config set <key> <value>            write one key            (--service s)
   config delete <key>                 delete one key           (--service s)
+  config history <key>                every value etcd still keeps, with who wrote it   (--service s --limit n)
+  config rollback <key> <revision>    write a past value back, only if the key did not change meanwhile
   watch [services|config|locks]       a live stream of changes, one line each, until interrupted
   console                             a live web console       (--port 8087 --host 127.0.0.1 --write --token t)
 
@@ -32,6 +34,8 @@ const OPTIONS = {
   ...CONNECTION_OPTIONS,
   json: { type: 'boolean' },
   service: { type: 'string' },
+  limit: { type: 'string' },
+  expect: { type: 'string' },
   port: { type: 'string' },
   host: { type: 'string' },
   write: { type: 'boolean' },

@@ -38,6 +38,10 @@ export function page({ write }: { write: boolean }): string {
 <div id="queues"></div>
 <h2>Configuration</h2>
 <div id="config"></div>
+<div id="history" hidden>
+  <h2>History of <span id="history-key" class="mono"></span> <button id="history-close">close</button></h2>
+  <table id="history-table"></table>
+</div>
 <script>
 const WRITE = ${write ? 'true' : 'false'};
 const token = new URLSearchParams(location.search).get('token');
@@ -71,7 +75,7 @@ function render() {
   document.getElementById('config').innerHTML = snapshot.config.length === 0 ? '<p class="muted">no configuration</p>' :
     '<table><tr><th>key</th><th>scope</th><th>value</th><th></th></tr>' +
     snapshot.config.map((e) => '<tr data-config-key="' + esc(e.key) + '"><td class="mono">' + esc(e.key) + '</td><td>' + (e.service ? 'override for ' + esc(e.service) : 'shared') +
-      '</td><td class="mono value">' + esc(e.value) + '</td><td>' + (WRITE ? '<button class="edit">edit</button> <button class="delete">delete</button>' : '') + '</td></tr>').join('') + '</table>';
+      '</td><td class="mono value">' + esc(e.value) + '</td><td>' + '<button class="history">history</button>' + (WRITE ? ' <button class="edit">edit</button> <button class="delete">delete</button>' : '') + '</td></tr>').join('') + '</table>';
 }
 async function api(method, path, body) {
   const res = await fetch(path, { method, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -89,7 +93,31 @@ document.getElementById('config').addEventListener('click', async (ev) => {
     await api('PUT', '/api/config', { key, value });
   } else if (ev.target.classList.contains('delete')) {
     if (confirm('Delete ' + key + '?')) await api('DELETE', '/api/config', { key });
+  } else if (ev.target.classList.contains('history')) {
+    await showHistory(key);
   }
+});
+let historyKey;
+async function showHistory(key) {
+  historyKey = key;
+  const res = await fetch('/api/config/history?key=' + encodeURIComponent(key), { headers });
+  const entries = await res.json();
+  document.getElementById('history-key').textContent = key;
+  document.getElementById('history-table').innerHTML = !res.ok ? '<tr><td>' + esc(entries.error) + '</td></tr>' :
+    '<tr><th>revision</th><th>time</th><th>writer</th><th>value</th><th></th></tr>' +
+    entries.map((e, i) => '<tr data-revision="' + esc(e.revision) + '"><td class="mono">' + esc(e.revision) + '</td><td>' +
+      esc(e.time ? new Date(e.time).toLocaleString() : '') + '</td><td>' + esc(e.writer ? (e.writer.writer || '') + ' ' + e.writer.hostname + ' pid ' + e.writer.pid : 'unknown') +
+      '</td><td class="mono">' + esc(e.value) + '</td><td>' + (WRITE && i > 0 ? '<button class="rollback">roll back to this</button>' : i === 0 ? 'current' : '') + '</td></tr>').join('');
+  document.getElementById('history').hidden = false;
+}
+document.getElementById('history-close').addEventListener('click', () => { document.getElementById('history').hidden = true; });
+document.getElementById('history-table').addEventListener('click', async (ev) => {
+  const row = ev.target.closest('tr[data-revision]');
+  if (!row || !ev.target.classList.contains('rollback')) return;
+  const current = document.querySelector('#history-table tr[data-revision]').dataset.revision;
+  if (!confirm('Write the value of revision ' + row.dataset.revision + ' back to ' + historyKey + '?')) return;
+  await api('POST', '/api/config/rollback', { key: historyKey, revision: row.dataset.revision, expect: current });
+  await showHistory(historyKey);
 });
 function connect() {
   const es = new EventSource('/api/events' + (token ? '?token=' + encodeURIComponent(token) : ''));

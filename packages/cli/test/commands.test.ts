@@ -129,6 +129,53 @@ test('config: set, get, list (overrides attributed to registered services), dele
   t.is((await s.cli('config', 'delete', 'rate-limit')).code, 1)
 })
 
+test('config history lists every value etcd keeps, with the writer; rollback writes one back, and is refused when the key changed meanwhile', async (t) => {
+  const s = await scene(t, 'cli-history')
+  t.is((await s.cli('config', 'set', 'rate-limit', '100')).code, 0)
+  await s.kitEtcdctl(['put', `${s.namespace}config/rate-limit`, '150']) // not through etcdkit: writer unknown
+  t.is((await s.cli('config', 'set', 'rate-limit', '250')).code, 0)
+
+  const history = await s.cli('config', 'history', 'rate-limit', '--json')
+  t.is(history.code, 0, history.stderr)
+  const entries = JSON.parse(history.stdout) as {
+    value: string
+    revision: string
+    writer?: { writer?: string }
+  }[]
+  t.deepEqual(
+    entries.map((e) => e.value),
+    ['250', '150', '100'],
+  )
+  t.regex(entries[0]!.writer?.writer ?? '', /^etcdkit-cli:/)
+  t.is(entries[1]!.writer, undefined)
+  const table = (await s.cli('config', 'history', 'rate-limit')).stdout
+  t.regex(table, /^REVISION\s+VERSION\s+TIME\s+WRITER\s+VALUE$/m)
+  t.regex(table, new RegExp(`^${entries[1]!.revision}\\s+2\\s+unknown\\s+150$`, 'm'))
+
+  const back = await s.cli('config', 'rollback', 'rate-limit', entries[2]!.revision)
+  t.is(back.code, 0, back.stderr)
+  t.regex(back.stdout, new RegExp(`rate-limit holds the value of revision ${entries[2]!.revision} again`))
+  t.is((await s.cli('config', 'get', 'rate-limit')).stdout, '100\n')
+
+  // a rollback that expects the key as it was before someone else changed it is refused
+  const seen = (
+    JSON.parse((await s.cli('config', 'history', 'rate-limit', '--json')).stdout) as { revision: string }[]
+  )[0]!
+  await s.kitEtcdctl(['put', `${s.namespace}config/rate-limit`, '999'])
+  const refused = await s.cli(
+    'config',
+    'rollback',
+    'rate-limit',
+    entries[0]!.revision,
+    '--expect',
+    seen.revision,
+  )
+  t.is(refused.code, 1)
+  t.regex(refused.stderr, /ETCDKIT_CONFIG_CONFLICT/)
+  t.is((await s.cli('config', 'get', 'rate-limit')).stdout, '999\n')
+  t.is((await s.cli('config', 'history', 'rate-limit', '--limit', 'x')).code, 2)
+})
+
 test('bad usage exits 2 naming what is wrong; an unreachable etcd exits 1 in bounded time', async (t) => {
   const cases: [string[], RegExp][] = [
     [['nope'], /unknown command "nope"/],

@@ -84,6 +84,23 @@ test('the console lists services live, shows lock holders, and edits config only
   )
   await page.screenshot({ path: join(artifacts, 'console-config.png'), fullPage: true })
 
+  // the history view rolls back: 100 was the value before the edit
+  await page.click('tr[data-config-key="rate-limit"] button.history')
+  await page.waitForSelector('#history:not([hidden]) tr[data-revision]', { timeout: 2_000 })
+  const rows = await page.$$eval('#history-table tr[data-revision]', (trs) =>
+    trs.map((tr) => tr.textContent ?? ''),
+  )
+  t.regex(rows[0]!, /250/)
+  t.regex(rows[1]!, /100/)
+  await page.screenshot({ path: join(artifacts, 'console-history.png'), fullPage: true })
+  await page.click('#history-table tr[data-revision]:nth-of-type(3) button.rollback')
+  await eventually(async () => (await kit.config.get('rate-limit')) === '100', 'the rollback reached etcd')
+  await page.waitForFunction(
+    `document.querySelector('tr[data-config-key="rate-limit"] .value')?.textContent === '100'`,
+    { timeout: 2_000 },
+  )
+  await kit.config.set('rate-limit', '250')
+
   // read-only: no edit buttons, and the API refuses
   const ro = await startConsole(viewer, {
     port: 0,

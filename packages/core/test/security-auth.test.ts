@@ -71,8 +71,8 @@ async function userFor(name: string, prefixes: readonly string[]): Promise<EtcdC
 
 test('a role without the prefix: every call that needs it rejects at once with ETCDKIT_PERMISSION_DENIED naming it', async (t) => {
   const ns = uniquePrefix('deny')
-  // the kit may use its own config, but not locks/, elections/ nor services/
-  const creds = await userFor('deny', [`${ns}config/`])
+  // the kit may use its own config (and its writer records), but not locks/, elections/ nor services/
+  const creds = await userFor('deny', [`${ns}config/`, `${ns}_etcdkit/config-writers/`])
   const kit = secureKit(creds, { namespace: ns })
   t.teardown(() => within(kit.close(), 3 * CALL_TIMEOUT, 'close'))
   const denied = { code: 'ETCDKIT_PERMISSION_DENIED' }
@@ -226,6 +226,8 @@ test('the minimal role of docs/SECURITY.md runs every feature, and close() revok
   const creds = await etcd.auth!.user('minimal', [
     { prefix: `${ns}services/`, permission: 'readwrite' },
     { prefix: `${ns}config/`, permission: 'readwrite' },
+    { prefix: `${ns}_etcdkit/config-writers/`, permission: 'readwrite' },
+    { prefix: `${ns}sessions/`, permission: 'readwrite' },
     { prefix: `${ns}locks/`, permission: 'readwrite' },
     { prefix: `${ns}elections/`, permission: 'readwrite' },
   ])
