@@ -49,7 +49,7 @@ test('listen(app) resolves once the Go-format key is written; middleware sets re
 })
 
 test('close(): another kit sees the instance go while the server still answers requests', async (t) => {
-  const { discovery, namespace, endpoints } = await setup(300)
+  const { discovery, namespace, endpoints } = await setup(1_000)
   const server = await discovery.listen(
     express().get('/hello', (_req, res) => void res.send('hi')),
     0,
