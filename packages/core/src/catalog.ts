@@ -1,7 +1,7 @@
 // The whole registry as one live view, every service and its instances: what tools (the CLI, the console) show.
 import { EventEmitter } from 'node:events'
 import type { IKeyValue } from 'etcd3'
-import type { InvalidEntry } from './discovery.js'
+import { type InvalidEntry, InvalidReports } from './discovery.js'
 import { ClosedError, type EtcdKitError } from './errors.js'
 import { PrefixFollower } from './follow.js'
 import { decodeEndpoint, type Instance, weightOf } from './instance.js'
@@ -37,7 +37,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   readonly ready: Promise<void>
   readonly #ready = deferred<void>()
   readonly #byKey = new Map<string, CatalogInstance>()
-  readonly #reported = new Map<string, string>()
+  readonly #reported: InvalidReports
   readonly #follower: PrefixFollower
   #services: ReadonlyMap<string, readonly CatalogInstance[]> = new Map()
   #closed = false
@@ -46,10 +46,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   constructor(
     private readonly ks: Keyspace,
     hub: WatchHub,
-    private readonly log: Logger,
+    log: Logger,
     private readonly prefix: string,
   ) {
     super()
+    this.#reported = new InvalidReports(log, (entry) => this.emit('invalid', entry))
     this.ready = this.#ready.promise
     this.ready.catch(() => {})
     this.#follower = new PrefixFollower(ks, hub, log, prefix, 'registry catalog', {
@@ -93,7 +94,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #apply(kv: IKeyValue, deleted: boolean): boolean {
     const key = this.ks.name(kv.key)
     if (deleted) {
-      this.#reported.delete(key)
+      this.#reported.clear(key)
       return this.#byKey.delete(key)
     }
     const value = kv.value.toString()
@@ -104,15 +105,10 @@ export class Catalog extends EventEmitter<CatalogEvents> {
         : decodeEndpoint(value)
     if (decoded.kind === 'delete') return this.#byKey.delete(key)
     if (decoded.kind === 'invalid') {
-      if (this.#reported.get(key) !== value) {
-        this.#reported.set(key, value)
-        const entry = { key, value, reason: decoded.reason }
-        this.log.warn(entry, 'skipping a registry value that cannot be read')
-        this.emit('invalid', entry)
-      }
+      this.#reported.report(key, value, decoded.reason)
       return this.#byKey.delete(key)
     }
-    this.#reported.delete(key)
+    this.#reported.clear(key)
     this.#byKey.set(key, {
       service: key.slice(this.prefix.length, slash),
       address: decoded.address,

@@ -16,6 +16,28 @@ export interface InvalidEntry {
   reason: string
 }
 
+/** Reports each unreadable registry value once per key and value: a warning, and an `invalid` event. */
+export class InvalidReports {
+  readonly #seen = new Map<string, string>()
+  constructor(
+    private readonly log: Logger,
+    private readonly emit: (entry: InvalidEntry) => void,
+  ) {}
+
+  report(key: string, value: string, reason: string) {
+    if (this.#seen.get(key) === value) return
+    this.#seen.set(key, value)
+    const entry = { key, value, reason }
+    this.log.warn(entry, 'skipping a registry value that cannot be read')
+    this.emit(entry)
+  }
+
+  /** The key was deleted or is readable again: a later bad value is reported anew. */
+  clear(key: string) {
+    this.#seen.delete(key)
+  }
+}
+
 export interface DiscoveryEvents extends FreshnessEvents {
   /** The instance set changed (sorted by key); also fires once when the first list is loaded. */
   change: [instances: readonly Instance[]]
@@ -40,7 +62,7 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
   error: EtcdKitError | undefined
   handles = 0
   readonly #byKey = new Map<string, Instance>()
-  readonly #reported = new Map<string, string>()
+  readonly #reported: InvalidReports
   readonly follower: PrefixFollower
 
   constructor(
@@ -48,9 +70,10 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
     readonly prefix: string,
     private readonly ks: Keyspace,
     hub: WatchHub,
-    private readonly log: Logger,
+    log: Logger,
   ) {
     super()
+    this.#reported = new InvalidReports(log, (entry) => this.emit('invalid', entry))
     this.setMaxListeners(0)
     this.ready.promise.catch(() => {}) // a closed, never-loaded view must not raise unhandled rejections
     this.follower = new PrefixFollower(
@@ -92,22 +115,17 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
   #apply(kv: IKeyValue, deleted: boolean): boolean {
     const key = this.ks.name(kv.key)
     if (deleted) {
-      this.#reported.delete(key)
+      this.#reported.clear(key)
       return this.#byKey.delete(key)
     }
     const value = kv.value.toString()
     const decoded = decodeEndpoint(value)
     if (decoded.kind === 'delete') return this.#byKey.delete(key)
     if (decoded.kind === 'invalid') {
-      if (this.#reported.get(key) !== value) {
-        this.#reported.set(key, value)
-        const entry = { key, value, reason: decoded.reason }
-        this.log.warn(entry, 'skipping a registry value that cannot be read')
-        this.emit('invalid', entry)
-      }
+      this.#reported.report(key, value, decoded.reason)
       return this.#byKey.delete(key)
     }
-    this.#reported.delete(key)
+    this.#reported.clear(key)
     this.#byKey.set(key, {
       service: this.service,
       address: decoded.address,
