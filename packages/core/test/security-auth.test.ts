@@ -126,7 +126,7 @@ test('a wrong password: calls reject with ETCDKIT_AUTH_FAILED, and close() finis
   await t.throwsAsync(within(kit.discover('svc').ready, 15_000, 'discover'), { code: 'ETCDKIT_AUTH_FAILED' })
   await t.throwsAsync(within(kit.config.get('k'), 20_000, 'config.get'), { code: 'ETCDKIT_AUTH_FAILED' })
   await within(kit.close(), 3 * CALL_TIMEOUT, 'close')
-  t.pass()
+  t.true(kit.closed)
 })
 
 test('auth tokens expire: a watch opened after the token expired still delivers, and a waiting acquire is woken', async (t) => {
@@ -151,8 +151,8 @@ test('auth tokens expire: a watch opened after the token expired still delivers,
   await new Promise((resolve) => setTimeout(resolve, 500))
   await holder.stop()
   const held = await within(waiting, 20_000, 'the waiter after the holder left')
+  t.true(held.held)
   await held.release()
-  t.pass()
 })
 
 test.serial(
@@ -170,7 +170,7 @@ test.serial(
     await etcd.etcdctl(['put', `${ns}config/limit`, '42'])
     await eventually(() => view.instances.length === 1, 'discovery after the restart', 20_000)
     await eventually(() => limit.current === 42, 'config after the restart', 20_000)
-    t.pass()
+    t.is(view.instances[0]?.address, '127.0.0.1:7')
   },
 )
 
@@ -217,7 +217,7 @@ test('a permission revoked while a lock is held: release() and close() finish, t
     'the keys are gone',
     15_000,
   )
-  t.pass()
+  t.is(await etcd.etcdctl(['get', '--prefix', ns]), '')
 })
 
 test('the minimal role of docs/SECURITY.md runs every feature, and close() revokes the lease', async (t) => {
