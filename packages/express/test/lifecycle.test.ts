@@ -140,7 +140,13 @@ test('etcd unreachable: listen rejects with ETCDKIT_ETCD_UNAVAILABLE and closes 
 
 test('close() lets an in-flight keep-alive request finish and does not wait for idle sockets', async (t) => {
   const { discovery } = await setup()
+  let served = 0
+  let arrived!: () => void
+  const inHandler = new Promise<void>((r) => {
+    arrived = r
+  })
   const app = express().get('/slow', (_req, res) => {
+    if (++served === 2) arrived()
     setTimeout(() => res.send('done'), 300)
   })
   const server = await discovery.listen(app, 0, '127.0.0.1')
@@ -150,7 +156,7 @@ test('close() lets an in-flight keep-alive request finish and does not wait for 
   const base = `http://127.0.0.1:${portOf(server)}`
   await (await request(`${base}/slow`, { dispatcher: agent })).body.text() // leaves an idle keep-alive socket
   const inflight = request(`${base}/slow`, { dispatcher: agent })
-  await new Promise((r) => setTimeout(r, 50))
+  await inHandler // close while the request is being served
   const closed = discovery.close()
   const res = await inflight
   t.is(res.statusCode, 200)

@@ -87,7 +87,12 @@ test('close(): another kit sees the instance go while the server still answers r
 
 test('close() lets an in-flight keep-alive request finish and does not wait for its socket', async (t) => {
   const { fastify } = await app()
+  let arrived!: () => void
+  const inHandler = new Promise<void>((r) => {
+    arrived = r
+  })
   fastify.get('/slow', async () => {
+    arrived()
     await new Promise((r) => setTimeout(r, 300))
     return 'done'
   })
@@ -97,7 +102,7 @@ test('close() lets an in-flight keep-alive request finish and does not wait for 
   const base = `http://127.0.0.1:${portOf(fastify)}`
   await (await request(`${base}/hello`, { dispatcher: agent })).body.text()
   const inflight = request(`${base}/slow`, { dispatcher: agent })
-  await new Promise((r) => setTimeout(r, 50))
+  await inHandler // close while the request is being served (a request arriving after close gets 503)
   const closed = fastify.close()
   const res = await inflight
   t.is(res.statusCode, 200)
