@@ -6,6 +6,12 @@ import { prefixEnd } from './util.js'
 const PAGE_KEYS = 1_000
 /** Times a paged read starts over because its pinned revision was compacted meanwhile. */
 const COMPACTED_RESTARTS = 3
+/**
+ * Prefix reads in flight at once per kit. A kit opening many views together (1,000 services) would
+ * otherwise send every read at once, each with the call deadline running from the start: on a busy etcd the
+ * last ones time out and their retries add to the load. Queued reads start their deadline when sent.
+ */
+export const LIST_CONCURRENCY = 16
 const ZERO = Buffer.from([0])
 
 /**
@@ -16,6 +22,8 @@ export class Keyspace {
   readonly #ns: Buffer
   /** Keys per page of `list()`; for tests. */
   pageKeys = PAGE_KEYS
+  #listing = 0
+  readonly #queued: Array<() => void> = []
   constructor(
     readonly kv: KVClient,
     namespace: string,
@@ -46,13 +54,22 @@ export class Keyspace {
    * key-values and the revision of the read.
    */
   async list(prefix: string): Promise<{ kvs: IKeyValue[]; revision: bigint }> {
-    for (let restarts = 0; ; restarts++) {
-      try {
-        return await this.#list(prefix)
-      } catch (err) {
-        // the pinned revision was compacted between two pages: read again at a newer one
-        if (restarts >= COMPACTED_RESTARTS || !/compacted/i.test((err as Error)?.message ?? '')) throw err
+    if (this.#listing >= LIST_CONCURRENCY) await new Promise<void>((start) => this.#queued.push(start))
+    else this.#listing++
+    try {
+      for (let restarts = 0; ; restarts++) {
+        try {
+          return await this.#list(prefix)
+        } catch (err) {
+          // the pinned revision was compacted between two pages: read again at a newer one
+          if (restarts >= COMPACTED_RESTARTS || !/compacted/i.test((err as Error)?.message ?? '')) throw err
+        }
       }
+    } finally {
+      // hand the slot to the next queued read, first come first served
+      const next = this.#queued.shift()
+      if (next) next()
+      else this.#listing--
     }
   }
 

@@ -79,3 +79,38 @@ test('a value too large for one etcd call is a coded error', async (t) => {
   t.regex(err?.message ?? '', /huge/)
   await t.throwsAsync(kit.election('e').campaign('x'.repeat(2_000_000)), { code: 'ETCDKIT_TOO_LARGE' })
 })
+
+test('views of 500 services opened at once read with at most 16 calls in flight, and all get ready', async (t) => {
+  const { endpoints } = await etcd()
+  const namespace = uniquePrefix('many')
+  await using writer = new EtcdKit({ endpoints, namespace, logger: silentLogger })
+  const services = Array.from({ length: 500 }, (_, i) => `svc-${i}`)
+  for (let i = 0; i < services.length; i += 100)
+    await writer.client.kv.txn({
+      compare: [],
+      success: services.slice(i, i + 100).map((s) => ({
+        request_put: {
+          key: Buffer.from(`${namespace}services/${s}/127.0.0.1:1000`),
+          value: Buffer.from(JSON.stringify({ Op: 0, Addr: '127.0.0.1:1000' })),
+        },
+      })),
+      failure: [],
+    })
+  await using kit = new EtcdKit({ endpoints, namespace, logger: silentLogger })
+  // count the reads in flight at the kit's KV client (etcd still answers every one of them)
+  const kv = kit.keyspace.kv
+  const range = kv.range.bind(kv)
+  let inFlight = 0
+  let most = 0
+  kv.range = (req, options) => {
+    most = Math.max(most, ++inFlight)
+    return range(req, options).finally(() => inFlight--)
+  }
+  const views = services.map((s) => kit.discover(s))
+  await within(Promise.all(views.map((v) => v.ready)), 30_000, 'every view ready')
+  t.true(
+    views.every((v) => v.instances.length === 1),
+    'every view lists its instance',
+  )
+  t.true(most <= 16, `at most 16 reads in flight (saw ${most})`)
+})
