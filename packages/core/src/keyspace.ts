@@ -43,7 +43,8 @@ export class Keyspace {
 
   /** The kit-relative name of a key read from etcd. */
   name(key: Buffer): string {
-    return key.subarray(this.#ns.length).toString()
+    // toString with a start offset: no subarray allocated per key (100k keys at a view's first read)
+    return key.toString('utf8', this.#ns.length)
   }
 
   /**

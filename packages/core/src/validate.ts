@@ -16,27 +16,33 @@ export function checkServiceName(name: unknown, what = 'service name'): string {
 
 /** `host:port` with a hostname or IPv4 host, or `[ipv6]:port`; the port 1 to 65535. */
 export function checkAddress(address: unknown, what = 'address'): string {
-  const bad = (why: string) => new InvalidArgumentError(`invalid ${what} ${show(address)}: ${why}`)
-  if (typeof address !== 'string') throw bad('expected a "host:port" string')
+  // no closure per call: this runs for every registry value a view reads
+  if (typeof address !== 'string') throw badAddress(what, address, 'expected a "host:port" string')
   let host: string
   let port: string
   if (address.startsWith('[')) {
     const close = address.indexOf(']')
-    if (close < 0 || address[close + 1] !== ':') throw bad('expected "[ipv6]:port"')
+    if (close < 0 || address[close + 1] !== ':') throw badAddress(what, address, 'expected "[ipv6]:port"')
     host = address.slice(1, close)
     port = address.slice(close + 2)
-    if (isIP(host) !== 6) throw bad(`${show(host)} is not an IPv6 address`)
+    if (isIP(host) !== 6) throw badAddress(what, address, `${show(host)} is not an IPv6 address`)
   } else {
     const colon = address.lastIndexOf(':')
-    if (colon < 0) throw bad('expected "host:port"')
+    if (colon < 0) throw badAddress(what, address, 'expected "host:port"')
     host = address.slice(0, colon)
     port = address.slice(colon + 1)
-    if (host.includes(':')) throw bad('an IPv6 host must be in brackets: "[::1]:8080"')
-    if (!HOSTNAME.test(host)) throw bad(`${show(host)} is not a host name or IPv4 address`)
+    if (host.includes(':')) throw badAddress(what, address, 'an IPv6 host must be in brackets: "[::1]:8080"')
+    if (!HOSTNAME.test(host))
+      throw badAddress(what, address, `${show(host)} is not a host name or IPv4 address`)
   }
   const n = Number(port)
-  if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65_535) throw bad(`port ${show(port)} is not in 1..65535`)
+  if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65_535)
+    throw badAddress(what, address, `port ${show(port)} is not in 1..65535`)
   return address
+}
+
+function badAddress(what: string, address: unknown, why: string): InvalidArgumentError {
+  return new InvalidArgumentError(`invalid ${what} ${show(address)}: ${why}`)
 }
 
 /** A lease TTL in whole seconds, from 2 (below that etcd raises it to its minimum anyway) up. */
