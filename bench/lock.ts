@@ -219,10 +219,14 @@ const etcd3Acquirers: Acquirer[] = etcd3Clients.map((c) => async (refused) => {
  * What etcd served, from its own counters: unary KV and Lease calls (keepalives excluded), and messages on
  * watch streams (watch creations and cancellations).
  */
-async function etcdCalls(): Promise<{ unary: number; watch: number }> {
+async function etcdCalls(): Promise<{ unary: number; watch: number; fsyncMs: number; proposals: number }> {
   let unary = 0
   let watch = 0
+  let fsyncMs = 0
+  let proposals = 0
   for (const [name, value] of await etcdMetrics(endpoints[0]!)) {
+    if (name === 'etcd_disk_wal_fsync_duration_seconds_sum') fsyncMs = value * 1_000
+    if (name === 'etcd_server_proposals_committed_total') proposals = value
     if (!name.startsWith('grpc_server_started_total{') && !name.startsWith('grpc_server_msg_received_total{'))
       continue
     if (name.startsWith('grpc_server_started_total{') && name.includes('grpc_type="unary"')) {
@@ -230,12 +234,20 @@ async function etcdCalls(): Promise<{ unary: number; watch: number }> {
     } else if (name.startsWith('grpc_server_msg_received_total{') && name.includes('etcdserverpb.Watch"'))
       watch += value
   }
-  return { unary, watch }
+  return { unary, watch, fsyncMs, proposals }
 }
-/** etcd calls per acquisition over one run (its warm-up included), from etcd's counters around it. */
-async function counted(
-  run: () => Promise<Contended>,
-): Promise<Contended & { calls: number; watchMsgs: number }> {
+/**
+ * etcd's work per acquisition over one run (its warm-up included), from etcd's counters around it: calls,
+ * watch requests, writes (raft proposals) and the time its disk spent in WAL fsyncs. etcd fsyncs one batch
+ * of writes at a time, so 1,000 / fsyncMs is the most acquisitions/s its disk allows for that protocol.
+ */
+interface Counted extends Contended {
+  calls: number
+  watchMsgs: number
+  fsyncMs: number
+  writes: number
+}
+async function counted(run: () => Promise<Contended>): Promise<Counted> {
   const before = await etcdCalls()
   const res = await run()
   const after = await etcdCalls()
@@ -243,10 +255,12 @@ async function counted(
     ...res,
     calls: (after.unary - before.unary) / res.total,
     watchMsgs: (after.watch - before.watch) / res.total,
+    fsyncMs: (after.fsyncMs - before.fsyncMs) / res.total,
+    writes: (after.proposals - before.proposals) / res.total,
   }
 }
 
-const results: Record<'etcdkit' | 'go' | 'etcd3', Array<Contended & { calls: number; watchMsgs: number }>> = {
+const results: Record<'etcdkit' | 'go' | 'etcd3', Counted[]> = {
   etcdkit: [],
   go: [],
   etcd3: [],
@@ -297,6 +311,8 @@ await cluster?.close()
 interface Summary {
   calls: number
   watchMsgs: number
+  fsyncMs: number
+  writes: number
   rate: number
   p50: number
   p99: number
@@ -305,7 +321,7 @@ interface Summary {
   fifo: boolean | undefined
   spread: string
 }
-const summarize = (c: Contended & { calls: number; watchMsgs: number }): Summary => {
+const summarize = (c: Counted): Summary => {
   const h = latency(c.handoffs)
   let fifo: boolean | undefined
   if (c.tokens.length > 0) {
@@ -315,6 +331,8 @@ const summarize = (c: Contended & { calls: number; watchMsgs: number }): Summary
   return {
     calls: c.calls,
     watchMsgs: c.watchMsgs,
+    fsyncMs: c.fsyncMs,
+    writes: c.writes,
     rate: (c.acquisitions / c.elapsedMs) * 1_000,
     p50: h.p50,
     p99: h.p99,
@@ -346,6 +364,8 @@ const fifoText = (xs: Summary[], queued: boolean) =>
 const goRate = med(sums.go, (s) => s.rate)
 const rateRatio = ratio(sums.go, (s) => s.rate)
 const kitP99 = med(sums.etcdkit, (s) => s.p99)
+/** The rate at which etcd's disk would do nothing but this lock's fsyncs (they are serial in etcd). */
+const diskBound = med(sums.etcdkit, (s) => 1_000 / s.fsyncMs)
 printGrid(
   `lock: etcdkit beside its peers, ${CONTENDERS} contenders (median of ${ROUNDS} rounds of ${RUN_MS / 1_000} s each)`,
   ['what', 'etcdkit', "Go's concurrency.Mutex", 'etcd3 Lock + retry', 'etcdkit / Go', 'etcdkit / etcd3'],
@@ -420,6 +440,39 @@ printGrid(
       x(ratio(sums.etcd3, (s) => s.calls)),
     ],
     [
+      'etcd writes (raft proposals) per acquisition',
+      fmt(med(sums.etcdkit, (s) => s.writes)),
+      fmt(med(sums.go, (s) => s.writes)),
+      fmt(med(sums.etcd3, (s) => s.writes)),
+      '',
+      '',
+    ],
+    [
+      "etcd's WAL fsync time per acquisition",
+      fmt(
+        med(sums.etcdkit, (s) => s.fsyncMs),
+        'ms',
+      ),
+      fmt(
+        med(sums.go, (s) => s.fsyncMs),
+        'ms',
+      ),
+      fmt(
+        med(sums.etcd3, (s) => s.fsyncMs),
+        'ms',
+      ),
+      '',
+      '',
+    ],
+    [
+      "acquisitions/s etcd's disk allows (1 s / fsync time per acquisition)",
+      fmt(diskBound, '/s'),
+      '',
+      '',
+      '',
+      '',
+    ],
+    [
       'watch requests per acquisition (creates + cancels)',
       fmt(med(sums.etcdkit, (s) => s.watchMsgs)),
       fmt(med(sums.go, (s) => s.watchMsgs)),
@@ -464,6 +517,10 @@ printGrid(
 console.log(
   `\ntargets: acquisitions/s >= 8x Go's Mutex: ${Number.isFinite(rateRatio) ? (rateRatio >= 8 ? 'met' : 'MISSED') : 'not measured (no Go)'} (${x(rateRatio)}); ` +
     `handoff p99 <= 5 ms: ${kitP99 <= 5 ? 'met' : 'MISSED'} (${fmt(kitP99, 'ms')})`,
+)
+console.log(
+  `etcd's disk: etcdkit ran at ${((med(sums.etcdkit, (s) => s.rate) / diskBound) * 100).toFixed(0)}% of the ${fmt(diskBound, '/s')} its fsyncs allow; ` +
+    `8x Go needs ${fmt(goRate * 8, '/s')}${Number.isFinite(goRate) && goRate * 8 > diskBound ? ", more than this etcd's disk allows" : ''}`,
 )
 
 printGrid(

@@ -1,5 +1,7 @@
 // `npm run bench`: every benchmark in turn, each in its own process against its own throwaway etcd (or
 // ETCD_ENDPOINTS); `npm run bench -- lock scale` runs those whose file name starts with an argument.
+// The packages are built first and the benchmarks import their dist/, the JavaScript users install (not
+// the TypeScript sources through tsx's loader).
 import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -15,12 +17,18 @@ if (benches.length === 0) {
   )
   process.exit(2)
 }
-const failed: string[] = []
 const started = performance.now()
+const build = spawnSync(process.execPath, [join(here, '..', 'scripts', 'build.mjs')], { stdio: 'inherit' })
+if (build.status !== 0) {
+  console.error('the build failed: no benchmark run')
+  process.exit(1)
+}
+console.log(`(build: ${((performance.now() - started) / 1_000).toFixed(0)} s)`)
+const failed: string[] = []
 for (const file of benches) {
   console.log(`\n# bench/${file}`)
   const t0 = performance.now()
-  const res = spawnSync(process.execPath, ['--import=tsx', '--conditions=etcdkit-source', join(here, file)], {
+  const res = spawnSync(process.execPath, ['--import=tsx', join(here, file)], {
     stdio: 'inherit',
   })
   console.log(`\n(bench/${file}: ${((performance.now() - t0) / 1_000).toFixed(0)} s)`)
