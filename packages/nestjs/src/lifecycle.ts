@@ -15,7 +15,9 @@ const kWrapped = Symbol.for('@etcdkit/nestjs.listen')
  * it cannot be). On shutdown (`app.close()`, or a signal with `enableShutdownHooks()`), Nest runs
  * `beforeApplicationShutdown` before it closes the HTTP server: the registration is deleted there, then
  * `drainDelay` passes while the server still serves, so clients stop picking this instance before it
- * stops accepting; then the adapter closes (kept-alive connections are drained) and the kit closes.
+ * stops accepting; then the adapter closes (kept-alive connections are drained) and the kit closes. This
+ * module's shutdown hooks run after every other module's (hook-order.ts): other modules can still release
+ * a lock or write a value in their own `onApplicationShutdown`.
  */
 export class EtcdKitLifecycle
   implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
