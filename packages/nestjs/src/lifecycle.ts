@@ -25,6 +25,7 @@ export class EtcdKitLifecycle
   /** The registration lifecycle, when the module was given `register`. */
   readonly registration: ServerRegistration | undefined
   #drain: ConnectionDrain | undefined
+  #draining = false
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,
@@ -34,6 +35,11 @@ export class EtcdKitLifecycle
     this.registration = options.register
       ? new ServerRegistration({ ...options.register, kit, closeKit: false }, { integration: NAME })
       : undefined
+  }
+
+  /** Whether shutdown has begun deregistering the app (it should get no new traffic). */
+  get draining(): boolean {
+    return this.#draining
   }
 
   onApplicationBootstrap() {
@@ -79,6 +85,7 @@ export class EtcdKitLifecycle
 
   async beforeApplicationShutdown() {
     if (!this.registration) return
+    this.#draining = true
     await this.registration.deregister() // includes drainDelay
     this.#drain?.begin()
   }
