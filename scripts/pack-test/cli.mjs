@@ -13,6 +13,7 @@ try {
   }).toString()
   assert.match(out, /127\.0\.0\.1:4003/)
   assert.match(out, /clitest/)
+  console.log('cli: ok')
 } finally {
   await kit.close()
 }
