@@ -1,12 +1,27 @@
 // Installs the packages as a user does: packs every package (`pnpm pack` rewrites workspace:* ranges and
 // applies publishConfig), checks what each tarball ships, installs the tarballs with npm into fresh apps
-// (one at the newest versions of the peers, one at the oldest each peer range allows) and runs in each:
-// ESM and CommonJS consumers, Fastify (plugin awaited, not awaited, in a child scope), Express, gRPC, type
-// checks under moduleResolution node10/node16/nodenext/bundler, and a Jest test. Needs `pnpm run build`
-// first and the npm registry (one `npm install` per app, with a cache kept in node_modules/.cache).
-// Run: npx tsx --conditions=etcdkit-source scripts/pack-test.ts   (ETCD_ENDPOINTS: use that etcd)
+// and runs in each. `newest` and `oldest` (the newest versions of the peers, and the oldest each peer range
+// allows): ESM and CommonJS consumers, Fastify (plugin awaited, not awaited, in a child scope), Express,
+// gRPC, the CLI's binary, type checks under moduleResolution node10/node16/nodenext/bundler, and a Jest
+// test. `nest11`: a NestJS 11 project as `nest new` writes it (CommonJS, Jest + ts-jest, its e2e config
+// untouched) running an e2e test of @etcdkit/nestjs. `nest12`: a NestJS 12 ESM project, both HTTP
+// adapters and Terminus, built with tsc and tested with node:test. Needs `pnpm run build` first and the
+// npm registry (one `npm install` per app, with a cache kept in node_modules/.cache).
+// Run: npx tsx --conditions=etcdkit-source scripts/pack-test.ts   (ETCD_ENDPOINTS: use that etcd;
+// PACK_TEST_APPS=nest11,nest12: only those apps)
 import { execFile } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,16 +33,27 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const fixtures = join(root, 'scripts', 'pack-test')
 const tsc = join(root, 'node_modules', '.bin', 'tsc')
 const cache = join(root, 'node_modules', '.cache', 'etcdkit-pack-test-npm')
-const packages = ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing']
+const packages = ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing', 'nestjs', 'cli']
+/** Packages published as ESM only (a binary), without the CommonJS build in dist/cjs. */
+const esmOnly = new Set(['cli'])
 const started = Date.now()
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`
 
 interface App {
   name: string
-  /** npm dependencies besides the tarballs. */
-  dependencies: Record<string, string>
-  /** The commands run in the app, each `[program, ...args]`. */
+  /**
+   * The project's folder under scripts/pack-test (its package.json gives the dependencies besides the
+   * tarballs). @default the flat files of scripts/pack-test, and a package.json made of `dependencies`
+   */
+  project?: string
+  /** npm dependencies besides the tarballs and the project's own. */
+  dependencies?: Record<string, string>
+  /** The tarballs installed. @default every package but nestjs (whose Nest peers npm would install) */
+  packages?: string[]
+  /** The commands run in the app one after another, each `[program, ...args]`. */
   steps: string[][]
+  /** Type checks (`tsc`), run two at a time after the steps. */
+  checks?: string[][]
 }
 
 const node = (file: string) => ['node', file]
@@ -50,13 +76,15 @@ const apps: App[] = [
       node('fastify.mjs'),
       node('express.mjs'),
       node('grpc.mjs'),
-      ...['node10', 'node16', 'node16-esm', 'nodenext', 'nodenext-esm', 'bundler'].map(typecheck),
+      node('cli.mjs'),
       ['node', 'node_modules/jest/bin/jest.js', '--ci', 'kit.test.js'],
     ],
+    checks: ['node10', 'node16', 'node16-esm', 'nodenext', 'nodenext-esm', 'bundler'].map(typecheck),
   },
   {
     // the low end of every peer range: NestJS 10's Fastify, Express 4, grpc-js 1.14.0
     name: 'oldest',
+    packages: ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing'],
     dependencies: {
       fastify: '4.0.0',
       express: '4.21.0',
@@ -65,13 +93,25 @@ const apps: App[] = [
       'reflect-metadata': '0.1.13',
       '@types/node': '^20.19.0',
     },
+    steps: [node('esm.mjs'), node('cjs.cjs'), node('fastify.mjs'), node('express.mjs'), node('grpc.mjs')],
+    checks: [typecheck('nest10')],
+  },
+  {
+    // `npm run test:e2e` of a `nest new` project; ts-jest only transpiles (isolatedModules), so tsc checks
+    // the types as `nest build` would (moduleResolution nodenext, CommonJS output)
+    name: 'nest11',
+    project: 'nest11',
+    packages: ['core', 'decorators', 'nestjs'],
+    steps: [['node', 'node_modules/jest/bin/jest.js', '--config', './test/jest-e2e.json', '--ci']],
+    checks: [['tsc', '-p', 'tsconfig.json', '--noEmit']],
+  },
+  {
+    name: 'nest12',
+    project: 'nest12',
+    packages: ['core', 'decorators', 'nestjs'],
     steps: [
-      node('esm.mjs'),
-      node('cjs.cjs'),
-      node('fastify.mjs'),
-      node('express.mjs'),
-      node('grpc.mjs'),
-      typecheck('nest10'),
+      ['tsc', '-p', 'tsconfig.json'],
+      ['node', '--test', '--test-reporter=dot', 'dist/test/app.e2e-spec.js'],
     ],
   },
 ]
@@ -89,7 +129,7 @@ async function sh(cwd: string, [program, ...args]: string[], env: NodeJS.Process
 /** Packs every package into `dir` (one pnpm run); returns tarball paths by package name. */
 async function pack(dir: string): Promise<Record<string, string>> {
   for (const p of packages) {
-    if (!existsSync(join(root, 'packages', p, 'dist', 'cjs', 'index.js')))
+    if (!existsSync(join(root, 'packages', p, 'dist', esmOnly.has(p) ? '' : 'cjs', 'index.js')))
       throw new Error(`packages/${p} is not built: run \`pnpm run build\` first`)
   }
   const filters = packages.flatMap((p) => ['--filter', `@etcdkit/${p}`])
@@ -108,8 +148,16 @@ async function pack(dir: string): Promise<Record<string, string>> {
 async function checkTarball(file: string, name: string) {
   const { stdout } = await sh(root, ['tar', 'tzf', file])
   const files = new Set(stdout.split('\n').map((f) => f.replace(/^package\//, '')))
-  const required = ['README.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']
-  required.push('dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'src/index.ts')
+  const required = [
+    'README.md',
+    'LICENSE',
+    'package.json',
+    'dist/index.js',
+    'dist/index.d.ts',
+    'src/index.ts',
+  ]
+  if (!esmOnly.has(name.slice('@etcdkit/'.length)))
+    required.push('dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json')
   const missing = required.filter((f) => !files.has(f))
   if (missing.length > 0) throw new Error(`${name}: the tarball lacks ${missing.join(', ')}`)
   const { stdout: manifest } = await sh(root, ['tar', 'xzf', file, '-O', 'package/package.json'])
@@ -119,15 +167,21 @@ async function checkTarball(file: string, name: string) {
 }
 
 async function install(dir: string, app: App, tarballs: Record<string, string>) {
-  mkdirSync(dir)
-  for (const f of readdirSync(fixtures)) copyFileSync(join(fixtures, f), join(dir, f))
-  const dependencies = { ...app.dependencies }
-  for (const [name, file] of Object.entries(tarballs)) dependencies[name] = `file:${file}`
-  // no "type": CommonJS by default, as in a NestJS project (and Jest's test files)
-  writeFileSync(
-    join(dir, 'package.json'),
-    `${JSON.stringify({ name: `pack-test-${app.name}`, private: true, dependencies }, null, 2)}\n`,
-  )
+  let manifest: { dependencies?: Record<string, string> } & Record<string, unknown>
+  if (app.project) {
+    cpSync(join(fixtures, app.project), dir, { recursive: true })
+    manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+  } else {
+    mkdirSync(dir)
+    for (const f of readdirSync(fixtures))
+      if (statSync(join(fixtures, f)).isFile()) copyFileSync(join(fixtures, f), join(dir, f))
+    // no "type": CommonJS by default, as in a NestJS project (and Jest's test files)
+    manifest = { name: `pack-test-${app.name}`, private: true }
+  }
+  const dependencies = { ...manifest.dependencies, ...app.dependencies }
+  for (const p of app.packages ?? packages.filter((p) => p !== 'nestjs'))
+    dependencies[`@etcdkit/${p}`] = `file:${tarballs[`@etcdkit/${p}`]}`
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ ...manifest, dependencies }, null, 2)}\n`)
   const t = Date.now()
   await sh(dir, ['npm', 'install', '--no-audit', '--no-fund', '--prefer-offline', '--cache', cache])
   console.log(`[pack-test] ${app.name}: npm install ${seconds(t)}`)
@@ -143,7 +197,7 @@ try {
   const t = Date.now()
   const tarballs = await pack(tarballDir)
   console.log(`[pack-test] packed and checked ${packages.length} tarballs in ${seconds(t)}`)
-  // the two installs overlap: most of their time is waiting on the registry
+  // the installs overlap: most of their time is waiting on the registry
   // PACK_TEST_APPS=oldest runs one app only (while developing)
   const only = process.env.PACK_TEST_APPS?.split(',')
   const chosen = apps.filter((app) => only === undefined || only.includes(app.name))
@@ -151,13 +205,15 @@ try {
   for (const app of chosen) {
     const step = async (command: string[]) => {
       const t = Date.now()
-      const { stdout } = await sh(join(work, app.name), command, env)
-      const said = stdout.trim().split('\n').filter(Boolean).join('; ')
+      const { stdout, stderr } = await sh(join(work, app.name), command, env)
+      // Jest writes its summary to stderr: its `Tests:` line says how many ran
+      const tally = stderr.split('\n').filter((l) => /^Tests:/.test(l))
+      const said = [...stdout.trim().split('\n'), ...tally].filter(Boolean).join('; ')
       console.log(`[pack-test] ${app.name}: ${command.join(' ')} (${seconds(t)})${said ? ` — ${said}` : ''}`)
     }
-    // the type checks are CPU-bound and independent: two at a time; the rest one after another
-    const checks = app.steps.filter((command) => command[0] === 'tsc')
-    for (const command of app.steps) if (command[0] !== 'tsc') await step(command)
+    // the type checks are CPU-bound and independent: two at a time; the steps one after another
+    const checks = [...(app.checks ?? [])]
+    for (const command of app.steps) await step(command)
     const workers = Array.from({ length: 2 }, async () => {
       for (let command = checks.shift(); command; command = checks.shift()) await step(command)
     })

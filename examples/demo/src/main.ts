@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { run as etcdkitCli, startConsole } from '@etcdkit/cli'
 import { EtcdKit, type Instance, silentLogger } from '@etcdkit/core'
-import { startNestExample } from '@etcdkit/example-nest'
+import { ReportsService, startNestExample } from '@etcdkit/example-nest'
 import { etcdDiscovery as expressDiscovery } from '@etcdkit/express'
 import { etcdDiscovery as fastifyDiscovery } from '@etcdkit/fastify'
 import { runLoad, sharedEtcd } from '@etcdkit/testing'
@@ -125,7 +125,8 @@ const stats = await load.stop()
 log(`${stats.ok} requests during the departure, ${stats.failed} failed`)
 
 // 7. A NestJS app (examples/nest): EtcdKitModule registers it on app.listen(), its @Config greeting
-//    follows etcd with no glue code, and app.close() deregisters it before the server stops.
+//    follows etcd with no glue code, its locked job runs once when called twice at once, and app.close()
+//    deregisters it before the server stops.
 const nest = await startNestExample({ endpoints, namespace, logger: false, kitLogger: silentLogger })
 const greeter = consumer.service('greeter')
 await greeter.ready
@@ -134,6 +135,10 @@ log(`nest app registered as greeter (${show(greeter.instances)}): ${await greet(
 await etcd.etcdctl(['put', `${namespace}config/reports/batch`, '200'])
 await sleep(50)
 log(`after etcdctl put config/reports/batch 200: ${await greet()}`)
+const reports = nest.get(ReportsService)
+const runs = await Promise.all([reports.build('call 1'), reports.build('call 2')])
+const outcomes = runs.map((run) => (run === undefined ? 'skipped (the lock was held)' : `ran (run ${run})`))
+log(`its @WithLock('/jobs/report', { wait: false }) job, called twice at once: ${outcomes.join(', ')}`)
 await nest.close()
 log(`nest app closed: greeter instances ${show(greeter.instances)}`)
 

@@ -15,10 +15,10 @@ interface Bound {
 }
 
 /**
- * Binds the decorated providers and controllers to the kit at module init (a global module's init runs
- * before the other modules', so their `onModuleInit` already reads etcd's values). Request- and
- * transient-scoped providers have no single instance to bind: they are reported, and their members use
- * the default kit (this one) when called.
+ * Binds the decorated providers and controllers to the kit at module init. This module's init runs before
+ * every other module's, global or not (hook-order.ts), so their `onModuleInit` already reads etcd's values.
+ * Request- and transient-scoped providers have no single instance to bind: they are reported, and their
+ * members use the default kit (this one) when called.
  */
 export class EtcdKitExplorer implements OnModuleInit {
   readonly #bound: Bound[] = []

@@ -15,7 +15,9 @@ const kWrapped = Symbol.for('@etcdkit/nestjs.listen')
  * it cannot be). On shutdown (`app.close()`, or a signal with `enableShutdownHooks()`), Nest runs
  * `beforeApplicationShutdown` before it closes the HTTP server: the registration is deleted there, then
  * `drainDelay` passes while the server still serves, so clients stop picking this instance before it
- * stops accepting; then the adapter closes (kept-alive connections are drained) and the kit closes.
+ * stops accepting; then the adapter closes (kept-alive connections are drained) and the kit closes. This
+ * module's shutdown hooks run after every other module's (hook-order.ts): other modules can still release
+ * a lock or write a value in their own `onApplicationShutdown`.
  */
 export class EtcdKitLifecycle
   implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
@@ -23,6 +25,7 @@ export class EtcdKitLifecycle
   /** The registration lifecycle, when the module was given `register`. */
   readonly registration: ServerRegistration | undefined
   #drain: ConnectionDrain | undefined
+  #draining = false
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,
@@ -32,6 +35,11 @@ export class EtcdKitLifecycle
     this.registration = options.register
       ? new ServerRegistration({ ...options.register, kit, closeKit: false }, { integration: NAME })
       : undefined
+  }
+
+  /** Whether shutdown has begun deregistering the app (it should get no new traffic). */
+  get draining(): boolean {
+    return this.#draining
   }
 
   onApplicationBootstrap() {
@@ -77,6 +85,7 @@ export class EtcdKitLifecycle
 
   async beforeApplicationShutdown() {
     if (!this.registration) return
+    this.#draining = true
     await this.registration.deregister() // includes drainDelay
     this.#drain?.begin()
   }

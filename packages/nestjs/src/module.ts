@@ -1,9 +1,10 @@
 // EtcdKitModule: the kit as a provider, the explorer, the registration lifecycle and the health indicator.
 import { EtcdKit, setDefaultKit } from '@etcdkit/core'
 import { type DynamicModule, Module, type Provider } from '@nestjs/common'
-import { DiscoveryModule, DiscoveryService, HttpAdapterHost } from '@nestjs/core'
+import { DiscoveryModule, DiscoveryService, HttpAdapterHost, ModulesContainer } from '@nestjs/core'
 import { EtcdKitExplorer } from './explorer.js'
 import { EtcdKitHealthIndicator } from './health.js'
+import { runHooksFirstAndLast } from './hook-order.js'
 import { EtcdKitLifecycle } from './lifecycle.js'
 import { nestLogger } from './logger.js'
 import {
@@ -27,9 +28,16 @@ function createKit(options: EtcdKitModuleOptions): EtcdKit {
   return kit
 }
 
+const HOOK_ORDER = Symbol('@etcdkit/nestjs.hookOrder')
+
 // Factory providers with explicit `inject`: no constructor parameter decorators and no design-time type
 // metadata, so this package works whatever the app's compiler (tsc, SWC, esbuild) and decorator mode.
 const common: Provider[] = [
+  {
+    provide: HOOK_ORDER,
+    useFactory: (modules: ModulesContainer) => runHooksFirstAndLast(modules, EtcdKitModule),
+    inject: [ModulesContainer],
+  },
   { provide: EtcdKit, useFactory: createKit, inject: [ETCDKIT_MODULE_OPTIONS] },
   {
     provide: EtcdKitExplorer,
