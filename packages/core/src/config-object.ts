@@ -5,7 +5,7 @@ import type { ConfigTree } from './config-tree.js'
 import { ClosedError, InvalidConfigValueError } from './errors.js'
 import type { Freshness, FreshnessEvents } from './follow.js'
 import type { Logger } from './logger.js'
-import { deferred, Inbox } from './util.js'
+import { deferred, valuesWhenReady } from './util.js'
 
 /** A subtree as plain data: `db/pool/max` under `db/` becomes `{ pool: { max: '…' } }` (text leaves, or what `parse` made). */
 export interface ConfigTreeObject {
@@ -147,24 +147,12 @@ export class ConfigObject<T>
   /** Yields `current` once the config is read, then every new value, until closed. */
   async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
     if (this.#closed) return
-    const inbox = new Inbox<[value: T, version: number]>()
-    const onChange = (value: T) => inbox.push([value, this.#version])
-    const onClose = () => inbox.end()
-    this.on('change', onChange)
-    this.on('close', onClose)
-    try {
-      try {
-        await this.ready
-      } catch {
-        return
-      }
-      const first = this.#version
-      yield this.current
-      for await (const [value, version] of inbox.drain()) if (version > first) yield value
-    } finally {
-      this.off('change', onChange)
-      this.off('close', onClose)
-    }
+    yield* valuesWhenReady(
+      this,
+      this.ready,
+      () => this.current,
+      () => this.#version,
+    )
   }
 
   /** Stops following the subtree; `current` keeps its last value. Idempotent. */

@@ -5,7 +5,7 @@ import { ClosedError, type EtcdKitError, InvalidConfigValueError } from './error
 import type { Freshness, FreshnessEvents } from './follow.js'
 import type { Logger } from './logger.js'
 import { recordConfigRefusal, recordConfigUpdate } from './metrics.js'
-import { deferred, Inbox } from './util.js'
+import { deferred, valuesWhenReady } from './util.js'
 
 /** How a config value's text becomes a value. */
 export interface ConfigValueOptions<T> {
@@ -211,25 +211,12 @@ export class ConfigValue<T>
   /** Yields `current` once the config is read, then every new value, until the handle is closed. */
   async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
     if (this.#closed) return
-    const inbox = new Inbox<[value: T, version: number]>()
-    const onChange = (value: T) => inbox.push([value, this.#version])
-    const onClose = () => inbox.end()
-    this.on('change', onChange)
-    this.on('close', onClose)
-    try {
-      try {
-        await this.ready
-      } catch {
-        return
-      }
-      const first = this.#version
-      yield this.current
-      // changes queued before `current` was read are already in it
-      for await (const [value, version] of inbox.drain()) if (version > first) yield value
-    } finally {
-      this.off('change', onChange)
-      this.off('close', onClose)
-    }
+    yield* valuesWhenReady(
+      this,
+      this.ready,
+      () => this.current,
+      () => this.#version,
+    )
   }
 
   /** Stops following the value; `current` keeps its last value. Idempotent. */

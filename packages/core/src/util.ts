@@ -87,6 +87,37 @@ export async function* liveValues<T>(
 }
 
 /**
+ * Yields `current()` once `ready` resolves (nothing when it rejects), then each value of `change` emitted
+ * after that read, until `close`. A change emitted while waiting for `ready` is already in `current()`: each
+ * carries `version()` as it was when emitted, and only those newer than the read are yielded.
+ */
+export async function* valuesWhenReady<T>(
+  emitter: EventEmitter,
+  ready: Promise<unknown>,
+  current: () => T,
+  version: () => number,
+): AsyncGenerator<T, void, undefined> {
+  const inbox = new Inbox<[value: T, version: number]>()
+  const onChange = (value: T) => inbox.push([value, version()])
+  const onClose = () => inbox.end()
+  emitter.on('change', onChange)
+  emitter.on('close', onClose)
+  try {
+    try {
+      await ready
+    } catch {
+      return
+    }
+    const first = version()
+    yield current()
+    for await (const [value, v] of inbox.drain()) if (v > first) yield value
+  } finally {
+    emitter.off('change', onChange)
+    emitter.off('close', onClose)
+  }
+}
+
+/**
  * A signal that aborts after `ms` or when `signal` aborts, whichever is first; call `done()` when the work
  * ends. Built by hand because on Node 20 `AbortSignal.any([s, AbortSignal.timeout(ms)])` can be garbage
  * collected while awaited, and then it never fires (seen here: a registration that never timed out).
