@@ -59,6 +59,11 @@ interface ActiveWatch {
   announced: boolean
   /** Confirmed on the live stream since the last `onStale` (or ever). */
   current: boolean
+  /**
+   * While the member it was created on is checked for being behind (`#checkBehind`): its events, held
+   * back until that member is known to be only catching up (or dropped when it turns out wiped).
+   */
+  held?: Array<[events: IEvent[], revision: bigint]>
 }
 
 type Duplex = Awaited<ReturnType<WatchClient['watch']>>
@@ -127,6 +132,8 @@ export class WatchHub {
   #refused = false
   /** Streams opened over the kit's life (a reconnect opens a new one); for tests and diagnostics. */
   streamsOpened = 0
+  /** The current stream's member's revision as a linearizable read saw it, once asked (`#checkBehind`). */
+  #caughtUp: { stream: Duplex; revision: Promise<bigint | undefined> } | undefined
 
   constructor(streams: StreamSource, log: Logger) {
     this.#streams = streams
@@ -185,6 +192,7 @@ export class WatchHub {
 
   #create(stream: Duplex, w: ActiveWatch) {
     w.created = false
+    w.held = undefined // events held on an earlier stream come again on this one, from `next`
     this.#pending.push(w.id)
     stream.write({
       create_request: {
@@ -365,6 +373,76 @@ export class WatchHub {
     )
   }
 
+  /** Hands events to the watch's owner and moves the watch past them. */
+  #deliver(w: ActiveWatch, events: IEvent[], revision: bigint) {
+    w.next = BigInt(events[events.length - 1]!.kv.mod_revision) + 1n
+    try {
+      w.listener.onEvents(events, revision)
+    } catch (err) {
+      this.#log.error({ err }, 'etcd watch listener threw')
+    }
+  }
+
+  /** The watch is confirmed on the live stream, from where it was: it is current. */
+  #confirmed(w: ActiveWatch, revision: bigint) {
+    if (!w.announced) {
+      w.announced = true
+      w.listener.onCreated?.(revision)
+    }
+    if (!w.current && this.#watches.get(w.id) === w) {
+      w.current = true
+      w.listener.onCurrent?.()
+    }
+  }
+
+  /**
+   * The member a watch was just created on answered at `revision`, behind the revision the watch had
+   * reached. A follower that was cut off and is catching up does that: its watch delivers from where it
+   * was as soon as the member has applied those revisions. A wiped or restored store does too, and there a
+   * watch at `next` would wait for revisions that mean something else. One linearizable read on that
+   * member (it waits until the member has applied everything the leader had committed) tells them apart,
+   * once per stream; the watch's events are held until then. When the read fails, it counts as wiped: the
+   * owner reads again, which is always safe.
+   */
+  #checkBehind(w: ActiveWatch, revision: bigint) {
+    const stream = this.#stream
+    if (!stream) return
+    w.held = []
+    if (this.#caughtUp?.stream !== stream) {
+      const kv = this.#source?.kv
+      this.#caughtUp = {
+        stream,
+        revision: kv
+          ? kv
+              .range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true })
+              .then((res) => BigInt(res.header.revision))
+              .catch(() => undefined)
+          : Promise.resolve(undefined),
+      }
+    }
+    void this.#caughtUp.revision.then((now) => {
+      // a new stream re-created the watch from `next` (held events come again there), or it was cancelled
+      if (this.#stream !== stream || this.#watches.get(w.id) !== w) return
+      const held = w.held ?? []
+      w.held = undefined
+      if (now !== undefined && now + 1n >= w.next) {
+        this.#log.debug(
+          { endpoint: this.#endpoint, answered: String(revision), caughtUp: String(now) },
+          'etcd watch created on a member that was catching up; resuming there',
+        )
+        this.#confirmed(w, revision)
+        for (const [events, at] of held) if (this.#watches.get(w.id) === w) this.#deliver(w, events, at)
+        return
+      }
+      this.#watches.delete(w.id)
+      stream.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
+      recordWatchReset('wiped')
+      w.listener.onReset(
+        `etcd's revision went back from ${w.next - 1n} to ${now ?? revision} (wiped or restored)`,
+      )
+    })
+  }
+
   #onResponse(res: IWatchResponse) {
     let id = Number(res.watch_id)
     if (res.created) {
@@ -403,33 +481,21 @@ export class WatchHub {
       this.#backoff.reset()
       // a watch from "now" (0) starts after the revision of its creation: resume from there later
       if (w.next === 0n) w.next = revision + 1n
-      // A store whose revision is behind where we were was wiped or restored: starting at `next` would
-      // wait for revisions that mean something else, so hand the watch back to its owner.
+      // a member behind where we were: a follower still catching up (after a failover), or a store wiped
+      // or restored from a snapshot; which one, a linearizable read on that member tells
       if (revision + 1n < w.next) {
-        this.#watches.delete(w.id)
-        this.#stream?.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
-        recordWatchReset('wiped')
-        w.listener.onReset(`etcd's revision went back from ${w.next - 1n} to ${revision} (wiped or restored)`)
+        this.#checkBehind(w, revision)
         return
       }
-      if (!w.announced) {
-        w.announced = true
-        w.listener.onCreated?.(revision)
-      }
-      if (!w.current && this.#watches.get(w.id) === w) {
-        w.current = true
-        w.listener.onCurrent?.()
-      }
+      this.#confirmed(w, revision)
+      return
+    }
+    if (w.held) {
+      if (res.events.length > 0) w.held.push([res.events, revision])
       return
     }
     if (res.events.length > 0) {
-      const last = res.events[res.events.length - 1]!
-      w.next = BigInt(last.kv.mod_revision) + 1n
-      try {
-        w.listener.onEvents(res.events, revision)
-      } catch (err) {
-        this.#log.error({ err }, 'etcd watch listener threw')
-      }
+      this.#deliver(w, res.events, revision)
     } else if (revision + 1n > w.next) {
       // a progress notification: everything up to `revision` has been sent
       w.next = revision + 1n
