@@ -2,13 +2,15 @@
 // services, registered from several kits (each its own lease), one fresh kit discovers every service:
 // time to ready, heap per instance, how soon a registration or deregistration shows in its views (p50,
 // p99), and what etcd holds for it (leases, watch streams, watchers, keepalive streams, from etcd's own
-// /metrics). Ratios are against the smallest size measured in the same run.
+// /metrics). Ratios are against the smallest size measured in the same run, and time to ready against a
+// plain etcd3 client reading the same keys in the same run (etcd's own read time, with no decoding).
 // Run: npm run bench -- scale. Env: BENCH_SCALE_SIZES (e.g. "1000,10000"), BENCH_ROUNDS (change samples
 // per size, 200), BENCH_READS (fresh-kit reads per size, 3).
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { type Discovery, EtcdKit, type Instance, type Logger, silentLogger } from '@etcdkit/core'
 import { startEtcd } from '@etcdkit/testing'
+import { Etcd3 } from 'etcd3'
 import { type EtcdLoad, etcdLoad, fmt, machine, median, percentile, printGrid } from './stats.js'
 
 const SIZES = (process.env.BENCH_SCALE_SIZES ?? '1000,10000,100000').split(',').map(Number)
@@ -75,8 +77,12 @@ interface SizeResult {
   services: number
   writeMs: number
   readyMs: number[]
+  /** The floor, before each fresh kit: a fresh plain etcd3 client reading every service's prefix at once. */
+  plainMs: number[]
   heapPerInstance: number
   change: number[]
+  /** The same changes at a plain etcd3 watcher of the registry prefix, in this process. */
+  changeFloor: number[]
   writers: EtcdLoad
   reader: EtcdLoad
 }
@@ -91,6 +97,21 @@ const seen = (view: Discovery, pred: (list: readonly Instance[]) => boolean) =>
     }
     view.on('change', check)
   })
+
+/**
+ * The floor of time to ready: the same reads through a plain etcd3 client (a fresh one, its connection
+ * included), every service's prefix at once, the answers left undecoded.
+ */
+async function plainReads(ns: string, names: readonly string[]): Promise<{ ms: number; kvs: number }> {
+  const client = new Etcd3({ hosts: endpoints })
+  try {
+    const t0 = performance.now()
+    const res = await Promise.all(names.map((n) => client.getAll().prefix(`${ns}services/${n}/`).exec()))
+    return { ms: performance.now() - t0, kvs: res.reduce((k, r) => k + r.kvs.length, 0) }
+  } finally {
+    client.close()
+  }
+}
 
 async function measure(instances: number, services: number): Promise<SizeResult> {
   const ns = `${root}${instances}/`
@@ -149,6 +170,7 @@ async function measure(instances: number, services: number): Promise<SizeResult>
 
   // time to ready: a fresh kit (connection included) opens a view of every service, until all are loaded
   const readyMs: number[] = []
+  const plainMs: number[] = []
   let retried = 0
   // counts the views' failed reads (logged at debug level, then retried with backoff)
   const counting: Logger = {
@@ -158,6 +180,9 @@ async function measure(instances: number, services: number): Promise<SizeResult>
     },
   }
   for (let r = 0; r < readsAt(instances); r++) {
+    const plain = await plainReads(ns, names)
+    if (plain.kvs !== instances) throw new Error(`etcd3 read ${plain.kvs} instances, not ${instances}`)
+    plainMs.push(plain.ms)
     const reader = new EtcdKit({ endpoints, namespace: ns, logger: counting })
     const t0 = performance.now()
     const views = names.map((n) => reader.discover(n))
@@ -177,7 +202,9 @@ async function measure(instances: number, services: number): Promise<SizeResult>
       console.log(
         `${instances} instances: a fresh kit had ${loaded} of ${services} views ready after ${GIVE_UP_MS} ms (${retried} reads retried); giving up on this size`,
       )
-      throw Object.assign(new GaveUp(), { result: { retried, instances, services, writeMs, readyMs } })
+      throw Object.assign(new GaveUp(), {
+        result: { retried, instances, services, writeMs, readyMs, plainMs },
+      })
     }
     const total = views.reduce((n, v) => n + v.instances.length, 0)
     if (total !== instances) throw new Error(`the reader saw ${total} instances, not ${instances}`)
@@ -198,23 +225,48 @@ async function measure(instances: number, services: number): Promise<SizeResult>
 
   // a change's visibility: a registration by a writer kit until the reader's view has it, and its
   // deregistration until the view has dropped it (a random service each time)
+  // (from the call to the view's change; the floor: the same event at a plain etcd3 watcher of the
+  // registry prefix in this process)
   const change: number[] = []
+  const changeFloor: number[] = []
+  const plain = new Etcd3({ hosts: endpoints })
+  const watcher = await plain.watch().prefix(`${ns}services/`).create()
+  const waiting = new Map<string, (at: number) => void>()
+  const heard = (what: string) => new Promise<number>((resolve) => waiting.set(what, resolve))
+  const hear = (what: string) => {
+    waiting.get(what)?.(performance.now())
+    waiting.delete(what)
+  }
+  watcher.on('put', (kv) => hear(`put ${kv.key.toString()}`))
+  watcher.on('delete', (kv) => hear(`delete ${kv.key.toString()}`))
+  const when = (p: Promise<void>) => p.then(() => performance.now())
   const prober = writers[0]!
   for (let i = 0; i < SAMPLES / 2 + 10; i++) {
     const s = Math.floor(Math.random() * services)
     const view = views[s]!
     const address = `10.250.${i >> 8}.${i & 255}:9000`
-    let shown = seen(view, (list) => list.some((x) => x.address === address))
+    const key = `${ns}services/svc${s}/${address}`
+    let shown = when(seen(view, (list) => list.some((x) => x.address === address)))
+    let raw = heard(`put ${key}`)
     let t0 = performance.now()
     const reg = await prober.register({ service: `svc${s}`, address })
-    await shown
-    if (i >= 10) change.push(performance.now() - t0)
-    shown = seen(view, (list) => !list.some((x) => x.address === address))
+    let [viewAt, rawAt] = await Promise.all([shown, raw])
+    if (i >= 10) {
+      change.push(viewAt - t0)
+      changeFloor.push(rawAt - t0)
+    }
+    shown = when(seen(view, (list) => !list.some((x) => x.address === address)))
+    raw = heard(`delete ${key}`)
     t0 = performance.now()
     await reg.deregister()
-    await shown
-    if (i >= 10) change.push(performance.now() - t0)
+    ;[viewAt, rawAt] = await Promise.all([shown, raw])
+    if (i >= 10) {
+      change.push(viewAt - t0)
+      changeFloor.push(rawAt - t0)
+    }
   }
+  await watcher.cancel()
+  plain.close()
   if (views.some((v, i) => v.instances.length !== perService || v.service !== names[i]))
     throw new Error('a view lost or gained instances')
   await reader.close()
@@ -225,8 +277,10 @@ async function measure(instances: number, services: number): Promise<SizeResult>
     services,
     writeMs,
     readyMs,
+    plainMs,
     heapPerInstance,
     change,
+    changeFloor,
     writers: writersLoad,
     reader: readerLoad,
   }
@@ -248,14 +302,22 @@ for (const instances of SIZES) {
     if (!(err instanceof GaveUp)) throw err
     const partial = (
       err as GaveUp & {
-        result: Pick<SizeResult, 'retried' | 'instances' | 'services' | 'writeMs' | 'readyMs'>
+        result: Pick<SizeResult, 'retried' | 'instances' | 'services' | 'writeMs' | 'readyMs' | 'plainMs'>
       }
     ).result
-    r = { ...partial, gaveUp: true, heapPerInstance: Number.NaN, change: [], writers: none, reader: none }
+    r = {
+      ...partial,
+      gaveUp: true,
+      heapPerInstance: Number.NaN,
+      change: [],
+      changeFloor: [],
+      writers: none,
+      reader: none,
+    }
   }
   results.push(r)
   console.log(
-    `${instances} instances of ${services} services: written in ${fmt(r.writeMs, 'ms')}, ready in ${r.readyMs.map((m) => fmt(m, 'ms')).join(', ')}`,
+    `${instances} instances of ${services} services: written in ${fmt(r.writeMs, 'ms')}, ready in ${r.readyMs.map((m) => fmt(m, 'ms')).join(', ')} (plain etcd3 reads: ${r.plainMs.map((m) => fmt(m, 'ms')).join(', ')})`,
   )
 }
 await cluster?.close()
@@ -276,6 +338,13 @@ printGrid(
       ),
       '100k < 1000 ms',
     ],
+    [...row('plain etcd3 reads of the same keys (floor)', (r) => fmt(median(r.plainMs), 'ms')), ''],
+    [
+      ...row('time to ready / floor', (r) =>
+        r.gaveUp ? '—' : `${(median(r.readyMs) / median(r.plainMs)).toFixed(2)}x`,
+      ),
+      '',
+    ],
     [...row('reads retried after a failure (all fresh kits)', (r) => String(r.retried)), '0'],
     [...row('heap per instance', (r) => fmt(r.heapPerInstance, 'B')), ''],
     [
@@ -293,6 +362,21 @@ printGrid(
           fmt(percentile(r.change, 99), 'ms') + vsBase(percentile(r.change, 99), percentile(base.change, 99)),
       ),
       '100k < 10 ms',
+    ],
+    [
+      ...row(
+        'the same change at a plain etcd3 watcher (floor), p50 / p99',
+        (r) => `${fmt(percentile(r.changeFloor, 50), 'ms')} / ${fmt(percentile(r.changeFloor, 99), 'ms')}`,
+      ),
+      '',
+    ],
+    [
+      ...row(
+        'change visible / floor, p50 / p99',
+        (r) =>
+          `${(percentile(r.change, 50) / percentile(r.changeFloor, 50)).toFixed(2)}x / ${(percentile(r.change, 99) / percentile(r.changeFloor, 99)).toFixed(2)}x`,
+      ),
+      '',
     ],
     [...row(`bulk write (${WRITERS} writer kits, txns of ${TXN_OPS})`, (r) => fmt(r.writeMs, 'ms')), ''],
     [
@@ -325,13 +409,17 @@ const readyTop = median(top.readyMs)
 const p99Top = percentile(top.change, 99)
 console.log(
   `\ntargets at ${top.instances} instances: ready < 1000 ms: ${readyTop < 1_000 && !top.gaveUp ? 'met' : 'MISSED'} (${fmt(readyTop, 'ms')}${top.gaveUp ? ', gave up' : ''}); ` +
-    `change p99 < 10 ms: ${p99Top < 10 ? 'met' : 'MISSED'} (${fmt(p99Top, 'ms')})`,
+    `change p99 < 10 ms: ${p99Top < 10 ? 'met' : 'MISSED'} (${fmt(p99Top, 'ms')}); ` +
+    `a plain etcd3 client read the same keys in ${fmt(median(top.plainMs), 'ms')}`,
 )
 console.log(`
 How to read: the registrations are real registry keys (\`services/{service}/{address}\`, the Go naming JSON) on
 the session leases of ${WRITERS} writer kits, written in bulk with txns (registering 100k one register() at a
-time takes minutes); the probe that times a change is a real register()/deregister() on a writer kit. Time
-to ready: a new kit, from its first discover() to every view loaded (connection included). Heap per
+time takes minutes); the probe that times a change is a real register()/deregister() on a writer kit, timed
+from the call to the view's change, and its floor is the same event at a plain etcd3 watcher of the registry
+prefix in this process. Time to ready: a new kit, from its first discover() to every view loaded
+(connection included); its floor is a fresh plain etcd3 client reading every service's prefix at once,
+undecoded, just before. Heap per
 instance: V8 heap after a full GC with every view loaded, minus the same kit with one empty view, divided by
 the instances. The etcd rows are differences of etcd's own gauges before and after. Each view reads its own
 service (100 keys at every size here): no read comes near grpc-js's 4 MiB receive limit.`)
