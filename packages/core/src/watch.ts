@@ -430,7 +430,8 @@ export class WatchHub {
           { endpoint: this.#endpoint, answered: String(revision), caughtUp: String(now) },
           'etcd watch created on a member that was catching up; resuming there',
         )
-        this.#confirmed(w, revision)
+        // it delivers every change after the revision it had reached, not after the one the member answered at
+        this.#confirmed(w, w.next - 1n)
         for (const [events, at] of held) if (this.#watches.get(w.id) === w) this.#deliver(w, events, at)
         return
       }
