@@ -37,9 +37,10 @@ export interface WatchListener {
    */
   onStale?(reason: string, since: number): void
   /**
-   * etcd confirmed the watch on a live stream, for the first time or again after `onStale`: every change
-   * after the revision it resumed from is delivered (changes etcd replays from before the confirmation
-   * first, within its catch-up cycle of about 100 ms).
+   * etcd confirmed the watch on a live stream, for the first time (at once) or again after `onStale` (a
+   * quarter second later, once etcd's catch-up pass would have cancelled a watch whose revision was
+   * compacted meanwhile): every change after the revision it resumed from is delivered (changes etcd
+   * replays from before the confirmation first, within its catch-up cycle of about 100 ms).
    */
   onCurrent?(): void
 }
@@ -86,6 +87,9 @@ export interface WatchStreamHealth {
  */
 const PROBE_IDLE_MS = 750
 const PROBE_DEAD_MS = 2_500
+
+/** How long a resumed watch waits for etcd's catch-up pass (100 ms apart) before it counts as current. */
+const RESUME_SETTLE_MS = 250
 
 /** etcd's reason for a refused watch whose stream token expired (or etcd restarted, forgetting tokens). */
 const INVALID_TOKEN = /invalid auth token/i
@@ -385,14 +389,22 @@ export class WatchHub {
 
   /** The watch is confirmed on the live stream, from where it was: it is current. */
   #confirmed(w: ActiveWatch, revision: bigint) {
-    if (!w.announced) {
-      w.announced = true
-      w.listener.onCreated?.(revision)
-    }
-    if (!w.current && this.#watches.get(w.id) === w) {
+    const current = () => {
+      if (w.current || this.#watches.get(w.id) !== w || this.#stream !== stream) return
       w.current = true
       w.listener.onCurrent?.()
     }
+    const stream = this.#stream
+    if (!w.announced) {
+      w.announced = true
+      w.listener.onCreated?.(revision)
+      current()
+      return
+    }
+    // Resumed after a broken stream: etcd confirms the creation at once, but a watch resuming at a revision
+    // compacted meanwhile is cancelled only by etcd's next catch-up pass (every 100 ms). Current after that,
+    // not before: a view must not say current for the moment before it learns it missed versions.
+    setTimeout(current, RESUME_SETTLE_MS).unref()
   }
 
   /**
