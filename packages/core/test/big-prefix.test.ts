@@ -2,21 +2,9 @@
 import { uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
-import { etcd, eventually } from './helpers.js'
+import { etcd, eventually, within } from './helpers.js'
 
 const MB = 1_200_000
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([p, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 test('more than 4 MiB under config/ and services/big/: config.value().ready and discover().ready resolve with everything', async (t) => {
   const { endpoints } = await etcd()

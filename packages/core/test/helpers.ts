@@ -24,3 +24,16 @@ export async function settled(p: Promise<unknown>): Promise<boolean> {
   ])
   return winner !== pending
 }
+
+/** Settles within `ms`, or fails the test naming `what` (a hang must not take the whole file's timeout). */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

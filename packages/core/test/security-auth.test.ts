@@ -3,7 +3,7 @@
 import { type EtcdCluster, type EtcdCredentials, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, type EtcdKitOptions, type Logger } from '../src/index.js'
-import { eventually } from './helpers.js'
+import { eventually, within } from './helpers.js'
 
 const TOKEN_TTL = 2
 
@@ -46,19 +46,6 @@ function secureKit(auth: EtcdCredentials, options: EtcdKitOptions = {}): EtcdKit
   })
   kits.add(kit)
   return kit
-}
-
-/** Settles within `ms`, or fails the test naming `what` (a hang must not take the whole file's timeout). */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([p, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 /** A user whose role can read and write only `prefixes` (each under its namespace). */
