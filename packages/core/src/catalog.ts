@@ -4,7 +4,7 @@ import type { IKeyValue } from 'etcd3'
 import { type InvalidEntry, InvalidReports } from './discovery.js'
 import { ClosedError, type EtcdKitError } from './errors.js'
 import { PrefixFollower } from './follow.js'
-import { decodeEndpoint, type Instance, weightOf } from './instance.js'
+import type { Instance } from './instance.js'
 import type { Keyspace } from './keyspace.js'
 import type { Logger } from './logger.js'
 import { deferred } from './util.js'
@@ -97,27 +97,14 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       this.#reported.clear(key)
       return this.#byKey.delete(key)
     }
-    const value = kv.value.toString()
     const slash = key.indexOf('/', this.prefix.length)
-    const decoded =
-      slash < 0
-        ? ({ kind: 'invalid', reason: 'no "/" after the service name' } as const)
-        : decodeEndpoint(value)
-    if (decoded.kind === 'delete') return this.#byKey.delete(key)
-    if (decoded.kind === 'invalid') {
-      this.#reported.report(key, value, decoded.reason)
-      return this.#byKey.delete(key)
-    }
-    this.#reported.clear(key)
-    this.#byKey.set(key, {
-      service: key.slice(this.prefix.length, slash),
-      address: decoded.address,
+    const instance = this.#reported.read(
       key,
-      metadata: decoded.metadata,
-      weight: weightOf(decoded.metadata),
-      modRevision: kv.mod_revision,
-      lease: kv.lease === '0' ? '' : BigInt(kv.lease).toString(16),
-    })
+      kv,
+      slash < 0 ? undefined : key.slice(this.prefix.length, slash),
+    )
+    if (!instance) return this.#byKey.delete(key)
+    this.#byKey.set(key, { ...instance, lease: kv.lease === '0' ? '' : BigInt(kv.lease).toString(16) })
     return true
   }
 

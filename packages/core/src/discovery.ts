@@ -36,6 +36,29 @@ export class InvalidReports {
   clear(key: string) {
     this.#seen.delete(key)
   }
+
+  /**
+   * Reads the registry value of `key` (kit-relative) for `service` (`undefined`: the key names no service):
+   * the instance, or `undefined` for a Go delete op or an unreadable value (reported once).
+   */
+  read(key: string, kv: IKeyValue, service: string | undefined): Instance | undefined {
+    const value = kv.value.toString()
+    const decoded = decodeEndpoint(value)
+    if (decoded.kind === 'delete') return undefined
+    if (decoded.kind === 'invalid' || service === undefined) {
+      this.report(key, value, decoded.kind === 'invalid' ? decoded.reason : 'no "/" after the service name')
+      return undefined
+    }
+    this.clear(key)
+    return {
+      service,
+      address: decoded.address,
+      key,
+      metadata: decoded.metadata,
+      weight: weightOf(decoded.metadata),
+      modRevision: kv.mod_revision,
+    }
+  }
 }
 
 export interface DiscoveryEvents extends FreshnessEvents {
@@ -118,22 +141,9 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
       this.#reported.clear(key)
       return this.#byKey.delete(key)
     }
-    const value = kv.value.toString()
-    const decoded = decodeEndpoint(value)
-    if (decoded.kind === 'delete') return this.#byKey.delete(key)
-    if (decoded.kind === 'invalid') {
-      this.#reported.report(key, value, decoded.reason)
-      return this.#byKey.delete(key)
-    }
-    this.#reported.clear(key)
-    this.#byKey.set(key, {
-      service: this.service,
-      address: decoded.address,
-      key,
-      metadata: decoded.metadata,
-      weight: weightOf(decoded.metadata),
-      modRevision: kv.mod_revision,
-    })
+    const instance = this.#reported.read(key, kv, this.service)
+    if (!instance) return this.#byKey.delete(key)
+    this.#byKey.set(key, instance)
     return true
   }
 
