@@ -153,14 +153,28 @@ goTest(
 
     await nodeDone
     await Promise.all(goProcs.map((g) => g.exited))
+    const dangling: string[] = []
     for (const g of goProcs) {
+      // a "write" line with no outcome after it: the process was killed with its txn sent (it may be applied)
+      let pending: [number, string] | undefined
       for (const line of g.lines) {
         const [word, n, tag] = line.split(' ')
-        if (word === 'ok') goOut.ok++
+        if (word === 'write') pending = [Number(n), tag!]
+        else if (word === 'ok') goOut.ok++
         else if (word === 'refused') goOut.refused++
         else if (word === 'unknown') goOut.unknown.push([Number(n), tag!])
+        if (word === 'ok' || word === 'refused' || word === 'unknown') pending = undefined
+      }
+      if (pending) {
+        goOut.unknown.push(pending)
+        dangling.push(pending[1])
       }
     }
+    // only the SIGKILLed process can stop between sending its txn and printing the outcome
+    t.true(
+      dangling.every((tag) => tag.startsWith('go1-')),
+      `writes with no outcome: ${dangling.join(', ')}`,
+    )
 
     // resolve unknown outcomes: the write happened if its attempt's tag is what `by/<n>` holds
     const direct = new EtcdKit({ endpoints: etcd.endpoints, logger: silentLogger })
