@@ -19,6 +19,15 @@ const RECORD_SIZE = 1_024
  * its predecessor and reads again, as Go's Mutex does.
  */
 export const AHEAD_LIMIT = 16
+/**
+ * A watch created "from now" can land in etcd's unsynced watcher group, whose events come up to 100 ms late:
+ * etcd reads its revision, then registers the watch, and a write applied in between leaves the watch behind.
+ * Nothing in the reply tells. Until the watch has delivered an event (an unsynced watch delivers nothing
+ * before etcd's catch-up pass) or `UNPROVEN_MS` has passed since it was created (by then that pass has run),
+ * waiters read again every `POLL_MS` instead of trusting it alone.
+ */
+const UNPROVEN_MS = 150
+const POLL_MS = 10
 
 /** What to do when a watched key is deleted, or when the watch cannot vouch for it any more. */
 export interface DeleteListener {
@@ -54,6 +63,8 @@ export class PrefixQueue {
   #handle: WatchHandle | undefined
   /** The first revision the current watch delivers; undefined until etcd has confirmed it. */
   #from: bigint | undefined
+  /** Until when (performance.now()) the watch may still be in etcd's unsynced group; 0 once proven. */
+  #unprovenUntil = 0
   /** Before confirmation: the first revision the callers of `cover()` so far need delivered. */
   #needed: bigint | undefined
   #users = 0
@@ -106,6 +117,7 @@ export class PrefixQueue {
     if (this.#closed) return false
     if (this.#from !== undefined) return revision + 1n >= this.#from
     if (this.#needed === undefined || revision + 1n < this.#needed) this.#needed = revision + 1n
+    if (!this.#handle) this.#unprovenUntil = Number.POSITIVE_INFINITY
     this.#handle ??= this.#hub.watch(
       { ...this.#rangeSpec(), startRevision: 0n, deletesOnly: true },
       {
@@ -181,6 +193,7 @@ export class PrefixQueue {
         finish()
         resolve(undefined)
       }
+      offs.push(this.#poll(reset))
       offs.push(
         this.onDelete(own, ownRevision, {
           deleted: () => {
@@ -222,22 +235,26 @@ export class PrefixQueue {
       // plain listeners, not AbortSignal.any(): this runs once per handoff
       const cleanup = () => {
         off()
+        stopPoll()
         for (const s of signals) s.removeEventListener('abort', onAbort)
       }
       const onAbort = (event: Event) => {
         cleanup()
         reject((event.target as AbortSignal).reason)
       }
+      const readAgain = () => {
+        cleanup()
+        resolve(false)
+      }
+      // not in the record (checked above): `deleted` is not called before onDelete returns
       const off = this.onDelete(key, createRevision, {
         deleted: () => {
           cleanup()
           resolve(true)
         },
-        reset: () => {
-          cleanup()
-          resolve(false)
-        },
+        reset: readAgain,
       })
+      const stopPoll = this.#poll(readAgain)
       for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
     })
   }
@@ -255,11 +272,23 @@ export class PrefixQueue {
     this.#onIdle(this)
   }
 
+  /**
+   * While the watch is unproven (`UNPROVEN_MS`), calls `readAgain` after `POLL_MS`; returns the function
+   * that stops it. A no-op otherwise.
+   */
+  #poll(readAgain: () => void): () => void {
+    if (performance.now() >= this.#unprovenUntil) return () => {}
+    const timer = setTimeout(readAgain, POLL_MS)
+    return () => clearTimeout(timer)
+  }
+
   #rangeSpec() {
     return { key: this.#range.key, rangeEnd: this.#range.range_end }
   }
 
   #onEvents(events: IEvent[]) {
+    // an unsynced watch delivers nothing until etcd's catch-up pass has synced it
+    this.#unprovenUntil = 0
     for (const ev of events) {
       if (ev.type !== 'Delete') continue
       const name = ev.kv.key.toString('latin1')
@@ -280,6 +309,7 @@ export class PrefixQueue {
 
   #onCreated(at: bigint) {
     this.#from = at + 1n
+    this.#unprovenUntil = performance.now() + UNPROVEN_MS
     const needed = this.#needed
     this.#needed = undefined
     if (needed === undefined || needed >= this.#from) return
