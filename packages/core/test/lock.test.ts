@@ -302,8 +302,10 @@ test('timeout and abort while waiting delete the waiting key and do not stall th
   const held = await a!.lock(name).acquire()
   const keyOf = (k: EtcdKit) => `${name}/${k.session.lease?.hex}`
   const queued = (k: EtcdKit) => async () => (await queueKeys(a!, name)).includes(keyOf(k))
+  // b's timeout must outlast queueing c and d behind it, even on a loaded machine: leases first, and 5 s
+  await Promise.all([b, c, d].map((k) => k!.session.leaseReady()))
   const startedAt = Date.now()
-  const timingOut = b!.lock(name).acquire({ timeout: 2_500 })
+  const timingOut = b!.lock(name).acquire({ timeout: 5_000 })
   timingOut.catch(() => {})
   await eventually(queued(b!), 'b queued')
   const ctrl = new AbortController()
@@ -316,8 +318,8 @@ test('timeout and abort while waiting delete the waiting key and do not stall th
 
   const err = await t.throwsAsync(timingOut)
   t.is((err as { code?: string }).code, 'ETCDKIT_LOCK_TIMEOUT')
-  t.regex(err!.message, /within 2500 ms/)
-  t.true(Date.now() - startedAt >= 2_400)
+  t.regex(err!.message, /within 5000 ms/)
+  t.true(Date.now() - startedAt >= 4_900)
   ctrl.abort(new Error('caller gave up'))
   await t.throwsAsync(aborting, { message: 'caller gave up' })
   await eventually(async () => (await queueKeys(a!, name)).length === 2, 'waiting keys deleted')
