@@ -28,6 +28,7 @@ export const AHEAD_LIMIT = 16
  */
 const UNPROVEN_MS = 150
 const POLL_MS = 10
+const NOTHING_TO_STOP = () => {}
 
 /** What to do when a watched key is deleted, or when the watch cannot vouch for it any more. */
 export interface DeleteListener {
@@ -277,7 +278,11 @@ export class PrefixQueue {
    * that stops it. A no-op otherwise.
    */
   #poll(readAgain: () => void): () => void {
-    if (performance.now() >= this.#unprovenUntil) return () => {}
+    if (this.#unprovenUntil === 0) return NOTHING_TO_STOP
+    if (performance.now() >= this.#unprovenUntil) {
+      this.#unprovenUntil = 0
+      return NOTHING_TO_STOP
+    }
     const timer = setTimeout(readAgain, POLL_MS)
     return () => clearTimeout(timer)
   }
