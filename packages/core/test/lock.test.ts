@@ -242,15 +242,20 @@ test('a holder frozen past its TTL loses the lock to the next waiter; on resume 
   await held.release()
 })
 
+/** A lock queue of its own on `prefix` (no kit lock uses it) and a predecessor key put under it. */
+async function queueWithPredecessor(t: { teardown(fn: () => void): void }, k: EtcdKit, prefix: string) {
+  const queues = new QueueHub(k.keyspace, k.watchHub, silentLogger)
+  t.teardown(() => queues.close())
+  const key = k.keyspace.key(`${prefix}predecessor`)
+  const created = BigInt((await k.keyspace.kv.put({ key, value: Buffer.alloc(0) })).header.revision)
+  return { q: queues.get(prefix), key, created }
+}
+
 test("a deletion between a waiter's read and its watch's creation is not lost: the waiter reads again", async (t) => {
   await using k = await kit()
   // the lock queue's watch starts from "now" (a start in the past is served late by etcd's unsynced
   // watcher group); a predecessor deleted before it exists must not leave its waiter waiting
-  const queues = new QueueHub(k.keyspace, k.watchHub, silentLogger)
-  t.teardown(() => queues.close())
-  const q = queues.get('race/')
-  const key = k.keyspace.key('race/predecessor')
-  const created = BigInt((await k.keyspace.kv.put({ key, value: Buffer.alloc(0) })).header.revision)
+  const { q, key, created } = await queueWithPredecessor(t, k, 'race/')
   const readRevision = created // the waiter's read found the predecessor here...
   await k.keyspace.kv.deleteRange({ key }) // ...and it is deleted before the watch exists
   t.true(q.cover(readRevision))
@@ -271,11 +276,7 @@ test('a waiter does not rely on a new watch alone until it has delivered: etcd m
   // etcd registers a watch "from now" after reading its revision: a write in between leaves the watch in its
   // unsynced group, served up to 100 ms late, and nothing in the reply tells. Waiters on a watch that has not
   // delivered anything yet read again shortly; once it has delivered, they wait for it.
-  const queues = new QueueHub(k.keyspace, k.watchHub, silentLogger)
-  t.teardown(() => queues.close())
-  const q = queues.get('unproven/')
-  const key = k.keyspace.key('unproven/predecessor')
-  const created = BigInt((await k.keyspace.kv.put({ key, value: Buffer.alloc(0) })).header.revision)
+  const { q, key, created } = await queueWithPredecessor(t, k, 'unproven/')
   // as if read at a revision no other test's writes reach meanwhile: the watch is not reset at its creation
   // (the previous test's case), so only its being unproven can send the waiter to read again
   const far = created + 1_000_000n
