@@ -68,7 +68,7 @@ test('a value too large for one etcd call is a coded error', async (t) => {
   await t.throwsAsync(kit.election('e').campaign('x'.repeat(2_000_000)), { code: 'ETCDKIT_TOO_LARGE' })
 })
 
-test('views of 500 services opened at once read with at most 16 calls in flight, and all get ready', async (t) => {
+test('views of 500 services opened at once read with at most 16 calls in flight, batched, and all get ready', async (t) => {
   const { endpoints } = await etcd()
   const namespace = uniquePrefix('many')
   await using writer = new EtcdKit({ endpoints, namespace, logger: silentLogger })
@@ -88,12 +88,17 @@ test('views of 500 services opened at once read with at most 16 calls in flight,
   // count the reads in flight at the kit's KV client (etcd still answers every one of them)
   const kv = kit.keyspace.kv
   const range = kv.range.bind(kv)
+  const txn = kv.txn.bind(kv)
   let inFlight = 0
   let most = 0
-  kv.range = (req, options) => {
+  let calls = 0
+  const counted = <T>(call: () => Promise<T>) => {
+    calls++
     most = Math.max(most, ++inFlight)
-    return range(req, options).finally(() => inFlight--)
+    return call().finally(() => inFlight--)
   }
+  kv.range = (req, options) => counted(() => range(req, options))
+  kv.txn = (req, options) => counted(() => txn(req, options))
   const views = services.map((s) => kit.discover(s))
   await within(Promise.all(views.map((v) => v.ready)), 30_000, 'every view ready')
   t.true(
@@ -101,4 +106,60 @@ test('views of 500 services opened at once read with at most 16 calls in flight,
     'every view lists its instance',
   )
   t.true(most <= 16, `at most 16 reads in flight (saw ${most})`)
+  // 16 sent alone, the 484 queued behind them in txns of at most 64 prefixes
+  t.true(calls <= 16 + Math.ceil(484 / 64) + 16, `reads queued together go as one call (saw ${calls} calls)`)
+})
+
+test('batched reads: a prefix past one page is read on at the batch’s revision, and a batch too large for one answer is split', async (t) => {
+  const { endpoints } = await etcd()
+  const namespace = uniquePrefix('batch')
+  await using writer = new EtcdKit({ endpoints, namespace, logger: silentLogger })
+  const put = (service: string, port: number, pad = '') =>
+    writer.client
+      .put(`${namespace}services/${service}/127.0.0.1:${port}`)
+      .value(JSON.stringify({ Op: 0, Addr: `127.0.0.1:${port}`, Metadata: { pad } }))
+  const services = Array.from({ length: 60 }, (_, i) => `svc-${i}`)
+  for (const [i, s] of services.entries()) {
+    // every fifth service has 5 instances (past a page of 2); svc-0, svc-20 and svc-40 carry 2.4 MB each
+    const count = i % 5 === 0 ? 5 : 1
+    const pad = i % 20 === 0 ? 'x'.repeat(MB) : ''
+    for (let p = 0; p < count; p++) await put(s, 1000 + p, p < 2 ? pad : '')
+  }
+  await using kit = new EtcdKit({ endpoints, namespace, logger: silentLogger })
+  kit.keyspace.pageKeys = 2
+  const kv = kit.keyspace.kv
+  const range = kv.range.bind(kv)
+  const txn = kv.txn.bind(kv)
+  let txns = 0
+  let followUps = 0
+  kv.txn = (req, options) => {
+    txns++
+    return txn(req, options)
+  }
+  kv.range = async (req, options) => {
+    const res = await range(req, options)
+    // svc-25's second page (its first came in a batch): a write that a read at a newer revision would see
+    if (req.revision !== undefined && Buffer.from(req.key).includes('/svc-25/') && ++followUps === 1)
+      await put('svc-25', 1999)
+    return res
+  }
+  // the first 16 views read alone, the other 44 queue behind them and go together
+  const views = services.map((s) => kit.discover(s))
+  const first = await within(
+    Promise.all(views.map((v) => v.ready.then(() => v.instances.length))),
+    30_000,
+    'every view ready',
+  )
+  kv.range = range
+  kv.txn = txn
+  t.true(followUps > 0, 'svc-25, read in a batch, was read past its first page')
+  // 44 prefixes with 2.4 MB under svc-20 and svc-40: over 4 MiB in one answer, so split in two
+  t.true(txns >= 3, `the batch too large for one answer was split (saw ${txns} txns)`)
+  // each view's first answer is one snapshot: the write between pages is not in svc-25's
+  t.deepEqual(
+    first,
+    services.map((_, i) => (i % 5 === 0 ? 5 : 1)),
+  )
+  // and the view then follows it
+  await eventually(() => views[25]!.instances.length === 6, 'the write after the read', 5_000)
 })
