@@ -29,6 +29,8 @@ export class Keyspace {
   /** Keys per page of `list()`; for tests. */
   pageKeys = PAGE_KEYS
   #listing = 0
+  /** Prefixes per batched read: LIST_BATCH, or less on an etcd whose `--max-txn-ops` is lower. */
+  #batch = LIST_BATCH
   readonly #queued: PendingList[] = []
   constructor(
     readonly kv: KVClient,
@@ -74,7 +76,7 @@ export class Keyspace {
    */
   #send() {
     while (this.#listing < LIST_CONCURRENCY && this.#queued.length > 0) {
-      const batch = this.#queued.splice(0, LIST_BATCH)
+      const batch = this.#queued.splice(0, this.#batch)
       this.#listing++
       void this.#read(batch).finally(() => {
         this.#listing--
@@ -100,8 +102,11 @@ export class Keyspace {
       })
     } catch (err) {
       const kind = failureKind(err)
+      // an etcd whose --max-txn-ops is below the batch: smaller batches from now on
+      const tooMany = /too many operations in txn/i.test((err as Error)?.message ?? '')
+      if (tooMany) this.#batch = Math.min(this.#batch, Math.max(1, Math.floor(batch.length / 2)))
       // one answer too large for grpc-js: halves, down to single reads (which page with fewer keys)
-      if (kind === 'large') {
+      if (kind === 'large' || tooMany) {
         const half = Math.ceil(batch.length / 2)
         await this.#read(batch.slice(0, half))
         await this.#read(batch.slice(half))

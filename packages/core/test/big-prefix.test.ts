@@ -1,5 +1,5 @@
 // A prefix another team filled past grpc-js's 4 MiB receive limit: reads are paged at one revision.
-import { uniquePrefix } from '@etcdkit/testing'
+import { startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
 import { etcd, eventually, within } from './helpers.js'
@@ -139,7 +139,7 @@ test('batched reads: a prefix past one page is read on at the batch’s revision
   kv.range = async (req, options) => {
     const res = await range(req, options)
     // svc-25's second page (its first came in a batch): a write that a read at a newer revision would see
-    if (req.revision !== undefined && Buffer.from(req.key).includes('/svc-25/') && ++followUps === 1)
+    if (req.revision !== undefined && String(req.key).includes('/svc-25/') && ++followUps === 1)
       await put('svc-25', 1999)
     return res
   }
@@ -162,4 +162,43 @@ test('batched reads: a prefix past one page is read on at the batch’s revision
   )
   // and the view then follows it
   await eventually(() => views[25]!.instances.length === 6, 'the write after the read', 5_000)
+})
+
+test('an etcd whose --max-txn-ops is below the batch: reads go in smaller batches, and every view gets ready', async (t) => {
+  await using own = await startEtcd({ flags: ['--max-txn-ops=8'] })
+  const namespace = uniquePrefix('txn-ops')
+  await using writer = new EtcdKit({ endpoints: own.endpoints, namespace, logger: silentLogger })
+  const services = Array.from({ length: 200 }, (_, i) => `svc-${i}`)
+  for (let i = 0; i < services.length; i += 8)
+    await writer.client.kv.txn({
+      compare: [],
+      success: services.slice(i, i + 8).map((s) => ({
+        request_put: {
+          key: Buffer.from(`${namespace}services/${s}/127.0.0.1:1000`),
+          value: Buffer.from(JSON.stringify({ Op: 0, Addr: '127.0.0.1:1000' })),
+        },
+      })),
+      failure: [],
+    })
+  await using kit = new EtcdKit({ endpoints: own.endpoints, namespace, logger: silentLogger })
+  const kv = kit.keyspace.kv
+  const txn = kv.txn.bind(kv)
+  let refused = 0
+  kv.txn = (req, options) =>
+    txn(req, options).catch((err: unknown) => {
+      refused++
+      throw err
+    })
+  const open = async (names: string[]) => {
+    const views = names.map((s) => kit.discover(s))
+    await within(Promise.all(views.map((v) => v.ready)), 30_000, 'every view ready')
+    t.true(views.every((v) => v.instances.length === 1))
+  }
+  // 100 views at once: batches over 8 are refused and split
+  await open(services.slice(0, 100))
+  t.true(refused > 0, 'etcd refused the batches over its limit')
+  // from then on, batches of at most 8: nothing refused
+  const before = refused
+  await open(services.slice(100))
+  t.is(refused, before)
 })

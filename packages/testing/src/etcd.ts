@@ -30,6 +30,8 @@ export interface StartEtcdOptions {
   auth?: boolean
   /** etcd's `--auth-token-ttl`: seconds an idle simple token lives. @default 300 (etcd's default) */
   authTokenTtl?: number
+  /** More of etcd's own flags for every member, e.g. `['--max-txn-ops=8']` (a limit an operator lowered). */
+  flags?: readonly string[]
 }
 
 /** One etcd process, its ports and data dir; the controls act on this member only. */
@@ -312,6 +314,9 @@ class Member implements EtcdMember {
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdCluster> {
   const count = options.members ?? 1
   if (count !== 1 && count !== 3) throw new RangeError(`members must be 1 or 3, got ${String(count)}`)
+  for (const flag of options.flags ?? [])
+    if (!flag.startsWith('--'))
+      throw new RangeError(`flags must be etcd flags ("--name=value"), got ${JSON.stringify(flag)}`)
   const startTimeoutMs = options.startTimeoutMs ?? 20_000
   const ttl = options.authTokenTtl
   if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 1))
@@ -365,6 +370,11 @@ async function startCluster(
   if (certs) flags.push(`--cert-file=${certs.server.certFile}`, `--key-file=${certs.server.keyFile}`)
   if (certs && mutual) flags.push(`--trusted-ca-file=${certs.caFile}`, '--client-cert-auth')
   if (options.authTokenTtl !== undefined) flags.push(`--auth-token-ttl=${options.authTokenTtl}`)
+  for (const flag of options.flags ?? []) {
+    if (!flag.startsWith('--'))
+      throw new RangeError(`flags must be etcd flags ("--name=value"), got ${JSON.stringify(flag)}`)
+    flags.push(flag)
+  }
   const members: Member[] = []
   const initialCluster = () => members.map((m) => `${m.name}=${m.peerUrl}`).join(',')
   const ports = await freePorts(2 * count)

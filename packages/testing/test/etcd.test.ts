@@ -47,6 +47,13 @@ test('a bad member count is rejected', async (t) => {
   })
 })
 
+test('a flag that is not an etcd flag is rejected before anything starts', async (t) => {
+  await t.throwsAsync(startEtcd({ flags: ['max-txn-ops=8'] }), {
+    instanceOf: RangeError,
+    message: /flags must be etcd flags \("--name=value"\), got "max-txn-ops=8"/,
+  })
+})
+
 test('a missing etcd binary is a clear error with the install command', async (t) => {
   const saved = process.env.ETCD_BIN
   process.env.ETCD_BIN = '/nonexistent/etcd'
