@@ -346,6 +346,15 @@ export function failureKind(err: unknown): 'denied' | 'auth' | 'large' | 'closed
   return 'other'
 }
 
+/**
+ * etcd refused the request because its auth store changed between the request's receipt and its apply (a
+ * user or role changed anywhere, at that moment): nothing was applied, and the same request sent again
+ * goes through. etcd's Go client sends it again; so does the kit.
+ */
+export function isAuthStoreMoved(err: unknown): boolean {
+  return /revision of auth store is old/.test(messageOf(err))
+}
+
 /** Whether `err` is terminal for the call that met it: permission denied, authentication failed, too large. */
 export function isTerminal(err: unknown): boolean {
   const kind = failureKind(err)

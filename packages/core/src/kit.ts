@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { inspect, isDeepStrictEqual } from 'node:util'
-import { handleWhen, noop, retry } from 'cockatiel'
+import { handleWhen, noop, retry, wrap } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
 import { Catalog } from './catalog.js'
 import { Config } from './config.js'
@@ -8,7 +8,7 @@ import { ConfigCache, type ConfigCacheOptions } from './config-cache.js'
 import { type Discovery, DiscoveryHub } from './discovery.js'
 import { type Election, ElectionHub } from './election.js'
 import { StreamEndpoints } from './endpoints.js'
-import { ClosedError, InvalidArgumentError, show } from './errors.js'
+import { ClosedError, InvalidArgumentError, isAuthStoreMoved, show } from './errors.js'
 import { type AuthOptions, etcdSecurity, type TlsOptions } from './etcd-options.js'
 import { HealthMonitor, type HealthSnapshot } from './health.js'
 import { Keyspace } from './keyspace.js'
@@ -180,10 +180,14 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     const etcdOptions: IOptions = {
       hosts: [...this.endpoints],
       // Our own loops retry with backoff; etcd3's per-host breaker (3 failures, then 5 s of refusals)
-      // would keep calls failing for seconds after etcd is back. Retry once on another endpoint instead.
+      // would keep calls failing for seconds after etcd is back. Retry once on another endpoint instead;
+      // and send again, at once, a request refused because the auth store moved on (it was not applied).
       faultHandling: {
         host: () => noop,
-        global: retry(handleWhen(isRecoverableError), { maxAttempts: this.endpoints.length > 1 ? 1 : 0 }),
+        global: wrap(
+          retry(handleWhen(isAuthStoreMoved), { maxAttempts: 3 }),
+          retry(handleWhen(isRecoverableError), { maxAttempts: this.endpoints.length > 1 ? 1 : 0 }),
+        ),
       },
       grpcOptions: {
         'grpc.initial_reconnect_backoff_ms': 100,

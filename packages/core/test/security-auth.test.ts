@@ -106,6 +106,42 @@ test('a config prefix without permission: config.value().ready rejects with ETCD
   t.regex(err?.message ?? '', /config\//)
 })
 
+// serial: it changes users and roles for seconds, which would race the raw etcd3 calls of other tests
+test.serial(
+  'writes while an operator changes users and roles: none refused because the auth store moved on',
+  async (t) => {
+    const ns = uniquePrefix('auth-moves')
+    const kit = secureKit(await userFor('auth-moves', [`${ns}config/`, `${ns}_etcdkit/config-writers/`]), {
+      namespace: ns,
+    })
+    t.teardown(() => within(kit.close(), 3 * CALL_TIMEOUT, 'close'))
+    // etcd refuses a request with "revision of auth store is old" when the auth store changed between its
+    // receipt and its apply; nothing was applied, and etcd's Go client sends it again
+    let stop = false
+    let changes = 0
+    const operator = (async () => {
+      while (!stop) await userFor(`auth-moves-${changes++}`, [`${ns}other/`])
+    })()
+    const failures: string[] = []
+    let writes = 0
+    const until = Date.now() + 4_000
+    while (Date.now() < until)
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          kit.config.set(`k${i}`, String(writes)).then(
+            () => writes++,
+            (err: Error) => failures.push(err.message),
+          ),
+        ),
+      )
+    stop = true
+    await operator
+    t.true(changes >= 2, `the operator changed the auth store (${changes} users made)`)
+    t.true(writes > 100, `writes went through (${writes})`)
+    t.deepEqual(failures.slice(0, 3), [], `${failures.length} of ${writes + failures.length} writes refused`)
+  },
+)
+
 // serial: a put that etcd receives while another test changes users or roles is refused with "revision of
 // auth store is old" (etcd's own Go client retries it; etcd3 does not)
 test.serial(
