@@ -142,8 +142,7 @@ test.serial(
   },
 )
 
-// serial: a put that etcd receives while another test changes users or roles is refused with "revision of
-// auth store is old" (etcd's own Go client retries it; etcd3 does not)
+// the 40 views and their reads are this test's subject: serial, away from the other tests' user changes
 test.serial(
   'views opened together, some of services the role may not read: those fail alone, the others get ready',
   async (t) => {
