@@ -78,10 +78,15 @@ export class Keyspace {
     while (this.#listing < LIST_CONCURRENCY && this.#queued.length > 0) {
       const batch = this.#queued.splice(0, this.#batch)
       this.#listing++
-      void this.#read(batch).finally(() => {
-        this.#listing--
-        this.#send()
-      })
+      this.#read(batch)
+        // nothing expected here (every read settles its own); if it comes, no read of the batch may hang
+        .catch((err: unknown) => {
+          for (const { reject } of batch) reject(err)
+        })
+        .finally(() => {
+          this.#listing--
+          this.#send()
+        })
     }
   }
 
@@ -123,12 +128,17 @@ export class Keyspace {
     const revision = BigInt(res.header.revision)
     await Promise.all(
       batch.map(async ({ prefix, resolve, reject }, i) => {
-        const range = res.responses[i]?.response_range
-        const kvs = range?.kvs ?? []
-        const last = kvs[kvs.length - 1]
-        if (!range?.more || last === undefined) return resolve({ kvs, revision })
-        // more than a page under this prefix: the rest at the txn's revision (or all again if compacted)
-        await this.#listOne(prefix, { kvs, revision, from: after(last.key) }).then(resolve, reject)
+        try {
+          const range = res.responses[i]?.response_range
+          if (!range)
+            throw new Error(`etcd answered ${res.responses.length} of the txn's ${batch.length} ranges`)
+          const last = range.kvs[range.kvs.length - 1]
+          if (!range.more || last === undefined) return resolve({ kvs: range.kvs, revision })
+          // more than a page under this prefix: the rest at the txn's revision (or all again if compacted)
+          resolve(await this.#listOne(prefix, { kvs: range.kvs, revision, from: after(last.key) }))
+        } catch (err) {
+          reject(err)
+        }
       }),
     )
   }

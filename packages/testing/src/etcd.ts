@@ -370,11 +370,7 @@ async function startCluster(
   if (certs) flags.push(`--cert-file=${certs.server.certFile}`, `--key-file=${certs.server.keyFile}`)
   if (certs && mutual) flags.push(`--trusted-ca-file=${certs.caFile}`, '--client-cert-auth')
   if (options.authTokenTtl !== undefined) flags.push(`--auth-token-ttl=${options.authTokenTtl}`)
-  for (const flag of options.flags ?? []) {
-    if (!flag.startsWith('--'))
-      throw new RangeError(`flags must be etcd flags ("--name=value"), got ${JSON.stringify(flag)}`)
-    flags.push(flag)
-  }
+  flags.push(...(options.flags ?? []))
   const members: Member[] = []
   const initialCluster = () => members.map((m) => `${m.name}=${m.peerUrl}`).join(',')
   const ports = await freePorts(2 * count)
