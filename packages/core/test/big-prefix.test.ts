@@ -68,22 +68,27 @@ test('a value too large for one etcd call is a coded error', async (t) => {
   await t.throwsAsync(kit.election('e').campaign('x'.repeat(2_000_000)), { code: 'ETCDKIT_TOO_LARGE' })
 })
 
-test('views of 500 services opened at once read with at most 16 calls in flight, batched, and all get ready', async (t) => {
-  const { endpoints } = await etcd()
-  const namespace = uniquePrefix('many')
-  await using writer = new EtcdKit({ endpoints, namespace, logger: silentLogger })
-  const services = Array.from({ length: 500 }, (_, i) => `svc-${i}`)
-  for (let i = 0; i < services.length; i += 100)
-    await writer.client.kv.txn({
+/** One instance (127.0.0.1:1000) of each service, written `perTxn` at a time (raw puts, no lease). */
+async function registerOnePerService(writer: EtcdKit, services: readonly string[], perTxn: number) {
+  for (let i = 0; i < services.length; i += perTxn)
+    await writer.keyspace.kv.txn({
       compare: [],
-      success: services.slice(i, i + 100).map((s) => ({
+      success: services.slice(i, i + perTxn).map((s) => ({
         request_put: {
-          key: Buffer.from(`${namespace}services/${s}/127.0.0.1:1000`),
+          key: writer.keyspace.key(`services/${s}/127.0.0.1:1000`),
           value: Buffer.from(JSON.stringify({ Op: 0, Addr: '127.0.0.1:1000' })),
         },
       })),
       failure: [],
     })
+}
+
+test('views of 500 services opened at once read with at most 16 calls in flight, batched, and all get ready', async (t) => {
+  const { endpoints } = await etcd()
+  const namespace = uniquePrefix('many')
+  await using writer = new EtcdKit({ endpoints, namespace, logger: silentLogger })
+  const services = Array.from({ length: 500 }, (_, i) => `svc-${i}`)
+  await registerOnePerService(writer, services, 100)
   await using kit = new EtcdKit({ endpoints, namespace, logger: silentLogger })
   // count the reads in flight at the kit's KV client (etcd still answers every one of them)
   const kv = kit.keyspace.kv
@@ -169,17 +174,7 @@ test('an etcd whose --max-txn-ops is below the batch: reads go in smaller batche
   const namespace = uniquePrefix('txn-ops')
   await using writer = new EtcdKit({ endpoints: own.endpoints, namespace, logger: silentLogger })
   const services = Array.from({ length: 200 }, (_, i) => `svc-${i}`)
-  for (let i = 0; i < services.length; i += 8)
-    await writer.client.kv.txn({
-      compare: [],
-      success: services.slice(i, i + 8).map((s) => ({
-        request_put: {
-          key: Buffer.from(`${namespace}services/${s}/127.0.0.1:1000`),
-          value: Buffer.from(JSON.stringify({ Op: 0, Addr: '127.0.0.1:1000' })),
-        },
-      })),
-      failure: [],
-    })
+  await registerOnePerService(writer, services, 8)
   await using kit = new EtcdKit({ endpoints: own.endpoints, namespace, logger: silentLogger })
   const kv = kit.keyspace.kv
   const txn = kv.txn.bind(kv)
