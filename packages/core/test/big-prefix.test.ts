@@ -197,3 +197,34 @@ test('an etcd whose --max-txn-ops is below the batch: reads go in smaller batche
   await open(services.slice(100))
   t.is(refused, before)
 })
+
+test('views opened together while etcd is down: the batched reads fail, are retried, and every view gets ready once etcd is back', async (t) => {
+  await using own = await startEtcd()
+  const namespace = uniquePrefix('down')
+  const services = Array.from({ length: 100 }, (_, i) => `svc-${i}`)
+  {
+    await using writer = new EtcdKit({ endpoints: own.endpoints, namespace, logger: silentLogger })
+    await registerOnePerService(writer, services, 100)
+  }
+  await own.stop()
+  await using kit = new EtcdKit({
+    endpoints: own.endpoints,
+    namespace,
+    logger: silentLogger,
+    callTimeout: 1_000,
+  })
+  const kv = kit.keyspace.kv
+  const txn = kv.txn.bind(kv)
+  let failedTxns = 0
+  kv.txn = (req, options) =>
+    txn(req, options).catch((err: unknown) => {
+      failedTxns++
+      throw err
+    })
+  const views = services.map((s) => kit.discover(s))
+  await eventually(() => failedTxns > 0, 'a batched read failed while etcd was down', 15_000)
+  t.true(views.every((v) => !v.loaded))
+  await own.restart()
+  await within(Promise.all(views.map((v) => v.ready)), 30_000, 'every view ready after etcd came back')
+  t.true(views.every((v) => v.instances.length === 1))
+})

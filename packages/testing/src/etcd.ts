@@ -314,8 +314,10 @@ class Member implements EtcdMember {
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdCluster> {
   const count = options.members ?? 1
   if (count !== 1 && count !== 3) throw new RangeError(`members must be 1 or 3, got ${String(count)}`)
+  if (options.flags !== undefined && !Array.isArray(options.flags))
+    throw new RangeError(`flags must be an array of etcd flags, got ${JSON.stringify(options.flags)}`)
   for (const flag of options.flags ?? [])
-    if (!flag.startsWith('--'))
+    if (typeof flag !== 'string' || !flag.startsWith('--'))
       throw new RangeError(`flags must be etcd flags ("--name=value"), got ${JSON.stringify(flag)}`)
   const startTimeoutMs = options.startTimeoutMs ?? 20_000
   const ttl = options.authTokenTtl

@@ -52,6 +52,10 @@ test('a flag that is not an etcd flag is rejected before anything starts', async
     instanceOf: RangeError,
     message: /flags must be etcd flags \("--name=value"\), got "max-txn-ops=8"/,
   })
+  await t.throwsAsync(startEtcd({ flags: '--max-txn-ops=8' as unknown as string[] }), {
+    instanceOf: RangeError,
+    message: /flags must be an array of etcd flags, got "--max-txn-ops=8"/,
+  })
 })
 
 test('a missing etcd binary is a clear error with the install command', async (t) => {
