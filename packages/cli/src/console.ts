@@ -1,7 +1,8 @@
 // The web console: one page and a small JSON API on Fastify, kept live with server-sent events from the
 // kit's watches. Loopback and read-only unless asked; a non-loopback bind needs --host and a token.
-import type { EtcdKit } from '@etcdkit/core'
+import { EtcdCallError, type EtcdKit, EtcdKitError } from '@etcdkit/core'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import { transportFailure, unreachable, within } from './connect.js'
 import { checkBind, createGuard } from './guard.js'
 import { LiveState, type Snapshot } from './live.js'
 import { page } from './page.js'
@@ -15,6 +16,11 @@ export interface ConsoleOptions {
   write: boolean
   /** Required on every request when set (`?token=` or `Authorization: Bearer`); required off loopback. */
   token: string | undefined
+  /**
+   * How long start-up waits for etcd's first answers (registry, config, queues) before it gives up.
+   * @default 10000
+   */
+  startTimeout?: number
 }
 
 export interface RunningConsole {
@@ -27,7 +33,17 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   const { host, token, write } = options
   checkBind(host, options.hostGiven, token)
   const live = new LiveState(kit)
-  await live.ready()
+  const ms = options.startTimeout ?? 10_000
+  try {
+    await within(kit, ms, 'starting the console', live.ready())
+  } catch (err) {
+    live.close()
+    if (err instanceof EtcdKitError) throw err
+    const why = transportFailure(err, ms)
+    throw why === undefined
+      ? new EtcdCallError(`starting the console: ${(err as Error)?.message ?? String(err)}`, err)
+      : unreachable(kit, why, 'starting the console', err)
+  }
   const app = Fastify({ logger: false })
   // first, before any route: every request of every route passes the guard
   const guard = createGuard({ host, token })
