@@ -143,9 +143,12 @@ export async function reach(kit: EtcdKit, ms: number): Promise<void> {
       try {
         return await kit.client.maintenance.status()
       } catch (err) {
-        // a call that ran out of its deadline is asked again while the command's own deadline lasts
-        if (transportFailure(err, ms)?.startsWith('no answer') && Date.now() < end) continue
-        throw err
+        // a call that ran out of its deadline, or met a connection failing for no reason it could name (a
+        // channel between attempts), is asked again while the command's own deadline lasts
+        const why = transportFailure(err, ms)
+        if (why === undefined || why === 'connection refused' || why === 'no such host' || Date.now() >= end)
+          throw err
+        await new Promise((resolve) => setTimeout(resolve, 50))
       }
     }
   })()

@@ -64,15 +64,22 @@ test('`watch locks` says when a refresh fails and goes on; it never crashes on a
     '--namespace',
     s.namespace,
     '--timeout',
-    '300',
+    '1000',
   ])
-  await eventually(() => watch.stderr.includes('watching locks'), 'the watch started', 10_000)
+  let ended: number | undefined
+  void watch.exited.then((code) => (ended = code))
+  await eventually(
+    () => watch.stderr.includes('watching locks') || ended !== undefined,
+    'the watch started',
+    20_000,
+  )
+  t.is(ended, undefined, watch.stderr)
   // a change reaches the watch, then the proxy holds the refresh it schedules 50 ms later: it fails
   for (let attempt = 0; attempt < 10 && !/etcdkit: /.test(watch.stderr); attempt++) {
     const held = await kit.lock(`jobs/${attempt}`).acquire()
     await sleep(15)
     proxy.stall()
-    await sleep(1_500)
+    await sleep(2_500) // beyond the read's 1 s deadline
     proxy.pass()
     await held.release()
     await sleep(200)
