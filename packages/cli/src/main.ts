@@ -80,11 +80,10 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       throw new UsageError(`unknown command ${JSON.stringify(name)}`)
     const k = new EtcdKit(await kitOptions(values, io.env, io.password))
     kit = k
-    // every command: etcd reached first (one message for a refused port and a silent server), then the work
-    const work = (async () => {
-      await reach(k, ms)
-      return (await command(k, args, values, io)) ?? 0
-    })()
+    // every command: etcd asked for its status (one message for a refused port and a silent server) while
+    // the command checks its arguments and starts
+    const reached = reach(k, ms)
+    const work = Promise.all([reached, command(k, args, values, io)]).then(([, code]) => code ?? 0)
     work.catch(() => {}) // abandoned on an interrupt: its failure is not news
     // the user's interrupt ends any command at any moment, starting up included
     const stop = io.interrupted.then(() => 'interrupted' as const)

@@ -51,6 +51,20 @@ test('every command against a refused port or a silent etcd: one message naming 
     }
 })
 
+test('bad usage is said as such (exit 2) even when etcd is unreachable: arguments are checked without etcd', async (t) => {
+  for (const args of [
+    ['config', 'get'],
+    ['config', 'frob'],
+    ['services', 'a', 'b'],
+    ['watch', 'everything'],
+    ['console', '--port', 'x'],
+  ]) {
+    const r = await cli([...args, '--endpoints', '127.0.0.1:1', '--timeout', '2000'])
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    t.notRegex(r.stderr, /unreachable/)
+  }
+})
+
 test('`watch locks` says when a refresh fails and goes on; it never crashes on an unhandled error', async (t) => {
   const s = await scene(t, 'cli-watch-fail')
   const proxy = await startProxy(s.endpoints[0]!)
