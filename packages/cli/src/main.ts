@@ -1,6 +1,5 @@
 // `etcdkit <command>`: parses the command line, connects a kit, runs the command, and maps failures to exit
-// codes (0 ok, 1 failed, 2 bad usage).
-
+// codes (0 ok, 1 failed, 2 bad usage, 130 interrupted).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { EtcdKit, EtcdKitError } from '@etcdkit/core'
@@ -99,7 +98,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       return 2
     }
     if (err instanceof EtcdKitError && err.code === 'ETCDKIT_INVALID_ARGUMENT') {
-      io.stderr.write(`etcdkit: ${err.message}\n`)
+      io.stderr.write(`etcdkit: ${printable(err.message)}\n`)
       return 2
     }
     const why = kit && transportFailure(err, ms)
