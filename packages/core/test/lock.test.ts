@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { spawnEtcdctl, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
+import { QueueHub } from '../src/coordination/queue.js'
 import { EtcdKit, type HeldLock, silentLogger } from '../src/index.js'
-import { QueueHub } from '../src/queue.js'
 import { etcd, eventually, kit, settled } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
