@@ -69,23 +69,11 @@ export {
 } from './errors.js'
 export type { AuthOptions, PemInput, TlsOptions } from './etcd/etcd-options.js'
 export type { Lease, Session, SessionEvents, SessionState } from './etcd/session.js'
-export { clearDefaultKit, getDefaultKit, setDefaultKit } from './integration/default-kit.js'
-export {
-  advertisedAddress,
-  ConnectionDrain,
-  type DrainableServer,
-  formatAddress,
-  hostAddress,
-  ServerRegistration,
-  type ServerRegistrationContext,
-  type ServerRegistrationOptions,
-} from './integration/lifecycle.js'
 export { EtcdKit, type EtcdKitEvents, type EtcdKitOptions } from './kit.js'
-export {
-  type HealthSnapshot,
-  healthResponse,
-  type RegistrationHealth,
-  type ViewHealth,
+export type {
+  HealthSnapshot,
+  RegistrationHealth,
+  ViewHealth,
 } from './ops/health.js'
 export {
   defaultLogger,

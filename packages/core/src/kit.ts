@@ -117,6 +117,19 @@ const KIT_OPTIONS = [
   'configCache',
 ] as const
 
+let readInternals: (kit: EtcdKit) => KitInternals
+
+/** A kit's keyspace and watch hub: for core's own modules (the inspection API), in no package entry. */
+export interface KitInternals {
+  keyspace: Keyspace
+  watchHub: WatchHub
+}
+
+/** The keyspace and watch hub of `kit`, which are private fields: core's modules only. */
+export function kitInternals(kit: EtcdKit): KitInternals {
+  return readInternals(kit)
+}
+
 /**
  * One per process: the etcd client, the session lease, the watch stream, and everything built on them
  * (registrations, discovery, locks, configuration). `close()` deregisters, releases and revokes.
@@ -132,8 +145,11 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   readonly logger: Logger
   /** The underlying etcd3 client, for what etcdkit does not cover. Keys written through it ignore `namespace`. */
   readonly client: Etcd3
-  /** @internal */ readonly keyspace: Keyspace
-  /** @internal */ readonly watchHub: WatchHub
+  readonly #keyspace: Keyspace
+  readonly #watchHub: WatchHub
+  static {
+    readInternals = (kit) => ({ keyspace: kit.#keyspace, watchHub: kit.#watchHub })
+  }
   /** The session: one lease for everything this kit holds. */
   readonly session: Session
   /** Live configuration: `kit.config.value(key, { parse, validate, default })`, `get`, `set`, `delete`, `watch`. */
@@ -201,48 +217,48 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       ...security,
     }
     this.client = new Etcd3(etcdOptions)
-    this.keyspace = new Keyspace(this.client.kv, this.namespace)
+    this.#keyspace = new Keyspace(this.client.kv, this.namespace)
     // the keepalive and watch streams each run on one chosen member, and leave it when it goes silent
     this.#streams = new StreamEndpoints(this.endpoints, this.client, etcdOptions)
-    this.watchHub = new WatchHub(this.#streams, this.logger)
+    this.#watchHub = new WatchHub(this.#streams, this.logger)
     bindMeterProvider()
     this.session = new Session(this.client.leaseClient, this.ttl, this.logger, this.#streams)
     this.session.on('state', (state) => this.emit('session', state))
-    this.#record = new SessionRecordWriter(this.keyspace, this.session, this.logger, this.serviceName)
+    this.#record = new SessionRecordWriter(this.#keyspace, this.session, this.logger, this.serviceName)
     this.#registry = new Registry(
-      this.keyspace,
+      this.#keyspace,
       this.session,
-      this.watchHub,
+      this.#watchHub,
       this.logger,
       this.registryPrefix,
       this.endpoints,
       callTimeout,
     )
-    this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
+    this.#discovery = new DiscoveryHub(this.#keyspace, this.#watchHub, this.logger, this.registryPrefix)
     this.config = new Config(
-      this.keyspace,
-      this.watchHub,
+      this.#keyspace,
+      this.#watchHub,
       this.logger,
       this.configPrefix,
       this.serviceName,
       cache,
     )
-    this.#queues = new QueueHub(this.keyspace, this.watchHub, this.logger)
+    this.#queues = new QueueHub(this.#keyspace, this.#watchHub, this.logger)
     this.#locks = new LockHub(
-      this.keyspace,
+      this.#keyspace,
       this.session,
       this.#queues,
       this.logger,
       this.endpoints,
       callTimeout,
     )
-    this.#elections = new ElectionHub(this.keyspace, this.session, this.#queues, this.watchHub, this.logger)
+    this.#elections = new ElectionHub(this.#keyspace, this.session, this.#queues, this.#watchHub, this.logger)
     this.#health = new HealthMonitor(
       {
         session: this.session,
         endpoints: this.endpoints,
         streamFailures: () => this.#streams.failures,
-        watchHub: this.watchHub,
+        watchHub: this.#watchHub,
         registrations: () => this.#registry.health(),
         views: () => [...this.#discovery.views(), ...this.config.views()],
         locks: () => this.#locks.activity.snapshot(),
@@ -285,7 +301,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
    */
   catalog(): Catalog {
     if (this.#closing) throw new ClosedError('the kit')
-    return new Catalog(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
+    return new Catalog(this.#keyspace, this.#watchHub, this.logger, this.registryPrefix)
   }
 
   /**
@@ -365,7 +381,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       // stops the keepalive at once, then revokes the lease (one call, bounded here too)
       await this.#bounded(this.session.close(), budget, 'revoking the lease')
       this.#health.close()
-      this.watchHub.close()
+      this.#watchHub.close()
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
       await new Promise((resolve) => setImmediate(resolve))
       this.client.close()

@@ -1,11 +1,11 @@
 import {
-  advertisedAddress,
   checkAddress,
   type EtcdKit,
   type InstanceMetadata,
   InvalidArgumentError,
   type Registration,
 } from '@etcdkit/core'
+import { advertisedAddress } from '@etcdkit/core/integration'
 import type { Server } from '@grpc/grpc-js'
 
 export interface GrpcServerRegistrationOptions {
