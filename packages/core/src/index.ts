@@ -14,12 +14,7 @@ export {
   type ConfigObjectOptions,
   type ConfigTreeObject,
 } from './config/object.js'
-export {
-  type ConfigIssue,
-  checkSchema,
-  isStandardSchema,
-  type StandardSchemaV1,
-} from './config/schema.js'
+export type { ConfigIssue, StandardSchemaV1 } from './config/schema.js'
 export type { ConfigEvent } from './config/tree.js'
 export {
   type ConfigChange,
@@ -29,7 +24,7 @@ export {
   type ConfigValueOptions,
 } from './config/value.js'
 export { ConfigWatch, type ConfigWatchEvents } from './config/watch.js'
-export { type ConfigWriteOptions, type ConfigWriter, WRITERS_PREFIX } from './config/writer.js'
+export type { ConfigWriteOptions, ConfigWriter } from './config/writer.js'
 export {
   type CampaignOptions,
   Election,
@@ -75,16 +70,8 @@ export type {
   RegistrationHealth,
   ViewHealth,
 } from './ops/health.js'
-export {
-  defaultLogger,
-  isNoopLogger,
-  type Logger,
-  type LoggerLike,
-  silentLogger,
-  toLogger,
-} from './ops/logger.js'
-export { parseSessionRecord, SESSIONS_PREFIX, type SessionRecord } from './ops/session-record.js'
-export { SmoothWeightedRoundRobin } from './registry/balancer.js'
+export { defaultLogger, type Logger, type LoggerLike, silentLogger } from './ops/logger.js'
+export type { SessionRecord } from './ops/session-record.js'
 export { Catalog, type CatalogEvents, type CatalogInstance } from './registry/catalog.js'
 export { Discovery, type DiscoveryEvents, type InvalidEntry } from './registry/discovery.js'
 export type { Instance, InstanceMetadata } from './registry/instance.js'
@@ -100,4 +87,3 @@ export {
   type ServiceClientOptions,
   type ServiceRequestOptions,
 } from './registry/service-client.js'
-export { checkAddress, checkConfigKey, checkLockName, checkServiceName } from './validate.js'

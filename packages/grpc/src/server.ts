@@ -1,11 +1,5 @@
-import {
-  checkAddress,
-  type EtcdKit,
-  type InstanceMetadata,
-  InvalidArgumentError,
-  type Registration,
-} from '@etcdkit/core'
-import { advertisedAddress } from '@etcdkit/core/integration'
+import { type EtcdKit, type InstanceMetadata, InvalidArgumentError, type Registration } from '@etcdkit/core'
+import { advertisedAddress, checkAddress } from '@etcdkit/core/integration'
 import type { Server } from '@grpc/grpc-js'
 
 export interface GrpcServerRegistrationOptions {

@@ -1,7 +1,9 @@
 // `@etcdkit/core/integration`: what etcdkit's own packages (fastify, express, nestjs, grpc, decorators,
 // cli) build on. Not the user's contract (that is `@etcdkit/core`): it may change in a minor release.
+export { checkSchema } from '../config/schema.js'
 export { healthResponse } from '../ops/health.js'
 export { parseSessionRecord, SESSIONS_PREFIX, type SessionRecord } from '../ops/session-record.js'
+export { checkAddress, checkConfigKey, checkLockName, checkServiceName } from '../validate.js'
 export { clearDefaultKit, getDefaultKit, setDefaultKit } from './default-kit.js'
 export {
   type Contender,
