@@ -21,6 +21,7 @@ import { Catalog } from './registry/catalog.js'
 import { type Discovery, DiscoveryHub } from './registry/discovery.js'
 import { type RegisterOptions, type Registration, Registry } from './registry/registry.js'
 import { ServiceClient, type ServiceClientOptions } from './registry/service-client.js'
+import { settledWithin } from './util.js'
 import {
   checkAddress,
   checkKeys,
@@ -415,19 +416,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
 
   /** Waits for `work` at most `ms`; past that, logs what is left and moves on (the work goes on unawaited). */
   async #bounded(work: Promise<unknown>, ms: number, what: string): Promise<void> {
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), ms)
-    })
-    const outcome = await Promise.race([
-      work.then(
-        () => 'done' as const,
-        () => 'done' as const,
-      ),
-      late,
-    ])
-    clearTimeout(timer)
-    if (outcome === 'late')
+    if (!(await settledWithin(work, ms)))
       this.logger.warn(
         { ms },
         `kit.close(): ${what} did not finish in ${ms} ms; going on (the lease expires after its TTL)`,

@@ -232,6 +232,7 @@ export class LockHub {
   /** What this kit's locks are doing, for holders(), health(), metrics and debug logs. */
   readonly activity: LockActivity
   #closed = false
+  #closing: Promise<void> | undefined
 
   constructor(
     readonly ks: Keyspace,
@@ -380,8 +381,13 @@ export class LockHub {
   }
 
   /** Releases every held lock and abandons every waiting acquire (the kit revokes its lease right after). */
-  async close() {
-    if (this.#closed) return
+  close(): Promise<void> {
+    // a second call shares the first: it resolves when the locks are released, not before
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close() {
     this.#closed = true
     for (const ctrl of this.#attempts) ctrl.abort(new ClosedError('the kit'))
     await Promise.allSettled([...this.#held].map((h) => h.release(false)))

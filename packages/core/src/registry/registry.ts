@@ -6,7 +6,7 @@ import type { Lease, Session } from '../etcd/session.js'
 import type { WatchHandle, WatchHub } from '../etcd/watch.js'
 import type { RegistrationHealth } from '../ops/health.js'
 import type { Logger } from '../ops/logger.js'
-import { Backoff, deadline, sleep } from '../util.js'
+import { Backoff, deadline, settledWithin, sleep } from '../util.js'
 import {
   checkAddress,
   checkKeys,
@@ -85,6 +85,7 @@ export class Registry {
   /** Deletions under way (deregistered, not yet confirmed gone), by key. */
   readonly #leaving = new Map<string, Entry>()
   #closed = false
+  #closing: Promise<void> | undefined
 
   constructor(
     private readonly ks: Keyspace,
@@ -192,19 +193,17 @@ export class Registry {
    * `closeTimeout`; what is not confirmed by then is reported, and goes with the lease, which the kit
    * revokes (or stops keeping alive) right after. Always finishes.
    */
-  async close() {
-    if (this.#closed) return
+  close(): Promise<void> {
+    // a second call shares the first: it resolves when the deletions are done, not before
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close() {
     this.#closed = true
     const deletions = [...this.#entries.values()].map((e) => this.#deregister(e).catch(() => {}))
     for (const e of this.#leaving.values()) deletions.push(e.leaving!.catch(() => {}))
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
-      Promise.all(deletions),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, this.closeTimeout)
-      }),
-    ])
-    clearTimeout(timer)
+    await settledWithin(Promise.all(deletions), this.closeTimeout)
     for (const guard of this.#guards.values()) guard.cancel()
     this.#guards.clear()
     if (this.#leaving.size > 0) {
