@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { silentLogger } from '@etcdkit/core'
+import { InvalidArgumentError, silentLogger } from '@etcdkit/core'
 import * as grpc from '@grpc/grpc-js'
 import test from 'ava'
 // the kit's keyspace and watch hub are private: core's internal accessor, for measuring them
@@ -324,6 +324,18 @@ test('registerGrpcServer checks its options', async (t) => {
   await t.throwsAsync(registerGrpcServer(k, { server: a.server, service: 'bad name', port: a.port }), {
     message: /bad name/,
   })
+  // a misspelt option is refused, not ignored (drainDelay would have been 0)
+  await t.throwsAsync(
+    registerGrpcServer(k, {
+      server: a.server,
+      service: 'hello',
+      port: a.port,
+      drainDelayMs: 500,
+    } as Parameters<typeof registerGrpcServer>[1]),
+    { instanceOf: InvalidArgumentError, message: /unknown registerGrpcServer option "drainDelayMs"/ },
+  )
+  const { etcdctl } = await etcd()
+  t.is((await etcdctl(['get', '--prefix', k.namespace])).trim(), '', 'nothing registered')
 })
 
 test('with only a port, the host address is advertised', async (t) => {

@@ -1,9 +1,17 @@
 // `@etcdkit/core/integration`: what etcdkit's own packages (fastify, express, nestjs, grpc, decorators,
 // cli) build on. Not the user's contract (that is `@etcdkit/core`): it may change in a minor release.
 export { checkSchema } from '../config/schema.js'
+export { show } from '../errors.js'
 export { healthResponse } from '../ops/health.js'
 export { parseSessionRecord, SESSIONS_PREFIX, type SessionRecord } from '../ops/session-record.js'
-export { checkAddress, checkConfigKey, checkLockName, checkServiceName } from '../validate.js'
+export {
+  checkAddress,
+  checkConfigKey,
+  checkKeys,
+  checkLockName,
+  checkServiceName,
+  isPlainObject,
+} from '../validate.js'
 export { clearDefaultKit, getDefaultKit, setDefaultKit } from './default-kit.js'
 export {
   type Contender,
