@@ -1,11 +1,10 @@
 // A whole config subtree as one typed object, replaced only as a whole and only on a consistent mirror.
-import { EventEmitter } from 'node:events'
-import { ClosedError, InvalidConfigValueError } from '../errors.js'
+import { InvalidConfigValueError } from '../errors.js'
 import type { Freshness, FreshnessEvents } from '../etcd/follow.js'
 import type { Logger } from '../ops/logger.js'
-import { deferred, valuesWhenReady } from '../util.js'
 import { runSchema, type StandardSchemaV1 } from './schema.js'
 import type { ConfigTree } from './tree.js'
+import { ConfigView } from './view.js'
 
 /** A subtree as plain data: `db/pool/max` under `db/` becomes `{ pool: { max: '…' } }` (text leaves, or what `parse` made). */
 export interface ConfigTreeObject {
@@ -50,7 +49,7 @@ const byKey = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : 
  * one txn (`kit.config.setMany`). `current` is the last good object, or the default.
  */
 export class ConfigObject<T>
-  extends EventEmitter<ConfigObjectEvents<T>>
+  extends ConfigView<ConfigObjectEvents<T>>
   implements AsyncIterable<T>, Freshness
 {
   /** The subtree, relative to the config prefix (`db/`; "" for the whole config). */
@@ -59,21 +58,13 @@ export class ConfigObject<T>
   readonly current: T
   /** The revision `current` was read at (`undefined`: the default, before any value). */
   revision: string | undefined = undefined
-  /** Resolves once the config has been read (`current` then reflects it). */
-  readonly ready: Promise<void>
-  readonly #tree: ConfigTree
   readonly #log: Logger
   readonly #options: ConfigObjectOptions<T>
-  readonly #release: () => void
-  readonly #unsubscribe: Array<() => void>
-  readonly #ready = deferred<void>()
   /** A key of the subtree changed since the last batch. */
   #dirty = false
   /** The subtree's texts last looked at, and the ones `current` was built from (`''`: empty). */
   #seen: string | undefined = undefined
   #good = ''
-  #version = 0
-  #closed = false
 
   /** @internal created by `kit.config.object()` */
   constructor(
@@ -83,94 +74,33 @@ export class ConfigObject<T>
     options: ConfigObjectOptions<T>,
     release: () => void,
   ) {
-    super()
+    super(tree, release, `config object ${JSON.stringify(prefix)}`)
     this.prefix = prefix
-    this.#tree = tree
     this.#log = log
     this.#options = options
-    this.#release = release
     this.current = options.default as T
-    this.ready = this.#ready.promise
-    this.ready.catch(() => {})
-    this.#unsubscribe = [
+    this.subscribe(
       tree.onSubtree(prefix, () => {
         this.#dirty = true
       }),
+    )
+    this.subscribe(
       tree.onBatch((revision) => {
         if (!this.#dirty) return
         this.#dirty = false
         this.#update(revision, true)
       }),
-      tree.onFreshness((reason) =>
-        reason === undefined ? this.emit('current') : this.emit('stale', reason),
-      ),
-    ]
-    if (tree.loaded) {
-      this.#update(undefined, false)
-      this.#ready.resolve()
-    } else {
-      this.#unsubscribe.push(
-        tree.onLoad(() => {
-          this.#update(undefined, true)
-          this.#ready.resolve()
-        }),
-      )
-      tree.ready.promise.catch((err: unknown) => this.#ready.reject(err))
-    }
-  }
-
-  /** `current` may be stale: it comes from the local cache (`configCache`) because etcd has not answered yet. */
-  get fromCache(): boolean {
-    return this.#tree.fromCache
-  }
-
-  /** `true` while the config is not known current (see `Freshness`); `stale`/`current` events mark changes. */
-  get stale(): boolean {
-    return this.#tree.freshness.stale
-  }
-
-  /** The etcd revision the config mirror reflects (decimal): every change up to it is applied. */
-  get syncedRevision(): string {
-    return this.#tree.freshness.syncedRevision
-  }
-
-  /** When the config was last known current (`Date.now()` ms): now while current; `undefined` before. */
-  get syncedAt(): number | undefined {
-    return this.#tree.freshness.syncedAt
-  }
-
-  /** Whether the config has been read. */
-  get loaded(): boolean {
-    return this.#tree.loaded && !this.#closed
+    )
+    this.whenLoaded((emit) => this.#update(undefined, emit))
   }
 
   /** Yields `current` once the config is read, then every new value, until closed. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
-    if (this.#closed) return
-    yield* valuesWhenReady(
-      this,
-      this.ready,
-      () => this.current,
-      () => this.#version,
-    )
-  }
-
-  /** Stops following the subtree; `current` keeps its last value. Idempotent. */
-  close() {
-    if (this.#closed) return
-    this.#closed = true
-    for (const unsubscribe of this.#unsubscribe) unsubscribe()
-    this.#release()
-    this.#ready.reject(new ClosedError(`config object ${JSON.stringify(this.prefix)}`))
-    this.emit('close')
-  }
-
-  [Symbol.dispose]() {
-    this.close()
+  [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    return this.currentValues(() => this.current)
   }
 
   #update(batchRevision: string | undefined, emit: boolean) {
-    const entries = [...this.#tree.entries].filter(([key]) => key.startsWith(this.prefix)).sort(byKey)
+    const entries = [...this.tree.entries].filter(([key]) => key.startsWith(this.prefix)).sort(byKey)
     const texts = JSON.stringify(entries.map(([key, e]) => [key, e.text]))
     const sig = entries.length === 0 ? '' : texts
     if (sig === this.#seen && entries.every(([, e]) => e.utf8)) return
@@ -182,7 +112,7 @@ export class ConfigObject<T>
     if (entries.length === 0) {
       value = this.#options.default as T
     } else {
-      const key = this.#tree.prefix + this.prefix
+      const key = this.tree.prefix + this.prefix
       const refuse = (reason: string, cause?: unknown, issues?: InvalidConfigValueError['issues']) => {
         const error = new InvalidConfigValueError(key, texts, reason, cause, { revision, issues })
         this.#log.warn(
@@ -205,7 +135,7 @@ export class ConfigObject<T>
     this.#good = sig
     ;(this as { current: T }).current = value
     this.revision = entries.length === 0 ? undefined : revision
-    this.#version++
+    this.version++
     if (emit) this.emit('change', value, { revision, keys: entries.map(([key]) => key) })
   }
 

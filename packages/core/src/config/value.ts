@@ -1,11 +1,10 @@
-import { EventEmitter } from 'node:events'
-import { ClosedError, type EtcdKitError, InvalidConfigValueError } from '../errors.js'
+import { type EtcdKitError, InvalidConfigValueError } from '../errors.js'
 import type { Freshness, FreshnessEvents } from '../etcd/follow.js'
 import type { Logger } from '../ops/logger.js'
 import { recordConfigRefusal, recordConfigUpdate } from '../ops/metrics.js'
-import { deferred, valuesWhenReady } from '../util.js'
 import { runSchema, type StandardSchemaV1 } from './schema.js'
 import { type ConfigTree, decodeEntry, type TreeEntry } from './tree.js'
+import { ConfigView } from './view.js'
 
 /** How a config value's text becomes a value. */
 export interface ConfigValueOptions<T> {
@@ -92,10 +91,7 @@ interface Looked {
  * no good version in its current life, it keeps the last good value it saw itself. `revision` says which
  * etcd revision `current` came from, so a disagreement between readers can be seen.
  */
-export class ConfigValue<T>
-  extends EventEmitter<ConfigValueEvents<T>>
-  implements AsyncIterable<T>, Freshness
-{
+export class ConfigValue<T> extends ConfigView<ConfigValueEvents<T>> implements AsyncIterable<T>, Freshness {
   /** The key, relative to the config prefix. */
   readonly key: string
   /** The last good value: the one in force, or the default, never a refused one. A property read, no I/O. */
@@ -105,9 +101,6 @@ export class ConfigValue<T>
    * `current` is the default.
    */
   readonly revision: string | undefined = undefined
-  /** Resolves once the config has been read from etcd (`current` then reflects it). */
-  readonly ready: Promise<void>
-  readonly #tree: ConfigTree
   readonly #log: Logger
   readonly #prefix: string
   readonly #shared: string
@@ -116,20 +109,14 @@ export class ConfigValue<T>
   readonly #schema: StandardSchemaV1<unknown, T> | undefined
   readonly #validate: ((value: T) => unknown) | undefined
   readonly #default: T
-  readonly #release: () => void
-  readonly #unsubscribe: Array<() => void>
-  readonly #ready = deferred<void>()
   /** The text last looked at (`undefined`: no key), so an unchanged text is neither parsed nor reported again. */
   #seen: string | undefined | typeof UNSEEN = UNSEEN
   /** The text `current` was parsed from (`undefined`: the default). */
   #good: string | undefined = undefined
-  /** Bumped on every change of `current`; lets an iterator skip changes its first value already holds. */
-  #version = 0
   /** The last version of the key in force this handle looked at (`undefined`: no key in force). */
   #looked: Looked | undefined
   /** Bumped on every update: a look back through history applies only if nothing changed meanwhile. */
   #updates = 0
-  #closed = false
 
   /** @internal created by `kit.config.value()` */
   constructor(
@@ -140,9 +127,8 @@ export class ConfigValue<T>
     options: ConfigValueOptions<T> | ConfigSchemaOptions<StandardSchemaV1<unknown, T>>,
     release: () => void,
   ) {
-    super()
+    super(tree, release, `config value ${JSON.stringify(key)}`)
     this.key = key
-    this.#tree = tree
     this.#log = log
     this.#prefix = tree.prefix
     this.#shared = key
@@ -152,91 +138,26 @@ export class ConfigValue<T>
     this.#validate = options.validate
     this.#default = options.default as T
     this.current = this.#default
-    this.#release = release
-    this.ready = this.#ready.promise
-    this.ready.catch(() => {}) // closing a never-loaded handle must not raise unhandled rejections
     const keys = this.#override === undefined ? [this.#shared] : [this.#shared, this.#override]
-    this.#unsubscribe = [
-      tree.onKeys(keys, (revision) => this.#update(revision, true)),
-      tree.onFreshness((reason) =>
-        reason === undefined ? this.emit('current') : this.emit('stale', reason),
-      ),
+    this.subscribe(tree.onKeys(keys, (revision) => this.#update(revision, true)))
+    this.subscribe(
       tree.onError((error) => {
         if (this.listenerCount('error') > 0) this.emit('error', error)
       }),
-    ]
-    if (tree.loaded) {
-      // Already mirrored: `current` is right at once, and an `invalid` is reported once listeners exist.
-      this.#update(undefined, false)
-      this.#ready.resolve()
-    } else {
-      this.#unsubscribe.push(
-        tree.onLoad(() => {
-          this.#update(undefined, true)
-          this.#ready.resolve()
-        }),
-      )
-      tree.ready.promise.catch((err: unknown) => this.#ready.reject(err))
-    }
-  }
-
-  /** `current` may be stale: it comes from the local cache (`configCache`) because etcd has not answered yet. */
-  get fromCache(): boolean {
-    return this.#tree.fromCache
-  }
-
-  /** Whether the config has been read (`ready` has resolved). */
-  get loaded(): boolean {
-    return this.#tree.loaded && !this.#closed
-  }
-
-  /**
-   * `true` while the config is not known current (see `Freshness`): `current` is then the last value known.
-   * `stale` and `current` events mark the changes.
-   */
-  get stale(): boolean {
-    return this.#tree.freshness.stale
-  }
-
-  /** The etcd revision the config mirror reflects (decimal): every change up to it is applied. */
-  get syncedRevision(): string {
-    return this.#tree.freshness.syncedRevision
-  }
-
-  /** When the config was last known current (`Date.now()` ms): now while current; `undefined` before. */
-  get syncedAt(): number | undefined {
-    return this.#tree.freshness.syncedAt
+    )
+    // already mirrored: `current` is right at once, and an `invalid` is reported once listeners exist
+    this.whenLoaded((emit) => this.#update(undefined, emit))
   }
 
   /** Yields `current` once the config is read, then every new value, until the handle is closed. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
-    if (this.#closed) return
-    yield* valuesWhenReady(
-      this,
-      this.ready,
-      () => this.current,
-      () => this.#version,
-    )
-  }
-
-  /** Stops following the value; `current` keeps its last value. Idempotent. */
-  close() {
-    if (this.#closed) return
-    this.#closed = true
-    for (const unsubscribe of this.#unsubscribe) unsubscribe()
-    this.#release()
-    this.#ready.reject(new ClosedError(`config value ${JSON.stringify(this.key)}`))
-    this.emit('close')
-  }
-
-  [Symbol.dispose]() {
-    this.close()
+  [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    return this.currentValues(() => this.current)
   }
 
   /** Re-reads the key in force from the mirror; `emit` is false only while the constructor runs. */
   #update(revision: string | undefined, emit: boolean) {
-    const override = this.#override === undefined ? undefined : this.#tree.entries.get(this.#override)
-    const entry = override ?? this.#tree.entries.get(this.#shared)
+    const override = this.#override === undefined ? undefined : this.tree.entries.get(this.#override)
+    const entry = override ?? this.tree.entries.get(this.#shared)
     const text = entry?.text
     const key = entry ? this.#prefix + (override ? this.#override : this.#shared) : undefined
     const looked = this.#looked
@@ -289,7 +210,7 @@ export class ConfigValue<T>
     if (text === this.#good) return // back to the text `current` already holds
     this.#good = text
     ;(this as { current: T }).current = value
-    this.#version++
+    this.version++
     if (emit) recordConfigUpdate(this.key)
     if (emit) this.emit('change', value, { key, text, revision: revision ?? from ?? '0' })
   }
@@ -304,14 +225,14 @@ export class ConfigValue<T>
     let at = BigInt(entry.revision) - 1n
     try {
       for (let step = 0; step < LOOK_BACK_VERSIONS && at >= BigInt(entry.createRevision); step++) {
-        const res = await this.#tree.ks.kv.range({ key: this.#tree.ks.key(key), revision: at.toString() })
+        const res = await this.tree.ks.kv.range({ key: this.tree.ks.key(key), revision: at.toString() })
         const kv = res.kvs[0]
         if (kv === undefined || kv.create_revision !== entry.createRevision) return // no older version in this life
         const older = decodeEntry(kv)
         if (older.version <= seen) return // this handle saw it: `current` is already the newest good value
         const read = this.#read(key, older)
         if (read.ok) {
-          if (this.#updates !== updates || this.#closed) return // the key moved on meanwhile
+          if (this.#updates !== updates || this.isClosed) return // the key moved on meanwhile
           this.#log.info(
             { key, revision: older.revision, refused: entry.revision },
             'config value refused; using the newest good version from the key history',

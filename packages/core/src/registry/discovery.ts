@@ -3,6 +3,7 @@ import type { IKeyValue } from 'etcd3'
 import { ClosedError, type EtcdKitError } from '../errors.js'
 import { type Freshness, type FreshnessEvents, PrefixFollower } from '../etcd/follow.js'
 import type { Keyspace } from '../etcd/keyspace.js'
+import { View } from '../etcd/view.js'
 import type { WatchHub } from '../etcd/watch.js'
 import { currency, type ViewHealth } from '../ops/health.js'
 import type { Logger } from '../ops/logger.js'
@@ -162,7 +163,7 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
  * and possibly empty after); `change` fires on every change, and the view is an async iterable of sets.
  */
 export class Discovery
-  extends EventEmitter<DiscoveryEvents>
+  extends View<DiscoveryEvents>
   implements AsyncIterable<readonly Instance[]>, Freshness
 {
   readonly service: string
@@ -180,11 +181,10 @@ export class Discovery
     },
     close: () => this.close(),
   }
-  #closed = false
 
   /** @internal created by `EtcdKit.discover()` */
   constructor(shared: ServiceWatch, release: () => void) {
-    super()
+    super(() => shared.follower)
     this.service = shared.service
     this.#shared = shared
     this.#release = release
@@ -207,25 +207,6 @@ export class Discovery
     return this.#shared.loaded
   }
 
-  /**
-   * `true` while the view is not known current: before its watch is confirmed, while the kit's watch
-   * stream is broken or silent, while it lists again (see `Freshness`). `instances` is then the last set
-   * known; `stale` and `current` events mark the changes.
-   */
-  get stale(): boolean {
-    return this.#shared.follower.stale
-  }
-
-  /** The etcd revision `instances` reflects (decimal): every change up to it is applied. */
-  get syncedRevision(): string {
-    return this.#shared.follower.syncedRevision
-  }
-
-  /** When the view was last known current (`Date.now()` ms): now while current; `undefined` before. */
-  get syncedAt(): number | undefined {
-    return this.#shared.follower.syncedAt
-  }
-
   /** Why the view stopped following the registry (then `instances` is not current), if it did. */
   get error(): EtcdKitError | undefined {
     return this.#shared.error
@@ -236,10 +217,8 @@ export class Discovery
     return liveValues<readonly Instance[]>(this, 'change', () => this.instances)
   }
 
-  /** Stops this view (the shared watch ends with the last view of the service). Idempotent. */
-  close() {
-    if (this.#closed) return
-    this.#closed = true
+  /** The shared watch ends with the last view of the service. */
+  protected onClose() {
     this.#shared.off('change', this.#forward.change)
     this.#shared.off('invalid', this.#forward.invalid)
     this.#shared.off('stale', this.#forward.stale)
@@ -247,11 +226,6 @@ export class Discovery
     this.#shared.off('error', this.#forward.error)
     this.#shared.off('close', this.#forward.close)
     this.#release()
-    this.emit('close')
-  }
-
-  [Symbol.dispose]() {
-    this.close()
   }
 }
 
