@@ -17,7 +17,7 @@ import type { WatchHub } from '../etcd/watch.js'
 import type { Logger } from '../ops/logger.js'
 import { Backoff, deferred, liveValues, sleep } from '../util.js'
 import { checkKeys, checkLockName, checkSignal, isPlainObject } from '../validate.js'
-import { type HoldContext, Holder, type LossWording } from './holder.js'
+import { HeldKey, type HoldContext, type LossWording } from './held-key.js'
 import { type QueueEntry, readQueue } from './holders.js'
 import { LockActivity } from './lock-activity.js'
 import { OwnKeyGone, type Position, type QueueHub, waitTurn } from './queue.js'
@@ -358,12 +358,12 @@ class LeadershipImpl implements Leadership {
   readonly revision: bigint
   #value: string
   readonly #hub: ElectionHub
-  readonly #holder: Holder
+  readonly #holder: HeldKey
   #resigning: Promise<void> | undefined
 
   constructor(hub: ElectionHub, context: HoldContext, value: string) {
     this.#hub = hub
-    this.#holder = new Holder(hub, context, LEADER_LOSS)
+    this.#holder = new HeldKey(hub, context, LEADER_LOSS)
     this.name = context.name
     this.key = this.#holder.key
     this.revision = context.revision

@@ -20,7 +20,7 @@ import type { Lease, Session } from '../etcd/session.js'
 import type { Logger } from '../ops/logger.js'
 import { Backoff, deadline, sleep } from '../util.js'
 import { checkKeys, checkLockName, checkMs, checkSignal, isPlainObject } from '../validate.js'
-import { type HoldContext, Holder, type LossWording } from './holder.js'
+import { HeldKey, type HoldContext, type LossWording } from './held-key.js'
 import { type QueueEntry, readQueue } from './holders.js'
 import { LockActivity } from './lock-activity.js'
 import { AHEAD_LIMIT, OwnKeyGone, type Position, type PrefixQueue, type QueueHub, waitTurn } from './queue.js'
@@ -507,14 +507,14 @@ class HeldLockImpl implements HeldLock {
   readonly key: string
   readonly fencingToken: bigint
   readonly #hub: LockHub
-  readonly #holder: Holder
+  readonly #holder: HeldKey
   readonly #leave: () => void
   #releasing: Promise<void> | undefined
 
   /** `leave` gives the in-process turn of the name to the next acquire. */
   constructor(hub: LockHub, context: HoldContext, leave: () => void) {
     this.#hub = hub
-    this.#holder = new Holder(hub, context, LOCK_LOSS)
+    this.#holder = new HeldKey(hub, context, LOCK_LOSS)
     this.name = context.name
     this.key = this.#holder.key
     this.fencingToken = context.revision

@@ -9,7 +9,7 @@ import type { LockActivity } from './lock-activity.js'
 import { OwnKeyMonitor, type PrefixQueue } from './queue.js'
 
 /** The hub a holder reports to: the kit's locks or its elections. */
-export interface HolderHub {
+export interface HeldKeyHub {
   readonly ks: Keyspace
   readonly log: Logger
   readonly activity: LockActivity
@@ -41,20 +41,20 @@ export interface LossWording {
  * A key this kit holds (a lock's, or a leader's): `signal` aborts with `LockLostError` when the key or its
  * lease is lost (the monitor tells), or with `LockReleasedError` when it is given up.
  */
-export class Holder {
+export class HeldKey {
   readonly name: string
   /** The key, kit-relative: `{name}/{lease hex}`. */
   readonly key: string
   readonly revision: bigint
   readonly fullKey: Buffer
   readonly lease: Lease
-  readonly hub: HolderHub
+  readonly hub: HeldKeyHub
   readonly #unuse: () => void
   readonly #wording: LossWording
   readonly #controller = new AbortController()
   readonly #monitor: OwnKeyMonitor
 
-  constructor(hub: HolderHub, context: HoldContext, wording: LossWording) {
+  constructor(hub: HeldKeyHub, context: HoldContext, wording: LossWording) {
     const { name, fullKey, revision, readRevision, lease, queue, unuse } = context
     this.hub = hub
     this.name = name
