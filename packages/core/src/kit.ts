@@ -20,7 +20,7 @@ import { SessionRecordWriter } from './ops/session-record.js'
 import { Catalog } from './registry/catalog.js'
 import { type Discovery, DiscoveryHub } from './registry/discovery.js'
 import { type RegisterOptions, type Registration, Registry } from './registry/registry.js'
-import { ServiceClient, type ServiceClientOptions } from './registry/service-client.js'
+import { ServiceClient, type ServiceClientOptions, serviceClientOptions } from './registry/service-client.js'
 import { settledWithin } from './util.js'
 import {
   checkAddress,
@@ -313,7 +313,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     if (this.#closing) throw new ClosedError('the kit')
     const existing = this.#services.get(checkServiceName(service))
     if (existing) {
-      if (options !== undefined && !isDeepStrictEqual(options, existing.options))
+      if (options !== undefined && !isDeepStrictEqual(options, serviceClientOptions(existing)))
         throw new InvalidArgumentError(
           `the service client of ${show(service)} already exists with other options: pass options on the first call only`,
         )

@@ -130,9 +130,12 @@ export class ElectionHub {
   async close() {
     if (this.#closed) return
     this.#closed = true
-    await Promise.allSettled([...this.#elections.values()].map((e) => e.close()))
+    await Promise.allSettled([...this.#elections.values()].map((e) => closeElection(e)))
   }
 }
+
+/** Ends an election's campaign, observers and leadership: the hub's, on kit close (not public API). */
+let closeElection: (election: Election) => Promise<void>
 
 /**
  * A leader election in etcd's Go `concurrency.Election` format (what `etcdctl elect` uses): each candidate
@@ -239,8 +242,11 @@ export class Election {
     return o
   }
 
-  /** @internal */
-  async close() {
+  static {
+    closeElection = (election) => election.#close()
+  }
+
+  async #close() {
     this.#campaign?.abort(new ClosedError('the kit'))
     for (const o of [...this.#observers]) o.close()
     await this.#leadership?.resign(false)

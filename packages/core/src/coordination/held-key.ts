@@ -1,7 +1,7 @@
 // What a held lock and a won election share: the key this kit holds in a queue, watched until it is given
 // up or lost, with the signal that aborts when it is.
 import type { ICompare } from 'etcd3'
-import { LockLostError, LockReleasedError } from '../errors.js'
+import { cheapLockReleased, LockLostError } from '../errors.js'
 import type { Keyspace } from '../etcd/keyspace.js'
 import type { Lease } from '../etcd/session.js'
 import type { Logger } from '../ops/logger.js'
@@ -100,7 +100,7 @@ export class HeldKey {
   /** Given up by its holder: the signal aborts with `LockReleasedError` (`why`) unless already lost. */
   giveUp(why: string) {
     this.#monitor.stop()
-    if (!this.#controller.signal.aborted) this.#controller.abort(LockReleasedError.cheap(why))
+    if (!this.#controller.signal.aborted) this.#controller.abort(cheapLockReleased(why))
     this.hub.activity.ended(this.name, this.key, 'released')
   }
 
