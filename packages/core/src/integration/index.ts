@@ -10,6 +10,7 @@ export {
   checkConfigKey,
   checkKeys,
   checkLockName,
+  checkMs,
   checkServiceName,
   isPlainObject,
 } from '../validate.js'
