@@ -190,6 +190,8 @@ interface Worker {
   child: ChildProcess
   count: number
   next<T extends FromWorker['type']>(type: T): Promise<Extract<FromWorker, { type: T }>>
+  /** Sends `message` and resolves with the worker's next message of `type`. */
+  ask<T extends FromWorker['type']>(message: ToWorker, type: T): Promise<Extract<FromWorker, { type: T }>>
   on(fn: (m: FromWorker) => void): void
 }
 
@@ -197,8 +199,9 @@ function startWorker(count: number): Worker {
   const child = fork(fileURLToPath(import.meta.url), [], {
     env: { ...process.env, FLEET_WORKER: '1' },
     // FLEET_SOURCE=1: the kits run core's TypeScript sources (to measure a change without a build)
+    // the workers load core as this process does (npm run bench: its sources, by the etcdkit-source condition)
     execArgv: [
-      '--import=tsx',
+      ...process.execArgv.filter((a) => a !== '--expose-gc'),
       '--expose-gc',
       ...(process.env.FLEET_SOURCE === '1' ? ['--conditions=etcdkit-source'] : []),
     ],
@@ -208,19 +211,25 @@ function startWorker(count: number): Worker {
   child.on('message', (m: FromWorker) => {
     for (const l of [...listeners]) l(m)
   })
+  const next: Worker['next'] = (type) =>
+    new Promise((resolve) => {
+      const l = (m: FromWorker) => {
+        if (m.type !== type) return
+        listeners.splice(listeners.indexOf(l), 1)
+        resolve(m as never)
+      }
+      listeners.push(l)
+    })
   return {
     child,
     count,
     on: (fn) => listeners.push(fn),
-    next: (type) =>
-      new Promise((resolve) => {
-        const l = (m: FromWorker) => {
-          if (m.type !== type) return
-          listeners.splice(listeners.indexOf(l), 1)
-          resolve(m as never)
-        }
-        listeners.push(l)
-      }),
+    next,
+    ask: (message, type) => {
+      const answer = next(type)
+      child.send(message)
+      return answer
+    },
   }
 }
 
@@ -352,12 +361,12 @@ async function main() {
   const cpu0 = cluster.members.map((m) => cpuSeconds(m.pid))
   const m0 = await sample(cluster)
   const s0 = performance.now()
-  await Promise.all(workers.map((w) => (w.child.send({ type: 'stats' }), w.next('stats'))))
+  await Promise.all(workers.map((w) => w.ask({ type: 'stats' }, 'stats')))
   await new Promise((r) => setTimeout(r, 10_000))
   const m1 = await sample(cluster)
   const steadyS = (performance.now() - s0) / 1_000
   const cpu1 = cluster.members.map((m) => cpuSeconds(m.pid))
-  const stats = await Promise.all(workers.map((w) => (w.child.send({ type: 'stats' }), w.next('stats'))))
+  const stats = await Promise.all(workers.map((w) => w.ask({ type: 'stats' }, 'stats')))
 
   const perSec = (f: typeof received) => delta(m0, m1, f) / steadyS
   const steadyRate = perSec((m) => received(m))
@@ -413,9 +422,7 @@ async function main() {
       const before = await sample(cluster)
       const t = now()
       const res = await Promise.all(
-        workers.map(
-          (w) => (w.child.send({ type: 'cron', mode, jobMs: mode === 'try' ? 200 : 1 }), w.next('cron')),
-        ),
+        workers.map((w) => w.ask({ type: 'cron', mode, jobMs: mode === 'try' ? 200 : 1 }, 'cron')),
       )
       const after = await sample(cluster)
       const acquired = res.flatMap((r) => r.acquired).sort((a, b) => a - b)
@@ -501,8 +508,8 @@ async function main() {
     await recovery('full cluster restart', () => cluster.restart()),
   ]
 
-  const cpu = cluster.members.map((m, i) => ((cpu1[i]! - cpu0[i]!) / steadyS) * 100)
-  await Promise.all(workers.map((w) => (w.child.send({ type: 'close' }), w.next('closed'))))
+  const cpu = cluster.members.map((_, i) => ((cpu1[i]! - cpu0[i]!) / steadyS) * 100)
+  await Promise.all(workers.map((w) => w.ask({ type: 'close' }, 'closed')))
   await floorWatcher.cancel()
   await admin.close()
   raw.close()
