@@ -140,3 +140,22 @@ test('reading never throws, and nothing that is not a value of the dialect becom
     }
   }
 })
+
+test('kratos: each reader picks the endpoint it can call (HTTP client: http/https, gRPC: grpc/grpcs)', (t) => {
+  const value =
+    '{"id":"a","name":"hello","version":"","metadata":null,"endpoints":["grpcs://10.0.0.1:9000","https://10.0.0.1:8443","http://10.0.0.1:8000"]}'
+  const read = (purpose: 'any' | 'http' | 'grpc', spec: unknown = 'kratos') =>
+    bindReader(spec, 'hello', ctx, purpose).decode('/microservices/hello/a', value)
+  t.like(read('any'), {
+    kind: 'instance',
+    address: '10.0.0.1:9000',
+    metadata: { scheme: 'grpcs', protocol: 'grpc' },
+  })
+  t.like(read('http'), { kind: 'instance', address: '10.0.0.1:8000', metadata: { scheme: 'http' } })
+  t.like(read('grpc'), { kind: 'instance', address: '10.0.0.1:9000', metadata: { scheme: 'grpcs' } })
+  t.like(read('http', { name: 'kratos', scheme: 'https' }), {
+    address: '10.0.0.1:8443',
+    metadata: { protocol: 'https' },
+  })
+  t.is(read('any', { name: 'kratos', scheme: 'grpc' }).kind, 'other')
+})

@@ -22,6 +22,13 @@ export interface DialectContext {
   readonly registryPrefix: string
 }
 
+/**
+ * What a reader will do with the address: call it over HTTP (the service client), over gRPC (the gRPC
+ * resolver), or anything (`discover()`). A dialect whose instances list one endpoint per protocol (Kratos)
+ * picks by it; the others ignore it.
+ */
+export type DialectPurpose = 'any' | 'http' | 'grpc'
+
 /** One instance to write, as the kit registers it (already checked). */
 export interface DialectInstance {
   readonly service: string
@@ -74,7 +81,7 @@ export interface DialectCodec<W, R> {
   /** Checks the write options (unknown keys refused) and fills the defaults for this instance. */
   writeOptions(raw: Record<string, unknown>, instance: DialectInstance): W
   /** Checks the read options (unknown keys refused) and fills the defaults. */
-  readOptions(raw: Record<string, unknown>, service: string): R
+  readOptions(raw: Record<string, unknown>, service: string, purpose: DialectPurpose): R
   /** Whether `key()` depends on the lease (go-zero's default key): it changes with every new lease. */
   keyHasLease(options: W): boolean
   /** The key of the instance; `leaseId` is the decimal ID of the lease it is written on. */

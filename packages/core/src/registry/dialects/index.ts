@@ -9,6 +9,7 @@ import {
   type DialectDecoded,
   type DialectInstance,
   type DialectName,
+  type DialectPurpose,
 } from './dialect.js'
 import { etcdDialect } from './etcd.js'
 import { goMicroDialect } from './go-micro.js'
@@ -18,7 +19,13 @@ import { kitexDialect } from './kitex.js'
 import type { KratosScheme } from './kratos.js'
 import { kratosDialect } from './kratos.js'
 
-export type { DialectContext, DialectDecoded, DialectInstance, DialectName } from './dialect.js'
+export type {
+  DialectContext,
+  DialectDecoded,
+  DialectInstance,
+  DialectName,
+  DialectPurpose,
+} from './dialect.js'
 export { DIALECT_NAMES } from './dialect.js'
 export type { KratosScheme } from './kratos.js'
 
@@ -75,7 +82,7 @@ export type DialectReadSpec =
       name: 'kratos'
       /** @default '/microservices' */
       namespace?: string
-      /** The endpoint scheme to use. @default the instance's first endpoint */
+      /** The endpoint scheme to use. @default what the reader calls: `http`/`https` for `kit.service()`, `grpc`/`grpcs` for the gRPC resolver, else the first endpoint */
       scheme?: KratosScheme
     }
   | { name: 'kitex' /** @default 'kitex/registry-etcd' */; prefix?: string }
@@ -93,6 +100,8 @@ export interface DialectWriter {
 /** A service bound to one dialect: the prefix to read, and how to read each value under it. */
 export interface DialectReader {
   readonly dialect: DialectName
+  /** Equal for two readers that read the same values the same way (views are shared by it). */
+  readonly id: string
   readonly prefix: string
   decode(key: string, value: string): DialectDecoded
 }
@@ -122,11 +131,17 @@ export function bindWriter(spec: unknown, instance: DialectInstance, ctx: Dialec
 }
 
 /** Checks a read spec (default `etcd`) and binds it to the service. */
-export function bindReader(spec: unknown, service: string, ctx: DialectContext): DialectReader {
+export function bindReader(
+  spec: unknown,
+  service: string,
+  ctx: DialectContext,
+  purpose: DialectPurpose = 'any',
+): DialectReader {
   const { codec, raw } = split(spec ?? 'etcd', 'dialect')
-  const options = codec.readOptions(raw, service)
+  const options = codec.readOptions(raw, service, purpose)
   return {
     dialect: codec.name,
+    id: JSON.stringify([codec.name, service, options ?? null]),
     prefix: codec.prefix(service, options, ctx),
     decode: (key, value) => {
       try {

@@ -25,9 +25,15 @@ export interface KratosWrite {
 
 export interface KratosRead {
   readonly namespace: string
-  /** The endpoint scheme a reader uses (Kratos' gRPC and HTTP clients each pick one); `undefined`: the first. */
-  readonly scheme: KratosScheme | undefined
+  /**
+   * The endpoint schemes a reader uses, preferred first (Kratos' gRPC and HTTP clients each pick one);
+   * `undefined`: the instance's first endpoint.
+   */
+  readonly schemes: readonly KratosScheme[] | undefined
 }
+
+/** What each purpose reads when no scheme is given: what that client can call. */
+const FOR_PURPOSE = { any: undefined, http: ['http', 'https'], grpc: ['grpc', 'grpcs'] } as const
 
 const WHAT = 'kratos dialect options'
 
@@ -69,14 +75,17 @@ export const kratosDialect: DialectCodec<KratosWrite, KratosRead> = {
     }
     return { namespace: checkNamespace(raw), id, schemes }
   },
-  readOptions(raw) {
+  readOptions(raw, _service, purpose) {
     checkKeys(raw, ['name', 'namespace', 'scheme'], WHAT)
     const scheme = raw.scheme
     if (scheme !== undefined && !SCHEMES.includes(scheme as KratosScheme))
       throw new InvalidArgumentError(
         `invalid ${WHAT}.scheme ${show(scheme)}: expected "grpc", "grpcs", "http" or "https"`,
       )
-    return { namespace: checkNamespace(raw), scheme: scheme as KratosScheme | undefined }
+    return {
+      namespace: checkNamespace(raw),
+      schemes: scheme === undefined ? FOR_PURPOSE[purpose] : [scheme as KratosScheme],
+    }
   },
   keyHasLease: () => false,
   key: (instance, o) => `${o.namespace}/${instance.service}/${o.id}`,
@@ -110,20 +119,19 @@ export const kratosDialect: DialectCodec<KratosWrite, KratosRead> = {
     if (!Array.isArray(endpoints) || !endpoints.every((e) => typeof e === 'string'))
       return { kind: 'unreadable', reason: '"endpoints" is not a list of strings' }
     if (endpoints.length === 0) return { kind: 'other', reason: 'an instance without endpoints' }
-    let chosen: { scheme: KratosScheme; address: string } | undefined
+    let chosen: { scheme: KratosScheme; address: string; rank: number } | undefined
     for (const e of endpoints as string[]) {
       const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)/i.exec(e)
       const scheme = m?.[1]?.toLowerCase() as KratosScheme | undefined
       const address = readAddress(m?.[2])
       if (scheme === undefined || address === undefined || !SCHEMES.includes(scheme)) continue
-      if (o.scheme === undefined || o.scheme === scheme) {
-        chosen = { scheme, address }
-        break
-      }
+      const rank = o.schemes === undefined ? 0 : o.schemes.indexOf(scheme)
+      if (rank < 0 || (chosen !== undefined && chosen.rank <= rank)) continue
+      chosen = { scheme, address, rank }
     }
     if (chosen === undefined) {
-      if (o.scheme !== undefined)
-        return { kind: 'other', reason: `no ${o.scheme}:// endpoint in ${show(endpoints)}` }
+      if (o.schemes !== undefined)
+        return { kind: 'other', reason: `no ${o.schemes.join('/')} endpoint in ${show(endpoints)}` }
       return { kind: 'unreadable', reason: `no usable endpoint in ${show(endpoints)}` }
     }
     if (typeof si.version === 'string' && si.version !== '') metadata.version = si.version
