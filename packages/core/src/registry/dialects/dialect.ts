@@ -1,7 +1,7 @@
 // What a registry dialect is: a pure codec (keys, values, lease policy, metadata mapping), and helpers they share.
 
 import { InvalidArgumentError, show } from '../../errors.js'
-import type { InstanceMetadata } from '../../instance.js'
+import type { InstanceMetadata } from '../instance.js'
 import { checkAddress, isPlainObject } from '../../validate.js'
 
 /** The registry formats etcdkit reads and writes: etcd's own, and those of Go frameworks on etcd. */

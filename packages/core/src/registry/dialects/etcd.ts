@@ -1,6 +1,6 @@
 // The `etcd` dialect: etcd's own naming format (client/v3/naming/endpoints), etcdkit's default, unchanged.
 
-import { decodeEndpoint, encodeEndpoint } from '../../instance.js'
+import { decodeEndpoint, encodeEndpoint } from '../instance.js'
 import { checkKeys } from '../../validate.js'
 import type { DialectCodec } from './dialect.js'
 

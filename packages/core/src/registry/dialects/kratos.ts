@@ -1,7 +1,7 @@
 // The `kratos` dialect: go-kratos/kratos contrib/registry/etcd (Registry), registry.ServiceInstance as JSON.
 
 import { InvalidArgumentError, show } from '../../errors.js'
-import type { InstanceMetadata } from '../../instance.js'
+import type { InstanceMetadata } from '../instance.js'
 import { checkKeys } from '../../validate.js'
 import {
   type DialectCodec,
