@@ -15,6 +15,7 @@ import type { Logger } from '../ops/logger.js'
 import { observeBreaker, recordRetry } from '../ops/metrics.js'
 import { checkKeys, checkMs, isPlainObject } from '../validate.js'
 import { SmoothWeightedRoundRobin } from './balancer.js'
+import type { DialectReadSpec } from './dialects/index.js'
 import type { Discovery } from './discovery.js'
 import type { Instance } from './instance.js'
 import { compileSelect, type InstanceSelect } from './select.js'
@@ -34,6 +35,11 @@ export interface BreakerOptions {
 }
 
 export interface ServiceClientOptions {
+  /**
+   * The registry dialect the instances are read in (see `DiscoverOptions.dialect`); a Kratos instance is
+   * called at its `http://` or `https://` endpoint. @default 'etcd'
+   */
+  dialect?: DialectReadSpec
   /** Prefer instances whose `metadata.zone` is this; the others are used only when none of these is available. */
   zone?: string
   /**
@@ -229,6 +235,7 @@ function checkOptions(options: unknown): ServiceClientOptions {
   checkKeys(
     options,
     [
+      'dialect',
       'zone',
       'select',
       'retries',

@@ -30,6 +30,7 @@ const WHAT = 'go-micro dialect options'
 export const goMicroDialect: DialectCodec<GoMicroWrite, undefined> = {
   name: 'go-micro',
   lease: { frameworkTtl: 90, frameworkRevokes: false },
+  distinct: 'give it a go-micro node `id` of its own',
   carries: { weight: true, zone: true, version: true, metadata: 'strings', tls: false },
   writeOptions(raw, instance) {
     checkKeys(raw, ['name', 'id'], WHAT)
