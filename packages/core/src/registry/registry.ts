@@ -15,7 +15,7 @@ import {
   checkSignal,
   isPlainObject,
 } from '../validate.js'
-import { bindWriter, type DialectName, type DialectWriter, type DialectWriteSpec } from './dialects/index.js'
+import { bindWriters, type DialectName, type DialectWriter, type DialectWriteSpec } from './dialects/index.js'
 import { checkMetadata, type InstanceMetadata } from './instance.js'
 
 export interface RegisterOptions {
@@ -30,6 +30,12 @@ export interface RegisterOptions {
    * (`{ name: 'kratos', id: 'orders-1' }`). See docs/POLYGLOT.md. @default ['etcd']
    */
   dialects?: readonly DialectWriteSpec[]
+  /**
+   * What the instance speaks, for dialects that say it outside the metadata (Kratos' endpoint scheme,
+   * go-micro's node `protocol`) without writing it into the `etcd` dialect's metadata (which Go gRPC
+   * clients on etcd's resolver cannot take). @default `metadata.protocol`
+   */
+  protocol?: 'http' | 'https' | 'grpc'
   /** Gives up waiting for etcd when it aborts. */
   signal?: AbortSignal
   /** How long to wait for etcd before failing with `ETCDKIT_ETCD_UNAVAILABLE`, in ms. @default 10_000 */
@@ -148,11 +154,20 @@ export class Registry {
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid register options ${show(options)}`)
     // everything is checked before any state changes: a refused call must leave nothing behind
-    checkKeys(options, ['service', 'address', 'metadata', 'dialects', 'signal', 'timeout'], 'register')
+    checkKeys(
+      options,
+      ['service', 'address', 'metadata', 'dialects', 'protocol', 'signal', 'timeout'],
+      'register',
+    )
     const service = checkServiceName(options.service)
     const address = checkAddress(options.address)
     const metadata = checkMetadata(options.metadata)
-    const writers = this.#writers(options.dialects, { service, address, metadata })
+    const protocol = checkProtocol(options.protocol)
+    const writers = bindWriters(
+      options.dialects,
+      { service, address, metadata, ...(protocol ? { protocol } : {}) },
+      { registryPrefix: this.prefix },
+    )
     const timeout = checkMs(options.timeout ?? 10_000, 'register timeout', true)
     checkSignal(options.signal)
     if (this.#closed) throw new ClosedError('the kit')
@@ -209,26 +224,6 @@ export class Registry {
       deregister: () => this.#deregister(entry),
       [Symbol.asyncDispose]: () => this.#deregister(entry),
     }
-  }
-
-  /** Binds each dialect asked for (default `etcd`) to the instance; refuses a dialect given twice. */
-  #writers(
-    dialects: unknown,
-    instance: { service: string; address: string; metadata: InstanceMetadata },
-  ): DialectWriter[] {
-    if (dialects === undefined) dialects = ['etcd']
-    if (!Array.isArray(dialects) || dialects.length === 0)
-      throw new InvalidArgumentError(
-        `invalid register dialects ${show(dialects)}: expected a non-empty list such as ["etcd", "go-zero"]`,
-      )
-    const writers = dialects.map((spec) => bindWriter(spec, instance, { registryPrefix: this.prefix }))
-    const names = writers.map((w) => w.dialect)
-    const twice = names.find((n, i) => names.indexOf(n) !== i)
-    if (twice !== undefined)
-      throw new InvalidArgumentError(
-        `invalid register dialects ${show(dialects)}: ${show(twice)} is given twice`,
-      )
-    return writers
   }
 
   /** Refuses a registration whose keys another registration of this kit already has. */
@@ -500,6 +495,14 @@ export class Registry {
       // etcd unavailable: the session's next lease rewrites everything
     }
   }
+}
+
+function checkProtocol(protocol: unknown): 'http' | 'https' | 'grpc' | undefined {
+  if (protocol === undefined || protocol === 'http' || protocol === 'https' || protocol === 'grpc')
+    return protocol
+  throw new InvalidArgumentError(
+    `invalid register protocol ${show(protocol)}: expected "http", "https" or "grpc"`,
+  )
 }
 
 /** The lease ID that stands for "the kit's lease" in `Entry.ids` (etcd never grants lease 0). */

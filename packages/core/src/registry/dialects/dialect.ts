@@ -35,6 +35,11 @@ export interface DialectInstance {
   /** `host:port`, IPv6 as `[::1]:8080`. */
   readonly address: string
   readonly metadata: InstanceMetadata
+  /**
+   * What the instance speaks, for dialects that say it outside the metadata (Kratos' endpoint schemes,
+   * go-micro's node `protocol`): `RegisterOptions.protocol`, else `metadata.protocol`.
+   */
+  readonly protocol?: 'http' | 'https' | 'grpc' | undefined
 }
 
 /** What one stored value means to a reader of a dialect. */

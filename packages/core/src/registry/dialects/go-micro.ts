@@ -4,6 +4,7 @@ import { show } from '../../errors.js'
 import { checkKeys } from '../../validate.js'
 import {
   type DialectCodec,
+  type DialectInstance,
   metadataFromStrings,
   metadataToStrings,
   optionalString,
@@ -58,7 +59,7 @@ export const goMicroDialect: DialectCodec<GoMicroWrite, undefined> = {
       endpoints: null,
       nodes: [
         {
-          metadata: goMapOrNull(metadataToStrings(instance.metadata, ['version'])),
+          metadata: goMapOrNull(nodeMetadata(instance)),
           id: o.id,
           address: instance.address,
         },
@@ -96,4 +97,12 @@ export const goMicroDialect: DialectCodec<GoMicroWrite, undefined> = {
       return slash > 0 ? rest.slice(0, slash) : undefined
     },
   }),
+}
+
+/** The node's metadata: the instance's as strings, and `protocol` (go-micro's clients pick their codec by it). */
+function nodeMetadata(instance: DialectInstance): Map<string, string> {
+  const map = metadataToStrings(instance.metadata, ['version'])
+  const protocol = instance.protocol ?? instance.metadata.protocol
+  if (protocol !== undefined) map.set('protocol', protocol)
+  return map
 }

@@ -134,6 +134,30 @@ export function bindWriter(spec: unknown, instance: DialectInstance, ctx: Dialec
   }
 }
 
+/**
+ * Checks a registration's list of dialects (default `['etcd']`: not empty, no dialect twice, each spec
+ * valid) and binds each to the instance.
+ */
+export function bindWriters(
+  dialects: unknown,
+  instance: DialectInstance,
+  ctx: DialectContext,
+): DialectWriter[] {
+  if (dialects === undefined) dialects = ['etcd']
+  if (!Array.isArray(dialects) || dialects.length === 0)
+    throw new InvalidArgumentError(
+      `invalid register dialects ${show(dialects)}: expected a non-empty list such as ["etcd", "go-zero"]`,
+    )
+  const writers = dialects.map((spec) => bindWriter(spec, instance, ctx))
+  const names = writers.map((w) => w.dialect)
+  const twice = names.find((n, i) => names.indexOf(n) !== i)
+  if (twice !== undefined)
+    throw new InvalidArgumentError(
+      `invalid register dialects ${show(dialects)}: ${show(twice)} is given twice`,
+    )
+  return writers
+}
+
 /** Checks a read spec (default `etcd`) and binds it to the service. */
 export function bindReader(
   spec: unknown,

@@ -59,7 +59,7 @@ export const kratosDialect: DialectCodec<KratosWrite, KratosRead> = {
     let schemes: readonly KratosScheme[]
     if (raw.schemes === undefined) {
       // one address: the scheme its protocol names; plain HTTP when none is given (what ServiceClient calls)
-      const p = instance.metadata.protocol
+      const p = instance.protocol ?? instance.metadata.protocol
       schemes = [p === 'grpc' ? 'grpc' : p === 'https' ? 'https' : 'http']
     } else {
       const s = raw.schemes
