@@ -1,6 +1,7 @@
 import { type EtcdCluster, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { type DialectName, EtcdKit, type Registration, silentLogger } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { eventually, settled } from './helpers.js'
 
 const DIALECTS: readonly DialectName[] = ['etcd', 'go-zero', 'kratos', 'kitex', 'hertz', 'go-micro']
@@ -303,7 +304,7 @@ test.serial(
       10_000,
     ).catch(() => {})
     t.is(count, 1)
-    t.is(k.watchHub.size, 1)
+    t.is(kitInternals(k).watchHub.size, 1)
   },
 )
 

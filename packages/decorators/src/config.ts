@@ -1,11 +1,10 @@
 import {
   type ConfigSchemaOptions,
   type ConfigValueOptions,
-  checkConfigKey,
-  checkSchema,
   InvalidArgumentError,
   type StandardSchemaV1,
 } from '@etcdkit/core'
+import { checkConfigKey, checkSchema } from '@etcdkit/core/integration'
 import { readConfig, readOnly, registerMember } from './binding.js'
 import { isStandardContext, type Member, recordLegacy, recordStandard } from './metadata.js'
 

@@ -1,13 +1,12 @@
 import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http'
+import { type EtcdKit, InvalidArgumentError } from '@etcdkit/core'
 import {
   ConnectionDrain,
   type DrainableServer,
-  type EtcdKit,
-  InvalidArgumentError,
   ServerRegistration,
   type ServerRegistrationOptions,
   setDefaultKit,
-} from '@etcdkit/core'
+} from '@etcdkit/core/integration'
 
 declare global {
   namespace Express {

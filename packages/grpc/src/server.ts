@@ -1,11 +1,11 @@
 import {
-  advertisedAddress,
-  checkAddress,
+  type DialectWriteSpec,
   type EtcdKit,
   type InstanceMetadata,
   InvalidArgumentError,
   type Registration,
 } from '@etcdkit/core'
+import { advertisedAddress, checkAddress, checkKeys, isPlainObject, show } from '@etcdkit/core/integration'
 import type { Server } from '@grpc/grpc-js'
 
 export interface GrpcServerRegistrationOptions {
@@ -26,6 +26,12 @@ export interface GrpcServerRegistrationOptions {
    * this service. Its `protocol`, if given, must be `"grpc"`.
    */
   metadata?: InstanceMetadata
+  /**
+   * The registry dialects to register in, in one txn: `['etcd', 'go-zero', 'kratos']` makes the server
+   * callable by etcd's Go gRPC resolver, go-zero's zrpc and Kratos' gRPC clients at once (Kratos and
+   * go-micro are told it speaks gRPC). See docs/POLYGLOT.md. @default ['etcd']
+   */
+  dialects?: readonly DialectWriteSpec[]
   /**
    * How long to wait between the deregistration and the server's shutdown, in ms: time for clients whose
    * watch is slow (a distant etcd) to stop picking this server. @default 0
@@ -49,6 +55,19 @@ export interface GrpcServerRegistration extends AsyncDisposable {
   close(): Promise<void>
 }
 
+/** Every key `GrpcServerRegistrationOptions` has: any other is a typo, refused rather than ignored. */
+const OPTIONS = [
+  'server',
+  'service',
+  'port',
+  'address',
+  'metadata',
+  'dialects',
+  'drainDelay',
+  'signal',
+  'timeout',
+] as const
+
 /**
  * Registers a bound gRPC server as an instance of `service` on the kit's session lease, and takes it out of
  * the registry before the server stops: `server.tryShutdown()` and `server.forceShutdown()` are wrapped to
@@ -59,7 +78,10 @@ export async function registerGrpcServer(
   options: GrpcServerRegistrationOptions,
 ): Promise<GrpcServerRegistration> {
   if (typeof kit?.register !== 'function')
-    throw new InvalidArgumentError(`invalid kit ${JSON.stringify(kit)}: expected an EtcdKit`)
+    throw new InvalidArgumentError(`invalid kit ${show(kit)}: expected an EtcdKit`)
+  if (!isPlainObject(options as unknown))
+    throw new InvalidArgumentError(`invalid registerGrpcServer options ${show(options)}`)
+  checkKeys(options, OPTIONS, 'registerGrpcServer')
   const { server, service, port, metadata, drainDelay = 0 } = options
   if (
     typeof server !== 'object' ||
@@ -70,15 +92,15 @@ export async function registerGrpcServer(
     throw new InvalidArgumentError('invalid server: expected a @grpc/grpc-js Server')
   if ((port === undefined) === (options.address === undefined))
     throw new InvalidArgumentError(
-      `give either port or address to advertise (port: ${port}, address: ${JSON.stringify(options.address)})`,
+      `give either port or address to advertise (port: ${show(port)}, address: ${show(options.address)})`,
     )
   if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65_535))
-    throw new InvalidArgumentError(`invalid port ${JSON.stringify(port)}: expected the bound port, 1..65535`)
+    throw new InvalidArgumentError(`invalid port ${show(port)}: expected the bound port, 1..65535`)
   if (typeof drainDelay !== 'number' || !Number.isFinite(drainDelay) || drainDelay < 0)
-    throw new InvalidArgumentError(`invalid drainDelay ${JSON.stringify(drainDelay)}: expected ms >= 0`)
+    throw new InvalidArgumentError(`invalid drainDelay ${show(drainDelay)}: expected ms >= 0`)
   if (metadata?.protocol !== undefined && metadata.protocol !== 'grpc')
     throw new InvalidArgumentError(
-      `invalid metadata.protocol ${JSON.stringify(metadata.protocol)}: a gRPC server's protocol is "grpc"`,
+      `invalid metadata.protocol ${show(metadata.protocol)}: a gRPC server's protocol is "grpc"`,
     )
   // a port alone: the server is reachable on every interface, so advertise the host's address
   const address =
@@ -95,6 +117,9 @@ export async function registerGrpcServer(
     service,
     address,
     ...(metadata ? { metadata } : {}),
+    ...(options.dialects ? { dialects: options.dialects } : {}),
+    // said outside the metadata: etcd's Go gRPC resolver cannot take metadata, Kratos needs the scheme
+    protocol: 'grpc',
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
   })
