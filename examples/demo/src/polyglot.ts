@@ -69,7 +69,9 @@ export async function polyglotDemo({ kit, endpoints, namespace, etcdctl, log }: 
   const client = kit.service('payments-go', { dialect: 'kratos' })
   await client.ready
   const res = await client.request('/charge')
-  log(`a Kratos-registered service found with kit.service('payments-go', { dialect: 'kratos' }): ${await res.body.text()}`)
+  log(
+    `a Kratos-registered service found with kit.service('payments-go', { dialect: 'kratos' }): ${await res.body.text()}`,
+  )
   await go.endInput()
   await reg.deregister()
   server.close()
