@@ -214,3 +214,41 @@ test('dialect options are checked at the call: unknown dialects, duplicates, cla
   t.deepEqual(view.instances.map((i) => i.address).sort(), ['10.0.0.1:1', '10.0.0.2:1'])
   view.close()
 })
+
+test('catalog({ dialect }) lists every service of a dialect; go-zero has no common root and says so', async (t) => {
+  await using k = await kit()
+  await k.register({ service: 'a', address: '10.0.0.1:1', dialects: ['kratos', 'etcd'] })
+  await k.register({ service: 'b', address: '10.0.0.2:1', dialects: ['kratos'] })
+  const catalog = k.catalog({ dialect: 'kratos' })
+  await catalog.ready
+  t.deepEqual(
+    [...catalog.services].map(([service, list]) => [service, list.map((i) => [i.dialect, i.address])]),
+    [
+      ['a', [['kratos', '10.0.0.1:1']]],
+      ['b', [['kratos', '10.0.0.2:1']]],
+    ],
+  )
+  catalog.close()
+  const etcdCatalog = k.catalog()
+  await etcdCatalog.ready
+  t.deepEqual([...etcdCatalog.services.keys()], ['a'])
+  etcdCatalog.close()
+  t.throws(() => k.catalog({ dialect: 'go-zero' }), { message: /discover\(service/ })
+})
+
+test('register({ protocol }) tells Kratos and go-micro what the instance speaks, and leaves etcd metadata alone', async (t) => {
+  await using k = await kit()
+  const reg = await k.register({
+    service: 'rpc',
+    address: '10.0.0.3:50051',
+    protocol: 'grpc',
+    dialects: ['etcd', 'kratos', 'go-micro'],
+  })
+  const kvs = Object.fromEntries((await dump(k.namespace)).map((kv) => [kv.key, kv.value]))
+  t.is(kvs[reg.keys[0]!], '{"Op":0,"Addr":"10.0.0.3:50051","Metadata":null}')
+  t.regex(kvs[reg.keys[1]!]!, /"endpoints":\["grpc:\/\/10\.0\.0\.3:50051"\]/)
+  t.regex(kvs[reg.keys[2]!]!, /"nodes":\[\{"metadata":\{"protocol":"grpc"\}/)
+  await t.throwsAsync(k.register({ service: 'rpc', address: '10.0.0.4:1', protocol: 'tcp' as 'grpc' }), {
+    message: /protocol "tcp"/,
+  })
+})
