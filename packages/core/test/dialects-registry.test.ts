@@ -252,3 +252,21 @@ test('register({ protocol }) tells Kratos and go-micro what the instance speaks,
     message: /protocol "tcp"/,
   })
 })
+
+test('one address under two keys (a go-zero server back on a new lease before the old key expired) is one endpoint', async (t) => {
+  const { etcdctl } = await etcd()
+  await using k = await kit()
+  const ns = k.namespace
+  // go-zero's reader takes each distinct value once (container.GetValues): so does the service client
+  await etcdctl(['put', `${ns}twice.rpc/1`, '127.0.0.1:1'])
+  await etcdctl(['put', `${ns}twice.rpc/2`, '127.0.0.1:1'])
+  await etcdctl(['put', `${ns}twice.rpc/3`, '127.0.0.1:2'])
+  const client = k.service('twice', { dialect: 'go-zero' })
+  await client.ready
+  const picks: Record<string, number> = {}
+  for (let i = 0; i < 100; i++) {
+    const address = client.pick().address
+    picks[address] = (picks[address] ?? 0) + 1
+  }
+  t.deepEqual(picks, { '127.0.0.1:1': 50, '127.0.0.1:2': 50 })
+})
