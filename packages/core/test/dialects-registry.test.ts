@@ -270,3 +270,16 @@ test('one address under two keys (a go-zero server back on a new lease before th
   }
   t.deepEqual(picks, { '127.0.0.1:1': 50, '127.0.0.1:2': 50 })
 })
+
+test('deregister deletes, in one txn, only the keys that still hang off the kit lease', async (t) => {
+  const { etcdctl } = await etcd()
+  await using k = await kit()
+  const reg = await k.register({ service: 'own', address: '10.0.0.9:1', dialects: ['etcd', 'kratos'] })
+  // someone else took the Kratos key over (no lease): it is theirs now
+  await etcdctl(['put', `${k.namespace}${reg.keys[1]}`, 'theirs'])
+  await reg.deregister()
+  t.deepEqual(
+    (await dump(k.namespace)).map((kv) => [kv.key, kv.value]),
+    [[reg.keys[1], 'theirs']],
+  )
+})
