@@ -214,3 +214,72 @@ test('dialect options are checked at the call: unknown dialects, duplicates, cla
   t.deepEqual(view.instances.map((i) => i.address).sort(), ['10.0.0.1:1', '10.0.0.2:1'])
   view.close()
 })
+
+test('catalog({ dialect }) lists every service of a dialect; go-zero has no common root and says so', async (t) => {
+  await using k = await kit()
+  await k.register({ service: 'a', address: '10.0.0.1:1', dialects: ['kratos', 'etcd'] })
+  await k.register({ service: 'b', address: '10.0.0.2:1', dialects: ['kratos'] })
+  const catalog = k.catalog({ dialect: 'kratos' })
+  await catalog.ready
+  t.deepEqual(
+    [...catalog.services].map(([service, list]) => [service, list.map((i) => [i.dialect, i.address])]),
+    [
+      ['a', [['kratos', '10.0.0.1:1']]],
+      ['b', [['kratos', '10.0.0.2:1']]],
+    ],
+  )
+  catalog.close()
+  const etcdCatalog = k.catalog()
+  await etcdCatalog.ready
+  t.deepEqual([...etcdCatalog.services.keys()], ['a'])
+  etcdCatalog.close()
+  t.throws(() => k.catalog({ dialect: 'go-zero' }), { message: /discover\(service/ })
+})
+
+test('register({ protocol }) tells Kratos and go-micro what the instance speaks, and leaves etcd metadata alone', async (t) => {
+  await using k = await kit()
+  const reg = await k.register({
+    service: 'rpc',
+    address: '10.0.0.3:50051',
+    protocol: 'grpc',
+    dialects: ['etcd', 'kratos', 'go-micro'],
+  })
+  const kvs = Object.fromEntries((await dump(k.namespace)).map((kv) => [kv.key, kv.value]))
+  t.is(kvs[reg.keys[0]!], '{"Op":0,"Addr":"10.0.0.3:50051","Metadata":null}')
+  t.regex(kvs[reg.keys[1]!]!, /"endpoints":\["grpc:\/\/10\.0\.0\.3:50051"\]/)
+  t.regex(kvs[reg.keys[2]!]!, /"nodes":\[\{"metadata":\{"protocol":"grpc"\}/)
+  await t.throwsAsync(k.register({ service: 'rpc', address: '10.0.0.4:1', protocol: 'tcp' as 'grpc' }), {
+    message: /protocol "tcp"/,
+  })
+})
+
+test('one address under two keys (a go-zero server back on a new lease before the old key expired) is one endpoint', async (t) => {
+  const { etcdctl } = await etcd()
+  await using k = await kit()
+  const ns = k.namespace
+  // go-zero's reader takes each distinct value once (container.GetValues): so does the service client
+  await etcdctl(['put', `${ns}twice.rpc/1`, '127.0.0.1:1'])
+  await etcdctl(['put', `${ns}twice.rpc/2`, '127.0.0.1:1'])
+  await etcdctl(['put', `${ns}twice.rpc/3`, '127.0.0.1:2'])
+  const client = k.service('twice', { dialect: 'go-zero' })
+  await client.ready
+  const picks: Record<string, number> = {}
+  for (let i = 0; i < 100; i++) {
+    const address = client.pick().address
+    picks[address] = (picks[address] ?? 0) + 1
+  }
+  t.deepEqual(picks, { '127.0.0.1:1': 50, '127.0.0.1:2': 50 })
+})
+
+test('deregister deletes, in one txn, only the keys that still hang off the kit lease', async (t) => {
+  const { etcdctl } = await etcd()
+  await using k = await kit()
+  const reg = await k.register({ service: 'own', address: '10.0.0.9:1', dialects: ['etcd', 'kratos'] })
+  // someone else took the Kratos key over (no lease): it is theirs now
+  await etcdctl(['put', `${k.namespace}${reg.keys[1]}`, 'theirs'])
+  await reg.deregister()
+  t.deepEqual(
+    (await dump(k.namespace)).map((kv) => [kv.key, kv.value]),
+    [[reg.keys[1], 'theirs']],
+  )
+})

@@ -593,9 +593,13 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     this.#dirty = false
     const all: Endpoint[] = []
     const local: Endpoint[] = []
+    // one address under several keys (go-zero's key changes with its lease; Go writers may repeat an Addr)
+    // is one endpoint, in the rotation once
+    const seen = new Set<Endpoint>()
     for (const instance of this.#view.instances) {
       const ep = this.#endpoints.get(instance.address)
-      if (ep === undefined || ep.breaker.opened || !this.#selected(ep)) continue
+      if (ep === undefined || seen.has(ep) || ep.breaker.opened || !this.#selected(ep)) continue
+      seen.add(ep)
       all.push(ep)
       if (this.#zone !== undefined && ep.zone === this.#zone) local.push(ep)
     }
