@@ -118,7 +118,7 @@ for (const dialect of GO_DIALECTS) {
       const reg = await k.register({
         service: 'orders',
         address: '127.0.0.1:7001',
-        metadata: { version: '1.2.0', weight: 3 },
+        metadata: { version: '1.2.0', weight: 3, protocol: 'http' },
         dialects: ['etcd', dialect],
       })
       await reader.sees(['127.0.0.1:7001'], 'the Node instance')
@@ -136,7 +136,11 @@ for (const dialect of GO_DIALECTS) {
       }
       if (dialect === 'kitex' || dialect === 'hertz')
         t.is((state.instances as Array<{ weight: number }>)[0]!.weight, 3)
-      if (dialect === 'go-micro') t.is(state.nodes![0]!.version, '1.2.0')
+      if (dialect === 'go-micro') {
+        t.is(state.nodes![0]!.version, '1.2.0')
+        // go-micro clients use a node only if they speak its protocol
+        t.is(state.nodes![0]!.metadata.protocol, 'http')
+      }
       // a second instance of another kit joins; then each leaves
       await using k2 = await kit({ namespace: k.namespace })
       const reg2 = await k2.register({ service: 'orders', address: '127.0.0.1:7002', dialects: [dialect] })
@@ -291,6 +295,39 @@ goTest(
     t.is(readers.length, GO_DIALECTS.length)
   },
 )
+
+for (const dialect of ['kitex', 'hertz'] as const) {
+  goTest(
+    `${dialect}: an IPv6 instance (Kitex writes the host without brackets) is found and called`,
+    async (t) => {
+      await using k = await kit()
+      const { endpoints } = await etcd()
+      const server = createServer((req, res) => res.end(`v6 ${req.url}`))
+      server.listen(0, '::1')
+      await once(server, 'listening')
+      t.teardown(() => server.close())
+      const address = `[::1]:${(server.address() as AddressInfo).port}`
+      const view = k.discover('orders', { dialect })
+      await view.ready
+      const go = spawnLines(program.ok ? program.path : '', [
+        'register',
+        dialect,
+        endpoints.join(','),
+        k.namespace,
+        'orders',
+        address,
+      ])
+      const line = await go.waitForLine((l) => l.startsWith('registered '))
+      const port = address.slice(address.lastIndexOf(':') + 1)
+      t.true(line.endsWith(dialect === 'kitex' ? `/orders/::1:${port}` : `/orders/[::1]:${port}`), line)
+      await eventually(() => view.instances.length === 1, 'the Go instance in the view')
+      t.is(view.instances[0]!.address, address)
+      const res = await k.service('orders', { dialect }).request('/six')
+      t.is(await res.body.text(), 'v6 /six')
+      await go.endInput()
+    },
+  )
+}
 
 goTest(
   'every dialect at once: each Go reader sees exactly the one instance, and no reader errors',
