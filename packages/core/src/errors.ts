@@ -213,16 +213,16 @@ export class LockReleasedError extends EtcdKitError {
   constructor(message: string) {
     super('ETCDKIT_LOCK_RELEASED', message)
   }
+}
 
-  /** @internal One without a stack trace: made on every release, where a stack says nothing and costs ~15 µs. */
-  static cheap(message: string): LockReleasedError {
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    try {
-      return new LockReleasedError(message)
-    } finally {
-      Error.stackTraceLimit = limit
-    }
+/** A `LockReleasedError` without a stack trace: made on every release, where a stack says nothing and costs ~15 µs. */
+export function cheapLockReleased(message: string): LockReleasedError {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new LockReleasedError(message)
+  } finally {
+    Error.stackTraceLimit = limit
   }
 }
 

@@ -21,7 +21,7 @@ import { Catalog } from './registry/catalog.js'
 import { bindCatalog, bindReader, type DialectName } from './registry/dialects/index.js'
 import { type DiscoverOptions, type Discovery, DiscoveryHub } from './registry/discovery.js'
 import { type RegisterOptions, type Registration, Registry } from './registry/registry.js'
-import { ServiceClient, type ServiceClientOptions } from './registry/service-client.js'
+import { ServiceClient, type ServiceClientOptions, serviceClientOptions } from './registry/service-client.js'
 import { settledWithin } from './util.js'
 import {
   checkAddress,
@@ -342,7 +342,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     )
     const existing = this.#services.get(reader.id)
     if (existing) {
-      if (options !== undefined && !isDeepStrictEqual(options, existing.options))
+      if (options !== undefined && !isDeepStrictEqual(options, serviceClientOptions(existing)))
         throw new InvalidArgumentError(
           `the service client of ${show(service)} already exists with other options: pass options on the first call only`,
         )

@@ -5,7 +5,14 @@ import {
   InvalidArgumentError,
   type Registration,
 } from '@etcdkit/core'
-import { advertisedAddress, checkAddress, checkKeys, isPlainObject, show } from '@etcdkit/core/integration'
+import {
+  advertisedAddress,
+  checkAddress,
+  checkKeys,
+  checkMs,
+  isPlainObject,
+  show,
+} from '@etcdkit/core/integration'
 import type { Server } from '@grpc/grpc-js'
 
 export interface GrpcServerRegistrationOptions {
@@ -96,8 +103,8 @@ export async function registerGrpcServer(
     )
   if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65_535))
     throw new InvalidArgumentError(`invalid port ${show(port)}: expected the bound port, 1..65535`)
-  if (typeof drainDelay !== 'number' || !Number.isFinite(drainDelay) || drainDelay < 0)
-    throw new InvalidArgumentError(`invalid drainDelay ${show(drainDelay)}: expected ms >= 0`)
+  // at most a Node timer's longest delay: a longer one would fire at once
+  checkMs(drainDelay, 'registerGrpcServer drainDelay')
   if (metadata?.protocol !== undefined && metadata.protocol !== 'grpc')
     throw new InvalidArgumentError(
       `invalid metadata.protocol ${show(metadata.protocol)}: a gRPC server's protocol is "grpc"`,

@@ -334,6 +334,11 @@ test('registerGrpcServer checks its options', async (t) => {
     } as Parameters<typeof registerGrpcServer>[1]),
     { instanceOf: InvalidArgumentError, message: /unknown registerGrpcServer option "drainDelayMs"/ },
   )
+  // longer than a Node timer takes: it would fire at once, not after ~25 days
+  await t.throwsAsync(
+    registerGrpcServer(k, { server: a.server, service: 'hello', port: a.port, drainDelay: 2 ** 31 }),
+    { instanceOf: InvalidArgumentError, message: /invalid registerGrpcServer drainDelay 2147483648/ },
+  )
   const { etcdctl } = await etcd()
   t.is((await etcdctl(['get', '--prefix', k.namespace])).trim(), '', 'nothing registered')
 })

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { InvalidArgumentError, show } from '../errors.js'
 import type { Logger } from '../ops/logger.js'
 import { isPlainObject } from '../validate.js'
-import type { TreeEntry } from './tree.js'
+import type { TreeEntry } from './entry.js'
 
 /** The `configCache` option of `EtcdKit`. */
 export interface ConfigCacheOptions {

@@ -38,9 +38,41 @@ export interface ConfigRollbackOptions extends ConfigSetOptions {
 }
 
 const WRITE_OPTIONS = ['service', 'writer']
-const OBJECT_OPTIONS = new Set(['schema', 'parse', 'default'])
+const OBJECT_OPTIONS = ['schema', 'parse', 'default'] as const
 
-const VALUE_OPTIONS = new Set(['parse', 'validate', 'default', 'schema'])
+const VALUE_OPTIONS = ['parse', 'schema', 'validate', 'default'] as const
+
+/**
+ * Checks the options of a config handle (`kit.config.value()`, `object()`, `@Config`): a plain object, no
+ * key outside `allowed`, `parse` and `validate` functions, `schema` a Standard Schema. `what` names the
+ * handle in the messages (`config value "rate"`).
+ */
+function checkHandleOptions(
+  options: unknown,
+  allowed: readonly string[],
+  what: string,
+  /** A `schema` key, even `undefined`, must be a schema (a value's); else only a defined one (an object's). */
+  schemaKey: boolean,
+): void {
+  if (!isPlainObject(options))
+    throw new InvalidArgumentError(`invalid options for ${what}: expected an object`)
+  for (const name of Object.keys(options)) {
+    if (!allowed.includes(name))
+      throw new InvalidArgumentError(
+        `unknown option ${show(name)} for ${what}: expected ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}`,
+      )
+  }
+  for (const name of ['parse', 'validate'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function')
+      throw new InvalidArgumentError(`invalid ${name} ${show(options[name])} for ${what}`)
+  }
+  if (schemaKey ? 'schema' in options : options.schema !== undefined) checkSchema(options.schema, what)
+}
+
+/** The options of a config value (`kit.config.value()`, the decorators' `@Config`), checked. */
+export function checkValueOptions(options: unknown, what: string): void {
+  checkHandleOptions(options, VALUE_OPTIONS, what, true)
+}
 
 /**
  * `kit.config`: live configuration values read from `{configPrefix}{key}`, where the kit's own service's
@@ -140,19 +172,7 @@ export class Config {
   ): ConfigValue<T> {
     if (this.#closed) throw new ClosedError('the kit')
     checkConfigKey(key)
-    if (!isPlainObject(options as unknown))
-      throw new InvalidArgumentError(`invalid options for config value ${show(key)}: expected an object`)
-    for (const name of Object.keys(options)) {
-      if (!VALUE_OPTIONS.has(name))
-        throw new InvalidArgumentError(
-          `unknown option ${show(name)} for config value ${show(key)}: expected parse, schema, validate or default`,
-        )
-    }
-    for (const name of ['parse', 'validate'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function')
-        throw new InvalidArgumentError(`invalid ${name} ${show(options[name])} for config value ${show(key)}`)
-    }
-    if ('schema' in options) checkSchema(options.schema, `config value ${show(key)}`)
+    checkValueOptions(options, `config value ${show(key)}`)
     const handle: ConfigValue<T> = new ConfigValue(this.#open(), this.#log, key, this.service, options, () =>
       this.#release(handle),
     )
@@ -196,17 +216,7 @@ export class Config {
     if (this.#closed) throw new ClosedError('the kit')
     checkConfigKey(prefix, 'config subtree', true)
     const subtree = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`
-    if (!isPlainObject(options as unknown))
-      throw new InvalidArgumentError(`invalid options for config object ${show(prefix)}: expected an object`)
-    for (const name of Object.keys(options)) {
-      if (!OBJECT_OPTIONS.has(name))
-        throw new InvalidArgumentError(
-          `unknown option ${show(name)} for config object ${show(prefix)}: expected schema, parse or default`,
-        )
-    }
-    if (options.parse !== undefined && typeof options.parse !== 'function')
-      throw new InvalidArgumentError(`invalid parse ${show(options.parse)} for config object ${show(prefix)}`)
-    if (options.schema !== undefined) checkSchema(options.schema, `config object ${show(prefix)}`)
+    checkHandleOptions(options, OBJECT_OPTIONS, `config object ${show(prefix)}`, false)
     const handle: ConfigObject<T> = new ConfigObject(this.#open(), this.#log, subtree, options, () =>
       this.#release(handle),
     )

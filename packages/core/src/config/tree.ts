@@ -6,6 +6,7 @@ import type { WatchHub } from '../etcd/watch.js'
 import type { Logger } from '../ops/logger.js'
 import { deferred } from '../util.js'
 import type { ConfigCache } from './cache.js'
+import { decodeEntry, type TreeEntry } from './entry.js'
 
 /** One change under the config prefix, as a subtree watch sees it. */
 export interface ConfigEvent {
@@ -21,38 +22,10 @@ export interface ConfigEvent {
   revision: string
 }
 
-/**
- * A stored value: its text, whether its bytes were valid UTF-8, its mod revision, and where it stands in
- * its key's history (the create revision of this life of the key, and its version within that life).
- */
-export interface TreeEntry {
-  text: string
-  utf8: boolean
-  revision: string
-  createRevision: string
-  version: number
-}
-
 type KeyListener = (revision: string) => void
 /** Told when the tree stops being known current (`reason`), and when it is again (`undefined`). */
 type FreshnessListener = (staleReason: string | undefined) => void
 type EventListener = (event: ConfigEvent, seq: number) => void
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-/** A key-value as the mirror keeps it (also used for versions read from the key's history). */
-export function decodeEntry(kv: IKeyValue): TreeEntry {
-  const history = {
-    revision: kv.mod_revision,
-    createRevision: kv.create_revision,
-    version: Number(kv.version),
-  }
-  try {
-    return { text: utf8.decode(kv.value), utf8: true, ...history }
-  } catch {
-    return { text: kv.value.toString(), utf8: false, ...history }
-  }
-}
 
 /**
  * A mirror of the whole config prefix, shared by every config handle of a kit: ONE range read of the prefix

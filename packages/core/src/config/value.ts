@@ -2,8 +2,9 @@ import { type EtcdKitError, InvalidConfigValueError } from '../errors.js'
 import type { Freshness, FreshnessEvents } from '../etcd/follow.js'
 import type { Logger } from '../ops/logger.js'
 import { recordConfigRefusal, recordConfigUpdate } from '../ops/metrics.js'
+import { decodeEntry, type TreeEntry } from './entry.js'
 import { runSchema, type StandardSchemaV1 } from './schema.js'
-import { type ConfigTree, decodeEntry, type TreeEntry } from './tree.js'
+import type { ConfigTree } from './tree.js'
 import { ConfigView } from './view.js'
 
 /** How a config value's text becomes a value. */

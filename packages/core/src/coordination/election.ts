@@ -7,8 +7,6 @@ import {
   etcdError,
   InvalidArgumentError,
   isTerminal,
-  LockLostError,
-  LockReleasedError,
   NotLeaderError,
   show,
 } from '../errors.js'
@@ -19,16 +17,10 @@ import type { WatchHub } from '../etcd/watch.js'
 import type { Logger } from '../ops/logger.js'
 import { Backoff, deferred, liveValues, sleep } from '../util.js'
 import { checkKeys, checkLockName, checkSignal, isPlainObject } from '../validate.js'
+import { HeldKey, type HoldContext, type LossWording } from './held-key.js'
 import { type QueueEntry, readQueue } from './holders.js'
 import { LockActivity } from './lock-activity.js'
-import {
-  OwnKeyGone,
-  OwnKeyMonitor,
-  type Position,
-  type PrefixQueue,
-  type QueueHub,
-  waitTurn,
-} from './queue.js'
+import { OwnKeyGone, type Position, type QueueHub, waitTurn } from './queue.js'
 
 /** The leader of an election: the candidate whose key was created first. */
 export interface Leader {
@@ -138,9 +130,12 @@ export class ElectionHub {
   async close() {
     if (this.#closed) return
     this.#closed = true
-    await Promise.allSettled([...this.#elections.values()].map((e) => e.close()))
+    await Promise.allSettled([...this.#elections.values()].map((e) => closeElection(e)))
   }
 }
+
+/** Ends an election's campaign, observers and leadership: the hub's, on kit close (not public API). */
+let closeElection: (election: Election) => Promise<void>
 
 /**
  * A leader election in etcd's Go `concurrency.Election` format (what `etcdctl elect` uses): each candidate
@@ -247,8 +242,11 @@ export class Election {
     return o
   }
 
-  /** @internal */
-  async close() {
+  static {
+    closeElection = (election) => election.#close()
+  }
+
+  async #close() {
     this.#campaign?.abort(new ClosedError('the kit'))
     for (const o of [...this.#observers]) o.close()
     await this.#leadership?.resign(false)
@@ -335,17 +333,16 @@ export class Election {
           await sleep(backoff.next(), signal)
           continue
         }
-        return new LeadershipImpl(
-          this.#hub,
-          this.name,
-          key,
-          pos.revision,
+        const context = {
+          name: this.name,
+          fullKey: key,
+          revision: pos.revision,
           readRevision,
-          value,
           lease,
-          q,
+          queue: q,
           unuse,
-        )
+        }
+        return new LeadershipImpl(this.#hub, context, value)
       }
     } catch (err) {
       if (key && lease && !lease.signal.aborted) await ks.kv.deleteRange({ key }).catch(() => {})
@@ -355,42 +352,28 @@ export class Election {
   }
 }
 
+/** How a leader speaks about losing its leadership. */
+const LEADER_LOSS: LossWording = {
+  log: (name, _term, reason) => [{ election: name, reason }, 'leadership lost'],
+  error: (name, reason) => `leadership of election ${show(name)} lost: ${reason}`,
+}
+
 class LeadershipImpl implements Leadership {
   readonly name: string
   readonly key: string
   readonly revision: bigint
   #value: string
   readonly #hub: ElectionHub
-  readonly #fullKey: Buffer
-  readonly #lease: Lease
-  readonly #unuse: () => void
-  readonly #controller = new AbortController()
-  readonly #monitor: OwnKeyMonitor
+  readonly #holder: HeldKey
   #resigning: Promise<void> | undefined
 
-  constructor(
-    hub: ElectionHub,
-    name: string,
-    fullKey: Buffer,
-    revision: bigint,
-    readRevision: bigint,
-    value: string,
-    lease: Lease,
-    q: PrefixQueue,
-    unuse: () => void,
-  ) {
+  constructor(hub: ElectionHub, context: HoldContext, value: string) {
     this.#hub = hub
-    this.name = name
-    this.key = `${name}/${lease.hex}`
-    this.revision = revision
+    this.#holder = new HeldKey(hub, context, LEADER_LOSS)
+    this.name = context.name
+    this.key = this.#holder.key
+    this.revision = context.revision
     this.#value = value
-    this.#fullKey = fullKey
-    this.#lease = lease
-    this.#unuse = unuse
-    hub.activity.held(name, this.key, revision)
-    this.#monitor = new OwnKeyMonitor(hub.ks, q, fullKey, revision, readRevision, lease, (message, cause) => {
-      this.#lose(message, cause)
-    })
   }
 
   get value() {
@@ -398,32 +381,25 @@ class LeadershipImpl implements Leadership {
   }
 
   get signal() {
-    this.#monitor.check()
-    return this.#controller.signal
+    return this.#holder.signal
   }
 
   async proclaim(value: string): Promise<void> {
     checkValue(value)
-    if (this.#controller.signal.aborted)
+    if (this.#holder.signal.aborted)
       throw new NotLeaderError(`this kit does not lead election ${show(this.name)} any more: cannot proclaim`)
+    const { fullKey, lease } = this.#holder
     const res = await this.#hub.ks.kv
       .txn({
-        compare: [
-          {
-            key: this.#fullKey,
-            target: 'Create',
-            result: 'Equal',
-            create_revision: this.revision.toString(),
-          },
-        ],
-        success: [{ request_put: { key: this.#fullKey, value: Buffer.from(value), lease: this.#lease.id } }],
+        compare: [this.#holder.ownKey],
+        success: [{ request_put: { key: fullKey, value: Buffer.from(value), lease: lease.id } }],
         failure: [],
       })
       .catch((err: unknown) => {
         throw etcdError(err, `proclaiming in election ${show(this.name)} (key ${show(this.key)})`)
       })
     if (!res.succeeded) {
-      this.#lose(`its key ${show(this.key)} is gone`)
+      this.#holder.lose(`its key ${show(this.key)} is gone`)
       throw new NotLeaderError(`this kit does not lead election ${show(this.name)} any more: cannot proclaim`)
     }
     this.#value = value
@@ -431,41 +407,32 @@ class LeadershipImpl implements Leadership {
 
   resign(wait = true): Promise<void> {
     this.#resigning ??= (async () => {
-      this.#monitor.stop()
-      if (!this.#controller.signal.aborted)
-        this.#controller.abort(LockReleasedError.cheap(`resigned from election ${show(this.name)}`))
-      this.#hub.activity.ended(this.name, this.key, 'released')
+      this.#holder.giveUp(`resigned from election ${show(this.name)}`)
       const backoff = new Backoff(50, 1_000)
+      const { fullKey, lease } = this.#holder
       try {
         for (;;) {
           try {
             // Go's Resign: delete our key only if it is still this term's
             await this.#hub.ks.kv.txn({
-              compare: [
-                {
-                  key: this.#fullKey,
-                  target: 'Create',
-                  result: 'Equal',
-                  create_revision: this.revision.toString(),
-                },
-              ],
-              success: [{ request_delete_range: { key: this.#fullKey } }],
+              compare: [this.#holder.ownKey],
+              success: [{ request_delete_range: { key: fullKey } }],
               failure: [],
             })
             return
           } catch (err) {
-            if (!wait || this.#lease.signal.aborted || isTerminal(err)) {
+            if (!wait || lease.signal.aborted || isTerminal(err)) {
               this.#hub.log.warn(
                 { err, key: this.key },
                 'could not delete the leader key; it goes with its lease',
               )
               return
             }
-            await sleep(backoff.next(), this.#lease.signal).catch(() => {})
+            await sleep(backoff.next(), lease.signal).catch(() => {})
           }
         }
       } finally {
-        this.#unuse()
+        this.#holder.done()
       }
     })()
     return this.#resigning
@@ -473,16 +440,6 @@ class LeadershipImpl implements Leadership {
 
   [Symbol.asyncDispose]() {
     return this.resign()
-  }
-
-  #lose(message: string, cause?: unknown) {
-    this.#monitor.stop()
-    if (this.#controller.signal.aborted) return
-    this.#hub.log.warn({ election: this.name, reason: message }, 'leadership lost')
-    this.#hub.activity.ended(this.name, this.key, 'lost', message)
-    this.#controller.abort(
-      new LockLostError(`leadership of election ${show(this.name)} lost: ${message}`, cause),
-    )
   }
 }
 

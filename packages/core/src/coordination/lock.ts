@@ -10,8 +10,6 @@ import {
   etcdError,
   InvalidArgumentError,
   isTerminal,
-  LockLostError,
-  LockReleasedError,
   LockTimeoutError,
   NotLockOwnerError,
   show,
@@ -22,17 +20,10 @@ import type { Lease, Session } from '../etcd/session.js'
 import type { Logger } from '../ops/logger.js'
 import { Backoff, deadline, sleep } from '../util.js'
 import { checkKeys, checkLockName, checkMs, checkSignal, isPlainObject } from '../validate.js'
+import { HeldKey, type HoldContext, type LossWording } from './held-key.js'
 import { type QueueEntry, readQueue } from './holders.js'
 import { LockActivity } from './lock-activity.js'
-import {
-  AHEAD_LIMIT,
-  OwnKeyGone,
-  OwnKeyMonitor,
-  type Position,
-  type PrefixQueue,
-  type QueueHub,
-  waitTurn,
-} from './queue.js'
+import { AHEAD_LIMIT, OwnKeyGone, type Position, type PrefixQueue, type QueueHub, waitTurn } from './queue.js'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -338,34 +329,25 @@ export class LockHub {
           throw etcdError(err, `trying lock ${show(name)} (key prefix ${show(`${name}/`)})`)
         }
         if (res.succeeded) {
-          held = new HeldLockImpl(
-            this,
-            name,
-            key,
-            BigInt(res.header.revision),
-            BigInt(res.header.revision),
-            lease,
-            q,
-            unuse,
-            ticket.leave,
-          )
+          const revision = BigInt(res.header.revision)
+          const context = { name, fullKey: key, revision, readRevision: revision, lease, queue: q, unuse }
+          held = new HeldLockImpl(this, context, ticket.leave)
           return held
         }
         const own = res.responses[0]?.response_range.kvs[0]
         const owner = res.responses[1]?.response_range.kvs[0]
         if (own && owner && own.create_revision === owner.create_revision) {
           // our key from an earlier attempt on this lease is first: it is ours (Go's Mutex does the same)
-          held = new HeldLockImpl(
-            this,
+          const context = {
             name,
-            key,
-            BigInt(own.create_revision),
-            BigInt(res.header.revision),
+            fullKey: key,
+            revision: BigInt(own.create_revision),
+            readRevision: BigInt(res.header.revision),
             lease,
-            q,
+            queue: q,
             unuse,
-            ticket.leave,
-          )
+          }
+          held = new HeldLockImpl(this, context, ticket.leave)
           return held
         }
         // a leftover key of ours behind someone else would hold up everyone behind it
@@ -479,7 +461,8 @@ export class LockHub {
             continue
           }
         }
-        return new HeldLockImpl(this, name, key, pos.revision, readRevision, lease, q, unuse, ticket.leave)
+        const context = { name, fullKey: key, revision: pos.revision, readRevision, lease, queue: q, unuse }
+        return new HeldLockImpl(this, context, ticket.leave)
       }
     } catch (err) {
       // our key must not stay: everyone behind it would wait for our lease to end
@@ -513,73 +496,44 @@ function acquireTxn(q: PrefixQueue, key: Buffer, lease: Lease): ITxnRequest {
   }
 }
 
+/** How a lock speaks about being lost. */
+const LOCK_LOSS: LossWording = {
+  log: (name, token, reason) => [{ lock: name, fencingToken: String(token), reason }, 'lock lost'],
+  error: (name, reason) => `lock ${show(name)} lost: ${reason}`,
+}
+
 class HeldLockImpl implements HeldLock {
   readonly name: string
   readonly key: string
   readonly fencingToken: bigint
   readonly #hub: LockHub
-  readonly #fullKey: Buffer
-  readonly #lease: Lease
-  readonly #unuse: () => void
+  readonly #holder: HeldKey
   readonly #leave: () => void
-  readonly #controller = new AbortController()
-  readonly #monitor: OwnKeyMonitor
   #releasing: Promise<void> | undefined
 
-  constructor(
-    hub: LockHub,
-    name: string,
-    fullKey: Buffer,
-    token: bigint,
-    readRevision: bigint,
-    lease: Lease,
-    q: PrefixQueue,
-    unuse: () => void,
-    leave: () => void,
-  ) {
+  /** `leave` gives the in-process turn of the name to the next acquire. */
+  constructor(hub: LockHub, context: HoldContext, leave: () => void) {
     this.#hub = hub
-    this.name = name
-    this.key = `${name}/${lease.hex}`
-    this.fencingToken = token
-    this.#fullKey = fullKey
-    this.#lease = lease
-    this.#unuse = unuse
+    this.#holder = new HeldKey(hub, context, LOCK_LOSS)
+    this.name = context.name
+    this.key = this.#holder.key
+    this.fencingToken = context.revision
     this.#leave = leave
     hub.track(this, true)
-    hub.activity.held(name, this.key, token)
-    this.#monitor = new OwnKeyMonitor(hub.ks, q, fullKey, token, readRevision, lease, (message, cause) => {
-      if (this.#controller.signal.aborted) return
-      hub.log.warn({ lock: name, fencingToken: String(token), reason: message }, 'lock lost')
-      hub.activity.ended(name, this.key, 'lost', message)
-      this.#controller.abort(new LockLostError(`lock ${show(name)} lost: ${message}`, cause))
-    })
   }
 
   get signal(): AbortSignal {
-    this.#monitor.check()
-    return this.#controller.signal
+    return this.#holder.signal
   }
 
   get held(): boolean {
-    this.#monitor.check()
-    return !this.#controller.signal.aborted
+    return !this.#holder.signal.aborted
   }
 
   async ifOwner(writes?: GuardedWrites): Promise<boolean> {
     const ops = guardedOps(this.#hub.ks, writes)
     const res = await this.#hub.ks.kv
-      .txn({
-        compare: [
-          {
-            key: this.#fullKey,
-            target: 'Create',
-            result: 'Equal',
-            create_revision: this.fencingToken.toString(),
-          },
-        ],
-        success: ops,
-        failure: [],
-      })
+      .txn({ compare: [this.#holder.ownKey], success: ops, failure: [] })
       .catch((err: unknown) => {
         throw etcdError(err, `writing under lock ${show(this.name)} (key ${show(this.key)})`)
       })
@@ -595,15 +549,12 @@ class HeldLockImpl implements HeldLock {
 
   release(wait = true): Promise<void> {
     this.#releasing ??= (async () => {
-      this.#monitor.stop()
-      if (!this.#controller.signal.aborted)
-        this.#controller.abort(LockReleasedError.cheap(`lock ${show(this.name)} was released`))
-      this.#hub.activity.ended(this.name, this.key, 'released')
+      this.#holder.giveUp(`lock ${show(this.name)} was released`)
       try {
-        await this.#hub.remove(this.#fullKey, this.#lease, wait)
+        await this.#hub.remove(this.#holder.fullKey, this.#holder.lease, wait)
       } finally {
         this.#hub.track(this, false)
-        this.#unuse()
+        this.#holder.done()
         this.#leave()
       }
     })()

@@ -1,5 +1,6 @@
 // `@etcdkit/core/integration`: what etcdkit's own packages (fastify, express, nestjs, grpc, decorators,
 // cli) build on. Not the user's contract (that is `@etcdkit/core`): it may change in a minor release.
+export { checkValueOptions } from '../config/config.js'
 export { checkSchema } from '../config/schema.js'
 export { show } from '../errors.js'
 export { healthResponse } from '../ops/health.js'
@@ -9,6 +10,7 @@ export {
   checkConfigKey,
   checkKeys,
   checkLockName,
+  checkMs,
   checkServiceName,
   isPlainObject,
 } from '../validate.js'

@@ -293,6 +293,13 @@ function checkOptions(options: unknown): ServiceClientOptions {
   return o
 }
 
+let readOptions: (client: ServiceClient) => ServiceClientOptions
+
+/** The options `client` was created with: for the kit, which refuses a second `kit.service()` that differs. */
+export function serviceClientOptions(client: ServiceClient): ServiceClientOptions {
+  return readOptions(client)
+}
+
 /**
  * Balanced, circuit-broken HTTP to the instances of one service (created by `kit.service(name)`).
  *
@@ -305,8 +312,11 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   readonly service: string
   /** Resolves once the first instance list has been loaded. */
   readonly ready: Promise<void>
-  /** @internal the options it was created with (to tell whether another `kit.service()` call agrees). */
-  readonly options: ServiceClientOptions
+  /** The options it was created with (to tell whether another `kit.service()` call agrees). */
+  readonly #options: ServiceClientOptions
+  static {
+    readOptions = (client) => client.#options
+  }
   readonly #view: Discovery
   readonly #log: Logger
   readonly #onClose: () => void
@@ -341,7 +351,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
       view.close() // the kit opened it for this client
       throw err
     }
-    this.options = o
+    this.#options = o
     this.service = view.service
     this.#view = view
     this.#log = log
