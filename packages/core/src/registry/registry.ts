@@ -54,11 +54,12 @@ export interface Registration extends AsyncDisposable {
   readonly dialects: readonly DialectName[]
   readonly metadata: Readonly<InstanceMetadata>
   /**
-   * Deletes the keys (one txn), and resolves once it is gone: etcd confirmed the delete, or the lease it hangs off is
-   * gone (lost or revoked: etcd deletes the key with it). From the first call on the key is never written
-   * again; while etcd cannot be reached the delete is retried (at most 500 ms apart), so an outage delays
-   * it but never leaves the instance registered. Later calls return the same promise. Rejects only when
-   * etcd refuses the delete (permission denied); the key then goes with the lease when the kit closes.
+   * Deletes the keys (all in one txn), and resolves once they are gone: etcd confirmed the delete, or the
+   * lease they hang off is gone (lost or revoked: etcd deletes them with it). From the first call on they
+   * are never written again; while etcd cannot be reached the delete is retried (at most 500 ms apart), so
+   * an outage delays it but never leaves the instance registered. Later calls return the same promise.
+   * Rejects only when etcd refuses the delete (permission denied); the keys then go with the lease when the
+   * kit closes.
    */
   deregister(): Promise<void>
 }
@@ -232,7 +233,7 @@ export class Registry {
       const other = this.#byId.get(id)
       if (other === undefined) return
       const w = writers[i]!
-      if (other.service === service && other.address === address && w.dialect === 'etcd')
+      if (other.service === service && other.address === address)
         throw new InvalidArgumentError(
           `${show(address)} is already registered for service ${show(service)} by this kit`,
         )
