@@ -1,8 +1,8 @@
 // What a registry dialect is: a pure codec (keys, values, lease policy, metadata mapping), and helpers they share.
 
 import { InvalidArgumentError, show } from '../../errors.js'
-import type { InstanceMetadata } from '../../instance.js'
 import { checkAddress, isPlainObject } from '../../validate.js'
+import type { InstanceMetadata } from '../instance.js'
 
 /** The registry formats etcdkit reads and writes: etcd's own, and those of Go frameworks on etcd. */
 export type DialectName = 'etcd' | 'go-zero' | 'kratos' | 'kitex' | 'hertz' | 'go-micro'
@@ -35,6 +35,11 @@ export interface DialectInstance {
   /** `host:port`, IPv6 as `[::1]:8080`. */
   readonly address: string
   readonly metadata: InstanceMetadata
+  /**
+   * What the instance speaks, for dialects that say it outside the metadata (Kratos' endpoint schemes,
+   * go-micro's node `protocol`): `RegisterOptions.protocol`, else `metadata.protocol`.
+   */
+  readonly protocol?: 'http' | 'https' | 'grpc' | undefined
 }
 
 /** What one stored value means to a reader of a dialect. */
@@ -78,6 +83,8 @@ export interface DialectCodec<W, R> {
   readonly name: DialectName
   readonly lease: DialectLease
   readonly carries: DialectCarries
+  /** How a second registration of one kit gets keys of its own (for the error refusing a clash). */
+  readonly distinct: string
   /** Checks the write options (unknown keys refused) and fills the defaults for this instance. */
   writeOptions(raw: Record<string, unknown>, instance: DialectInstance): W
   /** Checks the read options (unknown keys refused) and fills the defaults. */

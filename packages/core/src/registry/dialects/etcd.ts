@@ -1,7 +1,7 @@
 // The `etcd` dialect: etcd's own naming format (client/v3/naming/endpoints), etcdkit's default, unchanged.
 
-import { decodeEndpoint, encodeEndpoint } from '../../instance.js'
 import { checkKeys } from '../../validate.js'
+import { decodeEndpoint, encodeEndpoint } from '../instance.js'
 import type { DialectCodec } from './dialect.js'
 
 /**
@@ -12,6 +12,7 @@ export const etcdDialect: DialectCodec<undefined, undefined> = {
   name: 'etcd',
   // etcd's Go client leaves the lease to its caller; etcdkit's session lease defaults to 10 s
   lease: { frameworkTtl: 10, frameworkRevokes: false },
+  distinct: 'one address is registered once per service',
   carries: { weight: true, zone: true, version: true, metadata: 'json', tls: true },
   writeOptions(raw) {
     checkKeys(raw, ['name'], 'etcd dialect options')

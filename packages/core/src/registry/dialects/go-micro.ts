@@ -4,6 +4,7 @@ import { show } from '../../errors.js'
 import { checkKeys } from '../../validate.js'
 import {
   type DialectCodec,
+  type DialectInstance,
   metadataFromStrings,
   metadataToStrings,
   optionalString,
@@ -30,6 +31,7 @@ const WHAT = 'go-micro dialect options'
 export const goMicroDialect: DialectCodec<GoMicroWrite, undefined> = {
   name: 'go-micro',
   lease: { frameworkTtl: 90, frameworkRevokes: false },
+  distinct: 'give it a go-micro node `id` of its own',
   carries: { weight: true, zone: true, version: true, metadata: 'strings', tls: false },
   writeOptions(raw, instance) {
     checkKeys(raw, ['name', 'id'], WHAT)
@@ -57,7 +59,7 @@ export const goMicroDialect: DialectCodec<GoMicroWrite, undefined> = {
       endpoints: null,
       nodes: [
         {
-          metadata: goMapOrNull(metadataToStrings(instance.metadata, ['version'])),
+          metadata: goMapOrNull(nodeMetadata(instance)),
           id: o.id,
           address: instance.address,
         },
@@ -95,4 +97,12 @@ export const goMicroDialect: DialectCodec<GoMicroWrite, undefined> = {
       return slash > 0 ? rest.slice(0, slash) : undefined
     },
   }),
+}
+
+/** The node's metadata: the instance's as strings, and `protocol` (go-micro's clients pick their codec by it). */
+function nodeMetadata(instance: DialectInstance): Map<string, string> {
+  const map = metadataToStrings(instance.metadata, ['version'])
+  const protocol = instance.protocol ?? instance.metadata.protocol
+  if (protocol !== undefined) map.set('protocol', protocol)
+  return map
 }

@@ -28,6 +28,7 @@ export const goZeroDialect: DialectCodec<GoZeroWrite, GoZeroRead> = {
   name: 'go-zero',
   // clients.go: TimeToLive = 10; publisher.go revokes its lease on Stop
   lease: { frameworkTtl: 10, frameworkRevokes: true },
+  distinct: "give each registration under one go-zero Key its own `id` (go-zero's Etcd.ID)",
   carries: { weight: false, zone: false, version: false, metadata: 'none', tls: false },
   writeOptions(raw, instance) {
     checkKeys(raw, ['name', 'key', 'id'], 'go-zero dialect options')

@@ -93,6 +93,8 @@ export type DialectReadSpec =
 export interface DialectWriter {
   readonly dialect: DialectName
   readonly keyHasLease: boolean
+  /** How to give a second registration keys of its own, for the error refusing a clash. */
+  readonly distinct: string
   key(leaseId: string): string
   readonly value: string
 }
@@ -100,6 +102,7 @@ export interface DialectWriter {
 /** A service bound to one dialect: the prefix to read, and how to read each value under it. */
 export interface DialectReader {
   readonly dialect: DialectName
+  readonly service: string
   /** Equal for two readers that read the same values the same way (views are shared by it). */
   readonly id: string
   readonly prefix: string
@@ -125,9 +128,34 @@ export function bindWriter(spec: unknown, instance: DialectInstance, ctx: Dialec
   return {
     dialect: codec.name,
     keyHasLease: codec.keyHasLease(options),
+    distinct: codec.distinct,
     key: (leaseId) => codec.key(instance, options, leaseId, ctx),
     value: codec.encode(instance, options),
   }
+}
+
+/**
+ * Checks a registration's list of dialects (default `['etcd']`: not empty, no dialect twice, each spec
+ * valid) and binds each to the instance.
+ */
+export function bindWriters(
+  dialects: unknown,
+  instance: DialectInstance,
+  ctx: DialectContext,
+): DialectWriter[] {
+  if (dialects === undefined) dialects = ['etcd']
+  if (!Array.isArray(dialects) || dialects.length === 0)
+    throw new InvalidArgumentError(
+      `invalid register dialects ${show(dialects)}: expected a non-empty list such as ["etcd", "go-zero"]`,
+    )
+  const writers = dialects.map((spec) => bindWriter(spec, instance, ctx))
+  const names = writers.map((w) => w.dialect)
+  const twice = names.find((n, i) => names.indexOf(n) !== i)
+  if (twice !== undefined)
+    throw new InvalidArgumentError(
+      `invalid register dialects ${show(dialects)}: ${show(twice)} is given twice`,
+    )
+  return writers
 }
 
 /** Checks a read spec (default `etcd`) and binds it to the service. */
@@ -141,6 +169,7 @@ export function bindReader(
   const options = codec.readOptions(raw, service, purpose)
   return {
     dialect: codec.name,
+    service,
     id: JSON.stringify([codec.name, service, options ?? null]),
     prefix: codec.prefix(service, options, ctx),
     decode: (key, value) => {
@@ -150,6 +179,47 @@ export function bindReader(
         // a codec must not throw on data; should one, the value is reported, never the view broken
         return { kind: 'unreadable', reason: `unreadable: ${(err as Error).message}` }
       }
+    },
+  }
+}
+
+/** Every service of one dialect: the root its keys are under, and a reader per service found there. */
+export interface DialectCatalog {
+  readonly dialect: DialectName
+  readonly root: string
+  /** The service a key under the root names (the key without the root), or `undefined`. */
+  serviceOf(keyUnderRoot: string): string | undefined
+  /** A reader for one service found (with the dialect's default read options). */
+  reader(service: string): DialectReader
+}
+
+/**
+ * Binds a dialect for a catalog of all its services (default `etcd`); throws `InvalidArgumentError` for a
+ * dialect whose keys have no common root (go-zero: each service has a free Key).
+ */
+export function bindCatalog(spec: unknown, ctx: DialectContext): DialectCatalog {
+  const { codec, raw } = split(spec ?? 'etcd', 'dialect')
+  if (Object.keys(raw).length > 1)
+    throw new InvalidArgumentError(
+      `invalid catalog dialect ${show(spec)}: a catalog takes a dialect name only`,
+    )
+  const catalog = codec.catalog(ctx)
+  if (catalog === undefined)
+    throw new InvalidArgumentError(
+      `the ${codec.name} dialect keeps services under keys of their own: read one with discover(service, { dialect: ${show(codec.name)} })`,
+    )
+  const readers = new Map<string, DialectReader>()
+  return {
+    dialect: codec.name,
+    root: catalog.root,
+    serviceOf: catalog.serviceOf,
+    reader(service) {
+      let r = readers.get(service)
+      if (r === undefined) {
+        r = bindReader(codec.name, service, ctx)
+        readers.set(service, r)
+      }
+      return r
     },
   }
 }

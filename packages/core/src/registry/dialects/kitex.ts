@@ -51,6 +51,7 @@ export function cloudwegoDialect(
   return {
     name,
     lease: { frameworkTtl: 60, frameworkRevokes: false },
+    distinct: 'one address is registered once per service',
     carries: { weight: true, zone: true, version: true, metadata: 'strings', tls: false },
     writeOptions(raw) {
       checkKeys(raw, ['name', 'tags', ...prefixKeys], what)

@@ -1,8 +1,8 @@
 // The `kratos` dialect: go-kratos/kratos contrib/registry/etcd (Registry), registry.ServiceInstance as JSON.
 
 import { InvalidArgumentError, show } from '../../errors.js'
-import type { InstanceMetadata } from '../../instance.js'
 import { checkKeys } from '../../validate.js'
+import type { InstanceMetadata } from '../instance.js'
 import {
   type DialectCodec,
   metadataFromStrings,
@@ -49,6 +49,7 @@ export const kratosDialect: DialectCodec<KratosWrite, KratosRead> = {
   name: 'kratos',
   // registry.go New: ttl 15 s; Deregister deletes the key and closes the lease client (no revoke)
   lease: { frameworkTtl: 15, frameworkRevokes: false },
+  distinct: 'give it a Kratos `id` of its own',
   carries: { weight: true, zone: true, version: true, metadata: 'strings', tls: true },
   writeOptions(raw, instance) {
     checkKeys(raw, ['name', 'namespace', 'id', 'schemes'], WHAT)
@@ -58,7 +59,7 @@ export const kratosDialect: DialectCodec<KratosWrite, KratosRead> = {
     let schemes: readonly KratosScheme[]
     if (raw.schemes === undefined) {
       // one address: the scheme its protocol names; plain HTTP when none is given (what ServiceClient calls)
-      const p = instance.metadata.protocol
+      const p = instance.protocol ?? instance.metadata.protocol
       schemes = [p === 'grpc' ? 'grpc' : p === 'https' ? 'https' : 'http']
     } else {
       const s = raw.schemes
