@@ -148,7 +148,11 @@ async function worker() {
       const own = Array.from(
         { length: m.count },
         () =>
-          new EtcdKit({ endpoints: kits[0]!.endpoints, namespace: kits[0]!.namespace, logger: silentLogger }),
+          new EtcdKit({
+            endpoints: [...kits[0]!.endpoints],
+            namespace: kits[0]!.namespace,
+            logger: silentLogger,
+          }),
       )
       const acquired: number[] = []
       let failed = 0
