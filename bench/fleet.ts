@@ -249,6 +249,19 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** How long ago (ms) a process started, from /proc (its start in clock ticks after boot). */
+function processAgeMs(pid: number | undefined): number {
+  if (pid === undefined) return Number.POSITIVE_INFINITY
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+    const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0])
+    return (uptime - startTicks / 100) * 1_000
+  } catch {
+    return Number.POSITIVE_INFINITY
+  }
+}
+
 /** Sums of etcd's counters over the members, and per-member gauges; a member that is down counts nothing. */
 async function sample(cluster: EtcdCluster) {
   const per = await Promise.all(
@@ -477,7 +490,11 @@ async function main() {
           if (!m[i]) continue
           const y = received(m[i])
           const x = last[i] ? received(last[i]) : 0
-          rate += ((y >= x && last[i] ? y - x : y) * 1_000) / (at - lastAt[i]!)
+          // a member started again counts from 0, since its process started (not since our last sample)
+          const age = processAgeMs(cluster.members[i]!.pid)
+          const restarted = !last[i] || y < x || age < at - lastAt[i]!
+          const window = restarted ? Math.min(at - lastAt[i]!, age) : at - lastAt[i]!
+          rate += ((restarted ? y : y - x) * 1_000) / Math.max(window, 250)
         }
         rates.push(rate)
         last = m.map((x, i) => x ?? last[i])
