@@ -477,28 +477,27 @@ async function main() {
     const rates: number[] = []
     // per member: its last sample and when; a member down is skipped, and its first sample after a
     // restart counts from 0 (its counters start again with the process)
+    // messages etcd received in each second (all members); a member started again counts from 0, i.e.
+    // from its process's start, which falls within the second that first sees it back
     let last = await sample(cluster)
-    let lastAt = cluster.members.map(() => performance.now())
+    let lastAt = performance.now()
     let stop = false
     const sampler = (async () => {
       while (!stop) {
         await new Promise((r) => setTimeout(r, 1_000))
         const m = await sample(cluster)
         const at = performance.now()
-        let rate = 0
+        let count = 0
         for (let i = 0; i < m.length; i++) {
           if (!m[i]) continue
           const y = received(m[i])
           const x = last[i] ? received(last[i]) : 0
-          // a member started again counts from 0, since its process started (not since our last sample)
-          const age = processAgeMs(cluster.members[i]!.pid)
-          const restarted = !last[i] || y < x || age < at - lastAt[i]!
-          const window = restarted ? Math.min(at - lastAt[i]!, age) : at - lastAt[i]!
-          rate += ((restarted ? y : y - x) * 1_000) / Math.max(window, 250)
+          const restarted = !last[i] || y < x || processAgeMs(cluster.members[i]!.pid) < at - lastAt
+          count += restarted ? y : y - x
         }
-        rates.push(rate)
-        last = m.map((x, i) => x ?? last[i])
-        lastAt = lastAt.map((t, i) => (m[i] ? at : t))
+        rates.push((count * 1_000) / (at - lastAt))
+        last = m.map((x, i) => x ?? (cluster.members[i]!.running ? last[i] : undefined))
+        lastAt = at
       }
     })()
     const t = performance.now()
