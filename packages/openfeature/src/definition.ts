@@ -1,0 +1,117 @@
+// One flag's flagd definition: checked against flagd's schema and compiled by @openfeature/flagd-core.
+import { InvalidArgumentError } from '@etcdkit/core'
+import type { FlagValue, JsonValue, Logger } from '@openfeature/core'
+import { type FeatureFlag, MemoryStorage } from '@openfeature/flagd-core'
+
+/** A flag definition in flagd's format: one entry of the `flags` object of a flagd flag-definition document. */
+export interface FlagDefinition {
+  state: 'ENABLED' | 'DISABLED'
+  /** The variant served when targeting matches nothing (or there is none). */
+  defaultVariant: string
+  /** Every value the flag can take, by variant name; all of one type (boolean, string, number or object). */
+  variants: Record<string, FlagValue>
+  /** A JsonLogic rule (flagd's operators: `fractional`, `sem_ver`, `starts_with`, `ends_with`) naming a variant. */
+  targeting?: { [key: string]: JsonValue }
+  /** Free metadata, returned with each evaluation (`flagMetadata`). */
+  metadata?: Record<string, string | number | boolean>
+}
+
+/** Shared JsonLogic snippets a definition may use as `{ "$ref": "name" }` (flagd's `$evaluators`). */
+export type FlagEvaluators = Record<string, JsonValue>
+
+/** The key (below the flags prefix) holding the shared `$evaluators` object. */
+export const EVALUATORS_KEY = '$evaluators'
+
+/** How long a text from etcd or a caller may be shown in a message. */
+const SHOW_MAX = 200
+
+/** A value in a message: JSON, capped, so a large or hostile value cannot flood a log line. */
+export function show(value: unknown): string {
+  let text: string
+  try {
+    text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value))
+  } catch {
+    text = String(value)
+  }
+  return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX)}…` : text
+}
+
+/**
+ * A flag key: non-empty printable text without "/" (each flag is one etcd key directly below the prefix)
+ * and not `$evaluators` (that key holds the shared evaluators).
+ */
+export function checkFlagKey(key: unknown): string {
+  const bad = (why: string) => new InvalidArgumentError(`invalid flag key ${show(key)}: ${why}`)
+  if (typeof key !== 'string') throw bad('expected a string')
+  if (key === '') throw bad('it is empty')
+  if (key.length > 256) throw bad('longer than 256 characters')
+  if (key.includes('/')) throw bad('a "/" would put it below another key; flag keys are one segment')
+  if (key === EVALUATORS_KEY) throw bad('it is reserved for the shared $evaluators')
+  if (key === '.' || key === '..') throw bad('a "." or ".." segment could escape the prefix')
+  if ([...key].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
+    throw bad('it contains a control character')
+  return key
+}
+
+const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} }
+
+/**
+ * Compiles one definition with flagd-core, strictly: the document `{ $evaluators, flags: { [key]: definition } }`
+ * must pass flagd's JSON schema (flagd-core ships it precompiled) and flagd-core's own structural checks
+ * (state, default variant among the variants). Returns the compiled flag, or throws an `Error` whose
+ * message says what is wrong.
+ */
+export function compileFlag(
+  key: string,
+  definition: unknown,
+  evaluators: FlagEvaluators | undefined,
+  logger: Logger = quiet,
+): FeatureFlag {
+  const document = {
+    ...(evaluators === undefined ? {} : { $evaluators: evaluators }),
+    flags: { [key]: definition },
+  }
+  const storage = new MemoryStorage(logger)
+  storage.setConfigurations(JSON.stringify(document), true)
+  const flag = storage.getFlag(key)
+  if (!flag) throw new Error(`flagd-core did not load flag ${show(key)}`)
+  return flag
+}
+
+/** The definition's text parsed as JSON, or an `Error` saying why it is not. */
+export function parseDefinition(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch (err) {
+    throw new Error(`not JSON (${(err as Error).message})`)
+  }
+}
+
+/** The shared evaluators' text parsed: a JSON object, or an `Error`. */
+export function parseEvaluators(text: string): FlagEvaluators {
+  const value = parseDefinition(text)
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new Error('expected a JSON object of named JsonLogic rules')
+  return value as FlagEvaluators
+}
+
+/**
+ * flagd-core's ParseError carries the schema's complaints as a JSON array after a colon: shown as
+ * `path: message` lines (at most 3), so a log line or CLI error says what to fix in one glance.
+ */
+export function describeError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err)
+  const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : ''
+  const at = message.indexOf(': [')
+  if (at >= 0) {
+    try {
+      const issues = JSON.parse(message.slice(at + 2)) as Array<{ instancePath?: string; message?: string }>
+      const lines = [...new Set(issues.map((i) => `${i.instancePath || '/'} ${i.message ?? ''}`.trim()))]
+      const more = lines.length > 3 ? ` (and ${lines.length - 3} more)` : ''
+      return `${message.slice(0, at)}: ${lines.slice(0, 3).join('; ')}${more}`
+    } catch {
+      // not the shape expected: shown as is below
+    }
+  }
+  return `${message}${cause}`.replace(/\s+/g, ' ').slice(0, 1_000)
+}
