@@ -33,7 +33,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const fixtures = join(root, 'scripts', 'pack-test')
 const tsc = join(root, 'node_modules', '.bin', 'tsc')
 const cache = join(root, 'node_modules', '.cache', 'etcdkit-pack-test-npm')
-const packages = ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing', 'nestjs', 'cli']
+const packages = ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing', 'nestjs', 'cli', 'openfeature']
+/** Installed only by the apps that name them (their peers would otherwise be installed in every app). */
+const optIn = new Set(['nestjs', 'openfeature'])
 /** Packages published as ESM only (a binary), without the CommonJS build in dist/cjs. */
 const esmOnly = new Set(['cli'])
 const started = Date.now()
@@ -48,7 +50,7 @@ interface App {
   project?: string
   /** npm dependencies besides the tarballs and the project's own. */
   dependencies?: Record<string, string>
-  /** The tarballs installed. @default every package but nestjs (whose Nest peers npm would install) */
+  /** The tarballs installed. @default every package but nestjs and openfeature (whose peers npm would install) */
   packages?: string[]
   /** The commands run in the app one after another, each `[program, ...args]`. */
   steps: string[][]
@@ -113,6 +115,14 @@ const apps: App[] = [
       ['tsc', '-p', 'tsconfig.json'],
       ['node', '--test', '--test-reporter=dot', 'dist/test/app.e2e-spec.js'],
     ],
+  },
+  {
+    // @etcdkit/openfeature with the OpenFeature server SDK (its peer), both builds and nodenext types
+    name: 'openfeature',
+    project: 'openfeature',
+    packages: ['core', 'openfeature'],
+    steps: [node('flags.mjs'), node('flags.cjs')],
+    checks: [['tsc', '-p', 'tsconfig.json']],
   },
 ]
 
@@ -179,7 +189,7 @@ async function install(dir: string, app: App, tarballs: Record<string, string>) 
     manifest = { name: `pack-test-${app.name}`, private: true }
   }
   const dependencies = { ...manifest.dependencies, ...app.dependencies }
-  for (const p of app.packages ?? packages.filter((p) => p !== 'nestjs'))
+  for (const p of app.packages ?? packages.filter((p) => !optIn.has(p)))
     dependencies[`@etcdkit/${p}`] = `file:${tarballs[`@etcdkit/${p}`]}`
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ ...manifest, dependencies }, null, 2)}\n`)
   const t = Date.now()

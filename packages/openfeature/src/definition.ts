@@ -1,7 +1,7 @@
 // One flag's flagd definition: checked against flagd's schema and compiled by @openfeature/flagd-core.
 import { InvalidArgumentError } from '@etcdkit/core'
-import type { FlagValue, JsonValue, Logger } from '@openfeature/core'
 import { type FeatureFlag, MemoryStorage } from '@openfeature/flagd-core'
+import type { FlagValue, JsonValue, Logger } from '@openfeature/server-sdk'
 
 /** A flag definition in flagd's format: one entry of the `flags` object of a flagd flag-definition document. */
 export interface FlagDefinition {

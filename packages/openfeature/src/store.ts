@@ -1,6 +1,7 @@
 // The flags in force, one per etcd key: the last good compiled definition of each, and why others are not.
-import type { FlagMetadata } from '@openfeature/core'
+
 import type { FeatureFlag, Storage } from '@openfeature/flagd-core'
+import type { FlagMetadata } from '@openfeature/server-sdk'
 import {
   compileFlag,
   describeError,

@@ -1,10 +1,4 @@
-import {
-  ErrorCode,
-  type EventDetails,
-  OpenFeature,
-  ProviderEvents,
-  ProviderStatus,
-} from '@openfeature/server-sdk'
+import { ErrorCode, type EventDetails, ProviderEvents, ProviderStatus } from '@openfeature/server-sdk'
 import test from 'ava'
 import { booleanFlag, EtcdKitFlagProvider } from '../src/index.js'
 import { etcd, eventually, kit, provided, recordingLogger } from './helpers.js'
