@@ -33,7 +33,17 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const fixtures = join(root, 'scripts', 'pack-test')
 const tsc = join(root, 'node_modules', '.bin', 'tsc')
 const cache = join(root, 'node_modules', '.cache', 'etcdkit-pack-test-npm')
-const packages = ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing', 'nestjs', 'cli', 'openfeature']
+const packages = [
+  'core',
+  'fastify',
+  'express',
+  'grpc',
+  'decorators',
+  'testing',
+  'nestjs',
+  'cli',
+  'openfeature',
+]
 /** Installed only by the apps that name them (their peers would otherwise be installed in every app). */
 const optIn = new Set(['nestjs', 'openfeature'])
 /** Packages published as ESM only (a binary), without the CommonJS build in dist/cjs. */
