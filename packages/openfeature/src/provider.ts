@@ -65,6 +65,9 @@ export interface EtcdKitFlagProviderEvents {
 /** Where the provider stands (the SDK keeps its own status from the events we emit). */
 export type FlagProviderState = 'idle' | 'starting' | 'ready' | 'stale' | 'error' | 'closed'
 
+/** How long a first read's watch may go unconfirmed before the provider says STALE (the watchdog's dead time). */
+const CONFIRM_GRACE_MS = 3_500
+
 const OPTIONS = new Set(['kit', 'prefix', 'timeout', 'registration', 'instanceId'])
 
 /**
@@ -91,6 +94,7 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
   #starting: Promise<void> | undefined
   #state: FlagProviderState = 'idle'
   #pending = new Set<string>()
+  #graceTimer: NodeJS.Timeout | undefined
   #flushQueued = false
 
   constructor(options: EtcdKitFlagProviderOptions) {
@@ -141,6 +145,14 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
   // a method, not a comparison: TypeScript narrows `#state` across the awaits of `#start`
   get #closed(): boolean {
     return this.#state === 'closed'
+  }
+
+  /**
+   * `true` while the flags are not known current: not read yet, or the watch not confirmed by etcd, broken
+   * or silent (they still answer with the last definitions read).
+   */
+  get stale(): boolean {
+    return this.#watch?.stale ?? true
   }
 
   /** The flag keys with a definition in force now. */
@@ -215,12 +227,24 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
             message: `etcd has not answered: flags served from the config cache ${this.#kit.config.cacheFile}`,
           })
       })
-    } else this.#state = 'ready'
+    } else {
+      this.#state = 'ready'
+      // read, but the watch not yet confirmed by etcd: a stream that never confirms it never turns stale
+      // (stale is a change from current), so give it the watchdog's time to confirm, then say STALE
+      if (watch.stale) {
+        this.#graceTimer = setTimeout(() => {
+          if (this.#state === 'ready' && watch.stale)
+            this.#onStale('the flags watch was not confirmed by etcd')
+        }, CONFIRM_GRACE_MS)
+        this.#graceTimer.unref()
+      }
+    }
   }
 
   /** Stops following the flags (the SDK calls it when the provider is replaced or OpenFeature closes). */
   async onClose(): Promise<void> {
     this.#state = 'closed'
+    clearTimeout(this.#graceTimer)
     this.#watch?.close()
     this.#watch = undefined
   }
@@ -375,6 +399,7 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
   }
 
   #onStale(reason: string) {
+    clearTimeout(this.#graceTimer)
     if (this.#state !== 'ready') return
     this.#state = 'stale'
     this.events.emit(ProviderEvents.Stale, { message: `flags may be out of date: ${reason}` })
