@@ -245,6 +245,7 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
   async onClose(): Promise<void> {
     this.#state = 'closed'
     clearTimeout(this.#graceTimer)
+    this.#context.close()
     this.#watch?.close()
     this.#watch = undefined
   }
@@ -300,7 +301,9 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
       return this.#error(defaultValue, ErrorCode.GENERAL, 'the etcd flag provider is closed')
     let result: ResolutionDetails<T>
     try {
-      result = this.#core.resolve(type, flagKey, defaultValue, this.#context.merge(context), logger)
+      // a flag without targeting never reads the context: the instance's facts are merged only for rules
+      const ctx = this.#store.targeted(flagKey) ? this.#context.merge(context) : context
+      result = this.#core.resolve(type, flagKey, defaultValue, ctx, logger)
     } catch (err) {
       return this.#error(
         defaultValue,

@@ -41,6 +41,8 @@ export interface Applied {
 export class FlagStore implements Storage {
   readonly #states = new Map<string, FlagState>()
   readonly #good = new Map<string, FeatureFlag>()
+  /** Flags whose definition in force has a targeting rule: only they read the evaluation context. */
+  readonly #targeted = new Set<string>()
   #evaluators: FlagEvaluators | undefined
   #evaluatorsText: string | undefined
 
@@ -59,6 +61,11 @@ export class FlagStore implements Storage {
 
   getFlagSetMetadata(): FlagMetadata {
     return {}
+  }
+
+  /** Whether the definition of `key` in force has a targeting rule (else the context is not read). */
+  targeted(key: string): boolean {
+    return this.#targeted.has(key)
   }
 
   /** What is known of `key` (undefined: never seen). */
@@ -105,6 +112,7 @@ export class FlagStore implements Storage {
         state.good = undefined
         state.goodRevision = undefined
         this.#good.delete(key)
+        this.#targeted.delete(key)
         out.changed.push(key)
       }
       return out
@@ -127,8 +135,10 @@ export class FlagStore implements Storage {
 
   #compile(key: string, state: FlagState, text: string, revision: string, out: Applied, again: boolean) {
     let flag: FeatureFlag
+    let definition: unknown
     try {
-      flag = compileFlag(key, parseDefinition(text), this.#evaluators)
+      definition = parseDefinition(text)
+      flag = compileFlag(key, definition, this.#evaluators)
     } catch (err) {
       const reason = describeError(err)
       // recompiling for new evaluators: report only what newly fails
@@ -143,5 +153,9 @@ export class FlagStore implements Storage {
     state.good = flag
     if (!again || state.goodRevision === undefined) state.goodRevision = revision
     this.#good.set(key, flag)
+    const targeting = (definition as { targeting?: unknown }).targeting
+    if (typeof targeting === 'object' && targeting !== null && Object.keys(targeting).length > 0)
+      this.#targeted.add(key)
+    else this.#targeted.delete(key)
   }
 }
