@@ -104,8 +104,10 @@ test('a rollout 1% -> 10% -> 100%: the instances that are on stay on as it widen
     )
   let previous = new Set<string>()
   for (const percent of [1, 10, 100]) {
+    // listening before the write: the change can arrive before the write's answer
+    const changed = new Promise<void>((resolve) => provider.once('change', () => resolve()))
     await admin.rollout('new-checkout', percent, { writer: 'release' })
-    await new Promise<void>((resolve) => provider.once('change', () => resolve()))
+    await changed
     const now = on()
     t.log(`${percent}%: ${now.size} of ${keys.length} on`)
     t.true(
@@ -115,8 +117,9 @@ test('a rollout 1% -> 10% -> 100%: the instances that are on stay on as it widen
     for (const key of previous) t.true(now.has(key), `${key} stays on at ${percent}%`)
     previous = now
   }
+  const deleted = new Promise<void>((resolve) => provider.once('change', () => resolve()))
   await admin.delete('new-checkout')
-  await new Promise<void>((resolve) => provider.once('change', () => resolve()))
+  await deleted
   t.is(on().size, 0)
   t.like(rolloutFlag(25, 'tenant').targeting, {
     fractional: [{ cat: [{ var: '$flagd.flagKey' }, { var: 'tenant' }] }, ['on', 2500], ['off', 7500]],
