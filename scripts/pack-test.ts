@@ -44,8 +44,8 @@ const packages = [
   'cli',
   'openfeature',
 ]
-/** Installed only by the apps that name them (their peers would otherwise be installed in every app). */
-const optIn = new Set(['nestjs', 'openfeature'])
+/** Installed only by the apps that name them (Nest's peers would otherwise be installed in every app). */
+const optIn = new Set(['nestjs'])
 /** Packages published as ESM only (a binary), without the CommonJS build in dist/cjs. */
 const esmOnly = new Set(['cli'])
 const started = Date.now()
@@ -60,7 +60,7 @@ interface App {
   project?: string
   /** npm dependencies besides the tarballs and the project's own. */
   dependencies?: Record<string, string>
-  /** The tarballs installed. @default every package but nestjs and openfeature (whose peers npm would install) */
+  /** The tarballs installed. @default every package but nestjs (whose Nest peers npm would install) */
   packages?: string[]
   /** The commands run in the app one after another, each `[program, ...args]`. */
   steps: string[][]

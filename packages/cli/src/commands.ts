@@ -3,6 +3,7 @@ import { userInfo } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
 import { startConsole } from './console.js'
 import { UsageError } from './errors.js'
+import { flagsCommand } from './flags.js'
 import { configEntries, queues, serviceRows } from './inspect.js'
 import { processLabel, seconds, table } from './table.js'
 
@@ -349,4 +350,5 @@ export const commands: Record<string, Command> = {
   config,
   watch,
   console: consoleCommand,
+  flags: flagsCommand,
 }
