@@ -15,8 +15,15 @@ const ask = async () => JSON.stringify(await (await fetch(url)).json())
 // the operator's side: another process writing flags (the same as `etcdkit flags set new-checkout 1%`)
 const ops = new EtcdKit({ endpoints: etcd.endpoints, namespace })
 const admin = new FlagAdmin(ops)
+/** The next PROVIDER_CONFIGURATION_CHANGED the app's provider emits. */
 const changed = () =>
-  new Promise((resolve) => OpenFeature.addHandler('PROVIDER_CONFIGURATION_CHANGED' as never, resolve))
+  new Promise<void>((resolve) => {
+    const handler = () => {
+      OpenFeature.removeHandler(ProviderEvents.ConfigurationChanged, handler)
+      resolve()
+    }
+    OpenFeature.addHandler(ProviderEvents.ConfigurationChanged, handler)
+  })
 
 console.log('no flag yet:', await ask())
 for (const percent of [1, 10, 100]) {
