@@ -183,6 +183,12 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
     watch.on('change', (event) => this.#onChange(event))
     watch.on('stale', (reason) => this.#onStale(reason))
     watch.on('current', () => this.#onCurrent())
+    // the kit closed under us: no change will ever arrive again; the last definitions keep answering
+    watch.on('close', () => {
+      if (this.#closed) return
+      this.#watch = undefined
+      this.#onStale('the kit was closed: the flags no longer follow etcd')
+    })
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.#timeout)

@@ -196,3 +196,18 @@ test('initialize is bounded: etcd unreachable and no cache -> rejects in time; e
   t.like(provider.resolve('boolean', 'x', false), { errorCode: ErrorCode.PROVIDER_NOT_READY })
   await provider.onClose()
 })
+
+test('the kit closed under the provider: PROVIDER_STALE, and the last definitions keep answering', async (t) => {
+  const k = await kit()
+  const { client, admin, provider } = await provided(k)
+  await admin.setBoolean('kept', true)
+  await eventually(async () => await client.getBooleanValue('kept', false), 'the flag')
+  const stale: EventDetails[] = []
+  client.addHandler(ProviderEvents.Stale, (d) => void stale.push(d!))
+  await k.close()
+  await eventually(() => stale.length === 1, 'PROVIDER_STALE')
+  t.regex(stale[0]!.message ?? '', /the kit was closed/)
+  t.is(provider.state, 'stale')
+  t.true(await client.getBooleanValue('kept', false))
+  await provider.onClose()
+})
