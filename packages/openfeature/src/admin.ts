@@ -197,14 +197,23 @@ export class FlagAdmin {
   ): Promise<ConfigRollback> {
     checkFlagKey(key)
     checkOptions(options, ['writer', 'expect'], `rolling flag ${show(key)} back`)
-    const old = (await this.#kit.config.history(this.prefix + key, { limit: 1_000 })).find(
-      (r) => r.revision === revision,
-    )
-    if (old !== undefined) {
+    // the definition at that revision, read at it (one range; kit.config has no read-at-revision)
+    let old: string | null = null
+    if (/^[1-9]\d*$/.test(revision)) {
       try {
-        compileFlag(key, parseDefinition(old.value), await this.#evaluators())
+        old = await this.#kit.client
+          .get(this.#kit.namespace + this.keyOf(key))
+          .revision(revision)
+          .string()
+      } catch {
+        old = null // compacted, or etcd unreachable: core's rollback below says which
+      }
+    }
+    if (old !== null) {
+      try {
+        compileFlag(key, parseDefinition(old), await this.#evaluators())
       } catch (err) {
-        throw new InvalidConfigValueError(this.keyOf(key), old.value, describeError(err), err, { revision })
+        throw new InvalidConfigValueError(this.keyOf(key), old, describeError(err), err, { revision })
       }
     }
     // an unknown revision is left to core's rollback, which says why it cannot be read
