@@ -3,6 +3,7 @@ import {
   type ConfigRevision,
   type ConfigRollback,
   type EtcdKit,
+  EtcdUnavailableError,
   InvalidArgumentError,
   InvalidConfigValueError,
 } from '@etcdkit/core'
@@ -21,6 +22,8 @@ import {
 export interface FlagAdminOptions {
   /** Where the flags live, relative to the kit's config prefix (as the provider's `prefix`). @default "flags/" */
   prefix?: string
+  /** How long `list()` waits for etcd to answer its read (ms); every other call is one etcd call, bounded by the kit's `callTimeout`. @default 10_000 */
+  timeout?: number
 }
 
 /** Who is writing (recorded beside the value: `history` shows it). */
@@ -53,7 +56,7 @@ export interface RolloutOptions extends FlagWriteOptions {
   by?: string
 }
 
-const ADMIN_OPTIONS = new Set(['prefix'])
+const ADMIN_OPTIONS = new Set(['prefix', 'timeout'])
 
 function checkOptions(options: object | undefined, allowed: readonly string[], what: string) {
   if (options === undefined) return
@@ -75,6 +78,7 @@ function checkOptions(options: object | undefined, allowed: readonly string[], w
 export class FlagAdmin {
   readonly prefix: string
   readonly #kit: EtcdKit
+  readonly #timeout: number
 
   constructor(kit: EtcdKit, options?: FlagAdminOptions) {
     if (typeof kit !== 'object' || kit === null || typeof kit.config?.set !== 'function')
@@ -83,7 +87,11 @@ export class FlagAdmin {
     const prefix = options?.prefix ?? 'flags/'
     if (typeof prefix !== 'string' || prefix === '' || prefix.startsWith('/') || prefix.includes('//'))
       throw new InvalidArgumentError(`invalid flags prefix ${show(prefix)}: expected a relative key prefix`)
+    const timeout = options?.timeout ?? 10_000
+    if (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1)
+      throw new InvalidArgumentError(`invalid timeout ${show(timeout)}: expected a number of ms >= 1`)
     this.#kit = kit
+    this.#timeout = timeout
     this.prefix = prefix.endsWith('/') ? prefix : `${prefix}/`
   }
 
@@ -95,8 +103,22 @@ export class FlagAdmin {
   /** Every flag stored, in key order (invalid ones too, with `error`). */
   async list(): Promise<FlagEntry[]> {
     const watch = this.#kit.config.watch(this.prefix)
+    let timer: NodeJS.Timeout | undefined
     try {
-      await watch.ready
+      await Promise.race([
+        watch.ready,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new EtcdUnavailableError(
+                  `listing the flags under ${show(this.keyOf(''))}: etcd did not answer within ${this.#timeout} ms`,
+                ),
+              ),
+            this.#timeout,
+          )
+        }),
+      ])
       const evaluators = await this.#evaluators()
       const out: FlagEntry[] = []
       const revision = watch.syncedRevision
@@ -107,6 +129,7 @@ export class FlagAdmin {
       }
       return out
     } finally {
+      clearTimeout(timer)
       watch.close()
     }
   }

@@ -126,3 +126,16 @@ test('a rollout 1% -> 10% -> 100%: the instances that are on stay on as it widen
   })
   await provider.onClose()
 })
+
+test('list() is bounded while etcd does not answer; other calls by the kit callTimeout', async (t) => {
+  await using k = await kit({ endpoints: ['127.0.0.1:1'], callTimeout: 300 })
+  const admin = new FlagAdmin(k, { timeout: 300 })
+  const started = Date.now()
+  await t.throwsAsync(admin.list(), {
+    code: 'ETCDKIT_ETCD_UNAVAILABLE',
+    message: /did not answer within 300 ms/,
+  } as never)
+  await t.throwsAsync(admin.get('x'))
+  t.true(Date.now() - started < 5_000, `${Date.now() - started} ms`)
+  t.throws(() => new FlagAdmin(k, { timeout: 0 }), { message: /invalid timeout 0/ })
+})
