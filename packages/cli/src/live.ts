@@ -2,6 +2,7 @@
 // refreshed from the kit's watch stream and published as one snapshot.
 import { EventEmitter } from 'node:events'
 import type { Catalog, ConfigWatch, EtcdKit } from '@etcdkit/core'
+import { inspect } from '@etcdkit/core/integration'
 import {
   type ConfigEntry,
   configEntries,
@@ -41,12 +42,8 @@ export class LiveState extends EventEmitter<{ snapshot: [Snapshot]; error: [Erro
     this.#config = kit.config.watch()
     this.#catalog.on('change', () => this.#schedule())
     this.#config.on('change', () => this.#schedule())
-    const { key, range_end } = kit.keyspace.range('')
     // lock and election keys live anywhere in the namespace: any change may move a queue
-    this.#watch = kit.watchHub.watch(
-      { key, rangeEnd: range_end, startRevision: 0n },
-      { onEvents: () => this.#schedule(), onReset: () => this.#schedule() },
-    )
+    this.#watch = inspect(kit).watchNamespace(() => this.#schedule())
   }
 
   /** The first snapshot, once the registry and config are read. */
