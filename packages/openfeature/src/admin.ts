@@ -7,6 +7,7 @@ import {
   InvalidArgumentError,
   InvalidConfigValueError,
 } from '@etcdkit/core'
+import { checkKeys, checkMs, isPlainObject, show } from '@etcdkit/core/integration'
 import {
   checkFlagKey,
   compileFlag,
@@ -14,9 +15,9 @@ import {
   EVALUATORS_KEY,
   type FlagDefinition,
   type FlagEvaluators,
+  flagsPrefix,
   parseDefinition,
   parseEvaluators,
-  show,
 } from './definition.js'
 
 export interface FlagAdminOptions {
@@ -56,17 +57,11 @@ export interface RolloutOptions extends FlagWriteOptions {
   by?: string
 }
 
-const ADMIN_OPTIONS = new Set(['prefix', 'timeout'])
-
 function checkOptions(options: object | undefined, allowed: readonly string[], what: string) {
   if (options === undefined) return
-  if (typeof options !== 'object' || options === null || Array.isArray(options))
+  if (!isPlainObject(options as unknown))
     throw new InvalidArgumentError(`invalid options ${show(options)} for ${what}`)
-  for (const name of Object.keys(options))
-    if (!allowed.includes(name))
-      throw new InvalidArgumentError(
-        `unknown option ${show(name)} for ${what}: expected ${allowed.join(', ') || 'none'}`,
-      )
+  checkKeys(options, allowed, what)
 }
 
 /**
@@ -83,16 +78,10 @@ export class FlagAdmin {
   constructor(kit: EtcdKit, options?: FlagAdminOptions) {
     if (typeof kit !== 'object' || kit === null || typeof kit.config?.set !== 'function')
       throw new InvalidArgumentError(`invalid kit ${show(typeof kit)}: expected an EtcdKit`)
-    checkOptions(options, [...ADMIN_OPTIONS], 'FlagAdmin')
-    const prefix = options?.prefix ?? 'flags/'
-    if (typeof prefix !== 'string' || prefix === '' || prefix.startsWith('/') || prefix.includes('//'))
-      throw new InvalidArgumentError(`invalid flags prefix ${show(prefix)}: expected a relative key prefix`)
-    const timeout = options?.timeout ?? 10_000
-    if (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1)
-      throw new InvalidArgumentError(`invalid timeout ${show(timeout)}: expected a number of ms >= 1`)
+    checkOptions(options, ['prefix', 'timeout'], 'FlagAdmin')
     this.#kit = kit
-    this.#timeout = timeout
-    this.prefix = prefix.endsWith('/') ? prefix : `${prefix}/`
+    this.#timeout = checkMs(options?.timeout ?? 10_000, 'timeout', true)
+    this.prefix = flagsPrefix(options?.prefix)
   }
 
   /** The etcd key of flag `key`, relative to the kit's namespace. */
@@ -149,7 +138,7 @@ export class FlagAdmin {
    */
   async set(key: string, definition: FlagDefinition, options?: FlagWriteOptions): Promise<string> {
     checkFlagKey(key)
-    checkOptions(options, ['writer'], `writing flag ${show(key)}`)
+    checkOptions(options, ['writer'], 'FlagAdmin.set')
     const text = JSON.stringify(definition)
     if (text === undefined)
       throw new InvalidArgumentError(`invalid definition ${show(definition)} for flag ${show(key)}`)
@@ -171,7 +160,7 @@ export class FlagAdmin {
    * stay on as the percentage grows (flagd's fractional buckets, `on` first); 100 writes a plain `on`.
    */
   rollout(key: string, percent: number, options?: RolloutOptions): Promise<string> {
-    checkOptions(options, ['writer', 'by'], `rolling out flag ${show(key)}`)
+    checkOptions(options, ['writer', 'by'], 'FlagAdmin.rollout')
     const { by, ...write } = options ?? {}
     return this.set(key, rolloutFlag(percent, by), write)
   }
@@ -195,7 +184,7 @@ export class FlagAdmin {
   /** The definitions etcd still keeps of `key`, newest first, with who wrote each. */
   async history(key: string, options?: { limit?: number }): Promise<FlagRevision[]> {
     checkFlagKey(key)
-    checkOptions(options, ['limit'], `the history of flag ${show(key)}`)
+    checkOptions(options, ['limit'], 'FlagAdmin.history')
     const revisions = await this.#kit.config.history(this.prefix + key, options)
     return revisions.map((r) => {
       let definition: FlagDefinition | undefined
@@ -219,7 +208,7 @@ export class FlagAdmin {
     options?: FlagWriteOptions & { expect?: string },
   ): Promise<ConfigRollback> {
     checkFlagKey(key)
-    checkOptions(options, ['writer', 'expect'], `rolling flag ${show(key)} back`)
+    checkOptions(options, ['writer', 'expect'], 'FlagAdmin.rollback')
     // the definition at that revision, read at it (one range; kit.config has no read-at-revision)
     let old: string | null = null
     if (/^[1-9]\d*$/.test(revision)) {

@@ -1,5 +1,6 @@
 // One flag's flagd definition: checked against flagd's schema and compiled by @openfeature/flagd-core.
 import { InvalidArgumentError } from '@etcdkit/core'
+import { checkConfigKey, show } from '@etcdkit/core/integration'
 import { type FeatureFlag, MemoryStorage } from '@openfeature/flagd-core'
 import type { FlagValue, JsonValue, Logger } from '@openfeature/server-sdk'
 
@@ -22,35 +23,28 @@ export type FlagEvaluators = Record<string, JsonValue>
 /** The key (below the flags prefix) holding the shared `$evaluators` object. */
 export const EVALUATORS_KEY = '$evaluators'
 
-/** How long a text from etcd or a caller may be shown in a message. */
-const SHOW_MAX = 200
-
-/** A value in a message: JSON, capped, so a large or hostile value cannot flood a log line. */
-export function show(value: unknown): string {
-  let text: string
-  try {
-    text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value))
-  } catch {
-    text = String(value)
-  }
-  return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX)}…` : text
-}
-
 /**
- * A flag key: non-empty printable text without "/" (each flag is one etcd key directly below the prefix)
- * and not `$evaluators` (that key holds the shared evaluators).
+ * A flag key: a config key (core's rules: printable, well-formed text) of one segment, without "/" (each flag
+ * is one etcd key directly below the prefix), and not `$evaluators` (that key holds the shared evaluators).
  */
 export function checkFlagKey(key: unknown): string {
+  checkConfigKey(key, 'flag key')
   const bad = (why: string) => new InvalidArgumentError(`invalid flag key ${show(key)}: ${why}`)
-  if (typeof key !== 'string') throw bad('expected a string')
-  if (key === '') throw bad('it is empty')
-  if (key.length > 256) throw bad('longer than 256 characters')
-  if (key.includes('/')) throw bad('a "/" would put it below another key; flag keys are one segment')
+  if ((key as string).length > 256) throw bad('longer than 256 characters')
+  if ((key as string).includes('/'))
+    throw bad('a "/" would put it below another key; flag keys are one segment')
   if (key === EVALUATORS_KEY) throw bad('it is reserved for the shared $evaluators')
-  if (key === '.' || key === '..') throw bad('a "." or ".." segment could escape the prefix')
-  if ([...key].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
-    throw bad('it contains a control character')
-  return key
+  return key as string
+}
+
+/** The flags prefix (relative to the config prefix), ending with "/"; checked by core's config-key rules. */
+export function flagsPrefix(prefix: unknown = 'flags/'): string {
+  if (prefix === '')
+    throw new InvalidArgumentError(
+      'invalid flags prefix "": the flags need a prefix of their own below the config prefix',
+    )
+  const withSlash = typeof prefix === 'string' && !prefix.endsWith('/') ? `${prefix}/` : prefix
+  return checkConfigKey(withSlash, 'flags prefix', true)
 }
 
 const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} }

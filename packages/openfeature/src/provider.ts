@@ -11,6 +11,7 @@ import {
   InvalidConfigValueError,
   type Registration,
 } from '@etcdkit/core'
+import { checkKeys, checkMs, isPlainObject, show } from '@etcdkit/core/integration'
 import { FlagdCore } from '@openfeature/flagd-core'
 import {
   ErrorCode,
@@ -26,7 +27,7 @@ import {
   StandardResolutionReasons,
 } from '@openfeature/server-sdk'
 import { InstanceContext } from './context.js'
-import { EVALUATORS_KEY, show } from './definition.js'
+import { EVALUATORS_KEY, flagsPrefix } from './definition.js'
 import { bindMeterProvider, recordFlagRefusal, recordFlagUpdate } from './metrics.js'
 import { FlagStore } from './store.js'
 
@@ -68,7 +69,7 @@ export type FlagProviderState = 'idle' | 'starting' | 'ready' | 'stale' | 'error
 /** How long a first read's watch may go unconfirmed before the provider says STALE (the watchdog's dead time). */
 const CONFIRM_GRACE_MS = 3_500
 
-const OPTIONS = new Set(['kit', 'prefix', 'timeout', 'registration', 'instanceId'])
+const OPTIONS = ['kit', 'prefix', 'timeout', 'registration', 'instanceId']
 
 /**
  * An OpenFeature server provider keeping flagd-format flag definitions in etcd, one flag per key under
@@ -99,24 +100,14 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
 
   constructor(options: EtcdKitFlagProviderOptions) {
     super()
-    if (typeof options !== 'object' || options === null || Array.isArray(options))
+    if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid EtcdKitFlagProvider options ${show(options)}`)
-    for (const name of Object.keys(options))
-      if (!OPTIONS.has(name))
-        throw new InvalidArgumentError(
-          `unknown EtcdKitFlagProvider option ${show(name)}: expected kit, prefix, timeout, registration or instanceId`,
-        )
+    checkKeys(options, OPTIONS, 'EtcdKitFlagProvider')
     const { kit } = options
     if (typeof kit !== 'object' || kit === null || typeof kit.config?.watch !== 'function')
       throw new InvalidArgumentError(`invalid kit ${show(typeof kit)}: expected an EtcdKit`)
-    const prefix = options.prefix ?? 'flags/'
-    if (typeof prefix !== 'string' || prefix === '' || prefix.startsWith('/') || prefix.includes('//'))
-      throw new InvalidArgumentError(
-        `invalid flags prefix ${show(prefix)}: expected a relative key prefix such as "flags/"`,
-      )
-    const timeout = options.timeout ?? 10_000
-    if (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1)
-      throw new InvalidArgumentError(`invalid timeout ${show(timeout)}: expected a number of ms >= 1`)
+    const prefix = flagsPrefix(options.prefix)
+    const timeout = checkMs(options.timeout ?? 10_000, 'timeout', true)
     const { registration, instanceId } = options
     if (registration !== undefined && typeof registration !== 'object' && typeof registration !== 'function')
       throw new InvalidArgumentError(
@@ -125,7 +116,7 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
     if (instanceId !== undefined && (typeof instanceId !== 'string' || instanceId === ''))
       throw new InvalidArgumentError(`invalid instanceId ${show(instanceId)}: expected a non-empty string`)
     this.#kit = kit
-    this.prefix = prefix.endsWith('/') ? prefix : `${prefix}/`
+    this.prefix = prefix
     this.#timeout = timeout
     this.#context = new InstanceContext({ kit, registration, instanceId })
     this.#core = new FlagdCore(this.#store, {

@@ -34,7 +34,7 @@ test('set refuses what flagd schema refuses (nothing written), names the key and
       message: /reserved/,
     },
   )
-  t.throws(() => new FlagAdmin(k, { prefx: 'x' } as never), { message: /unknown option "prefx"/ })
+  t.throws(() => new FlagAdmin(k, { prefx: 'x' } as never), { message: /unknown FlagAdmin option "prefx"/ })
   t.throws(() => rolloutFlag(101), { message: /invalid percent 101/ })
 })
 
