@@ -3,8 +3,9 @@ import { readFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
 import { booleanFlag, FlagAdmin, type FlagDefinition, rolloutFlag } from '@etcdkit/openfeature'
+import { within as reachWithin } from './connect.js'
 import { UsageError } from './errors.js'
-import { table } from './table.js'
+import { printable, table } from './table.js'
 
 interface FlagsIo {
   stdout: { write(text: string): unknown }
@@ -48,21 +49,9 @@ function arity(args: string[], min: number, max: number, usage: string) {
   if (args.length < min || args.length > max) throw new UsageError(`usage: etcdkit ${usage}`)
 }
 
-/** Fails when etcd does not answer in time, instead of retrying for ever (as the other commands). */
-async function within<T>(kit: EtcdKit, options: FlagsOptions, what: string, p: Promise<T>): Promise<T> {
-  const ms = Number(options.timeout ?? 5_000) * 2
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`etcd at ${kit.endpoints.join(', ')} did not answer within ${ms} ms (${what})`)),
-      ms,
-    )
-  })
-  try {
-    return await Promise.race([p, late])
-  } finally {
-    clearTimeout(timer)
-  }
+/** Fails when etcd does not answer in time, as the other commands do (their deadline: twice --timeout). */
+function within<T>(kit: EtcdKit, options: FlagsOptions, what: string, p: Promise<T>): Promise<T> {
+  return reachWithin(kit, Number(options.timeout ?? 5_000) * 2, what, p)
 }
 
 /** The definition `set` writes, from its shorthand, a file or inline JSON. */
@@ -160,8 +149,13 @@ export async function flagsCommand(
         return 1
       }
       if (options.json) json(flag)
-      else io.stdout.write(`${flag.definition ? JSON.stringify(flag.definition, null, 2) : flag.text}\n`)
-      if (flag.error) io.stderr.write(`etcdkit: flag ${JSON.stringify(rest[0])} is invalid: ${flag.error}\n`)
+      // JSON escapes control characters itself; text that is not a definition is shown escaped
+      else
+        io.stdout.write(
+          `${flag.definition ? JSON.stringify(flag.definition, null, 2) : printable(flag.text)}\n`,
+        )
+      if (flag.error)
+        io.stderr.write(`etcdkit: flag ${JSON.stringify(rest[0])} is invalid: ${printable(flag.error)}\n`)
       return flag.error ? 1 : 0
     }
     case 'set': {
