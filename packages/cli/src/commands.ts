@@ -4,6 +4,7 @@ import type { DialectName, EtcdKit } from '@etcdkit/core'
 import { within as reachWithin } from './connect.js'
 import { startConsole } from './console.js'
 import { UsageError } from './errors.js'
+import { flagsCommand } from './flags.js'
 import { configEntries, queues, serviceRows } from './inspect.js'
 import { printable, processLabel, seconds, table } from './table.js'
 
@@ -354,4 +355,5 @@ export const commands: Record<string, Command> = {
   config,
   watch,
   console: consoleCommand,
+  flags: flagsCommand,
 }
