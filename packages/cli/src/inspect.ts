@@ -114,7 +114,8 @@ export async function serviceRows(
  */
 export async function queues(kit: EtcdKit, prefix = ''): Promise<Queue[]> {
   const { kvs } = await kit.keyspace.list(prefix)
-  const skip = [kit.registryPrefix, kit.configPrefix, SESSIONS_PREFIX]
+  // `_etcdkit/`: etcdkit's own bookkeeping (drain requests), never a lock or an election
+  const skip = [kit.registryPrefix, kit.configPrefix, SESSIONS_PREFIX, '_etcdkit/']
   const byName = new Map<
     string,
     { kind: Queue['kind']; contenders: Omit<Contender, keyof Owner>[]; leases: string[] }

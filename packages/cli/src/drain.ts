@@ -1,0 +1,107 @@
+// Drain requests: an operator asks the kit that owns a registration to take it out of traffic. The owner
+// honours it by writing `weight: 0` itself, so its registry never fights the tool that asked (see
+// docs/PROTOCOL.md, "Drain requests").
+import { hostname } from 'node:os'
+import type { EtcdKit } from '@etcdkit/core'
+import { EtcdLeaseInvalidError } from 'etcd3'
+import { SESSIONS_PREFIX } from './inspect.js'
+
+/** Where drain requests live, under the kit namespace: `{namespace}_etcdkit/drain/{leaseHex}/{registration key}`. */
+export const DRAIN_PREFIX = '_etcdkit/drain/'
+
+/** A drain request's value: who asked, from where, when. */
+export interface DrainRecord {
+  writer: string
+  hostname: string
+  pid: number
+  /** ISO 8601, UTC. */
+  at: string
+}
+
+/** A drain request as read back: the owner's lease, the registration it names, and its record when readable. */
+export interface DrainRequest {
+  lease: string
+  key: string
+  record: DrainRecord | undefined
+}
+
+/** The request's key for the registration `key` (namespace-relative) owned by `lease` (hex). */
+export const drainKey = (lease: string, key: string) => `${DRAIN_PREFIX}${lease}/${key}`
+
+/** Reads a request key (namespace-relative) and value; `undefined` when the key is not a request. */
+export function parseDrain(name: string, value: string): DrainRequest | undefined {
+  if (!name.startsWith(DRAIN_PREFIX)) return undefined
+  const rest = name.slice(DRAIN_PREFIX.length)
+  const slash = rest.indexOf('/')
+  if (slash <= 0 || !/^[0-9a-f]+$/.test(rest.slice(0, slash))) return undefined
+  let record: DrainRecord | undefined
+  try {
+    const o = JSON.parse(value) as Record<string, unknown>
+    if (o && typeof o.writer === 'string' && typeof o.hostname === 'string' && typeof o.at === 'string')
+      record = { writer: o.writer, hostname: o.hostname, pid: typeof o.pid === 'number' ? o.pid : 0, at: o.at }
+  } catch {
+    // another writer's value: the request still stands, its author is unknown
+  }
+  return { lease: rest.slice(0, slash), key: rest.slice(slash + 1), record }
+}
+
+/** Why a drain (or its cancellation) was refused: the message says what to do instead. */
+export class DrainRefusedError extends Error {
+  override name = 'DrainRefusedError'
+  readonly code = 'ETCDKIT_DRAIN_REFUSED'
+  /** The console answers 409: the request was understood, the registration's state refuses it. */
+  readonly statusCode = 409
+}
+
+/**
+ * Asks the owner of registration `key` (namespace-relative, `services/{service}/{address}`) to drain it. The
+ * request is put on the owner's own lease, so it goes with the owner; it is refused when the key is gone,
+ * has no lease, its lease has no session record (not an etcdkit: nothing would honour the request), or
+ * the lease has expired.
+ */
+export async function requestDrain(kit: EtcdKit, key: string, writer: string): Promise<DrainRequest> {
+  const ks = kit.keyspace
+  const [reg] = (await kit.client.get(ks.key(key)).exec()).kvs
+  if (!key.startsWith(kit.registryPrefix) || !reg)
+    throw new DrainRefusedError(`no registration ${JSON.stringify(key)}: nothing to drain`)
+  if (reg.lease === '0')
+    throw new DrainRefusedError(
+      `${JSON.stringify(key)} has no lease, so no process owns it: deregister it instead of draining it`,
+    )
+  const lease = BigInt(reg.lease).toString(16)
+  const record: DrainRecord = { writer, hostname: hostname(), pid: process.pid, at: new Date().toISOString() }
+  let res: Awaited<ReturnType<ReturnType<EtcdKit['client']['if']>['commit']>>
+  try {
+    res = await kit.client
+      .if(ks.key(key), 'Lease', '==', reg.lease)
+      .and(ks.key(`${SESSIONS_PREFIX}${lease}`), 'Version', '>', 0)
+      .then(kit.client.put(ks.key(drainKey(lease, key))).value(JSON.stringify(record)).lease(reg.lease))
+      .commit()
+  } catch (err) {
+    if (err instanceof EtcdLeaseInvalidError)
+      throw new DrainRefusedError(
+        `the owner of ${JSON.stringify(key)} is gone (lease ${lease} expired): deregister the key instead`,
+      )
+    throw err
+  }
+  if (!res.succeeded) {
+    const [now] = (await kit.client.get(ks.key(key)).exec()).kvs
+    if (!now || now.lease !== reg.lease)
+      throw new DrainRefusedError(`${JSON.stringify(key)} changed owner meanwhile: look again and retry`)
+    throw new DrainRefusedError(
+      `the owner of ${JSON.stringify(key)} (lease ${lease}) is not an etcdkit: it writes no session record, ` +
+        'so nothing would honour a drain request; set its weight to 0 where it registers',
+    )
+  }
+  return { lease, key, record }
+}
+
+/** Withdraws a drain request: the owner restores the weight it registered with. */
+export async function cancelDrain(kit: EtcdKit, key: string): Promise<boolean> {
+  const { kvs } = await kit.keyspace.list(DRAIN_PREFIX)
+  const mine = kvs
+    .map((kv) => ({ kv, req: parseDrain(kit.keyspace.name(kv.key), kv.value.toString()) }))
+    .filter((x) => x.req?.key === key)
+  for (const { kv } of mine) await kit.client.delete().key(kv.key).exec()
+  return mine.length > 0
+}
