@@ -75,10 +75,13 @@ export function registerActions(app: FastifyInstance, ctx: ActionContext) {
       .then(kit.client.delete().key(kit.keyspace.key(key)))
       .commit()
     if (!res.succeeded)
-      throw Object.assign(new Error(`${JSON.stringify(key)} changed since revision ${modRevision}: look again`), {
-        statusCode: 409,
-        code: 'ETCDKIT_CONFLICT',
-      })
+      throw Object.assign(
+        new Error(`${JSON.stringify(key)} changed since revision ${modRevision}: look again`),
+        {
+          statusCode: 409,
+          code: 'ETCDKIT_CONFLICT',
+        },
+      )
     ctx.audit({ action: 'deregister', key, detail: `at revision ${modRevision}` })
     return { ok: true, existed: true }
   })

@@ -1,9 +1,12 @@
 // The web console: one page and a small JSON API on Fastify, kept live with server-sent events from the
 // kit's watches. Loopback and read-only unless asked; a non-loopback bind needs --host and a token.
+
+import { userInfo } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import { type AuditEntry, registerActions } from './actions.js'
 import { checkBind, createGuard } from './guard.js'
-import { LiveState, type Snapshot } from './live.js'
+import { LiveState, type LiveStateOptions, type Snapshot } from './live.js'
 import { page } from './page.js'
 
 export interface ConsoleOptions {
@@ -15,6 +18,24 @@ export interface ConsoleOptions {
   write: boolean
   /** Required on every request when set (`?token=` or `Authorization: Bearer`); required off loopback. */
   token: string | undefined
+  /**
+   * Who the operator is, recorded with every write (`etcdkit-console:{user}`): the CLI passes the etcd
+   * auth user (`--user`). @default the OS user
+   */
+  user?: string
+  /** Told of every write made through the console (the CLI prints each one). */
+  audit?: (entry: AuditEntry) => void
+  /** How the live state refreshes (lease TTL rounds). */
+  live?: LiveStateOptions
+}
+
+/** The OS user, for the record of who wrote; `unknown` where the OS has none (a container's bare uid). */
+function osUser(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return 'unknown'
+  }
 }
 
 export interface RunningConsole {
@@ -26,24 +47,40 @@ export interface RunningConsole {
 export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promise<RunningConsole> {
   const { host, token, write } = options
   checkBind(host, options.hostGiven, token)
-  const live = new LiveState(kit)
+  const user = options.user ?? osUser()
+  const writer = `etcdkit-console:${user}`
+  const audit = (entry: Omit<AuditEntry, 'at' | 'writer'>) =>
+    options.audit?.({ at: new Date().toISOString(), writer, ...entry })
+  const live = new LiveState(kit, options.live)
   await live.ready()
   const app = Fastify({ logger: false })
   // first, before any route: every request of every route passes the guard
   const guard = createGuard({ host, token })
   guard.install(app)
   const clients = new Set<FastifyReply>()
-  const send = (reply: FastifyReply, s: Snapshot) =>
-    reply.raw.write(`event: snapshot\ndata: ${JSON.stringify(s)}\n\n`)
+  const event = (reply: FastifyReply, name: string, data: unknown) =>
+    reply.raw.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+  const send = (reply: FastifyReply, s: Snapshot) => event(reply, 'snapshot', s)
   live.on('snapshot', (s) => {
     for (const reply of clients) send(reply, s)
   })
+  live.on('ttl', (u) => {
+    for (const reply of clients) event(reply, 'ttl', u)
+  })
+  live.on('freshness', (f) => {
+    for (const reply of clients) event(reply, 'freshness', f)
+  })
+  // a page tells a dropped stream from a quiet one by these (a proxy may also close an idle stream)
+  const ping = setInterval(() => {
+    for (const reply of clients) event(reply, 'ping', new Date().toISOString())
+  }, 5_000)
+  ping.unref()
   live.on('error', (err) => {
     for (const reply of clients) reply.raw.write(`event: failure\ndata: ${JSON.stringify(err.message)}\n\n`)
   })
 
   app.get('/', async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').send(page({ write, csrf: guard.csrf })),
+    reply.type('text/html; charset=utf-8').send(page({ write, csrf: guard.csrf, user })),
   )
   app.get('/api/snapshot', async () => live.last)
   app.get('/api/events', (req, reply) => {
@@ -54,12 +91,16 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     })
     clients.add(reply)
     if (live.last) send(reply, live.last)
+    if (live.lastTtl) event(reply, 'ttl', live.lastTtl)
+    event(reply, 'freshness', live.freshness)
     req.raw.on('close', () => clients.delete(reply))
   })
 
   const guardWrite = async (_req: FastifyRequest, reply: FastifyReply) => {
     if (!write) return reply.code(403).send({ error: 'read-only console: start it with --write to edit' })
   }
+  const scopedKey = (key: string, scope: { service: string } | undefined) =>
+    scope ? `${scope.service}/${key}` : key
   const body = (req: FastifyRequest) => {
     const b = req.body as { key?: unknown; value?: unknown; service?: unknown } | undefined
     if (!b || typeof b.key !== 'string')
@@ -72,12 +113,15 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     const { key, value, scope } = body(req)
     if (typeof value !== 'string')
       throw Object.assign(new Error('value must be a string'), { statusCode: 400 })
-    await kit.config.set(key, value, { ...scope, writer: 'etcdkit-console' })
+    await kit.config.set(key, value, { ...scope, writer })
+    audit({ action: 'config.set', key: scopedKey(key, scope), detail: `${value.length} characters` })
     return { ok: true }
   })
   app.delete('/api/config', { preHandler: guardWrite }, async (req) => {
     const { key, scope } = body(req)
-    return { ok: true, existed: await kit.config.delete(key, scope) }
+    const existed = await kit.config.delete(key, scope)
+    if (existed) audit({ action: 'config.delete', key: scopedKey(key, scope) })
+    return { ok: true, existed }
   })
   app.get('/api/config/history', async (req) => {
     const q = req.query as { key?: unknown; service?: unknown }
@@ -91,12 +135,15 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
       throw Object.assign(new Error('expected { key, revision, expect? } (revisions as strings)'), {
         statusCode: 400,
       })
-    return kit.config.rollback(key, revision, {
+    const done = await kit.config.rollback(key, revision, {
       ...scope,
-      writer: 'etcdkit-console',
+      writer,
       ...(expect === undefined ? {} : { expect }),
     })
+    audit({ action: 'config.rollback', key: scopedKey(key, scope), detail: `to revision ${revision}` })
+    return done
   })
+  registerActions(app, { kit, writer, audit, guard: guardWrite })
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const status =
       err.statusCode ??
@@ -116,6 +163,7 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   return {
     url: `http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`,
     async close() {
+      clearInterval(ping)
       for (const reply of clients) reply.raw.end()
       clients.clear()
       live.close()

@@ -3,7 +3,6 @@
 // docs/PROTOCOL.md, "Drain requests").
 import { hostname } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
-import { EtcdLeaseInvalidError } from 'etcd3'
 import { SESSIONS_PREFIX } from './inspect.js'
 
 /** Where drain requests live, under the kit namespace: `{namespace}_etcdkit/drain/{leaseHex}/{registration key}`. */
@@ -38,7 +37,12 @@ export function parseDrain(name: string, value: string): DrainRequest | undefine
   try {
     const o = JSON.parse(value) as Record<string, unknown>
     if (o && typeof o.writer === 'string' && typeof o.hostname === 'string' && typeof o.at === 'string')
-      record = { writer: o.writer, hostname: o.hostname, pid: typeof o.pid === 'number' ? o.pid : 0, at: o.at }
+      record = {
+        writer: o.writer,
+        hostname: o.hostname,
+        pid: typeof o.pid === 'number' ? o.pid : 0,
+        at: o.at,
+      }
   } catch {
     // another writer's value: the request still stands, its author is unknown
   }
@@ -75,10 +79,16 @@ export async function requestDrain(kit: EtcdKit, key: string, writer: string): P
     res = await kit.client
       .if(ks.key(key), 'Lease', '==', reg.lease)
       .and(ks.key(`${SESSIONS_PREFIX}${lease}`), 'Version', '>', 0)
-      .then(kit.client.put(ks.key(drainKey(lease, key))).value(JSON.stringify(record)).lease(reg.lease))
+      .then(
+        kit.client
+          .put(ks.key(drainKey(lease, key)))
+          .value(JSON.stringify(record))
+          .lease(reg.lease),
+      )
       .commit()
   } catch (err) {
-    if (err instanceof EtcdLeaseInvalidError)
+    // etcd refuses a put on a lease it no longer has: tell that apart from any other failure by asking it
+    if ((await leaseTtl(kit, reg.lease)) < 0)
       throw new DrainRefusedError(
         `the owner of ${JSON.stringify(key)} is gone (lease ${lease} expired): deregister the key instead`,
       )
@@ -94,6 +104,15 @@ export async function requestDrain(kit: EtcdKit, key: string, writer: string): P
     )
   }
   return { lease, key, record }
+}
+
+/** Seconds left on a lease (decimal id); `-1` when etcd no longer has it, `0` when it could not be asked. */
+async function leaseTtl(kit: EtcdKit, id: string): Promise<number> {
+  try {
+    return Number((await kit.client.leaseClient.leaseTimeToLive({ ID: id })).TTL)
+  } catch {
+    return 0
+  }
 }
 
 /** Withdraws a drain request: the owner restores the weight it registered with. */

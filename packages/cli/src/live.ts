@@ -64,6 +64,8 @@ export class LiveState extends EventEmitter<{
   #timer: NodeJS.Timeout | undefined
   #refreshing: Promise<void> | undefined
   #again = false
+  /** Queues and drain requests must be read again (the first snapshot reads them too). */
+  #othersDirty = true
   #last: Snapshot | undefined
   #lastTtl: TtlUpdate | undefined
   #closed = false
@@ -86,13 +88,20 @@ export class LiveState extends EventEmitter<{
     this.#watch = kit.watchHub.watch(
       { key, rangeEnd: range_end, startRevision: 0n },
       {
-        onEvents: () => this.#schedule(),
-        onReset: () => this.#schedule(),
+        onEvents: (events) => {
+          // the catalog and the config watch follow their own prefixes; anything else may be a queue
+          const other = events.some((e) => {
+            const name = kit.keyspace.name(e.kv.key)
+            return !name.startsWith(kit.registryPrefix) && !name.startsWith(kit.configPrefix)
+          })
+          if (other) this.#schedule(true)
+        },
+        onReset: () => this.#schedule(true),
         onStale: (reason, since) => this.#setStale('watch', reason, since),
         onCurrent: () => {
           this.#setCurrent('watch')
           // what changed while the stream was down arrives as events; TTLs kept counting meanwhile
-          this.#schedule()
+          this.#schedule(true)
         },
       },
     )
@@ -159,9 +168,10 @@ export class LiveState extends EventEmitter<{
     const s = this.#last
     const all = [
       ...new Set(
-        [...s.services.map((r) => r.lease), ...s.queues.flatMap((q) => q.contenders.map((c) => c.lease))].filter(
-          (l) => l !== '',
-        ),
+        [
+          ...s.services.map((r) => r.lease),
+          ...s.queues.flatMap((q) => q.contenders.map((c) => c.lease)),
+        ].filter((l) => l !== ''),
       ),
     ]
     if (all.length === 0) return Promise.resolve()
@@ -176,7 +186,9 @@ export class LiveState extends EventEmitter<{
       while (next < batch.length && !this.#closed) {
         const lease = batch[next++]!
         try {
-          const res = await this.#kit.client.leaseClient.leaseTimeToLive({ ID: BigInt(`0x${lease}`).toString() })
+          const res = await this.#kit.client.leaseClient.leaseTimeToLive({
+            ID: BigInt(`0x${lease}`).toString(),
+          })
           ttls[lease] = Number(res.TTL)
         } catch {
           ttls[lease] = null
@@ -195,11 +207,16 @@ export class LiveState extends EventEmitter<{
     return this.#ttlRound
   }
 
-  #schedule() {
+  /** `others`: keys beyond the registry and config changed, so queues and drain requests are read again. */
+  #schedule(others = false) {
+    if (others) this.#othersDirty = true
     if (this.#closed || this.#timer) return
     this.#timer = setTimeout(() => {
       this.#timer = undefined
-      void this.#refresh().catch((err: Error) => this.emit('error', err))
+      void this.#refresh().catch((err: Error) => {
+        this.#othersDirty = true
+        this.emit('error', err)
+      })
     }, 50)
   }
 
@@ -213,10 +230,13 @@ export class LiveState extends EventEmitter<{
         do {
           this.#again = false
           const services = this.#catalog.services
+          const others = this.#othersDirty || !this.#last
+          this.#othersDirty = false
+          // a registry change does not re-read the whole namespace: with 10,000 instances that read is the cost
           const [rows, q, drains] = await Promise.all([
             serviceRows(this.#kit, services),
-            queues(this.#kit),
-            this.#drains(),
+            others ? queues(this.#kit) : this.#last!.queues,
+            others ? this.#drains() : this.#last!.drains,
           ])
           this.#last = {
             services: rows,

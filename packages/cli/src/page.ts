@@ -79,7 +79,7 @@ export function page(options: PageOptions): string {
 `
 }
 
-const STYLE = String.raw`
+const STYLE = `
   :root { font: 14px/1.4 system-ui, sans-serif; color: #1d2433; background: #f6f7f9; }
   body { margin: 0 auto; max-width: 1280px; padding: 12px 16px; }
   header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 8px 16px; }
