@@ -1,11 +1,12 @@
 // The commands: each reads through the kit, prints a table (or JSON with --json), and returns an exit code.
 import { userInfo } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
+import { within as reachWithin } from './connect.js'
 import { startConsole } from './console.js'
 import { cancelDrain, requestDrain } from './drain.js'
 import { UsageError } from './errors.js'
 import { configEntries, queues, serviceRows } from './inspect.js'
-import { processLabel, seconds, table } from './table.js'
+import { printable, processLabel, seconds, table } from './table.js'
 
 /** Where a command reads and writes: injectable for tests. */
 export interface Io {
@@ -34,22 +35,12 @@ export interface Flags {
 
 type Command = (kit: EtcdKit, args: string[], flags: Flags, io: Io) => Promise<number | undefined>
 
-/** Fails a command whose etcd does not answer in time, instead of retrying for ever. */
-async function within<T>(kit: EtcdKit, flags: Flags, what: string, p: Promise<T>): Promise<T> {
-  const ms = Number(flags.timeout ?? 5_000) * 2
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`etcd at ${kit.endpoints.join(', ')} did not answer within ${ms} ms (${what})`)),
-      ms,
-    )
-  })
-  try {
-    return await Promise.race([p, late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+/** How long a command waits on etcd: twice the deadline of one call (`--timeout`). */
+export const deadline = (flags: { timeout?: string | undefined }) => Number(flags.timeout ?? 5_000) * 2
+
+/** Fails a command whose etcd does not answer in time, instead of retrying for ever (see `within`). */
+const within = <T>(kit: EtcdKit, flags: Flags, what: string, p: Promise<T>): Promise<T> =>
+  reachWithin(kit, deadline(flags), what, p)
 
 function arity(args: string[], min: number, max: number, usage: string) {
   if (args.length < min || args.length > max) throw new UsageError(`usage: etcdkit ${usage}`)
@@ -74,12 +65,15 @@ const drain: Command = async (kit, args, flags, io) => {
   const key = `${kit.registryPrefix}${service}/${address}`
   if (flags.undo) {
     const existed = await within(kit, flags, 'withdrawing the drain request', cancelDrain(kit, key))
-    io.stdout.write(existed ? `drain request on ${key} withdrawn\n` : `no drain request on ${key}\n`)
+    io.stdout.write(`${existed ? 'drain request withdrawn' : 'no drain request'} on ${printable(key)}\n`)
     return existed ? 0 : 1
   }
   const req = await within(kit, flags, 'requesting the drain', requestDrain(kit, key, writer(flags, io.env)))
   if (flags.json) json(io, req)
-  else io.stdout.write(`drain requested: ${key} (owner lease ${req.lease}); its owner writes weight 0\n`)
+  else
+    io.stdout.write(
+      `drain requested: ${printable(key)} (owner lease ${req.lease}); its owner writes weight 0\n`,
+    )
   return 0
 }
 
@@ -164,7 +158,7 @@ const config: Command = async (kit, args, flags, io) => {
         return 1
       }
       if (flags.json) json(io, { key: rest[0], value })
-      else io.stdout.write(`${value}\n`)
+      else io.stdout.write(`${printable(value)}\n`)
       return 0
     }
     case 'set':
@@ -271,7 +265,9 @@ const watch: Command = async (kit, args, flags, io) => {
   const what = args[0] ?? 'services'
   const line = (record: Record<string, unknown>, text: string) =>
     io.stdout.write(
-      flags.json ? `${JSON.stringify({ at: new Date().toISOString(), ...record })}\n` : `${text}\n`,
+      flags.json
+        ? `${JSON.stringify({ at: new Date().toISOString(), ...record })}\n`
+        : `${printable(text)}\n`,
     )
   const closers: (() => void)[] = []
   try {
@@ -328,6 +324,8 @@ const watch: Command = async (kit, args, flags, io) => {
       const { LiveState } = await import('./live.js')
       const live = new LiveState(kit)
       closers.push(() => live.close())
+      // a refresh that failed (etcd away for a moment) is said, and the watch goes on: the next change retries
+      live.on('error', (err) => io.stderr.write(`etcdkit: ${printable(err.message)}\n`))
       let last = JSON.stringify((await within(kit, flags, 'reading', live.ready())).queues)
       live.on('snapshot', (s) => {
         const now = JSON.stringify(s.queues)
@@ -362,7 +360,10 @@ const consoleCommand: Command = async (kit, args, flags, io) => {
     user: flags.user ?? io.env.ETCDKIT_USER ?? osUser(),
     // each write through the console, on its own line: who, what, which key
     audit: (e) =>
-      io.stdout.write(`${e.at} ${e.writer} ${e.action} ${e.key}${e.detail ? ` (${e.detail})` : ''}\n`),
+      io.stdout.write(
+        `${e.at} ${printable(e.writer)} ${e.action} ${printable(e.key)}${e.detail ? ` (${printable(e.detail)})` : ''}\n`,
+      ),
+    startTimeout: deadline(flags),
   })
   io.stdout.write(`etcdkit console at ${web.url}${flags.write ? ' (read-write)' : ' (read-only)'}\n`)
   try {

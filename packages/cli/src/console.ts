@@ -1,10 +1,10 @@
 // The web console: one page and a small JSON API on Fastify, kept live with server-sent events from the
 // kit's watches. Loopback and read-only unless asked; a non-loopback bind needs --host and a token.
-
 import { userInfo } from 'node:os'
-import type { EtcdKit } from '@etcdkit/core'
+import { EtcdCallError, type EtcdKit, EtcdKitError } from '@etcdkit/core'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { type AuditEntry, registerActions } from './actions.js'
+import { transportFailure, unreachable, within } from './connect.js'
 import { checkBind, createGuard } from './guard.js'
 import { LiveState, type LiveStateOptions, type Snapshot } from './live.js'
 import { page } from './page.js'
@@ -27,6 +27,11 @@ export interface ConsoleOptions {
   audit?: (entry: AuditEntry) => void
   /** How the live state refreshes (lease TTL rounds). */
   live?: LiveStateOptions
+  /**
+   * How long start-up waits for etcd's first answers (registry, config, queues) before it gives up.
+   * @default 10000
+   */
+  startTimeout?: number
 }
 
 /** The OS user, for the record of who wrote; `unknown` where the OS has none (a container's bare uid). */
@@ -52,7 +57,17 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   const audit = (entry: Omit<AuditEntry, 'at' | 'writer'>) =>
     options.audit?.({ at: new Date().toISOString(), writer, ...entry })
   const live = new LiveState(kit, options.live)
-  await live.ready()
+  const ms = options.startTimeout ?? 10_000
+  try {
+    await within(kit, ms, 'starting the console', live.ready())
+  } catch (err) {
+    live.close()
+    if (err instanceof EtcdKitError) throw err
+    const why = transportFailure(err, ms)
+    throw why === undefined
+      ? new EtcdCallError(`starting the console: ${(err as Error)?.message ?? String(err)}`, err)
+      : unreachable(kit, why, 'starting the console', err)
+  }
   const app = Fastify({ logger: false })
   // first, before any route: every request of every route passes the guard
   const guard = createGuard({ host, token })

@@ -213,9 +213,10 @@ export class LiveState extends EventEmitter<{
     if (this.#closed || this.#timer) return
     this.#timer = setTimeout(() => {
       this.#timer = undefined
+      // closed meanwhile (the kit with it): that failure is no one's news
       void this.#refresh().catch((err: Error) => {
         this.#othersDirty = true
-        this.emit('error', err)
+        if (!this.#closed) this.emit('error', err)
       })
     }, 50)
   }

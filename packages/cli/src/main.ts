@@ -1,10 +1,20 @@
 // `etcdkit <command>`: parses the command line, connects a kit, runs the command, and maps failures to exit
 // codes (0 ok, 1 failed, 2 bad usage).
+
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { EtcdKit, EtcdKitError } from '@etcdkit/core'
-import { commands, type Io } from './commands.js'
-import { CONNECTION_HELP, CONNECTION_OPTIONS, kitOptions } from './connect.js'
+import { commands, deadline, type Io } from './commands.js'
+import {
+  CONNECTION_HELP,
+  CONNECTION_OPTIONS,
+  kitOptions,
+  reach,
+  transportFailure,
+  unreachable,
+} from './connect.js'
 import { UsageError } from './errors.js'
+import { printable } from './table.js'
 
 export type { Io } from './commands.js'
 
@@ -46,9 +56,15 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
+/** The exit code of a command the user interrupted before it was done starting (128 + SIGINT). */
+export const INTERRUPTED = 130
+/** How long an interrupted command may take to end by itself (a `watch` or `console` closing). */
+const WIND_DOWN_MS = 500
+
 /** Runs one command line; resolves with the exit code. */
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   let kit: EtcdKit | undefined
+  let ms = deadline({})
   try {
     const { values, positionals } = parseArgs({
       args: [...argv],
@@ -56,6 +72,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       allowPositionals: true,
       strict: true,
     })
+    ms = deadline(values)
     const [name, ...args] = positionals
     if (values.help || name === undefined || name === 'help') {
       io.stdout.write(USAGE)
@@ -64,8 +81,22 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     const command = commands[name as keyof typeof commands]
     if (!Object.hasOwn(commands, name) || command === undefined)
       throw new UsageError(`unknown command ${JSON.stringify(name)}`)
-    kit = new EtcdKit(await kitOptions(values, io.env, io.password))
-    return (await command(kit, args, values, io)) ?? 0
+    const k = new EtcdKit(await kitOptions(values, io.env, io.password))
+    kit = k
+    // every command: etcd reached first (one message for a refused port and a silent server), then the work
+    const work = (async () => {
+      await reach(k, ms)
+      return (await command(k, args, values, io)) ?? 0
+    })()
+    work.catch(() => {}) // abandoned on an interrupt: its failure is not news
+    // the user's interrupt ends any command at any moment, starting up included
+    const stop = io.interrupted.then(() => 'interrupted' as const)
+    const first = await Promise.race([work, stop])
+    if (first !== 'interrupted') return first
+    const ended = await Promise.race([work, sleep(WIND_DOWN_MS, 'late' as const)])
+    if (ended !== 'late') return ended
+    io.stderr.write('etcdkit: interrupted\n')
+    return INTERRUPTED
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       io.stderr.write(`etcdkit: ${(err as Error).message}\nRun \`etcdkit --help\` for usage.\n`)
@@ -75,7 +106,10 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       io.stderr.write(`etcdkit: ${err.message}\n`)
       return 2
     }
-    io.stderr.write(`etcdkit: ${describe(err)}\n`)
+    const why = kit && transportFailure(err, ms)
+    io.stderr.write(
+      `etcdkit: ${printable(describe(kit && why ? unreachable(kit, why, undefined, err) : err))}\n`,
+    )
     return 1
   } finally {
     await kit?.close()

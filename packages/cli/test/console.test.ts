@@ -249,170 +249,178 @@ test.serial(
   },
 )
 
-test.serial('search and filter: by service, address, version, zone, metadata, process; keyboard; 760 px', async (t) => {
-  if (!needChromium(t)) return
-  const s = await scene(t, 'console-filter')
-  const a = s.kit()
-  const b = s.kit()
-  await a.register({
-    service: 'orders',
-    address: '10.0.1.1:80',
-    metadata: { version: '1.4.0', zone: 'eu-1' },
-  })
-  await a.register({
-    service: 'orders',
-    address: '10.0.1.2:80',
-    metadata: { version: '1.5.0-rc.1', zone: 'eu-2', team: 'checkout' },
-  })
-  await b.register({
-    service: 'billing',
-    address: '10.0.2.1:80',
-    metadata: { version: '2.0.0', zone: 'us-1', tags: ['pci'] },
-  })
-  await b.register({
-    service: 'search-with-a-very-long-name-that-must-wrap-somewhere-in-a-narrow-window',
-    address: '[2001:db8::1]:8080',
-  })
-  const web = await serve(t, s.kit())
-  const page = await open(t, web.url)
-  const services = () => page.$$eval('tr.svc', (trs) => trs.map((tr) => tr.getAttribute('data-service')))
-  const filter = async (q: string) => {
+test.serial(
+  'search and filter: by service, address, version, zone, metadata, process; keyboard; 760 px',
+  async (t) => {
+    if (!needChromium(t)) return
+    const s = await scene(t, 'console-filter')
+    const a = s.kit()
+    const b = s.kit()
+    await a.register({
+      service: 'orders',
+      address: '10.0.1.1:80',
+      metadata: { version: '1.4.0', zone: 'eu-1' },
+    })
+    await a.register({
+      service: 'orders',
+      address: '10.0.1.2:80',
+      metadata: { version: '1.5.0-rc.1', zone: 'eu-2', team: 'checkout' },
+    })
+    await b.register({
+      service: 'billing',
+      address: '10.0.2.1:80',
+      metadata: { version: '2.0.0', zone: 'us-1', tags: ['pci'] },
+    })
+    await b.register({
+      service: 'search-with-a-very-long-name-that-must-wrap-somewhere-in-a-narrow-window',
+      address: '[2001:db8::1]:8080',
+    })
+    const web = await serve(t, s.kit())
+    const page = await open(t, web.url)
+    const services = () => page.$$eval('tr.svc', (trs) => trs.map((tr) => tr.getAttribute('data-service')))
+    const filter = async (q: string) => {
+      await page.$eval('#filter', (el) => ((el as unknown as { value: string }).value = ''))
+      await page.type('#filter', q)
+      await page.waitForFunction(`document.getElementById('counts').textContent.includes('match')`, {
+        timeout: 2_000,
+      })
+      await new Promise((r) => setTimeout(r, 150))
+    }
+    t.is((await services()).length, 3)
+    await filter('zone:eu-2')
+    t.deepEqual(await services(), ['orders'])
+    t.truthy(await page.$('tr[data-address="10.0.1.2:80"]'))
+    t.is(await page.$('tr[data-address="10.0.1.1:80"]'), null)
+    await filter('meta:team=')
+    t.deepEqual(await services(), ['orders'])
+    await filter('version:2.0')
+    t.deepEqual(await services(), ['billing'])
+    await filter('tag:pci')
+    t.deepEqual(await services(), ['billing'])
+    await filter('10.0.1.1')
+    t.deepEqual(await services(), ['orders'])
+    await filter(`process:pid ${process.pid}`.replace('pid ', ''))
+    t.is((await services()).length, 3)
+    await filter('nothing-like-this')
+    t.regex(await text(page, '#services'), /nothing matches/)
     await page.$eval('#filter', (el) => ((el as unknown as { value: string }).value = ''))
-    await page.type('#filter', q)
-    await page.waitForFunction(`document.getElementById('counts').textContent.includes('match')`, {
+    await page.type('#filter', ' ')
+    await page.waitForFunction(`!document.getElementById('counts').textContent.includes('match')`, {
       timeout: 2_000,
     })
-    await new Promise((r) => setTimeout(r, 150))
-  }
-  t.is((await services()).length, 3)
-  await filter('zone:eu-2')
-  t.deepEqual(await services(), ['orders'])
-  t.truthy(await page.$('tr[data-address="10.0.1.2:80"]'))
-  t.is(await page.$('tr[data-address="10.0.1.1:80"]'), null)
-  await filter('meta:team=')
-  t.deepEqual(await services(), ['orders'])
-  await filter('version:2.0')
-  t.deepEqual(await services(), ['billing'])
-  await filter('tag:pci')
-  t.deepEqual(await services(), ['billing'])
-  await filter('10.0.1.1')
-  t.deepEqual(await services(), ['orders'])
-  await filter(`process:pid ${process.pid}`.replace('pid ', ''))
-  t.is((await services()).length, 3)
-  await filter('nothing-like-this')
-  t.regex(await text(page, '#services'), /nothing matches/)
-  await page.$eval('#filter', (el) => ((el as unknown as { value: string }).value = ''))
-  await page.type('#filter', ' ')
-  await page.waitForFunction(`!document.getElementById('counts').textContent.includes('match')`, { timeout: 2_000 })
 
-  // keyboard: "/" focuses the filter; Tab reaches a service's toggle, Enter opens it
-  await page.click('h1')
-  await page.keyboard.press('/')
-  t.is(await page.evaluate('document.activeElement?.id'), 'filter')
-  await page.focus('tr.svc[data-service="billing"] button.toggle')
-  await page.keyboard.press('Enter')
-  await page.waitForSelector('tr[data-detail="billing"]', { timeout: 2_000 })
+    // keyboard: "/" focuses the filter; Tab reaches a service's toggle, Enter opens it
+    await page.click('h1')
+    await page.keyboard.press('/')
+    t.is(await page.evaluate('document.activeElement?.id'), 'filter')
+    await page.focus('tr.svc[data-service="billing"] button.toggle')
+    await page.keyboard.press('Enter')
+    await page.waitForSelector('tr[data-detail="billing"]', { timeout: 2_000 })
 
-  // 760 px: nothing wider than the window, long values wrap
-  await page.setViewport({ width: 760, height: 900 })
-  await expand(page, 'search-with-a-very-long-name-that-must-wrap-somewhere-in-a-narrow-window')
-  const overflow = Number(await page.evaluate('document.documentElement.scrollWidth'))
-  t.true(overflow <= 760, `page is ${overflow} px wide at 760 px`)
-  await page.screenshot({ path: join(artifacts, 'console-760px.png'), fullPage: true })
-})
+    // 760 px: nothing wider than the window, long values wrap
+    await page.setViewport({ width: 760, height: 900 })
+    await expand(page, 'search-with-a-very-long-name-that-must-wrap-somewhere-in-a-narrow-window')
+    const overflow = Number(await page.evaluate('document.documentElement.scrollWidth'))
+    t.true(overflow <= 760, `page is ${overflow} px wide at 760 px`)
+    await page.screenshot({ path: join(artifacts, 'console-760px.png'), fullPage: true })
+  },
+)
 
-test.serial('actions: drain refused without an etcdkit owner, deregister a stale key, edit JSON in the editor, diff, roll back; all confirmed and recorded as the operator', async (t) => {
-  if (!needChromium(t)) return
-  const s = await scene(t, 'console-actions')
-  const kit = s.kit()
-  const ns = s.namespace
-  await kit.register({ service: 'orders', address: '10.0.0.7:3000' })
-  // a stale key: no lease (a crashed tool wrote it), and a key owned by something that is not an etcdkit
-  await kit.client.put(`${ns}services/orders/10.9.9.9:1`).value('10.9.9.9:1').exec()
-  const lease = kit.client.lease(30)
-  const id = await lease.grant()
-  t.teardown(() => lease.revoke().catch(() => {}))
-  await kit.client.put(`${ns}services/legacy/10.0.0.50:80`).value('10.0.0.50:80').lease(id).exec()
-  await kit.config.set('limits', '{"rate":100}')
-  const audit: AuditEntry[] = []
-  const web = await serve(t, s.kit(), { write: true, user: 'alice', audit: (e) => audit.push(e) })
-  const page = await open(t, web.url)
-  t.regex(await text(page, '#identity'), /alice/)
+test.serial(
+  'actions: drain refused without an etcdkit owner, deregister a stale key, edit JSON in the editor, diff, roll back; all confirmed and recorded as the operator',
+  async (t) => {
+    if (!needChromium(t)) return
+    const s = await scene(t, 'console-actions')
+    const kit = s.kit()
+    const ns = s.namespace
+    await kit.register({ service: 'orders', address: '10.0.0.7:3000' })
+    // a stale key: no lease (a crashed tool wrote it), and a key owned by something that is not an etcdkit
+    await kit.client.put(`${ns}services/orders/10.9.9.9:1`).value('10.9.9.9:1').exec()
+    const lease = kit.client.lease(30)
+    const id = await lease.grant()
+    t.teardown(() => lease.revoke().catch(() => {}))
+    await kit.client.put(`${ns}services/legacy/10.0.0.50:80`).value('10.0.0.50:80').lease(id).exec()
+    await kit.config.set('limits', '{"rate":100}')
+    const audit: AuditEntry[] = []
+    const web = await serve(t, s.kit(), { write: true, user: 'alice', audit: (e) => audit.push(e) })
+    const page = await open(t, web.url)
+    t.regex(await text(page, '#identity'), /alice/)
 
-  // deregister: cancelled first (nothing happens), then confirmed
-  await expand(page, 'orders')
-  t.is(await page.$('tr[data-address="10.0.0.7:3000"] button.deregister'), null) // a live etcdkit's key
-  await page.click('tr[data-address="10.9.9.9:1"] button.deregister')
-  t.regex(await confirmDialog(page, false), /Delete the registration key/)
-  t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 1)
-  await page.click('tr[data-address="10.9.9.9:1"] button.deregister')
-  await confirmDialog(page)
-  await page.waitForSelector('tr[data-address="10.9.9.9:1"]', { hidden: true, timeout: 2_000 })
-  t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 0)
+    // deregister: cancelled first (nothing happens), then confirmed
+    await expand(page, 'orders')
+    t.is(await page.$('tr[data-address="10.0.0.7:3000"] button.deregister'), null) // a live etcdkit's key
+    await page.click('tr[data-address="10.9.9.9:1"] button.deregister')
+    t.regex(await confirmDialog(page, false), /Delete the registration key/)
+    t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 1)
+    await page.click('tr[data-address="10.9.9.9:1"] button.deregister')
+    await confirmDialog(page)
+    await page.waitForSelector('tr[data-address="10.9.9.9:1"]', { hidden: true, timeout: 2_000 })
+    t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 0)
 
-  // drain: the owner of legacy is not an etcdkit: refused with the reason
-  const refused = await page.evaluate(
-    async (csrf) => {
-      const res = await fetch('/api/drain', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-etcdkit-csrf': csrf },
-        body: JSON.stringify({ key: 'services/legacy/10.0.0.50:80' }),
-      })
-      return { status: res.status, body: (await res.json()) as { error: string } }
-    },
-    await page.$eval('#cfg', (el) => JSON.parse(el.textContent ?? '{}').csrf as string),
-  )
-  t.is(refused.status, 409)
-  t.regex(refused.body.error, /not an etcdkit/)
+    // drain: the owner of legacy is not an etcdkit: refused with the reason
+    const refused = await page.evaluate(
+      async (csrf) => {
+        const res = await fetch('/api/drain', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-etcdkit-csrf': csrf },
+          body: JSON.stringify({ key: 'services/legacy/10.0.0.50:80' }),
+        })
+        return { status: res.status, body: (await res.json()) as { error: string } }
+      },
+      await page.$eval('#cfg', (el) => JSON.parse(el.textContent ?? '{}').csrf as string),
+    )
+    t.is(refused.status, 409)
+    t.regex(refused.body.error, /not an etcdkit/)
 
-  // edit: invalid JSON cannot be sent; valid JSON is confirmed with a diff, then written as alice
-  await page.click('tr[data-config-key="limits"] button.edit')
-  await page.waitForSelector('#editor[open]')
-  t.true(await page.$eval('#editor-json', (el) => (el as unknown as { checked: boolean }).checked))
-  await page.$eval('#editor-value', (el) => ((el as unknown as { value: string }).value = ''))
-  await page.type('#editor-value', '{"rate": 250,\n "burst": ')
-  t.regex(await text(page, '#editor-error'), /not valid JSON/)
-  t.true(await page.$eval('#editor-save', (el) => (el as unknown as { disabled: boolean }).disabled))
-  await page.type('#editor-value', '50}')
-  t.false(await page.$eval('#editor-save', (el) => (el as unknown as { disabled: boolean }).disabled))
-  await page.click('#editor-save')
-  const asked = await confirmDialog(page)
-  t.regex(asked, /alice/)
-  await eventually(
-    async () => (await kit.config.get('limits'))?.includes('250') === true,
-    'the edit reached etcd',
-  )
-  const [latest] = await kit.config.history('limits')
-  t.is(latest!.writer?.writer, 'etcdkit-console:alice')
-  await page.screenshot({ path: join(artifacts, 'console-config.png'), fullPage: true })
+    // edit: invalid JSON cannot be sent; valid JSON is confirmed with a diff, then written as alice
+    await page.click('tr[data-config-key="limits"] button.edit')
+    await page.waitForSelector('#editor[open]')
+    t.true(await page.$eval('#editor-json', (el) => (el as unknown as { checked: boolean }).checked))
+    await page.$eval('#editor-value', (el) => ((el as unknown as { value: string }).value = ''))
+    await page.type('#editor-value', '{"rate": 250,\n "burst": ')
+    t.regex(await text(page, '#editor-error'), /not valid JSON/)
+    t.true(await page.$eval('#editor-save', (el) => (el as unknown as { disabled: boolean }).disabled))
+    await page.type('#editor-value', '50}')
+    t.false(await page.$eval('#editor-save', (el) => (el as unknown as { disabled: boolean }).disabled))
+    await page.click('#editor-save')
+    const asked = await confirmDialog(page)
+    t.regex(asked, /alice/)
+    await eventually(
+      async () => (await kit.config.get('limits'))?.includes('250') === true,
+      'the edit reached etcd',
+    )
+    const [latest] = await kit.config.history('limits')
+    t.is(latest!.writer?.writer, 'etcdkit-console:alice')
+    await page.screenshot({ path: join(artifacts, 'console-config.png'), fullPage: true })
 
-  // history: a diff between revisions, and a rollback, confirmed
-  await page.click('tr[data-config-key="limits"] button.history')
-  await page.waitForSelector('#history:not([hidden]) tr[data-revision]', { timeout: 2_000 })
-  t.regex(await text(page, '#diff .add'), /250/)
-  t.regex(await text(page, '#diff .del'), /100/)
-  await page.screenshot({ path: join(artifacts, 'console-history.png'), fullPage: true })
-  await page.click('#history-table tr[data-revision]:nth-of-type(3) button.rollback')
-  await confirmDialog(page)
-  await eventually(
-    async () => (await kit.config.get('limits')) === '{"rate":100}',
-    'the rollback reached etcd',
-  )
-  t.deepEqual(
-    audit.map((e) => [e.writer, e.action, e.key]),
-    [
-      ['etcdkit-console:alice', 'deregister', 'services/orders/10.9.9.9:1'],
-      ['etcdkit-console:alice', 'config.set', 'limits'],
-      ['etcdkit-console:alice', 'config.rollback', 'limits'],
-    ],
-  )
+    // history: a diff between revisions, and a rollback, confirmed
+    await page.click('tr[data-config-key="limits"] button.history')
+    await page.waitForSelector('#history:not([hidden]) tr[data-revision]', { timeout: 2_000 })
+    t.regex(await text(page, '#diff .add'), /250/)
+    t.regex(await text(page, '#diff .del'), /100/)
+    await page.screenshot({ path: join(artifacts, 'console-history.png'), fullPage: true })
+    await page.click('#history-table tr[data-revision]:nth-of-type(3) button.rollback')
+    await confirmDialog(page)
+    await eventually(
+      async () => (await kit.config.get('limits')) === '{"rate":100}',
+      'the rollback reached etcd',
+    )
+    t.deepEqual(
+      audit.map((e) => [e.writer, e.action, e.key]),
+      [
+        ['etcdkit-console:alice', 'deregister', 'services/orders/10.9.9.9:1'],
+        ['etcdkit-console:alice', 'config.set', 'limits'],
+        ['etcdkit-console:alice', 'config.rollback', 'limits'],
+      ],
+    )
 
-  // read-only: no action buttons, and the API refuses
-  const ro = await serve(t, s.kit())
-  const roPage = await open(t, ro.url)
-  await expand(roPage, 'orders')
-  t.is(await roPage.$('button.edit, button.drain, button.deregister'), null)
-})
+    // read-only: no action buttons, and the API refuses
+    const ro = await serve(t, s.kit())
+    const roPage = await open(t, ro.url)
+    await expand(roPage, 'orders')
+    t.is(await roPage.$('button.edit, button.drain, button.deregister'), null)
+  },
+)
 
 test.serial('1,000 services and 10,000 instances: first render and per-update cost', async (t) => {
   if (!needChromium(t)) return

@@ -1,0 +1,106 @@
+// Every command against an etcd it cannot reach (a refused port, a silent server): one message naming the
+// endpoints, exit 1 within 2 x --timeout; and an interrupt ends any command at any moment.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { eventually, startProxy } from '@etcdkit/testing'
+import test from 'ava'
+import { cli, etcd, scene, spawnCli, startCli } from './helpers.js'
+
+const COMMANDS = [
+  ['services'],
+  ['services', 'orders'],
+  ['locks'],
+  ['elections'],
+  ['config', 'list'],
+  ['config', 'get', 'k'],
+  ['config', 'set', 'k', 'v'],
+  ['config', 'delete', 'k'],
+  ['config', 'history', 'k'],
+  ['config', 'rollback', 'k', '1'],
+  ['watch', 'services'],
+  ['watch', 'config'],
+  ['watch', 'locks'],
+  ['console', '--port', '0'],
+]
+
+test('every command against a refused port or a silent etcd: one message naming the endpoints, exit 1 within 2 x --timeout', async (t) => {
+  const silent = await startProxy((await etcd()).endpoints[0]!, { mode: 'blackhole' })
+  t.teardown(() => silent.close())
+  const timeout = 400
+  for (const [endpoint, why] of [
+    ['127.0.0.1:1', 'connection refused'],
+    [silent.endpoint, `no answer within ${2 * timeout} ms`],
+  ] as const)
+    for (const args of COMMANDS) {
+      const started = Date.now()
+      const r = await cli([...args, '--endpoints', endpoint, '--timeout', String(timeout)])
+      const took = Date.now() - started
+      const label = `${args.join(' ')} against ${endpoint}`
+      t.is(r.code, 1, `${label}: ${r.stderr}`)
+      t.is(r.stdout, '', label)
+      t.regex(
+        r.stderr,
+        new RegExp(
+          `^etcdkit: etcd at ${endpoint.replace(/\./g, '\\.')} is unreachable: ${why} \\(ETCDKIT_ETCD_UNAVAILABLE\\)\\n$`,
+        ),
+        label,
+      )
+      // 2 x --timeout, and the kit's close after it (nothing to release: it never connected)
+      t.true(took < 2 * timeout + 700, `${label} took ${took} ms`)
+    }
+})
+
+test('`watch locks` says when a refresh fails and goes on; it never crashes on an unhandled error', async (t) => {
+  const s = await scene(t, 'cli-watch-fail')
+  const proxy = await startProxy(s.endpoints[0]!)
+  t.teardown(() => proxy.close())
+  const kit = s.kit()
+  const watch = startCli([
+    'watch',
+    'locks',
+    '--endpoints',
+    proxy.endpoint,
+    '--namespace',
+    s.namespace,
+    '--timeout',
+    '300',
+  ])
+  await eventually(() => watch.stderr.includes('watching locks'), 'the watch started', 10_000)
+  // a change reaches the watch, then the proxy holds the refresh it schedules 50 ms later: it fails
+  for (let attempt = 0; attempt < 10 && !/etcdkit: /.test(watch.stderr); attempt++) {
+    const held = await kit.lock(`jobs/${attempt}`).acquire()
+    await sleep(15)
+    proxy.stall()
+    await sleep(1_500)
+    proxy.pass()
+    await held.release()
+    await sleep(200)
+  }
+  t.regex(watch.stderr, /etcdkit: etcd at 127\.0\.0\.1:\d+ is unreachable|etcdkit: .*(deadline|answer)/i)
+  // and it goes on: the next change is streamed
+  const next = await kit.lock('jobs/after').acquire()
+  await eventually(() => /^lock jobs\/after: /m.test(watch.stdout), 'the watch went on')
+  await next.release()
+  t.is(await watch.interrupt(), 0, watch.stderr)
+})
+
+test('SIGINT and SIGTERM end a command that is still waiting for etcd (the binary)', async (t) => {
+  const silent = await startProxy((await etcd()).endpoints[0]!, { mode: 'blackhole' })
+  t.teardown(() => silent.close())
+  for (const [signal, args] of [
+    ['SIGINT', ['console', '--port', '0']],
+    ['SIGTERM', ['console', '--port', '0']],
+    ['SIGINT', ['services']],
+    ['SIGTERM', ['watch', 'locks']],
+  ] as const) {
+    // a long --timeout: without the signal it would wait for a minute
+    const child = spawnCli([...args, '--endpoints', silent.endpoint, '--timeout', '60000'])
+    t.teardown(() => child.child.kill('SIGKILL'))
+    await sleep(1_500) // loading, or waiting on etcd: either way the signal ends it
+    const sent = Date.now()
+    child.child.kill(signal)
+    const code = await Promise.race([child.exited, sleep(5_000, 'still running' as const)])
+    t.is(code, 130, `${args.join(' ')} after ${signal}: ${child.stderr}`)
+    t.true(Date.now() - sent < 3_000, `${args.join(' ')} ended ${Date.now() - sent} ms after ${signal}`)
+    t.regex(child.stderr, /etcdkit: interrupted/)
+  }
+})
