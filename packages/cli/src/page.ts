@@ -15,6 +15,8 @@ export interface PageOptions {
 /** JSON for a `<script type="application/json">` block: `<` escaped so no value can close the element. */
 const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c')
 
+const escapeAttr = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+
 export function page(options: PageOptions): string {
   const { write } = options
   return `<!doctype html>
@@ -22,6 +24,7 @@ export function page(options: PageOptions): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="etcdkit-csrf" content="${escapeAttr(options.csrf ?? '')}">
 <title>etcdkit console</title>
 <style>${STYLE}</style>
 </head>
