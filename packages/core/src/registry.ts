@@ -1,4 +1,5 @@
 import { EtcdLeaseInvalidError, type IEvent } from 'etcd3'
+import { DrainRequests } from './drain-requests.js'
 import { ClosedError, etcdError, InvalidArgumentError, isTerminal, show } from './errors.js'
 import type { RegistrationHealth } from './health.js'
 import { checkMetadata, encodeEndpoint, type InstanceMetadata } from './instance.js'
@@ -41,7 +42,14 @@ export interface Registration extends AsyncDisposable {
 
 interface Entry {
   key: string
+  address: string
+  /** The metadata registered; what is written is this, with `weight: 0` while drained. */
+  metadata: InstanceMetadata
+  /** A drain request for this key stands (see `DrainRequests`). */
+  drained: boolean
   value: string
+  /** The value of the last put etcd confirmed. */
+  writtenValue: string | undefined
   service: string
   /** The lease of the latest put attempt: if the key exists, it hangs off this one. */
   lease: Lease | undefined
@@ -78,6 +86,7 @@ export class Registry {
   /** Deletions under way (deregistered, not yet confirmed gone), by key. */
   readonly #leaving = new Map<string, Entry>()
   #closed = false
+  readonly #drains: DrainRequests
 
   constructor(
     private readonly ks: Keyspace,
@@ -92,6 +101,34 @@ export class Registry {
     session.on('lease', (lease) => {
       void this.#rewriteAll(lease)
     })
+    this.#drains = new DrainRequests(ks, hub, log, session, (keys) => this.#applyDrains(keys))
+  }
+
+  /** Drains (writes `weight: 0`) exactly the registrations named in `keys`, restores the others. */
+  #applyDrains(keys: ReadonlySet<string>) {
+    for (const entry of this.#entries.values()) {
+      const drained = keys.has(entry.key)
+      if (entry.removed || entry.drained === drained) continue
+      entry.drained = drained
+      entry.value = encodeEndpoint(entry.address, drained ? { ...entry.metadata, weight: 0 } : entry.metadata)
+      this.log.info(
+        { key: entry.key },
+        drained ? 'drain requested: writing weight 0' : 'drain withdrawn: writing the registered weight',
+      )
+      void this.#rewrite(entry)
+    }
+  }
+
+  /** Writes the entry until what etcd holds is its current value (it may change while a put is in flight). */
+  async #rewrite(entry: Entry) {
+    try {
+      do {
+        entry.writtenWith = undefined
+        await this.#write(entry)
+      } while (!entry.removed && entry.writtenValue !== entry.value)
+    } catch (err) {
+      this.log.warn({ err, key: entry.key }, 'could not write the registration after a drain change')
+    }
   }
 
   get size() {
@@ -144,7 +181,11 @@ export class Registry {
       }
       entry = {
         key,
+        address,
+        metadata,
+        drained: false,
         value: encodeEndpoint(address, metadata),
+        writtenValue: undefined,
         service,
         lease: undefined,
         writtenWith: undefined,
@@ -188,6 +229,7 @@ export class Registry {
   async close() {
     if (this.#closed) return
     this.#closed = true
+    this.#drains.close()
     const deletions = [...this.#entries.values()].map((e) => this.#deregister(e).catch(() => {}))
     for (const e of this.#leaving.values()) deletions.push(e.leaving!.catch(() => {}))
     let timer: NodeJS.Timeout | undefined
@@ -248,6 +290,7 @@ export class Registry {
     this.#entries.set(entry.key, entry)
     this.#perService.set(entry.service, (this.#perService.get(entry.service) ?? 0) + 1)
     this.#guard(entry.service)
+    this.#drains.start()
   }
 
   #remove(entry: Entry) {
@@ -301,12 +344,14 @@ export class Registry {
       }
       if (entry.removed) return
       entry.lease = lease
+      const value = entry.value
       try {
         const res = await this.ks.kv.put({
           key: this.ks.key(entry.key),
-          value: Buffer.from(entry.value),
+          value: Buffer.from(value),
           lease: lease.id,
         })
+        entry.writtenValue = value
         entry.writtenWith = lease.id
         entry.writtenAt = BigInt(res.header.revision)
         entry.lastError = undefined
