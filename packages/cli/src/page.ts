@@ -311,8 +311,8 @@ function actions(r) {
   const fid = (a) => esc(a + ':' + r.key);
   const t = ttlLeft(r.lease);
   const drained = snap.drains.has(r.key);
-  if (r.process && t !== -1 && r.lease) b.push(drained ? '<button class="undrain" data-fid="' + fid('undrain') + '">undrain</button>'
-    : '<button class="drain" data-fid="' + fid('drain') + '">drain</button>');
+  if (drained) b.push('<button class="undrain" data-fid="' + fid('undrain') + '">undrain</button>');
+  else if (r.process && t !== -1 && r.lease && r.weight !== 0) b.push('<button class="drain" data-fid="' + fid('drain') + '">drain</button>');
   if (!r.process || !r.lease || t === -1) b.push('<button class="deregister" data-fid="' + fid('deregister') + '">deregister</button>');
   return b.join(' ');
 }

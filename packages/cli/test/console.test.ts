@@ -327,7 +327,7 @@ test.serial(
 )
 
 test.serial(
-  'actions: drain refused without an etcdkit owner, deregister a stale key, edit JSON in the editor, diff, roll back; all confirmed and recorded as the operator',
+  'actions: drain honoured by the owning kit (refused without an etcdkit owner), deregister a stale key, edit JSON in the editor, diff, roll back; all confirmed and recorded as the operator',
   async (t) => {
     if (!needChromium(t)) return
     const s = await scene(t, 'console-actions')
@@ -356,6 +356,16 @@ test.serial(
     await confirmDialog(page)
     await page.waitForSelector('tr[data-address="10.9.9.9:1"]', { hidden: true, timeout: 2_000 })
     t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 0)
+
+    // drain: confirmed, then honoured by the owning kit, which writes weight 0 itself; undrain restores it
+    await page.click('tr[data-address="10.0.0.7:3000"] button.drain')
+    t.regex(await confirmDialog(page), /take it out of traffic/)
+    await page.waitForSelector('tr[data-address="10.0.0.7:3000"][data-health="draining"]', { timeout: 5_000 })
+    t.regex(await text(page, 'tr[data-address="10.0.0.7:3000"]'), /drained by etcdkit-console:alice/)
+    await page.screenshot({ path: join(artifacts, 'console-drained.png'), fullPage: true })
+    await page.click('tr[data-address="10.0.0.7:3000"] button.undrain')
+    await confirmDialog(page)
+    await page.waitForSelector('tr[data-address="10.0.0.7:3000"][data-health="healthy"]', { timeout: 5_000 })
 
     // drain: the owner of legacy is not an etcdkit: refused with the reason
     const refused = await page.evaluate(
@@ -409,6 +419,8 @@ test.serial(
       audit.map((e) => [e.writer, e.action, e.key]),
       [
         ['etcdkit-console:alice', 'deregister', 'services/orders/10.9.9.9:1'],
+        ['etcdkit-console:alice', 'drain', 'services/orders/10.0.0.7:3000'],
+        ['etcdkit-console:alice', 'undrain', 'services/orders/10.0.0.7:3000'],
         ['etcdkit-console:alice', 'config.set', 'limits'],
         ['etcdkit-console:alice', 'config.rollback', 'limits'],
       ],
