@@ -63,12 +63,15 @@ async function serve(t: T, kit: EtcdKit, options: Partial<ConsoleOptions> = {}) 
 const text = (page: Page, selector: string) =>
   page.$eval(selector, (el) => el.textContent ?? '').catch(() => '')
 
-/** Opens a service's instances (services are listed collapsed). */
+/** Opens a service's instances (services are listed collapsed; a page that lists them open needs nothing). */
 async function expand(page: Page, service: string) {
   const sel = `tr.svc[data-service="${service}"] button.toggle[aria-expanded="false"]`
-  await page.waitForSelector(`tr.svc[data-service="${service}"]`, { timeout: 5_000 })
+  await page.waitForSelector(`tr.svc[data-service="${service}"], h3[data-service="${service}"]`, {
+    timeout: 5_000,
+  })
   if (await page.$(sel)) await page.click(sel)
-  await page.waitForSelector(`tr[data-detail="${service}"]`, { timeout: 2_000 })
+  if (await page.$(`tr.svc[data-service="${service}"]`))
+    await page.waitForSelector(`tr[data-detail="${service}"]`, { timeout: 2_000 })
 }
 
 /** Accepts (or cancels) the page's confirmation dialog, once it is open; returns its text. */
@@ -80,7 +83,7 @@ async function confirmDialog(page: Page, accept = true): Promise<string> {
   return said
 }
 
-test('live: instances appear without a reload, custom metadata and session records are shown', async (t) => {
+test('defect 7 and live: custom metadata and session records are shown, instances appear without a reload', async (t) => {
   if (!needChromium(t)) return
   const s = await scene(t, 'console-live')
   const kit = s.kit()
@@ -99,7 +102,6 @@ test('live: instances appear without a reload, custom metadata and session recor
   const held = await kit.lock('jobs/report').acquire()
   const web = await serve(t, s.kit())
   const page = await open(t, web.url)
-  t.regex(await text(page, 'tr.svc[data-service="orders"]'), /orders.*1.*healthy.*eu-1.*1\.4\.0/)
   await expand(page, 'orders')
   const row = await text(page, 'tr[data-address="10.0.0.7:3000"]')
   t.regex(row, /1\.4\.0.*eu-1.*canary/)
@@ -108,6 +110,7 @@ test('live: instances appear without a reload, custom metadata and session recor
   t.regex(row, /build=.*abc123/)
   // the session record: which process, since when
   t.regex(row, /pid \d+ · since /)
+  t.regex(await text(page, 'tr.svc[data-service="orders"]'), /orders.*1.*healthy.*eu-1.*1\.4\.0/)
   t.regex(
     await text(page, 'tr[data-lock="jobs/report"][data-role="holder"]'),
     new RegExp(held.key.split('/').pop()!),
