@@ -137,6 +137,14 @@ export function createGuard(options: GuardOptions): Guard {
     csrf,
     install(app) {
       app.addHook('onRequest', check)
+      // no framing by another page (clickjacking the write buttons), no sniffing, no token in a Referer
+      app.addHook('onSend', async (_req, reply, payload) => {
+        reply.header('x-frame-options', 'DENY')
+        reply.header('content-security-policy', "frame-ancestors 'none'")
+        reply.header('x-content-type-options', 'nosniff')
+        reply.header('referrer-policy', 'no-referrer')
+        return payload
+      })
     },
   }
 }

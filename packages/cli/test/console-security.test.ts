@@ -100,6 +100,12 @@ test('DNS rebinding: a Host that is not exactly this console is refused on every
     }
   t.is(await c.kit.config.get('rate-limit'), '100')
   // its own names with its port are answered
+  const page = await new Promise<http.IncomingMessage>((resolve, reject) =>
+    http.get({ host: '127.0.0.1', port: c.port, path: '/' }, resolve).on('error', reject),
+  )
+  page.resume()
+  t.is(page.headers['x-frame-options'], 'DENY')
+  t.is(page.headers['content-security-policy'], "frame-ancestors 'none'")
   for (const host of [`127.0.0.1:${c.port}`, `localhost:${c.port}`, `LOCALHOST:${c.port}`, `[::1]:${c.port}`])
     t.is((await request(c.port, 'GET', '/api/snapshot', { host })).status, 200, host)
 })

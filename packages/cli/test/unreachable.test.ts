@@ -1,8 +1,10 @@
 // Every command against an etcd it cannot reach (a refused port, a silent server): one message naming the
 // endpoints, exit 1 within 2 x --timeout; and an interrupt ends any command at any moment.
 import { setTimeout as sleep } from 'node:timers/promises'
+import { EtcdKit, EtcdKitError, silentLogger } from '@etcdkit/core'
 import { eventually, startProxy } from '@etcdkit/testing'
 import test from 'ava'
+import { startConsole } from '../src/index.js'
 import { cli, etcd, scene, spawnCli, startCli } from './helpers.js'
 
 const COMMANDS = [
@@ -102,5 +104,32 @@ test('SIGINT and SIGTERM end a command that is still waiting for etcd (the binar
     t.is(code, 130, `${args.join(' ')} after ${signal}: ${child.stderr}`)
     t.true(Date.now() - sent < 3_000, `${args.join(' ')} ended ${Date.now() - sent} ms after ${signal}`)
     t.regex(child.stderr, /etcdkit: interrupted/)
+  }
+})
+
+test('startConsole() with an unreachable etcd rejects with an EtcdKitError naming the endpoints, within its start timeout', async (t) => {
+  const silent = await startProxy((await etcd()).endpoints[0]!, { mode: 'blackhole' })
+  t.teardown(() => silent.close())
+  for (const endpoint of ['127.0.0.1:1', silent.endpoint]) {
+    const kit = new EtcdKit({ endpoints: endpoint, logger: silentLogger, callTimeout: 300 })
+    t.teardown(() => kit.close())
+    const started = Date.now()
+    const err = await t.throwsAsync(
+      startConsole(kit, {
+        port: 0,
+        host: '127.0.0.1',
+        hostGiven: false,
+        write: false,
+        token: undefined,
+        startTimeout: 600,
+      }),
+    )
+    t.true(err instanceof EtcdKitError, String(err))
+    t.is((err as EtcdKitError).code, 'ETCDKIT_ETCD_UNAVAILABLE')
+    t.regex(
+      err!.message,
+      new RegExp(`etcd at ${endpoint.replace(/\./g, '\\.')} is unreachable \\(starting the console\\)`),
+    )
+    t.true(Date.now() - started < 1_500, `${Date.now() - started} ms`)
   }
 })
