@@ -36,6 +36,7 @@ function registrationKey(kit: EtcdKit, req: FastifyRequest): string {
 
 export function registerActions(app: FastifyInstance, ctx: ActionContext) {
   const { kit } = ctx
+  const at = (name: string) => `${kit.namespace}${name}`
   app.post('/api/drain', { preHandler: ctx.guard }, async (req) => {
     const key = registrationKey(kit, req)
     const drain = await requestDrain(kit, key, ctx.writer)
@@ -53,7 +54,7 @@ export function registerActions(app: FastifyInstance, ctx: ActionContext) {
     const { modRevision } = req.body as { modRevision?: unknown }
     if (typeof modRevision !== 'string' || !/^\d+$/.test(modRevision))
       throw badRequest('expected { key, modRevision } (the revision the page showed, as a string)')
-    const [kv] = (await kit.client.get(kit.keyspace.key(key)).exec()).kvs
+    const [kv] = (await kit.client.get(at(key)).exec()).kvs
     if (!kv) return { ok: true, existed: false }
     if (kv.lease !== '0') {
       const lease = BigInt(kv.lease).toString(16)
@@ -62,7 +63,7 @@ export function registerActions(app: FastifyInstance, ctx: ActionContext) {
           (r) => Number(r.TTL),
           () => -1,
         ),
-        kit.client.get(kit.keyspace.key(`${SESSIONS_PREFIX}${lease}`)).exec(),
+        kit.client.get(at(`${SESSIONS_PREFIX}${lease}`)).exec(),
       ])
       // a live etcdkit writes a key deleted under it again at once: deleting it would only flicker
       if (ttl > 0 && record.kvs.length > 0)
@@ -71,8 +72,8 @@ export function registerActions(app: FastifyInstance, ctx: ActionContext) {
         )
     }
     const res = await kit.client
-      .if(kit.keyspace.key(key), 'Mod', '==', modRevision)
-      .then(kit.client.delete().key(kit.keyspace.key(key)))
+      .if(at(key), 'Mod', '==', modRevision)
+      .then(kit.client.delete().key(at(key)))
       .commit()
     if (!res.succeeded)
       throw Object.assign(

@@ -64,7 +64,7 @@ export class DrainRefusedError extends Error {
  * the lease has expired.
  */
 export async function requestDrain(kit: EtcdKit, key: string, writer: string): Promise<DrainRequest> {
-  const ks = kit.keyspace
+  const ks = { key: (name: string) => `${kit.namespace}${name}` }
   const [reg] = (await kit.client.get(ks.key(key)).exec()).kvs
   if (!key.startsWith(kit.registryPrefix) || !reg)
     throw new DrainRefusedError(`no registration ${JSON.stringify(key)}: nothing to drain`)
@@ -117,9 +117,13 @@ async function leaseTtl(kit: EtcdKit, id: string): Promise<number> {
 
 /** Withdraws a drain request: the owner restores the weight it registered with. */
 export async function cancelDrain(kit: EtcdKit, key: string): Promise<boolean> {
-  const { kvs } = await kit.keyspace.list(DRAIN_PREFIX)
-  const mine = kvs
-    .map((kv) => ({ kv, req: parseDrain(kit.keyspace.name(kv.key), kv.value.toString()) }))
+  // requests are few (one per drained instance): one plain range is enough
+  const kvs = await kit.client.getAll().prefix(`${kit.namespace}${DRAIN_PREFIX}`).exec()
+  const mine = kvs.kvs
+    .map((kv) => ({
+      kv,
+      req: parseDrain(kv.key.toString().slice(kit.namespace.length), kv.value.toString()),
+    }))
     .filter((x) => x.req?.key === key)
   for (const { kv } of mine) await kit.client.delete().key(kv.key).exec()
   return mine.length > 0
