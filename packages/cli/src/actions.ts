@@ -51,9 +51,12 @@ export function registerActions(app: FastifyInstance, ctx: ActionContext) {
   })
   app.post('/api/deregister', { preHandler: ctx.guard }, async (req) => {
     const key = registrationKey(kit, req)
-    const { modRevision } = req.body as { modRevision?: unknown }
-    if (typeof modRevision !== 'string' || !/^\d+$/.test(modRevision))
-      throw badRequest('expected { key, modRevision } (the revision the page showed, as a string)')
+    // the key as the page saw it: its revision, or (an unreadable value, which the page has no revision of)
+    // its value; a key that changed since is not deleted
+    const { modRevision, value } = req.body as { modRevision?: unknown; value?: unknown }
+    const byRevision = typeof modRevision === 'string' && /^\d+$/.test(modRevision)
+    if (!byRevision && typeof value !== 'string')
+      throw badRequest('expected { key, modRevision } or { key, value }: what the page showed, as strings')
     const [kv] = (await kit.client.get(at(key)).exec()).kvs
     if (!kv) return { ok: true, existed: false }
     if (kv.lease !== '0') {
@@ -72,18 +75,20 @@ export function registerActions(app: FastifyInstance, ctx: ActionContext) {
         )
     }
     const res = await kit.client
-      .if(at(key), 'Mod', '==', modRevision)
+      .if(
+        at(key),
+        byRevision ? 'Mod' : 'Value',
+        '==',
+        byRevision ? (modRevision as string) : (value as string),
+      )
       .then(kit.client.delete().key(at(key)))
       .commit()
     if (!res.succeeded)
-      throw Object.assign(
-        new Error(`${JSON.stringify(key)} changed since revision ${modRevision}: look again`),
-        {
-          statusCode: 409,
-          code: 'ETCDKIT_CONFLICT',
-        },
-      )
-    ctx.audit({ action: 'deregister', key, detail: `at revision ${modRevision}` })
+      throw Object.assign(new Error(`${JSON.stringify(key)} changed since the page showed it: look again`), {
+        statusCode: 409,
+        code: 'ETCDKIT_CONFLICT',
+      })
+    ctx.audit({ action: 'deregister', key, ...(byRevision ? { detail: `at revision ${modRevision}` } : {}) })
     return { ok: true, existed: true }
   })
 }

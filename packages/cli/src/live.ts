@@ -19,8 +19,19 @@ export interface Snapshot {
   config: ConfigEntry[]
   /** Drain requests standing (their owners write weight 0 when they honour them). */
   drains: DrainRequest[]
+  /** Registry keys whose value cannot be read as a registration (shown as such, never dropped silently). */
+  unreadable: UnreadableEntry[]
   /** When this snapshot was taken (ISO 8601): TTLs count down from here. */
   at: string
+}
+
+/** A registry key whose value is not a registration: its service (from the key), the value, and why. */
+export interface UnreadableEntry {
+  key: string
+  service: string
+  /** The value as stored, cut at 2,000 characters. */
+  value: string
+  reason: string
 }
 
 /** Lease TTLs read again (seconds; `-1` gone, `null` unreadable), and when. */
@@ -68,6 +79,7 @@ export class LiveState extends EventEmitter<{
   #othersDirty = true
   #last: Snapshot | undefined
   #lastTtl: TtlUpdate | undefined
+  readonly #unreadable = new Map<string, UnreadableEntry>()
   #closed = false
   /** Why each source is stale, and since when (ms); absent while current. */
   readonly #stale = new Map<string, { since: number; reason: string }>()
@@ -80,6 +92,17 @@ export class LiveState extends EventEmitter<{
     this.#catalog = kit.catalog()
     this.#config = kit.config.watch()
     this.#catalog.on('change', () => this.#schedule())
+    this.#catalog.on('invalid', (entry) => {
+      const rest = entry.key.slice(kit.registryPrefix.length)
+      const slash = rest.indexOf('/')
+      this.#unreadable.set(entry.key, {
+        key: entry.key,
+        service: slash > 0 ? rest.slice(0, slash) : rest,
+        value: entry.value.length > 2_000 ? `${entry.value.slice(0, 2_000)}…` : entry.value,
+        reason: entry.reason,
+      })
+      this.#schedule()
+    })
     this.#config.on('change', () => this.#schedule())
     this.#config.on('stale', (reason) => this.#setStale('config', reason, this.#config.syncedAt))
     this.#config.on('current', () => this.#setCurrent('config'))
@@ -90,10 +113,16 @@ export class LiveState extends EventEmitter<{
       {
         onEvents: (events) => {
           // the catalog and the config watch follow their own prefixes; anything else may be a queue
-          const other = events.some((e) => {
+          let other = false
+          for (const e of events) {
             const name = kit.keyspace.name(e.kv.key)
-            return !name.startsWith(kit.registryPrefix) && !name.startsWith(kit.configPrefix)
-          })
+            // an unreadable key deleted: the catalog says nothing of it (one made readable it lists)
+            if (e.type === 'Delete' && this.#unreadable.has(name)) {
+              this.#unreadable.delete(name)
+              this.#schedule()
+            }
+            if (!name.startsWith(kit.registryPrefix) && !name.startsWith(kit.configPrefix)) other = true
+          }
           if (other) this.#schedule(true)
         },
         onReset: () => this.#schedule(true),
@@ -244,6 +273,7 @@ export class LiveState extends EventEmitter<{
             queues: q,
             config: configEntries(this.#config.snapshot(), services.keys()),
             drains,
+            unreadable: this.#stillUnreadable(rows),
             at: new Date().toISOString(),
           }
           if (!this.#closed) this.emit('snapshot', this.#last)
@@ -253,6 +283,12 @@ export class LiveState extends EventEmitter<{
       }
     })()
     return this.#refreshing
+  }
+
+  #stillUnreadable(rows: readonly ServiceInstanceRow[]): UnreadableEntry[] {
+    const readable = new Set(rows.map((r) => r.key))
+    for (const key of this.#unreadable.keys()) if (readable.has(key)) this.#unreadable.delete(key)
+    return [...this.#unreadable.values()]
   }
 
   async #drains(): Promise<DrainRequest[]> {

@@ -185,10 +185,24 @@ function row(r) {
   out.hay = Object.values(out.f).join(' ') + ' ' + out.lease;
   return out;
 }
+/** A registry key whose value is no registration: listed in its service, marked unreadable. */
+function unreadableRow(u) {
+  const o = isObj(u) ? u : {};
+  const key = str(o.key) ?? '';
+  const service = str(o.service) ?? '(unreadable)';
+  const i = key.indexOf(service + '/');
+  const address = i >= 0 ? key.slice(i + service.length + 1) : key;
+  const r = { service, address, key, lease: '', weight: undefined, md: {}, process: undefined, modRevision: '',
+    bad: { value: str(o.value) ?? json(o.value), reason: str(o.reason) ?? '' } };
+  r.f = { service: service.toLowerCase(), address: address.toLowerCase(), version: '', zone: '', tag: '', meta: r.bad.value.toLowerCase(), process: '' };
+  r.hay = Object.values(r.f).join(' ') + ' unreadable';
+  return r;
+}
 function normalise(s) {
   const o = isObj(s) ? s : {};
   const at = timeOf(o.at) ?? Date.now();
-  const services = (Array.isArray(o.services) ? o.services : []).map(row);
+  const services = (Array.isArray(o.services) ? o.services : []).map(row)
+    .concat((Array.isArray(o.unreadable) ? o.unreadable : []).map(unreadableRow));
   const drains = new Map();
   for (const d of Array.isArray(o.drains) ? o.drains : []) if (isObj(d) && typeof d.key === 'string') drains.set(d.key, d);
   return { at, services, drains, queues: Array.isArray(o.queues) ? o.queues : [], config: Array.isArray(o.config) ? o.config : [] };
@@ -219,6 +233,7 @@ function ttlText(lease) {
   return t === null ? '?' : t < 0 ? '<span class="badge bad">expired</span>' : t + ' s';
 }
 function health(r) {
+  if (r.bad) return { cls: 'bad', label: 'unreadable' };
   if (!r.lease) return { cls: 'warn', label: 'no lease' };
   const t = ttlLeft(r.lease);
   if (t === -1) return { cls: 'bad', label: 'lease expired' };
@@ -308,6 +323,7 @@ function drainNote(r) {
 function actions(r) {
   if (!WRITE) return '';
   const b = [];
+  if (r.bad) return '<button class="deregister" data-fid="' + esc('deregister:' + r.key) + '">deregister</button>';
   const fid = (a) => esc(a + ':' + r.key);
   const t = ttlLeft(r.lease);
   const drained = snap.drains.has(r.key);
@@ -323,6 +339,9 @@ function instanceTable(rows) {
     '<th>metadata</th><th>lease TTL</th><th>process</th><th>' + (WRITE ? 'actions' : 'health') + '</th></tr>' +
     rows.map((r) => {
       const h = health(r);
+      if (r.bad) return '<tr class="unreadable" data-address="' + esc(r.address) + '" data-key="' + esc(r.key) + '" data-health="unreadable"><td class="mono">' + esc(r.address) +
+        '</td><td colspan="5"><span class="odd" title="not a registration">' + esc(r.bad.value) + '</span> <span class="muted">' + esc(r.bad.reason) +
+        '</span></td><td class="mono">—</td><td></td><td><span class="badge bad">unreadable</span> ' + actions(r) + '</td></tr>';
       return '<tr data-address="' + esc(r.address) + '" data-key="' + esc(r.key) + '" data-health="' + esc(h.label) + '"><td class="mono">' + esc(r.address) + drainNote(r) +
         '</td><td>' + weightOf(r) + '</td><td>' + text(r.md.version) + '</td><td>' + text(r.md.zone) + '</td><td class="wide-only">' + tagsOf(r.md) +
         '</td><td class="meta mono">' + metaOf(r) + '</td><td class="ttl mono" data-lease="' + esc(r.lease) + '">' + ttlText(r.lease) +
@@ -474,8 +493,9 @@ $('services').addEventListener('click', async (ev) => {
     if (await ask('Undrain ' + r.address, 'Withdraw the drain request on ' + r.key + ': its owner restores the weight it registered with.'))
       if (await api('DELETE', '/api/drain', { key: r.key })) toast('drain withdrawn: ' + r.key);
   } else if (t.classList.contains('deregister')) {
-    if (await ask('Deregister ' + r.address, 'Delete the registration key ' + r.key + ' (its owner is ' + (r.process ? 'gone' : 'not an etcdkit') + '). Refused if the key changed meanwhile.'))
-      if (await api('POST', '/api/deregister', { key: r.key, modRevision: r.modRevision })) toast('deregistered: ' + r.key);
+    const why = r.bad ? 'its value is not a registration' : r.process ? 'its owner is gone' : 'no etcdkit owns it';
+    if (await ask('Deregister ' + r.address, 'Delete the registration key ' + r.key + ' (' + why + '). Refused if the key changed meanwhile.'))
+      if (await api('POST', '/api/deregister', r.bad ? { key: r.key, value: r.bad.value } : { key: r.key, modRevision: r.modRevision })) toast('deregistered: ' + r.key);
   }
 });
 

@@ -72,15 +72,15 @@ async function expand(page: Page, service: string) {
   })
   if (await page.$(sel)) await page.click(sel)
   if (await page.$(`tr.svc[data-service="${service}"]`))
-    await page.waitForSelector(`tr[data-detail="${service}"]`, { timeout: 2_000 })
+    await page.waitForSelector(`tr[data-detail="${service}"]`, { timeout: 5_000 })
 }
 
 /** Accepts (or cancels) the page's confirmation dialog, once it is open; returns its text. */
 async function confirmDialog(page: Page, accept = true): Promise<string> {
-  await page.waitForSelector('#confirm[open]', { timeout: 2_000 })
+  await page.waitForSelector('#confirm[open]', { timeout: 5_000 })
   const said = await text(page, '#confirm')
   await page.click(accept ? '#confirm-ok' : '#confirm-cancel')
-  await page.waitForSelector('#confirm:not([open])', { timeout: 2_000 })
+  await page.waitForSelector('#confirm:not([open])', { timeout: 5_000 })
   return said
 }
 
@@ -120,10 +120,10 @@ test('defect 7 and live: custom metadata and session records are shown, instance
 
   const started = Date.now()
   await kit.register({ service: 'orders', address: '10.0.0.8:3000' })
-  await page.waitForSelector('tr[data-address="10.0.0.8:3000"]', { timeout: 1_000 })
+  await page.waitForSelector('tr[data-address="10.0.0.8:3000"]', { timeout: 3_000 })
   t.log(`new instance shown ${Date.now() - started} ms after register() resolved`)
   await held.release()
-  await page.waitForSelector('tr[data-lock="jobs/report"]', { hidden: true, timeout: 2_000 })
+  await page.waitForSelector('tr[data-lock="jobs/report"]', { hidden: true, timeout: 5_000 })
 })
 
 test('defect 4: a malformed registration or session record never stops the page', async (t) => {
@@ -164,16 +164,22 @@ test('defect 4: a malformed registration or session record never stops the page'
   t.regex(weird, /<b>x<\/b>/) // shown as text, not markup
   t.is(await page.$('tr[data-address="10.0.0.21:80"] b'), null)
   t.truthy(await page.$('tr[data-address="10.0.0.25:80"]'))
+  // a value that is no registration at all is listed in its service, marked unreadable, with the reason
+  t.regex(
+    await text(page, 'tr[data-address="10.0.0.24:80"][data-health="unreadable"]'),
+    /not json at all \{.*unreadable/,
+  )
+  t.regex(await text(page, 'tr.svc[data-service="billing"]'), /1 unreadable/)
   t.regex(await text(page, 'tr[data-config-key="flag"]'), /<script>alert\(1\)<\/script>/)
   await page.screenshot({ path: join(artifacts, 'console-malformed.png'), fullPage: true })
 
   // and the page goes on: a new instance, a config change, the badge still live
   await kit.register({ service: 'orders', address: '10.0.0.9:3000' })
-  await page.waitForSelector('tr.svc[data-service="orders"]', { timeout: 2_000 })
+  await page.waitForSelector('tr.svc[data-service="orders"]', { timeout: 5_000 })
   await kit.config.set('flag', 'on')
   await page.waitForFunction(
     `document.querySelector('tr[data-config-key="flag"]')?.textContent.includes('on')`,
-    { timeout: 2_000 },
+    { timeout: 5_000 },
   )
   t.is(await text(page, '#status'), 'live')
 })
@@ -196,7 +202,7 @@ test('defect 5: lease TTLs are read again from etcd, they do not count down to 0
   const lease = kit.client.lease(2, { autoKeepAlive: false })
   const id = await lease.grant()
   await kit.client.put(`${s.namespace}services/ttl/10.0.0.2:2`).value('10.0.0.2:2').lease(id).exec()
-  await page.waitForSelector('tr[data-address="10.0.0.2:2"]', { timeout: 2_000 })
+  await page.waitForSelector('tr[data-address="10.0.0.2:2"]', { timeout: 5_000 })
   await page.waitForSelector('tr[data-address="10.0.0.2:2"]', { hidden: true, timeout: 8_000 })
 })
 
@@ -319,7 +325,7 @@ test.serial(
     t.is(await page.evaluate('document.activeElement?.id'), 'filter')
     await page.focus('tr.svc[data-service="billing"] button.toggle')
     await page.keyboard.press('Enter')
-    await page.waitForSelector('tr[data-detail="billing"]', { timeout: 2_000 })
+    await page.waitForSelector('tr[data-detail="billing"]', { timeout: 5_000 })
 
     // 760 px: nothing wider than the window, long values wrap
     await page.setViewport({ width: 760, height: 900 })
@@ -358,8 +364,15 @@ test.serial(
     t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 1)
     await page.click('tr[data-address="10.9.9.9:1"] button.deregister')
     await confirmDialog(page)
-    await page.waitForSelector('tr[data-address="10.9.9.9:1"]', { hidden: true, timeout: 2_000 })
+    await page.waitForSelector('tr[data-address="10.9.9.9:1"]', { hidden: true, timeout: 5_000 })
     t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 0)
+    // an unreadable value: deregistered by its value (the page has no revision of it)
+    await kit.client.put(`${ns}services/orders/10.9.9.8:1`).value('{broken').exec()
+    await page.waitForSelector('tr[data-address="10.9.9.8:1"][data-health="unreadable"]', { timeout: 5_000 })
+    await page.click('tr[data-address="10.9.9.8:1"] button.deregister')
+    t.regex(await confirmDialog(page), /not a registration/)
+    await page.waitForSelector('tr[data-address="10.9.9.8:1"]', { hidden: true, timeout: 5_000 })
+    t.is((await kit.client.get(`${ns}services/orders/10.9.9.8:1`).exec()).kvs.length, 0)
 
     // drain: confirmed, then honoured by the owning kit, which writes weight 0 itself; undrain restores it
     await page.click('tr[data-address="10.0.0.7:3000"] button.drain')
@@ -409,7 +422,7 @@ test.serial(
 
     // history: a diff between revisions, and a rollback, confirmed
     await page.click('tr[data-config-key="limits"] button.history')
-    await page.waitForSelector('#history:not([hidden]) tr[data-revision]', { timeout: 2_000 })
+    await page.waitForSelector('#history:not([hidden]) tr[data-revision]', { timeout: 5_000 })
     t.regex(await text(page, '#diff .add'), /250/)
     t.regex(await text(page, '#diff .del'), /100/)
     await page.screenshot({ path: join(artifacts, 'console-history.png'), fullPage: true })
@@ -423,6 +436,7 @@ test.serial(
       audit.map((e) => [e.writer, e.action, e.key]),
       [
         ['etcdkit-console:alice', 'deregister', 'services/orders/10.9.9.9:1'],
+        ['etcdkit-console:alice', 'deregister', 'services/orders/10.9.9.8:1'],
         ['etcdkit-console:alice', 'drain', 'services/orders/10.0.0.7:3000'],
         ['etcdkit-console:alice', 'undrain', 'services/orders/10.0.0.7:3000'],
         ['etcdkit-console:alice', 'config.set', 'limits'],
@@ -556,6 +570,7 @@ test('the renderer never throws on any value: random snapshots of every shape, e
         queues: i % 5 === 0 ? pick() : [{ name: pick(), kind: pick(), contenders: [{ lease: pick(), createRevision: pick(), value: pick(), process: pick() }, pick()] }, pick()],
         config: i % 3 === 0 ? pick() : [{ key: pick(), value: pick(), service: pick() }, pick()],
         drains: [{ key: pick(), record: pick() }, pick()],
+        unreadable: i % 4 === 0 ? pick() : [{ key: pick(), service: pick(), value: pick(), reason: pick() }, pick()],
       };
       try { take(snap); render(); } catch (e) { thrown++; }
       sectionErrors += document.querySelectorAll('.section-error').length;
