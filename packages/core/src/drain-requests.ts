@@ -50,11 +50,21 @@ export class DrainRequests {
     if (lease) void this.#follow(lease)
   }
 
-  close() {
-    this.#closed = true
+  /** Stops following until the next `start()`: the kit's last registration is gone (no watch kept for none). */
+  stop() {
+    if (!this.#started) return
+    this.#started = false
     this.session.off('lease', this.#onLease)
     this.#follower?.close()
     this.#follower = undefined
+    this.#lease = undefined
+    this.#requests.clear()
+    this.#latest.clear()
+  }
+
+  close() {
+    this.stop()
+    this.#closed = true
   }
 
   async #follow(lease: Lease) {

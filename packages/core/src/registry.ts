@@ -307,6 +307,7 @@ export class Registry {
     this.#perService.delete(entry.service)
     this.#guards.get(entry.service)?.cancel()
     this.#guards.delete(entry.service)
+    if (this.#entries.size === 0) this.#drains.stop()
   }
 
   /**
