@@ -15,7 +15,10 @@ export interface Io {
   env: NodeJS.ProcessEnv
   /** Asks for the etcd password when `--user` is given without ETCDKIT_PASSWORD. */
   password(user: string): Promise<string>
-  /** Resolves when the user interrupts a long-running command (`watch`, `console`). */
+  /**
+   * Resolves when the user interrupts (Ctrl-C, SIGTERM): a `watch` or `console` then ends cleanly, any
+   * other command at once (exit 130). Never resolving means never interrupted.
+   */
   interrupted: Promise<void>
 }
 

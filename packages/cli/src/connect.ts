@@ -1,6 +1,7 @@
 // The kit's connection from flags and environment: the same options as `new EtcdKit()`, no password on
 // the command line (ETCDKIT_PASSWORD, or a prompt on a terminal).
 import { readFileSync } from 'node:fs'
+import { connect } from 'node:net'
 import { type EtcdKit, EtcdKitError, type EtcdKitOptions, EtcdUnavailableError } from '@etcdkit/core'
 import { UsageError } from './errors.js'
 
@@ -113,6 +114,9 @@ export function transportFailure(err: unknown, ms: number): string | undefined {
   return err instanceof EtcdUnavailableError ? `no answer within ${ms} ms` : undefined
 }
 
+/** `reach()` of each kit, in flight or done: a command's failed call defers to its verdict. */
+const reaching = new WeakMap<EtcdKit, Promise<void>>()
+
 /**
  * Settles with `p`, or rejects with `unreachable()` once `ms` pass: a command never waits on etcd for
  * longer, though the kit's own views retry for ever. A transport failure of `p` gets the same message.
@@ -126,32 +130,75 @@ export async function within<T>(kit: EtcdKit, ms: number, what: string, p: Promi
     return await Promise.race([p, late])
   } catch (err) {
     const why = transportFailure(err, ms)
-    throw why === undefined ? err : unreachable(kit, why, what, err)
+    if (why === undefined) throw err
+    // etcd not reached at all: the one message `reach()` gives, not one per call that noticed
+    await reaching.get(kit)
+    throw unreachable(kit, why, what, err)
   } finally {
     clearTimeout(timer)
   }
 }
 
 /**
- * Asks etcd for its status once, before any command: any answer, an error etcd sends included (auth, say),
- * means it is reachable; a refused port fails at once, a silent server after `ms`.
+ * Asks etcd for its status, at the start of every command: any answer, an error etcd sends included (auth,
+ * say), means it is reachable; a refused port fails at once, a silent server after `ms`. The command starts
+ * meanwhile (its arguments are checked without etcd); its calls that fail to reach etcd wait for this.
  */
-export async function reach(kit: EtcdKit, ms: number): Promise<void> {
+export function reach(kit: EtcdKit, ms: number): Promise<void> {
   const asking = (async () => {
     const end = Date.now() + ms
     for (;;) {
       try {
         return await kit.client.maintenance.status()
       } catch (err) {
-        // a call that ran out of its deadline is asked again while the command's own deadline lasts
-        if (transportFailure(err, ms)?.startsWith('no answer') && Date.now() < end) continue
-        throw err
+        // a call that ran out of its deadline, or met a connection failing for no reason it could name (a
+        // channel between attempts), is asked again while the command's own deadline lasts
+        const why = transportFailure(err, ms)
+        if (why === undefined || why === 'connection refused' || why === 'no such host' || Date.now() >= end)
+          throw err
+        // grpc-js shares connections process-wide and may not say why one failed: ask the ports themselves
+        if (await allRefuse(kit.endpoints)) throw unreachable(kit, 'connection refused', undefined, err)
+        await new Promise((resolve) => setTimeout(resolve, 50))
       }
     }
   })()
-  try {
-    await within(kit, ms, '', asking)
-  } catch (err) {
-    if (err instanceof EtcdUnavailableError) throw err
-  }
+  const reached = (async () => {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        asking,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(unreachable(kit, `no answer within ${ms} ms`)), ms)
+        }),
+      ])
+    } catch (err) {
+      if (err instanceof UnreachableError) throw err
+      const why = transportFailure(err, ms)
+      if (why !== undefined) throw unreachable(kit, why, undefined, err)
+      // etcd answered, with an error of its own: reachable; the command meets that error itself
+    } finally {
+      clearTimeout(timer)
+    }
+  })()
+  reached.catch(() => {}) // awaited by the command line; a call may defer to it too
+  reaching.set(kit, reached)
+  return reached
+}
+
+/** Whether every endpoint refuses a TCP connection (nothing listens there): a definite answer, at once. */
+async function allRefuse(endpoints: readonly string[]): Promise<boolean> {
+  const refuses = (endpoint: string) =>
+    new Promise<boolean>((resolve) => {
+      const m = /^(?:\w+:\/\/)?(\[[^\]]+\]|[^:/]+):(\d+)/.exec(endpoint)
+      if (!m) return resolve(false)
+      const socket = connect({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) })
+      const done = (refused: boolean) => {
+        socket.destroy()
+        resolve(refused)
+      }
+      socket.setTimeout(1_000, () => done(false))
+      socket.once('connect', () => done(false))
+      socket.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED'))
+    })
+  return (await Promise.all(endpoints.map(refuses))).every(Boolean)
 }

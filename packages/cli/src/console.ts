@@ -5,7 +5,8 @@ import { EtcdCallError, type EtcdKit, EtcdKitError } from '@etcdkit/core'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { type AuditEntry, registerActions } from './actions.js'
 import { transportFailure, unreachable, within } from './connect.js'
-import { checkBind, createGuard } from './guard.js'
+import { UsageError } from './errors.js'
+import { checkBind, createGuard, isLoopbackAddress } from './guard.js'
 import { LiveState, type LiveStateOptions, type Snapshot } from './live.js'
 import { page } from './page.js'
 
@@ -174,6 +175,12 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   }
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port
+  // `localhost` is whatever the resolver says: the address actually bound decides, as --host did
+  if (!token && typeof address === 'object' && address && !isLoopbackAddress(address.address)) {
+    live.close()
+    await app.close()
+    throw new UsageError(`${host} bound ${address.address}, which is not loopback: give a --token`)
+  }
   const shown = host.includes(':') ? `[${host}]` : host
   return {
     url: `http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`,

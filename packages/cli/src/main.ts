@@ -1,6 +1,5 @@
 // `etcdkit <command>`: parses the command line, connects a kit, runs the command, and maps failures to exit
-// codes (0 ok, 1 failed, 2 bad usage).
-
+// codes (0 ok, 1 failed, 2 bad usage, 130 interrupted).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { EtcdKit, EtcdKitError } from '@etcdkit/core'
@@ -83,11 +82,10 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       throw new UsageError(`unknown command ${JSON.stringify(name)}`)
     const k = new EtcdKit(await kitOptions(values, io.env, io.password))
     kit = k
-    // every command: etcd reached first (one message for a refused port and a silent server), then the work
-    const work = (async () => {
-      await reach(k, ms)
-      return (await command(k, args, values, io)) ?? 0
-    })()
+    // every command: etcd asked for its status (one message for a refused port and a silent server) while
+    // the command checks its arguments and starts
+    const reached = reach(k, ms)
+    const work = Promise.all([reached, command(k, args, values, io)]).then(([, code]) => code ?? 0)
     work.catch(() => {}) // abandoned on an interrupt: its failure is not news
     // the user's interrupt ends any command at any moment, starting up included
     const stop = io.interrupted.then(() => 'interrupted' as const)
@@ -103,7 +101,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       return 2
     }
     if (err instanceof EtcdKitError && err.code === 'ETCDKIT_INVALID_ARGUMENT') {
-      io.stderr.write(`etcdkit: ${err.message}\n`)
+      io.stderr.write(`etcdkit: ${printable(err.message)}\n`)
       return 2
     }
     const why = kit && transportFailure(err, ms)

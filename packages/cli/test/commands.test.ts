@@ -242,7 +242,7 @@ test('values from etcd are printed with control characters escaped (tables and p
   ])
   await s.kitEtcdctl([
     'put',
-    `${s.namespace}leader/x/${lease}`,
+    `${s.namespace}leader/x/${BigInt(`0x${lease}`).toString(16)}`, // Go's %x; etcdctl prints %016x
     `node\u001b]0;title\u0007\nfake`,
     `--lease=${lease}`,
   ])

@@ -3,6 +3,7 @@
 // binds beyond loopback. node:http, not fetch: undici would set Host and Origin itself.
 import http from 'node:http'
 import test, { type ExecutionContext } from 'ava'
+import { isLoopbackAddress, parseHost } from '../src/guard.js'
 import { startConsole } from '../src/index.js'
 import { scene } from './helpers.js'
 
@@ -217,4 +218,27 @@ test('a bind beyond loopback needs --host and a token, decided on the parsed add
     (await request(port, 'GET', '/api/snapshot', { host: `127.0.0.1.evil.example:${port}`, ...auth })).status,
     421,
   )
+})
+
+test('loopback and Host parsing: exact, on the parsed address', (t) => {
+  for (const h of ['127.0.0.1', '127.9.9.9', '::1', '[::1]', 'localhost', 'LOCALHOST', '::ffff:127.0.0.1'])
+    t.true(isLoopbackAddress(h), h)
+  for (const h of [
+    '127.attacker.example',
+    '127.0.0.1.evil.example',
+    'localhost.evil.example',
+    '0.0.0.0',
+    '::',
+    '10.0.0.1',
+    '127.1',
+    '0x7f000001',
+    '::ffff:10.0.0.1',
+    '',
+  ])
+    t.false(isLoopbackAddress(h), h)
+  t.deepEqual(parseHost('127.0.0.1:8087'), { name: '127.0.0.1', port: 8087 })
+  t.deepEqual(parseHost('[::1]:8087'), { name: '::1', port: 8087 })
+  t.deepEqual(parseHost('LocalHost'), { name: 'localhost', port: undefined })
+  for (const bad of ['', 'a b', 'user@host:1', 'host:1:2', 'host:99999', '[::1', 'host/x', 'host:'])
+    t.is(parseHost(bad), undefined, bad)
 })

@@ -42,6 +42,10 @@ async function everyCommand(t: ExecutionContext, namespace: string) {
   t.notRegex(locks, /leader\/scheduler|sessions\/|services\/|config\//)
   t.regex(await ok('locks', 'jobs/'), /^jobs\/report\s+holder/m)
   t.regex(await ok('elections'), new RegExp(`^leader/scheduler\\s+leader\\s+${aLease}\\s.*node-a$`, 'm'))
+  t.regex(await ok('elections', 'leader/'), /^leader\/scheduler\s+leader\s/m)
+  t.regex(await ok('config', 'set', 'rate-limit', '7', '--service', 'orders'), /^$/)
+  t.is(await ok('config', 'get', 'rate-limit', '--service', 'orders'), '7\n')
+  await ok('config', 'delete', 'rate-limit', '--service', 'orders')
 
   await ok('config', 'set', 'rate-limit', '100')
   await ok('config', 'set', 'rate-limit', '250')

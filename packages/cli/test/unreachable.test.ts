@@ -51,6 +51,20 @@ test('every command against a refused port or a silent etcd: one message naming 
     }
 })
 
+test('bad usage is said as such (exit 2) even when etcd is unreachable: arguments are checked without etcd', async (t) => {
+  for (const args of [
+    ['config', 'get'],
+    ['config', 'frob'],
+    ['services', 'a', 'b'],
+    ['watch', 'everything'],
+    ['console', '--port', 'x'],
+  ]) {
+    const r = await cli([...args, '--endpoints', '127.0.0.1:1', '--timeout', '2000'])
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    t.notRegex(r.stderr, /unreachable/)
+  }
+})
+
 test('`watch locks` says when a refresh fails and goes on; it never crashes on an unhandled error', async (t) => {
   const s = await scene(t, 'cli-watch-fail')
   const proxy = await startProxy(s.endpoints[0]!)
@@ -64,15 +78,22 @@ test('`watch locks` says when a refresh fails and goes on; it never crashes on a
     '--namespace',
     s.namespace,
     '--timeout',
-    '300',
+    '1000',
   ])
-  await eventually(() => watch.stderr.includes('watching locks'), 'the watch started', 10_000)
+  let ended: number | undefined
+  void watch.exited.then((code) => (ended = code))
+  await eventually(
+    () => watch.stderr.includes('watching locks') || ended !== undefined,
+    'the watch started',
+    20_000,
+  )
+  t.is(ended, undefined, watch.stderr)
   // a change reaches the watch, then the proxy holds the refresh it schedules 50 ms later: it fails
   for (let attempt = 0; attempt < 10 && !/etcdkit: /.test(watch.stderr); attempt++) {
     const held = await kit.lock(`jobs/${attempt}`).acquire()
     await sleep(15)
     proxy.stall()
-    await sleep(1_500)
+    await sleep(2_500) // beyond the read's 1 s deadline
     proxy.pass()
     await held.release()
     await sleep(200)
