@@ -170,6 +170,7 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   try {
     await app.listen({ port: options.port, host })
   } catch (err) {
+    clearInterval(ping)
     live.close()
     throw err
   }
@@ -177,6 +178,7 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   const port = typeof address === 'object' && address ? address.port : options.port
   // `localhost` is whatever the resolver says: the address actually bound decides, as --host did
   if (!token && typeof address === 'object' && address && !isLoopbackAddress(address.address)) {
+    clearInterval(ping)
     live.close()
     await app.close()
     throw new UsageError(`${host} bound ${address.address}, which is not loopback: give a --token`)
