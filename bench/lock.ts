@@ -11,6 +11,8 @@ import { promisify } from 'node:util'
 import { EtcdKit, type HeldLock, silentLogger } from '@etcdkit/core'
 import { buildGoProgram, startEtcd } from '@etcdkit/testing'
 import { Etcd3, EtcdLockFailedError } from 'etcd3'
+// the kit's keyspace and watch hub are private: core's internal accessor, for measuring them
+import { kitInternals } from '../packages/core/src/kit.js'
 import { etcdMetrics, fmt, machine, median, percentile, printGrid } from './stats.js'
 
 const CONTENDERS = 8
@@ -130,12 +132,12 @@ async function runGo(args: string[]): Promise<unknown> {
 // 1. floors: put round trip, through the same raw KV client the lock uses; put to another kit's watch
 const a = newKit()
 const b = newKit()
-const key = a.keyspace.key('floor/put')
-for (let i = 0; i < 100; i++) await a.keyspace.kv.put({ key, value: Buffer.from(String(i)) })
+const key = kitInternals(a).keyspace.key('floor/put')
+for (let i = 0; i < 100; i++) await kitInternals(a).keyspace.kv.put({ key, value: Buffer.from(String(i)) })
 const puts: number[] = []
 for (let i = 0; i < N; i++) {
   const t0 = performance.now()
-  await a.keyspace.kv.put({ key, value: Buffer.from(String(i)) })
+  await kitInternals(a).keyspace.kv.put({ key, value: Buffer.from(String(i)) })
   puts.push(performance.now() - t0)
 }
 const put = latency(puts)
@@ -145,17 +147,17 @@ let watchCreated!: () => void
 const created = new Promise<void>((resolve) => {
   watchCreated = resolve
 })
-const handle = b.watchHub.watch(
-  { key: b.keyspace.key('floor/watch'), startRevision: 0n },
+const handle = kitInternals(b).watchHub.watch(
+  { key: kitInternals(b).keyspace.key('floor/watch'), startRevision: 0n },
   { onEvents: () => onEvent?.(), onReset: () => {}, onCreated: () => watchCreated() },
 )
-const watchKey = a.keyspace.key('floor/watch')
+const watchKey = kitInternals(a).keyspace.key('floor/watch')
 const putAndHear = async (i: number) => {
   const heard = new Promise<void>((resolve) => {
     onEvent = resolve
   })
   const t0 = performance.now()
-  await a.keyspace.kv.put({ key: watchKey, value: Buffer.from(String(i)) })
+  await kitInternals(a).keyspace.kv.put({ key: watchKey, value: Buffer.from(String(i)) })
   await heard
   return performance.now() - t0
 }

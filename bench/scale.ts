@@ -11,6 +11,8 @@ import { runInNewContext } from 'node:vm'
 import { type Discovery, EtcdKit, type Instance, type Logger, silentLogger } from '@etcdkit/core'
 import { startEtcd } from '@etcdkit/testing'
 import { Etcd3 } from 'etcd3'
+// the kit's keyspace and watch hub are private: core's internal accessor, for measuring them
+import { kitInternals } from '../packages/core/src/kit.js'
 import { type EtcdLoad, etcdLoad, fmt, machine, median, percentile, printGrid } from './stats.js'
 
 const SIZES = (process.env.BENCH_SCALE_SIZES ?? '1000,10000,100000').split(',').map(Number)
@@ -161,10 +163,10 @@ async function measure(instances: number, services: number): Promise<SizeResult>
         const batch = puts.slice(next, next + TXN_OPS)
         next += TXN_OPS
         const w = batch[0]!.w
-        await writers[w]!.keyspace.kv.txn({
+        await kitInternals(writers[w]!).keyspace.kv.txn({
           success: batch.map((p) => ({
             request_put: {
-              key: writers[w]!.keyspace.key(p.key),
+              key: kitInternals(writers[w]!).keyspace.key(p.key),
               value: Buffer.from(p.value),
               lease: leases[w]!.id,
             },
@@ -176,8 +178,8 @@ async function measure(instances: number, services: number): Promise<SizeResult>
   const writeMs = performance.now() - tWrite
   // the bench's own 100k pending puts must not weigh on the reader's garbage collections below
   puts.length = 0
-  const written = await writers[0]!.keyspace.kv.range({
-    ...writers[0]!.keyspace.range('services/'),
+  const written = await kitInternals(writers[0]!).keyspace.kv.range({
+    ...kitInternals(writers[0]!).keyspace.range('services/'),
     count_only: true,
   })
   const states = writers.map((w) => w.session.state)

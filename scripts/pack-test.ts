@@ -158,6 +158,15 @@ async function checkTarball(file: string, name: string) {
   ]
   if (!esmOnly.has(name.slice('@etcdkit/'.length)))
     required.push('dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json')
+  // the second entry, @etcdkit/core/integration, in both builds (and for moduleResolution node10)
+  if (name === '@etcdkit/core')
+    required.push(
+      'dist/integration/index.js',
+      'dist/integration/index.d.ts',
+      'dist/cjs/integration/index.js',
+      'dist/cjs/integration/index.d.ts',
+      'integration/package.json',
+    )
   const missing = required.filter((f) => !files.has(f))
   if (missing.length > 0) throw new Error(`${name}: the tarball lacks ${missing.join(', ')}`)
   const { stdout: manifest } = await sh(root, ['tar', 'xzf', file, '-O', 'package/package.json'])

@@ -1,6 +1,7 @@
 // Type-checked under moduleResolution node10, node16, nodenext and bundler: the published types resolve
 // and describe the API (CommonJS under node16/nodenext: this app has no "type"; check-esm.mts is ESM).
 import { EtcdKit, type Instance } from '@etcdkit/core'
+import { getDefaultKit, inspect } from '@etcdkit/core/integration'
 import { WithLock } from '@etcdkit/decorators'
 import { etcdDiscovery as expressDiscovery } from '@etcdkit/express'
 import { etcdDiscovery } from '@etcdkit/fastify'
@@ -21,5 +22,9 @@ export async function main(): Promise<readonly Instance[]> {
   await new Job().run()
   // @ts-expect-error ttl is a number of seconds
   new EtcdKit({ ttl: '10' })
+  // the integration entry's types resolve, and name the same EtcdKit class as the root's
+  const queues: Promise<{ name: string }[]> = inspect(kit).queues()
+  const fallback: EtcdKit | undefined = getDefaultKit()
+  void [queues, fallback]
   return users.discover('users').instances
 }

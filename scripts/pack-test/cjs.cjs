@@ -1,5 +1,6 @@
 // A CommonJS consumer: every package loads through require(), and the core works against etcd.
-const { EtcdKit, getDefaultKit, setDefaultKit } = require('@etcdkit/core')
+const { EtcdKit } = require('@etcdkit/core')
+const { getDefaultKit, setDefaultKit } = require('@etcdkit/core/integration')
 const { etcdDiscovery } = require('@etcdkit/fastify')
 const express = require('@etcdkit/express')
 const grpc = require('@etcdkit/grpc')
@@ -16,7 +17,7 @@ async function main() {
   const kit = new EtcdKit({ endpoints, namespace: ns })
   setDefaultKit(kit)
   // the ESM build of core, loaded beside this one, shares the default kit
-  const esm = await import('@etcdkit/core')
+  const esm = await import('@etcdkit/core/integration')
   assert.equal(esm.getDefaultKit(), kit, 'one default kit for both builds')
   assert.equal(getDefaultKit(), kit)
   await kit.register({ service: 'cjs', address: '127.0.0.1:4000' })

@@ -1,6 +1,7 @@
 // An ESM consumer: every package loads through import, and the core works against etcd.
 import { createRequire } from 'node:module'
-import { EtcdKit, setDefaultKit } from '@etcdkit/core'
+import { EtcdKit } from '@etcdkit/core'
+import { setDefaultKit } from '@etcdkit/core/integration'
 import { WithLock } from '@etcdkit/decorators'
 import { etcdDiscovery as expressDiscovery } from '@etcdkit/express'
 import fastifyDiscovery, { etcdDiscovery } from '@etcdkit/fastify'
@@ -13,7 +14,7 @@ for (const f of [WithLock, expressDiscovery, registerEtcdResolver]) assert.equal
 const ns = namespace('esm')
 const kit = new EtcdKit({ endpoints, namespace: ns })
 setDefaultKit(kit)
-const cjs = createRequire(import.meta.url)('@etcdkit/core')
+const cjs = createRequire(import.meta.url)('@etcdkit/core/integration')
 assert.equal(cjs.getDefaultKit(), kit, 'one default kit for both builds')
 const view = kit.discover('esm')
 await view.ready

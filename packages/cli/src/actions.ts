@@ -1,9 +1,9 @@
 // The console's operator actions on registrations (only with --write): drain (a request its owner
 // honours), withdraw a drain, deregister a stale key. Each is recorded with the operator's identity.
 import type { EtcdKit } from '@etcdkit/core'
+import { SESSIONS_PREFIX } from '@etcdkit/core/integration'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { cancelDrain, DrainRefusedError, requestDrain } from './drain.js'
-import { SESSIONS_PREFIX } from './inspect.js'
 
 /** One action as the console records it (printed by `etcdkit console`, kept by the caller of `startConsole`). */
 export interface AuditEntry {

@@ -3,51 +3,14 @@
 // docs/PROTOCOL.md, "Drain requests").
 import { hostname } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
-import { SESSIONS_PREFIX } from './inspect.js'
-
-/** Where drain requests live, under the kit namespace: `{namespace}_etcdkit/drain/{leaseHex}/{registration key}`. */
-export const DRAIN_PREFIX = '_etcdkit/drain/'
-
-/** A drain request's value: who asked, from where, when. */
-export interface DrainRecord {
-  writer: string
-  hostname: string
-  pid: number
-  /** ISO 8601, UTC. */
-  at: string
-}
-
-/** A drain request as read back: the owner's lease, the registration it names, and its record when readable. */
-export interface DrainRequest {
-  lease: string
-  key: string
-  record: DrainRecord | undefined
-}
-
-/** The request's key for the registration `key` (namespace-relative) owned by `lease` (hex). */
-export const drainKey = (lease: string, key: string) => `${DRAIN_PREFIX}${lease}/${key}`
-
-/** Reads a request key (namespace-relative) and value; `undefined` when the key is not a request. */
-export function parseDrain(name: string, value: string): DrainRequest | undefined {
-  if (!name.startsWith(DRAIN_PREFIX)) return undefined
-  const rest = name.slice(DRAIN_PREFIX.length)
-  const slash = rest.indexOf('/')
-  if (slash <= 0 || !/^[0-9a-f]+$/.test(rest.slice(0, slash))) return undefined
-  let record: DrainRecord | undefined
-  try {
-    const o = JSON.parse(value) as Record<string, unknown>
-    if (o && typeof o.writer === 'string' && typeof o.hostname === 'string' && typeof o.at === 'string')
-      record = {
-        writer: o.writer,
-        hostname: o.hostname,
-        pid: typeof o.pid === 'number' ? o.pid : 0,
-        at: o.at,
-      }
-  } catch {
-    // another writer's value: the request still stands, its author is unknown
-  }
-  return { lease: rest.slice(0, slash), key: rest.slice(slash + 1), record }
-}
+import {
+  DRAIN_PREFIX,
+  type DrainRecord,
+  type DrainRequest,
+  drainKey,
+  parseDrainRequest,
+  SESSIONS_PREFIX,
+} from '@etcdkit/core/integration'
 
 /** Why a drain (or its cancellation) was refused: the message says what to do instead. */
 export class DrainRefusedError extends Error {
@@ -122,7 +85,7 @@ export async function cancelDrain(kit: EtcdKit, key: string): Promise<boolean> {
   const mine = kvs.kvs
     .map((kv) => ({
       kv,
-      req: parseDrain(kv.key.toString().slice(kit.namespace.length), kv.value.toString()),
+      req: parseDrainRequest(kv.key.toString().slice(kit.namespace.length), kv.value.toString()),
     }))
     .filter((x) => x.req?.key === key)
   for (const { kv } of mine) await kit.client.delete().key(kv.key).exec()

@@ -3,7 +3,13 @@
 // again on a timer (etcd sends no event as a lease counts down); and whether all of it is known current.
 import { EventEmitter } from 'node:events'
 import type { Catalog, ConfigWatch, EtcdKit } from '@etcdkit/core'
-import { DRAIN_PREFIX, type DrainRequest, parseDrain } from './drain.js'
+import {
+  DRAIN_PREFIX,
+  type DrainRequest,
+  inspect,
+  type KitInspector,
+  parseDrainRequest,
+} from '@etcdkit/core/integration'
 import {
   type ConfigEntry,
   configEntries,
@@ -67,6 +73,7 @@ export class LiveState extends EventEmitter<{
   readonly #kit: EtcdKit
   readonly #catalog: Catalog
   readonly #config: ConfigWatch
+  readonly #inspector: KitInspector
   readonly #watch: { cancel(): void }
   readonly #ttlTimer: NodeJS.Timeout
   readonly #ttlBatch: number
@@ -106,26 +113,21 @@ export class LiveState extends EventEmitter<{
     this.#config.on('change', () => this.#schedule())
     this.#config.on('stale', (reason) => this.#setStale('config', reason, this.#config.syncedAt))
     this.#config.on('current', () => this.#setCurrent('config'))
-    const { key, range_end } = kit.keyspace.range('')
     // lock, election and drain keys live anywhere in the namespace: any change may move a queue
-    this.#watch = kit.watchHub.watch(
-      { key, rangeEnd: range_end, startRevision: 0n },
+    this.#inspector = inspect(kit)
+    this.#watch = this.#inspector.watchNamespace(
+      (changes) => {
+        if (changes === undefined) return this.#schedule(true) // reset: anything may have changed
+        // the catalog and the config watch follow their own prefixes; anything else may be a queue
+        let other = false
+        for (const { key, deleted } of changes) {
+          // an unreadable key deleted: the catalog says nothing of it (one made readable it lists)
+          if (deleted && this.#unreadable.delete(key)) this.#schedule()
+          if (!key.startsWith(kit.registryPrefix) && !key.startsWith(kit.configPrefix)) other = true
+        }
+        if (other) this.#schedule(true)
+      },
       {
-        onEvents: (events) => {
-          // the catalog and the config watch follow their own prefixes; anything else may be a queue
-          let other = false
-          for (const e of events) {
-            const name = kit.keyspace.name(e.kv.key)
-            // an unreadable key deleted: the catalog says nothing of it (one made readable it lists)
-            if (e.type === 'Delete' && this.#unreadable.has(name)) {
-              this.#unreadable.delete(name)
-              this.#schedule()
-            }
-            if (!name.startsWith(kit.registryPrefix) && !name.startsWith(kit.configPrefix)) other = true
-          }
-          if (other) this.#schedule(true)
-        },
-        onReset: () => this.#schedule(true),
         onStale: (reason, since) => this.#setStale('watch', reason, since),
         onCurrent: () => {
           this.#setCurrent('watch')
@@ -293,8 +295,8 @@ export class LiveState extends EventEmitter<{
 
   async #drains(): Promise<DrainRequest[]> {
     try {
-      const { kvs } = await this.#kit.keyspace.list(DRAIN_PREFIX)
-      return kvs.flatMap((kv) => parseDrain(this.#kit.keyspace.name(kv.key), kv.value.toString()) ?? [])
+      const kvs = await this.#inspector.list(DRAIN_PREFIX)
+      return kvs.flatMap((kv) => parseDrainRequest(kv.key, kv.value) ?? [])
     } catch {
       // a role without read access to the drain prefix still sees everything else
       return []

@@ -45,7 +45,7 @@ export function seconds(s: number | undefined): string {
 
 /** A process as `service@address (host pid 123)`, or `unknown`. */
 export function processLabel(
-  p: { service?: string; address?: string; hostname?: string; pid?: number } | 'unknown',
+  p: { service?: string | null; address?: string | null; hostname?: string; pid?: number } | 'unknown',
 ): string {
   if (p === 'unknown') return 'unknown'
   const who = [p.service, p.address].filter(Boolean).join('@')

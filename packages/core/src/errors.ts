@@ -1,3 +1,16 @@
+import {
+  ClientClosedError,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  EtcdUserNotFoundError,
+  GRPCCancelledError,
+  GRPCDeadlineExceededError,
+  GRPCInternalError,
+  GRPCResourceExhastedError,
+  GRPCUnavailableError,
+  GRPCUnknownError,
+} from 'etcd3'
+
 /** Stable failure codes; each error class below carries one. */
 export type EtcdKitErrorCode =
   | 'ETCDKIT_INVALID_ARGUMENT'
@@ -23,6 +36,14 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_TOO_LARGE'
   | 'ETCDKIT_ETCD_ERROR'
 
+/**
+ * The brand of etcdkit's errors, registered (`Symbol.for`) so that every copy of the package shares it:
+ * an ESM and a CommonJS build loaded in one process (an ESM app whose dependency `require()`s
+ * @etcdkit/core) have distinct classes, and `instanceof` must still recognise the other copy's errors.
+ */
+const BRAND = Symbol.for('@etcdkit/core:error-classes')
+const ownInstanceOf = Function.prototype[Symbol.hasInstance]
+
 /** The base of every error etcdkit throws: a stable `code`, and the underlying `cause` when there is one. */
 export class EtcdKitError extends Error {
   readonly code: EtcdKitErrorCode
@@ -30,6 +51,30 @@ export class EtcdKitError extends Error {
     super(message, options)
     this.code = code
     this.name = new.target.name
+  }
+
+  /** The names of the error's classes from its own up to `EtcdKitError` (read by another copy's `instanceof`). */
+  get [BRAND](): readonly string[] {
+    const names: string[] = []
+    for (let c: unknown = this.constructor; typeof c === 'function'; c = Object.getPrototypeOf(c)) {
+      names.push(c.name)
+      if (c.name === 'EtcdKitError') break
+    }
+    return names
+  }
+
+  /**
+   * `err instanceof InvalidArgumentError` holds for an error of this copy's class, and for one made by
+   * another copy of @etcdkit/core whose class of the same name it descends from (the brand says which).
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // `this` is the class on the right of `instanceof` (a subclass inherits this method)
+    // biome-ignore lint/complexity/noThisInStatic: the subclass asked about, not EtcdKitError
+    if (ownInstanceOf.call(this, value)) return true
+    if (typeof value !== 'object' || value === null) return false
+    const names = (value as { [BRAND]?: unknown })[BRAND]
+    // biome-ignore lint/complexity/noThisInStatic: the subclass asked about, not EtcdKitError
+    return Array.isArray(names) && names.includes(this.name)
   }
 }
 
@@ -168,16 +213,16 @@ export class LockReleasedError extends EtcdKitError {
   constructor(message: string) {
     super('ETCDKIT_LOCK_RELEASED', message)
   }
+}
 
-  /** @internal One without a stack trace: made on every release, where a stack says nothing and costs ~15 µs. */
-  static cheap(message: string): LockReleasedError {
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    try {
-      return new LockReleasedError(message)
-    } finally {
-      Error.stackTraceLimit = limit
-    }
+/** A `LockReleasedError` without a stack trace: made on every release, where a stack says nothing and costs ~15 µs. */
+export function cheapLockReleased(message: string): LockReleasedError {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new LockReleasedError(message)
+  } finally {
+    Error.stackTraceLimit = limit
   }
 }
 
@@ -327,24 +372,34 @@ export function failureKind(err: unknown): 'denied' | 'auth' | 'large' | 'closed
     if (err.code === 'ETCDKIT_CLOSED') return 'closed'
     return 'other'
   }
-  const name = err instanceof Error ? err.constructor.name : ''
   const message = messageOf(err)
-  if (name === 'EtcdPermissionDeniedError' || /etcdserver: permission denied/.test(message)) return 'denied'
+  if (err instanceof EtcdPermissionDeniedError || /etcdserver: permission denied/.test(message))
+    return 'denied'
   if (
-    name === 'EtcdAuthenticationFailedError' ||
-    name === 'EtcdUserNotFoundError' ||
+    err instanceof EtcdAuthenticationFailedError ||
+    err instanceof EtcdUserNotFoundError ||
     /etcdserver: (authentication failed|user name is empty|user name not found)/.test(message)
   )
     return 'auth'
+  // etcd3 spells this class "Exhasted"
   if (
-    /request is too large|larger than max|message length too large|RESOURCE_EXHAUSTED/i.test(message) ||
-    name === 'GRPCResourceExhastedError'
+    err instanceof GRPCResourceExhastedError ||
+    /request is too large|larger than max|message length too large|RESOURCE_EXHAUSTED/i.test(message)
   )
     return 'large'
-  if (name === 'ClientClosedError' || /client was already closed|has been closed/i.test(message))
+  if (err instanceof ClientClosedError || /client was already closed|has been closed/i.test(message))
     return 'closed'
   return 'other'
 }
+
+/** etcd3's classes of a call that got no answer (as opposed to an answer refusing it). */
+const UNANSWERED = [
+  GRPCUnavailableError,
+  GRPCDeadlineExceededError,
+  GRPCCancelledError,
+  GRPCInternalError,
+  GRPCUnknownError,
+]
 
 /**
  * etcd refused the request because its auth store changed between the request's receipt and its apply (a
@@ -378,8 +433,7 @@ export function etcdError(err: unknown, what: string): EtcdKitError {
     case 'closed':
       return new ClosedError('the kit', err)
     default: {
-      const name = err instanceof Error ? err.constructor.name : ''
-      if (/Unavailable|DeadlineExceeded|Cancelled|Internal|Unknown/.test(name) || name === 'Error')
+      if (UNANSWERED.some((c) => err instanceof c) || (err instanceof Error && err.constructor === Error))
         return new EtcdUnavailableError(capMessage(`etcd did not answer ${what}: ${detail}`), err)
       return new EtcdCallError(`etcd refused ${what}: ${detail}`, err)
     }

@@ -2,24 +2,26 @@ import { EventEmitter } from 'node:events'
 import { inspect, isDeepStrictEqual } from 'node:util'
 import { handleWhen, noop, retry, wrap } from 'cockatiel'
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3'
-import { Catalog } from './catalog.js'
-import { Config } from './config.js'
-import { ConfigCache, type ConfigCacheOptions } from './config-cache.js'
-import { type Discovery, DiscoveryHub } from './discovery.js'
-import { type Election, ElectionHub } from './election.js'
-import { StreamEndpoints } from './endpoints.js'
+import { ConfigCache, type ConfigCacheOptions } from './config/cache.js'
+import { Config } from './config/config.js'
+import { type Election, ElectionHub } from './coordination/election.js'
+import { type Lock, LockHub } from './coordination/lock.js'
+import { QueueHub } from './coordination/queue.js'
 import { ClosedError, InvalidArgumentError, isAuthStoreMoved, show } from './errors.js'
-import { type AuthOptions, etcdSecurity, type TlsOptions } from './etcd-options.js'
-import { HealthMonitor, type HealthSnapshot } from './health.js'
-import { Keyspace } from './keyspace.js'
-import { type Lock, LockHub } from './lock.js'
-import { type Logger, type LoggerLike, toLogger } from './logger.js'
-import { bindMeterProvider } from './metrics.js'
-import { QueueHub } from './queue.js'
-import { type RegisterOptions, type Registration, Registry } from './registry.js'
-import { ServiceClient, type ServiceClientOptions } from './service-client.js'
-import { Session, type SessionState } from './session.js'
-import { SessionRecordWriter } from './session-record.js'
+import { StreamEndpoints } from './etcd/endpoints.js'
+import { type AuthOptions, etcdSecurity, type TlsOptions } from './etcd/etcd-options.js'
+import { Keyspace } from './etcd/keyspace.js'
+import { Session, type SessionState } from './etcd/session.js'
+import { WatchHub } from './etcd/watch.js'
+import { HealthMonitor, type HealthSnapshot } from './ops/health.js'
+import { type Logger, type LoggerLike, toLogger } from './ops/logger.js'
+import { bindMeterProvider } from './ops/metrics.js'
+import { SessionRecordWriter } from './ops/session-record.js'
+import { Catalog } from './registry/catalog.js'
+import { type Discovery, DiscoveryHub } from './registry/discovery.js'
+import { type RegisterOptions, type Registration, Registry } from './registry/registry.js'
+import { ServiceClient, type ServiceClientOptions, serviceClientOptions } from './registry/service-client.js'
+import { settledWithin } from './util.js'
 import {
   checkAddress,
   checkKeys,
@@ -29,7 +31,6 @@ import {
   checkTtl,
   isPlainObject,
 } from './validate.js'
-import { WatchHub } from './watch.js'
 
 export interface EtcdKitOptions {
   /**
@@ -117,6 +118,19 @@ const KIT_OPTIONS = [
   'configCache',
 ] as const
 
+let readInternals: (kit: EtcdKit) => KitInternals
+
+/** A kit's keyspace and watch hub: for core's own modules (the inspection API), in no package entry. */
+export interface KitInternals {
+  keyspace: Keyspace
+  watchHub: WatchHub
+}
+
+/** The keyspace and watch hub of `kit`, which are private fields: core's modules only. */
+export function kitInternals(kit: EtcdKit): KitInternals {
+  return readInternals(kit)
+}
+
 /**
  * One per process: the etcd client, the session lease, the watch stream, and everything built on them
  * (registrations, discovery, locks, configuration). `close()` deregisters, releases and revokes.
@@ -132,8 +146,11 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   readonly logger: Logger
   /** The underlying etcd3 client, for what etcdkit does not cover. Keys written through it ignore `namespace`. */
   readonly client: Etcd3
-  /** @internal */ readonly keyspace: Keyspace
-  /** @internal */ readonly watchHub: WatchHub
+  readonly #keyspace: Keyspace
+  readonly #watchHub: WatchHub
+  static {
+    readInternals = (kit) => ({ keyspace: kit.#keyspace, watchHub: kit.#watchHub })
+  }
   /** The session: one lease for everything this kit holds. */
   readonly session: Session
   /** Live configuration: `kit.config.value(key, { parse, validate, default })`, `get`, `set`, `delete`, `watch`. */
@@ -201,48 +218,48 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       ...security,
     }
     this.client = new Etcd3(etcdOptions)
-    this.keyspace = new Keyspace(this.client.kv, this.namespace)
+    this.#keyspace = new Keyspace(this.client.kv, this.namespace)
     // the keepalive and watch streams each run on one chosen member, and leave it when it goes silent
     this.#streams = new StreamEndpoints(this.endpoints, this.client, etcdOptions)
-    this.watchHub = new WatchHub(this.#streams, this.logger)
+    this.#watchHub = new WatchHub(this.#streams, this.logger)
     bindMeterProvider()
     this.session = new Session(this.client.leaseClient, this.ttl, this.logger, this.#streams)
     this.session.on('state', (state) => this.emit('session', state))
-    this.#record = new SessionRecordWriter(this.keyspace, this.session, this.logger, this.serviceName)
+    this.#record = new SessionRecordWriter(this.#keyspace, this.session, this.logger, this.serviceName)
     this.#registry = new Registry(
-      this.keyspace,
+      this.#keyspace,
       this.session,
-      this.watchHub,
+      this.#watchHub,
       this.logger,
       this.registryPrefix,
       this.endpoints,
       callTimeout,
     )
-    this.#discovery = new DiscoveryHub(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
+    this.#discovery = new DiscoveryHub(this.#keyspace, this.#watchHub, this.logger, this.registryPrefix)
     this.config = new Config(
-      this.keyspace,
-      this.watchHub,
+      this.#keyspace,
+      this.#watchHub,
       this.logger,
       this.configPrefix,
       this.serviceName,
       cache,
     )
-    this.#queues = new QueueHub(this.keyspace, this.watchHub, this.logger)
+    this.#queues = new QueueHub(this.#keyspace, this.#watchHub, this.logger)
     this.#locks = new LockHub(
-      this.keyspace,
+      this.#keyspace,
       this.session,
       this.#queues,
       this.logger,
       this.endpoints,
       callTimeout,
     )
-    this.#elections = new ElectionHub(this.keyspace, this.session, this.#queues, this.watchHub, this.logger)
+    this.#elections = new ElectionHub(this.#keyspace, this.session, this.#queues, this.#watchHub, this.logger)
     this.#health = new HealthMonitor(
       {
         session: this.session,
         endpoints: this.endpoints,
         streamFailures: () => this.#streams.failures,
-        watchHub: this.watchHub,
+        watchHub: this.#watchHub,
         registrations: () => this.#registry.health(),
         views: () => [...this.#discovery.views(), ...this.config.views()],
         locks: () => this.#locks.activity.snapshot(),
@@ -285,7 +302,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
    */
   catalog(): Catalog {
     if (this.#closing) throw new ClosedError('the kit')
-    return new Catalog(this.keyspace, this.watchHub, this.logger, this.registryPrefix)
+    return new Catalog(this.#keyspace, this.#watchHub, this.logger, this.registryPrefix)
   }
 
   /**
@@ -296,7 +313,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     if (this.#closing) throw new ClosedError('the kit')
     const existing = this.#services.get(checkServiceName(service))
     if (existing) {
-      if (options !== undefined && !isDeepStrictEqual(options, existing.options))
+      if (options !== undefined && !isDeepStrictEqual(options, serviceClientOptions(existing)))
         throw new InvalidArgumentError(
           `the service client of ${show(service)} already exists with other options: pass options on the first call only`,
         )
@@ -365,7 +382,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       // stops the keepalive at once, then revokes the lease (one call, bounded here too)
       await this.#bounded(this.session.close(), budget, 'revoking the lease')
       this.#health.close()
-      this.watchHub.close()
+      this.#watchHub.close()
       // from a fresh macrotask, after the streams' deferred cancels (see cancelStream)
       await new Promise((resolve) => setImmediate(resolve))
       this.client.close()
@@ -399,19 +416,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
 
   /** Waits for `work` at most `ms`; past that, logs what is left and moves on (the work goes on unawaited). */
   async #bounded(work: Promise<unknown>, ms: number, what: string): Promise<void> {
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), ms)
-    })
-    const outcome = await Promise.race([
-      work.then(
-        () => 'done' as const,
-        () => 'done' as const,
-      ),
-      late,
-    ])
-    clearTimeout(timer)
-    if (outcome === 'late')
+    if (!(await settledWithin(work, ms)))
       this.logger.warn(
         { ms },
         `kit.close(): ${what} did not finish in ${ms} ms; going on (the lease expires after its TTL)`,

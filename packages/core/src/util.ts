@@ -118,6 +118,28 @@ export async function* valuesWhenReady<T>(
 }
 
 /**
+ * Waits for `work` to settle (fulfilled or rejected alike) for at most `ms`; resolves `true` if it did,
+ * `false` if the time ran out first (the work goes on unawaited). The timer is cleared either way.
+ */
+export async function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
  * A signal that aborts after `ms` or when `signal` aborts, whichever is first; call `done()` when the work
  * ends. Built by hand because on Node 20 `AbortSignal.any([s, AbortSignal.timeout(ms)])` can be garbage
  * collected while awaited, and then it never fires (seen here: a registration that never timed out).

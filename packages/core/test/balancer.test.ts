@@ -1,6 +1,6 @@
 import { heapGrowth } from '@etcdkit/testing'
 import test from 'ava'
-import { SmoothWeightedRoundRobin } from '../src/index.js'
+import { SmoothWeightedRoundRobin } from '../src/registry/balancer.js'
 
 interface Item {
   name: string

@@ -2,6 +2,7 @@
 import { startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { etcd, eventually, within } from './helpers.js'
 
 const MB = 1_200_000
@@ -35,8 +36,8 @@ test('pages are pinned at the first page’s revision: a write between two pages
   const namespace = uniquePrefix('pages')
   await using kit = new EtcdKit({ endpoints, namespace, logger: silentLogger })
   for (let i = 0; i < 5; i++) await kit.config.set(`k${i}`, String(i))
-  kit.keyspace.pageKeys = 2
-  const kv = kit.keyspace.kv
+  kitInternals(kit).keyspace.pageKeys = 2
+  const kv = kitInternals(kit).keyspace.kv
   const range = kv.range.bind(kv)
   let pages = 0
   kv.range = async (req, options) => {
@@ -45,7 +46,7 @@ test('pages are pinned at the first page’s revision: a write between two pages
     if (++pages === 1) await kit.config.set('k3', 'changed')
     return res
   }
-  const { kvs, revision } = await kit.keyspace.list('config/')
+  const { kvs, revision } = await kitInternals(kit).keyspace.list('config/')
   kv.range = range
   t.is(pages, 3)
   t.deepEqual(
@@ -71,11 +72,11 @@ test('a value too large for one etcd call is a coded error', async (t) => {
 /** One instance (127.0.0.1:1000) of each service, written `perTxn` at a time (raw puts, no lease). */
 async function registerOnePerService(writer: EtcdKit, services: readonly string[], perTxn: number) {
   for (let i = 0; i < services.length; i += perTxn)
-    await writer.keyspace.kv.txn({
+    await kitInternals(writer).keyspace.kv.txn({
       compare: [],
       success: services.slice(i, i + perTxn).map((s) => ({
         request_put: {
-          key: writer.keyspace.key(`services/${s}/127.0.0.1:1000`),
+          key: kitInternals(writer).keyspace.key(`services/${s}/127.0.0.1:1000`),
           value: Buffer.from(JSON.stringify({ Op: 0, Addr: '127.0.0.1:1000' })),
         },
       })),
@@ -91,7 +92,7 @@ test('views of 500 services opened at once read with at most 16 calls in flight,
   await registerOnePerService(writer, services, 100)
   await using kit = new EtcdKit({ endpoints, namespace, logger: silentLogger })
   // count the reads in flight at the kit's KV client (etcd still answers every one of them)
-  const kv = kit.keyspace.kv
+  const kv = kitInternals(kit).keyspace.kv
   const range = kv.range.bind(kv)
   const txn = kv.txn.bind(kv)
   let inFlight = 0
@@ -131,8 +132,8 @@ test('batched reads: a prefix past one page is read on at the batch’s revision
     for (let p = 0; p < count; p++) await put(s, 1000 + p, p < 2 ? pad : '')
   }
   await using kit = new EtcdKit({ endpoints, namespace, logger: silentLogger })
-  kit.keyspace.pageKeys = 2
-  const kv = kit.keyspace.kv
+  kitInternals(kit).keyspace.pageKeys = 2
+  const kv = kitInternals(kit).keyspace.kv
   const range = kv.range.bind(kv)
   const txn = kv.txn.bind(kv)
   let txns = 0
@@ -176,7 +177,7 @@ test('an etcd whose --max-txn-ops is below the batch: reads go in smaller batche
   const services = Array.from({ length: 200 }, (_, i) => `svc-${i}`)
   await registerOnePerService(writer, services, 8)
   await using kit = new EtcdKit({ endpoints: own.endpoints, namespace, logger: silentLogger })
-  const kv = kit.keyspace.kv
+  const kv = kitInternals(kit).keyspace.kv
   const txn = kv.txn.bind(kv)
   let refused = 0
   kv.txn = (req, options) =>
@@ -213,7 +214,7 @@ test('views opened together while etcd is down: the batched reads fail, are retr
     logger: silentLogger,
     callTimeout: 1_000,
   })
-  const kv = kit.keyspace.kv
+  const kv = kitInternals(kit).keyspace.kv
   const txn = kv.txn.bind(kv)
   let failedTxns = 0
   kv.txn = (req, options) =>

@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   silentLogger,
 } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { etcd, kit } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
@@ -73,7 +74,7 @@ test('rollback restores an earlier value and records it; a rollback racing with 
 
   // a change lands between the rollback's read and its txn: the txn's guard refuses, nothing is written
   await k.config.set('mode', 'fast')
-  const kv = k.keyspace.kv
+  const kv = kitInternals(k).keyspace.kv
   const txn = kv.txn.bind(kv)
   kv.txn = (async (...args: Parameters<typeof txn>) => {
     await etcdctl(['put', `${k.namespace}config/mode`, 'turbo'])

@@ -9,6 +9,7 @@ import {
   type Logger,
   silentLogger,
 } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { etcd, eventually, kit } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
@@ -217,7 +218,7 @@ test('many handles share ONE range read and ONE watch; later handles need no I/O
   await using k = await kit({ service: 'orders' })
   for (let i = 0; i < 5; i++) await etcdctl(['put', `${k.namespace}config/k${i}`, String(i)])
   await etcdctl(['put', `${k.namespace}config/orders/k0`, '100'])
-  const kv = k.keyspace.kv
+  const kv = kitInternals(k).keyspace.kv
   const range = kv.range.bind(kv)
   let reads = 0
   kv.range = ((...args: Parameters<typeof range>) => {
@@ -231,7 +232,7 @@ test('many handles share ONE range read and ONE watch; later handles need no I/O
   const subtree = k.config.watch('')
   await Promise.all([...handles.map((h) => h.ready), subtree.ready])
   t.is(reads, 1)
-  t.is(k.watchHub.size, 1)
+  t.is(kitInternals(k).watchHub.size, 1)
   t.deepEqual(
     handles.slice(0, 6).map((h) => h.current),
     [100, 1, 2, 3, 4, -1],
@@ -240,13 +241,13 @@ test('many handles share ONE range read and ONE watch; later handles need no I/O
   t.is(late.current, 3) // synchronously, from the shared read
   t.true(late.loaded)
   t.is(reads, 1)
-  t.is(k.watchHub.size, 1)
+  t.is(kitInternals(k).watchHub.size, 1)
 
   // the last handle closed stops the watch; the next one reads again
   for (const h of [...handles, late]) h.close()
   subtree.close()
   t.is(k.config.size, 0)
-  t.is(k.watchHub.size, 0)
+  t.is(kitInternals(k).watchHub.size, 0)
   const again = k.config.value('k4', { parse: Number })
   await again.ready
   t.is(again.current, 4)
@@ -380,7 +381,7 @@ test('closing the kit closes its config handles; they keep their last value', as
   await k.close()
   t.true(closed)
   t.is(z.current, 5)
-  t.is(k.watchHub.size, 0)
+  t.is(kitInternals(k).watchHub.size, 0)
   t.throws(() => k.config.value('z'), { code: 'ETCDKIT_CLOSED' })
 })
 
@@ -464,7 +465,7 @@ test.serial('a watch whose revision was compacted reads the config again and end
   )
   await etcdctl([mine.endpoint], ['put', 'cmp/config/a', '4'])
   await eventually(() => a.current === 4, 'the watch goes on after the relist')
-  t.is(k.watchHub.size, 1)
+  t.is(kitInternals(k).watchHub.size, 1)
 })
 
 test.serial('puts made right after an etcd restart arrive in order, the last one winning', async (t) => {

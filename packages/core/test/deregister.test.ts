@@ -1,6 +1,7 @@
 import { type EtcdCluster, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, type Registration, silentLogger } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { eventually, settled } from './helpers.js'
 
 // Each test here kills or restarts etcd: each starts its own, one at a time (their timings are what they
@@ -301,7 +302,7 @@ test.serial(
       10_000,
     ).catch(() => {})
     t.is(count, 1)
-    t.is(k.watchHub.size, 1)
+    t.is(kitInternals(k).watchHub.size, 1)
   },
 )
 

@@ -2,17 +2,18 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { spawnEtcdctl, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import type { EtcdKit, Leader } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { etcd, eventually, kit, settled } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
 async function candidates(k: EtcdKit, name: string): Promise<Array<[string, string]>> {
-  const res = await k.keyspace.kv.range({
-    ...k.keyspace.range(`${name}/`),
+  const res = await kitInternals(k).keyspace.kv.range({
+    ...kitInternals(k).keyspace.range(`${name}/`),
     sort_order: 'Ascend',
     sort_target: 'Create',
   })
-  return res.kvs.map((kv) => [k.keyspace.name(kv.key), kv.value.toString()])
+  return res.kvs.map((kv) => [kitInternals(k).keyspace.name(kv.key), kv.value.toString()])
 }
 
 test('a candidate key is {name}/{lease hex} = proposal on the lease; leader() and proclaim()', async (t) => {

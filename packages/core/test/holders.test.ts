@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { spawnEtcdctl } from '@etcdkit/testing'
 import test from 'ava'
 import type { EtcdKit } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { etcd, eventually, kit } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
@@ -45,7 +46,7 @@ function member(endpoints: readonly string[], ns: string, lock: string, service:
 }
 
 async function queueLength(k: EtcdKit, name: string) {
-  return (await k.keyspace.list(`${name}/`)).kvs.length
+  return (await kitInternals(k).keyspace.list(`${name}/`)).kvs.length
 }
 
 test('the session record is JSON on the lease at sessions/{lease hex}, rewritten with the registration', async (t) => {

@@ -2,8 +2,8 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type FaultProxy, startEtcd, startProxy, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
+import { leaseMarginMs } from '../src/etcd/session.js'
 import { EtcdKit, type SessionState, silentLogger } from '../src/index.js'
-import { leaseMarginMs } from '../src/session.js'
 import { etcd, eventually } from './helpers.js'
 
 /** Sorted copy; the value at quantile q. */

@@ -1,13 +1,12 @@
 import { uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
+import { EtcdKit, silentLogger } from '../src/index.js'
 import {
   advertisedAddress,
-  EtcdKit,
   formatAddress,
   hostAddress,
   ServerRegistration,
-  silentLogger,
-} from '../src/index.js'
+} from '../src/integration/index.js'
 import { etcd, kit } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())

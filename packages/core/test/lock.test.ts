@@ -4,20 +4,21 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { spawnEtcdctl, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
+import { QueueHub } from '../src/coordination/queue.js'
 import { EtcdKit, type HeldLock, silentLogger } from '../src/index.js'
-import { QueueHub } from '../src/queue.js'
+import { kitInternals } from '../src/kit.js'
 import { etcd, eventually, kit, settled } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
 /** The keys under `{name}/` in etcd, kit-relative, oldest first. */
 async function queueKeys(k: EtcdKit, name: string): Promise<string[]> {
-  const res = await k.keyspace.kv.range({
-    ...k.keyspace.range(`${name}/`),
+  const res = await kitInternals(k).keyspace.kv.range({
+    ...kitInternals(k).keyspace.range(`${name}/`),
     sort_order: 'Ascend',
     sort_target: 'Create',
   })
-  return res.kvs.map((kv) => k.keyspace.name(kv.key))
+  return res.kvs.map((kv) => kitInternals(k).keyspace.name(kv.key))
 }
 
 async function kits(n: number, ns: string, endpoints?: string[]): Promise<EtcdKit[]> {
@@ -236,7 +237,9 @@ test('a holder frozen past its TTL loses the lock to the next waiter; on resume 
   // never silently taken again: only the new holder's key is there
   t.deepEqual(check.keys, [held.key])
   t.true(await held.ifOwner({ put: { fenced: `written by ${held.fencingToken}` } }))
-  const fenced = await waiter.keyspace.kv.range({ key: waiter.keyspace.key('fenced') })
+  const fenced = await kitInternals(waiter).keyspace.kv.range({
+    key: kitInternals(waiter).keyspace.key('fenced'),
+  })
   t.is(fenced.kvs[0]?.value.toString(), `written by ${held.fencingToken}`)
   child.stdin!.write('exit\n')
   await held.release()
@@ -244,10 +247,12 @@ test('a holder frozen past its TTL loses the lock to the next waiter; on resume 
 
 /** A lock queue of its own on `prefix` (no kit lock uses it) and a predecessor key put under it. */
 async function queueWithPredecessor(t: { teardown(fn: () => void): void }, k: EtcdKit, prefix: string) {
-  const queues = new QueueHub(k.keyspace, k.watchHub, silentLogger)
+  const queues = new QueueHub(kitInternals(k).keyspace, kitInternals(k).watchHub, silentLogger)
   t.teardown(() => queues.close())
-  const key = k.keyspace.key(`${prefix}predecessor`)
-  const created = BigInt((await k.keyspace.kv.put({ key, value: Buffer.alloc(0) })).header.revision)
+  const key = kitInternals(k).keyspace.key(`${prefix}predecessor`)
+  const created = BigInt(
+    (await kitInternals(k).keyspace.kv.put({ key, value: Buffer.alloc(0) })).header.revision,
+  )
   return { q: queues.get(prefix), key, created }
 }
 
@@ -257,7 +262,7 @@ test("a deletion between a waiter's read and its watch's creation is not lost: t
   // watcher group); a predecessor deleted before it exists must not leave its waiter waiting
   const { q, key, created } = await queueWithPredecessor(t, k, 'race/')
   const readRevision = created // the waiter's read found the predecessor here...
-  await k.keyspace.kv.deleteRange({ key }) // ...and it is deleted before the watch exists
+  await kitInternals(k).keyspace.kv.deleteRange({ key }) // ...and it is deleted before the watch exists
   t.true(q.cover(readRevision))
   const told = await Promise.race([
     new Promise((resolve) =>
@@ -268,7 +273,7 @@ test("a deletion between a waiter's read and its watch's creation is not lost: t
   t.is(told, 'reset', 'told to read again')
   // now that the watch is confirmed, a read older than its start is refused, and a new read accepted
   t.false(q.cover(readRevision))
-  t.true(q.cover(BigInt((await k.keyspace.kv.range({ key })).header.revision)))
+  t.true(q.cover(BigInt((await kitInternals(k).keyspace.kv.range({ key })).header.revision)))
 })
 
 test('a waiter does not rely on a new watch alone until it has delivered: etcd may have put it in its unsynced group', async (t) => {
@@ -287,9 +292,9 @@ test('a waiter does not rely on a new watch alone until it has delivered: etcd m
     'read again',
   )
   // a deletion under the prefix reaches the watch: it is synced, and waiters trust it from then on
-  const other = k.keyspace.key('unproven/other')
-  await k.keyspace.kv.put({ key: other, value: Buffer.alloc(0) })
-  const gone = BigInt((await k.keyspace.kv.deleteRange({ key: other })).header.revision)
+  const other = kitInternals(k).keyspace.key('unproven/other')
+  await kitInternals(k).keyspace.kv.put({ key: other, value: Buffer.alloc(0) })
+  const gone = BigInt((await kitInternals(k).keyspace.kv.deleteRange({ key: other })).header.revision)
   await eventually(() => q.deletedAfter(other, 0n) === gone, 'the watch delivered the deletion')
   t.true(q.cover(far))
   t.is(await Promise.race([q.waitDelete(key, created, []), sleep(1_000, 'still waiting')]), 'still waiting')
@@ -399,16 +404,16 @@ test('the guard applies writes only while the lock is held', async (t) => {
   const held = await k.lock('jobs/guard').acquire()
   t.true(await held.ifOwner({ put: { 'guarded/a': '1', 'guarded/b': Buffer.from('2') } }))
   t.true(await held.ifOwner({ delete: ['guarded/b'] }))
-  const { kvs } = await k.keyspace.list('guarded/')
+  const { kvs } = await kitInternals(k).keyspace.list('guarded/')
   t.deepEqual(
-    kvs.map((kv) => [k.keyspace.name(kv.key), kv.value.toString()]),
+    kvs.map((kv) => [kitInternals(k).keyspace.name(kv.key), kv.value.toString()]),
     [['guarded/a', '1']],
   )
   await held.release()
   t.false(await held.ifOwner({ put: { 'guarded/a': 'late' } }))
   const err = await t.throwsAsync(held.assertOwner({ delete: ['guarded/a'] }))
   t.is((err as { code?: string }).code, 'ETCDKIT_NOT_LOCK_OWNER')
-  t.is((await k.keyspace.list('guarded/')).kvs[0]?.value.toString(), '1')
+  t.is((await kitInternals(k).keyspace.list('guarded/')).kvs[0]?.value.toString(), '1')
 })
 
 test('a held lock reports its loss at once when its key is deleted or its lease revoked, and is not taken again', async (t) => {

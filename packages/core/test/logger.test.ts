@@ -1,7 +1,8 @@
 // The logger shapes apps already have are accepted: pino-likes as they are, NestJS's and console's
 // message-first loggers through an adapter; anything else is refused with what is missing.
 import test from 'ava'
-import { EtcdKit, toLogger } from '../src/index.js'
+import { EtcdKit } from '../src/index.js'
+import { toLogger } from '../src/ops/logger.js'
 
 test("a NestJS LoggerService (log, no info) is accepted, and the kit's entries reach it", async (t) => {
   const calls: [string, unknown[]][] = []

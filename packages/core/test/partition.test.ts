@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { type EtcdCluster, type FaultProxy, proxyCluster, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { eventually } from './helpers.js'
 
 // In the suite: ttl 4 and a 12 s partition (three TTLs); the timings scale with the TTL. The case of the
@@ -34,10 +35,10 @@ async function partitionedKit(
   await Promise.all([view.ready, flag.ready])
   await eventually(() => view.instances.length === 1, 'the own instance in view')
   const lease = kit.session.lease!
-  const endpoint = silence === 'keepalive' ? kit.session.endpoint : kit.watchHub.health.endpoint
+  const endpoint = silence === 'keepalive' ? kit.session.endpoint : kitInternals(kit).watchHub.health.endpoint
   const proxy: FaultProxy = proxied.proxies.find((p) => p.endpoint === endpoint)!
   t.log(
-    `${silence}: keepalive on ${kit.session.endpoint}, watch on ${kit.watchHub.health.endpoint}; silencing ${endpoint}`,
+    `${silence}: keepalive on ${kit.session.endpoint}, watch on ${kitInternals(kit).watchHub.health.endpoint}; silencing ${endpoint}`,
   )
   return {
     kit,
@@ -90,8 +91,8 @@ test(`one silent member of three (ttl ${ttl}, ${partitionMs / 1000} s): the kit 
           () =>
             c.kit.session.endpoint !== undefined &&
             c.kit.session.endpoint !== c.proxy.endpoint &&
-            c.kit.watchHub.health.connected &&
-            c.kit.watchHub.health.endpoint !== c.proxy.endpoint,
+            kitInternals(c.kit).watchHub.health.connected &&
+            kitInternals(c.kit).watchHub.health.endpoint !== c.proxy.endpoint,
           'the streams off the silent member',
           5_000,
         )
@@ -148,8 +149,8 @@ test('a watch stream reopened on a follower still catching up resumes there: no 
   for (let i = 0; i < 20 && !kit; i++) {
     const k = new EtcdKit({ endpoints: proxied.endpoints, namespace, logger })
     await k.discover('orders').ready
-    await eventually(() => k.watchHub.health.endpoint !== undefined, 'the watch stream open')
-    if (k.watchHub.health.endpoint === toLeader.endpoint) kit = k
+    await eventually(() => kitInternals(k).watchHub.health.endpoint !== undefined, 'the watch stream open')
+    if (kitInternals(k).watchHub.health.endpoint === toLeader.endpoint) kit = k
     else await k.close()
   }
   if (!kit) return t.fail('the watch stream never opened on the leader')
@@ -167,10 +168,14 @@ test('a watch stream reopened on a follower still catching up resumes there: no 
   for (let i = 1; i <= 20; i++) await writer.register({ service: 'orders', address: `10.0.0.${i}:80` })
   await eventually(() => view.instances.length === 20, 'the view has the 20 instances')
   // the leader goes silent for the kit: its stream moves to the follower, still paused, then let go
-  const opened = kit.watchHub.streamsOpened
+  const opened = kitInternals(kit).watchHub.streamsOpened
   toLeader.blackhole()
-  await eventually(() => kit.watchHub.streamsOpened > opened, 'the stream reopened on the follower', 15_000)
-  t.is(kit.watchHub.health.endpoint, toFollower.endpoint)
+  await eventually(
+    () => kitInternals(kit).watchHub.streamsOpened > opened,
+    'the stream reopened on the follower',
+    15_000,
+  )
+  t.is(kitInternals(kit).watchHub.health.endpoint, toFollower.endpoint)
   follower.resume()
   await writer.register({ service: 'orders', address: '10.0.0.21:80' })
   await eventually(() => view.instances.length === 21, 'the view follows on the follower', 10_000)

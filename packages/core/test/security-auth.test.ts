@@ -3,6 +3,7 @@
 import { type EtcdCluster, type EtcdCredentials, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, type EtcdKitOptions, type Logger } from '../src/index.js'
+import { kitInternals } from '../src/kit.js'
 import { eventually, within } from './helpers.js'
 
 const TOKEN_TTL = 2
@@ -354,9 +355,9 @@ test('write-only permission on the own registry prefix: register() works and the
     'the missing guard reported',
     15_000,
   )
-  const opened = kit.watchHub.streamsOpened
+  const opened = kitInternals(kit).watchHub.streamsOpened
   await new Promise((resolve) => setTimeout(resolve, 500))
   t.is(lines.filter((l) => /cannot watch own registrations/.test(l.msg)).length, 1)
-  t.is(kit.watchHub.size, 0)
-  t.is(kit.watchHub.streamsOpened, opened)
+  t.is(kitInternals(kit).watchHub.size, 0)
+  t.is(kitInternals(kit).watchHub.streamsOpened, opened)
 })

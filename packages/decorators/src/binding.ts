@@ -4,10 +4,10 @@ import {
   type ConfigValue,
   EtcdKit,
   EtcdUnavailableError,
-  getDefaultKit,
   InvalidArgumentError,
   NoEtcdKitError,
 } from '@etcdkit/core'
+import { getDefaultKit } from '@etcdkit/core/integration'
 import { className, label, legacyMembers, type Member } from './metadata.js'
 
 type ConfigMember = Extract<Member, { kind: 'config' }>

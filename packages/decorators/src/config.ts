@@ -1,11 +1,10 @@
 import {
   type ConfigSchemaOptions,
   type ConfigValueOptions,
-  checkConfigKey,
-  checkSchema,
   InvalidArgumentError,
   type StandardSchemaV1,
 } from '@etcdkit/core'
+import { checkConfigKey, checkValueOptions } from '@etcdkit/core/integration'
 import { readConfig, readOnly, registerMember } from './binding.js'
 import { isStandardContext, type Member, recordLegacy, recordStandard } from './metadata.js'
 
@@ -30,27 +29,9 @@ export interface OnConfigChangeDecorator {
   (target: object, member: string | symbol, descriptor: PropertyDescriptor): void
 }
 
-const VALUE_OPTIONS = new Set(['parse', 'schema', 'validate', 'default'])
-
-function checkValueOptions(decorator: string, options: unknown): ConfigValueOptions<unknown> {
+function checkOptions(decorator: string, options: unknown): ConfigValueOptions<unknown> {
   if (options === undefined) return {}
-  if (typeof options !== 'object' || options === null)
-    throw new InvalidArgumentError(`${decorator}: invalid options ${String(options)}`)
-  for (const name of Object.keys(options)) {
-    if (!VALUE_OPTIONS.has(name))
-      throw new InvalidArgumentError(
-        `${decorator}: unknown option ${JSON.stringify(name)} (known: parse, schema, validate, default)`,
-      )
-  }
-  const { parse, validate } = options as ConfigValueOptions<unknown>
-  for (const [name, fn] of [
-    ['parse', parse],
-    ['validate', validate],
-  ] as const) {
-    if (fn !== undefined && typeof fn !== 'function')
-      throw new InvalidArgumentError(`${decorator}: invalid ${name} ${String(fn)}: expected a function`)
-  }
-  if ('schema' in options) checkSchema(options.schema, decorator)
+  checkValueOptions(options, decorator)
   return options as ConfigValueOptions<unknown>
 }
 
@@ -79,7 +60,7 @@ export function Config<T = string>(
 ): ConfigDecorator {
   const decorator = `@Config(${JSON.stringify(key)})`
   checkConfigKey(key, `${decorator} key`)
-  const valueOptions = checkValueOptions(decorator, options)
+  const valueOptions = checkOptions(decorator, options)
   const apply = (target: unknown, context: unknown): unknown => {
     if (isStandardContext(context)) {
       if (context.kind !== 'field' && context.kind !== 'accessor')
@@ -153,7 +134,7 @@ export function OnConfigChange<T = string>(
 ): OnConfigChangeDecorator {
   const decorator = `@OnConfigChange(${JSON.stringify(key)})`
   checkConfigKey(key, `${decorator} key`)
-  const valueOptions = options === undefined ? undefined : checkValueOptions(decorator, options)
+  const valueOptions = options === undefined ? undefined : checkOptions(decorator, options)
   const apply = (target: unknown, context: unknown, descriptor?: PropertyDescriptor): void => {
     if (isStandardContext(context)) {
       if (context.kind !== 'method')

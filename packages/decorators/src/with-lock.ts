@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { checkLockName, type EtcdKit, type HeldLock, InvalidArgumentError } from '@etcdkit/core'
+import { type EtcdKit, type HeldLock, InvalidArgumentError } from '@etcdkit/core'
+import { checkLockName } from '@etcdkit/core/integration'
 import { kitFor, registerMember } from './binding.js'
 import {
   copyFunctionMetadata,

@@ -1,7 +1,8 @@
 // The decorator tests, written once and run twice: by legacy/decorators.test.ts on classes compiled with
 // experimentalDecorators, and by standard/decorators.test.ts on the same classes compiled as standard
 // (TC39) decorators.
-import { clearDefaultKit, type EtcdKit, getDefaultKit, NoEtcdKitError, setDefaultKit } from '@etcdkit/core'
+import { type EtcdKit, NoEtcdKitError } from '@etcdkit/core'
+import { clearDefaultKit, getDefaultKit, setDefaultKit } from '@etcdkit/core/integration'
 import { bindEtcdKit, configReady, decoratedMembers, unbindEtcdKit } from '@etcdkit/decorators'
 import { uniquePrefix } from '@etcdkit/testing'
 import type { TestFn } from 'ava'

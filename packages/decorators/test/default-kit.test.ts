@@ -1,5 +1,6 @@
 // The framework integrations make their kit the default that decorated instances use.
-import { EtcdKit, getDefaultKit, silentLogger } from '@etcdkit/core'
+import { EtcdKit, silentLogger } from '@etcdkit/core'
+import { getDefaultKit } from '@etcdkit/core/integration'
 import { bindEtcdKit, Config, currentLock, WithLock } from '@etcdkit/decorators'
 import { etcdDiscovery as expressDiscovery } from '@etcdkit/express'
 import { etcdDiscovery as fastifyDiscovery } from '@etcdkit/fastify'

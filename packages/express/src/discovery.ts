@@ -1,13 +1,13 @@
 import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http'
+import { type EtcdKit, InvalidArgumentError } from '@etcdkit/core'
 import {
   ConnectionDrain,
+  checkMs,
   type DrainableServer,
-  type EtcdKit,
-  InvalidArgumentError,
   ServerRegistration,
   type ServerRegistrationOptions,
   setDefaultKit,
-} from '@etcdkit/core'
+} from '@etcdkit/core/integration'
 
 declare global {
   namespace Express {
@@ -86,10 +86,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const { signals: signalOption, closeGrace: graceOption, ...rest } = options
   const signals = parseSignals(signalOption)
   const closeGrace = graceOption ?? 10_000
-  if (typeof closeGrace !== 'number' || !(closeGrace >= 0 && closeGrace <= 2 ** 31 - 1))
-    throw new InvalidArgumentError(
-      `${NAME}: invalid closeGrace ${JSON.stringify(closeGrace) ?? String(closeGrace)}: expected milliseconds from 0 to 2147483647`,
-    )
+  checkMs(closeGrace, `${NAME} closeGrace`)
   const lifecycle = new ServerRegistration(rest, { integration: NAME })
   const kit = lifecycle.kit
   // code with no kit at hand (@etcdkit/decorators) uses this one while it is open

@@ -1,11 +1,10 @@
+import { type EtcdKit, InvalidArgumentError } from '@etcdkit/core'
 import {
   ConnectionDrain,
-  type EtcdKit,
-  InvalidArgumentError,
   ServerRegistration,
   type ServerRegistrationOptions,
   setDefaultKit,
-} from '@etcdkit/core'
+} from '@etcdkit/core/integration'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { holdListening } from './listen-gate.js'
@@ -20,7 +19,7 @@ declare module 'fastify' {
 /**
  * `service` and `etcd` (options for a kit the plugin creates and closes) or `kit` (yours, left open), plus
  * `metadata`, `advertise`, `drainDelay`, `registerTimeout`, `registerInBackground`: see
- * `ServerRegistrationOptions` in @etcdkit/core.
+ * `ServerRegistrationOptions` in @etcdkit/core/integration.
  */
 export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {}
 

@@ -1,5 +1,6 @@
 import { createServer } from 'node:net'
-import { EtcdKit, hostAddress, silentLogger } from '@etcdkit/core'
+import { EtcdKit, silentLogger } from '@etcdkit/core'
+import { hostAddress } from '@etcdkit/core/integration'
 import { sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import Fastify from 'fastify'

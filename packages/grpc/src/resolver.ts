@@ -1,10 +1,5 @@
-import {
-  checkServiceName,
-  type Discovery,
-  type EtcdKit,
-  type Instance,
-  InvalidArgumentError,
-} from '@etcdkit/core'
+import { type Discovery, type EtcdKit, type Instance, InvalidArgumentError } from '@etcdkit/core'
+import { checkServiceName } from '@etcdkit/core/integration'
 import { type ChannelOptions, experimental, status } from '@grpc/grpc-js'
 import { serviceOfPrefix, targetPath } from './target.js'
 

@@ -1,11 +1,12 @@
+import { type EtcdKit, type InstanceMetadata, InvalidArgumentError, type Registration } from '@etcdkit/core'
 import {
   advertisedAddress,
   checkAddress,
-  type EtcdKit,
-  type InstanceMetadata,
-  InvalidArgumentError,
-  type Registration,
-} from '@etcdkit/core'
+  checkKeys,
+  checkMs,
+  isPlainObject,
+  show,
+} from '@etcdkit/core/integration'
 import type { Server } from '@grpc/grpc-js'
 
 export interface GrpcServerRegistrationOptions {
@@ -49,6 +50,18 @@ export interface GrpcServerRegistration extends AsyncDisposable {
   close(): Promise<void>
 }
 
+/** Every key `GrpcServerRegistrationOptions` has: any other is a typo, refused rather than ignored. */
+const OPTIONS = [
+  'server',
+  'service',
+  'port',
+  'address',
+  'metadata',
+  'drainDelay',
+  'signal',
+  'timeout',
+] as const
+
 /**
  * Registers a bound gRPC server as an instance of `service` on the kit's session lease, and takes it out of
  * the registry before the server stops: `server.tryShutdown()` and `server.forceShutdown()` are wrapped to
@@ -59,7 +72,10 @@ export async function registerGrpcServer(
   options: GrpcServerRegistrationOptions,
 ): Promise<GrpcServerRegistration> {
   if (typeof kit?.register !== 'function')
-    throw new InvalidArgumentError(`invalid kit ${JSON.stringify(kit)}: expected an EtcdKit`)
+    throw new InvalidArgumentError(`invalid kit ${show(kit)}: expected an EtcdKit`)
+  if (!isPlainObject(options as unknown))
+    throw new InvalidArgumentError(`invalid registerGrpcServer options ${show(options)}`)
+  checkKeys(options, OPTIONS, 'registerGrpcServer')
   const { server, service, port, metadata, drainDelay = 0 } = options
   if (
     typeof server !== 'object' ||
@@ -70,15 +86,15 @@ export async function registerGrpcServer(
     throw new InvalidArgumentError('invalid server: expected a @grpc/grpc-js Server')
   if ((port === undefined) === (options.address === undefined))
     throw new InvalidArgumentError(
-      `give either port or address to advertise (port: ${port}, address: ${JSON.stringify(options.address)})`,
+      `give either port or address to advertise (port: ${show(port)}, address: ${show(options.address)})`,
     )
   if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65_535))
-    throw new InvalidArgumentError(`invalid port ${JSON.stringify(port)}: expected the bound port, 1..65535`)
-  if (typeof drainDelay !== 'number' || !Number.isFinite(drainDelay) || drainDelay < 0)
-    throw new InvalidArgumentError(`invalid drainDelay ${JSON.stringify(drainDelay)}: expected ms >= 0`)
+    throw new InvalidArgumentError(`invalid port ${show(port)}: expected the bound port, 1..65535`)
+  // at most a Node timer's longest delay: a longer one would fire at once
+  checkMs(drainDelay, 'registerGrpcServer drainDelay')
   if (metadata?.protocol !== undefined && metadata.protocol !== 'grpc')
     throw new InvalidArgumentError(
-      `invalid metadata.protocol ${JSON.stringify(metadata.protocol)}: a gRPC server's protocol is "grpc"`,
+      `invalid metadata.protocol ${show(metadata.protocol)}: a gRPC server's protocol is "grpc"`,
     )
   // a port alone: the server is reachable on every interface, so advertise the host's address
   const address =

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as grpc from '@grpc/grpc-js'
 import test from 'ava'
+// the kit's keyspace and watch hub are private: core's internal accessor, for measuring them
+import { kitInternals } from '../../core/src/kit.js'
 import { registerEtcdResolver, registerGrpcServer } from '../src/index.js'
 import { echo, etcd, eventually, helloClient, kit, resolverFor, startHello } from './helpers.js'
 
@@ -14,11 +16,11 @@ test('a channel opens one watch on its first call and closes it when the client 
   await using clientKit = await kit({ namespace: k.namespace })
   const resolver = resolverFor(clientKit)
   const client = helloClient(`${resolver.service}:///hello`)
-  t.is(clientKit.watchHub.size, 0, 'a channel watches before it is used')
+  t.is(kitInternals(clientKit).watchHub.size, 0, 'a channel watches before it is used')
   t.is(await echo(client, 'x'), 'a:x')
-  t.is(clientKit.watchHub.size, 1)
+  t.is(kitInternals(clientKit).watchHub.size, 1)
   client.close()
-  await eventually(() => clientKit.watchHub.size === 0, 'the watch to end with the channel')
+  await eventually(() => kitInternals(clientKit).watchHub.size === 0, 'the watch to end with the channel')
 })
 
 test('an idle channel drops its watch, and opens it again on the next call', async (t) => {
@@ -31,8 +33,12 @@ test('an idle channel drops its watch, and opens it again on the next call', asy
   const client = helloClient(`${resolver.service}:///hello`, { 'grpc.client_idle_timeout_ms': 1_000 })
   t.teardown(() => client.close())
   t.is(await echo(client, 'x'), 'a:x')
-  t.is(clientKit.watchHub.size, 1)
-  await eventually(() => clientKit.watchHub.size === 0, 'the idle channel to drop its watch', 5_000)
+  t.is(kitInternals(clientKit).watchHub.size, 1)
+  await eventually(
+    () => kitInternals(clientKit).watchHub.size === 0,
+    'the idle channel to drop its watch',
+    5_000,
+  )
   // changes while idle are seen: a second server registered now takes calls
   const b = await startHello('b')
   t.teardown(() => b.server.forceShutdown())
@@ -40,7 +46,7 @@ test('an idle channel drops its watch, and opens it again on the next call', asy
   const names = new Set<string>()
   for (let i = 0; i < 10; i++) names.add((await echo(client, 'y')).split(':')[0]!)
   t.deepEqual([...names].sort(), ['a', 'b'])
-  t.is(clientKit.watchHub.size, 1)
+  t.is(kitInternals(clientKit).watchHub.size, 1)
 })
 
 test('the kit registered last for a scheme serves new channels; unregister() refuses new ones', async (t) => {

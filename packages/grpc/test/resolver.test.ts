@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { silentLogger } from '@etcdkit/core'
+import { InvalidArgumentError, silentLogger } from '@etcdkit/core'
 import * as grpc from '@grpc/grpc-js'
 import test from 'ava'
+// the kit's keyspace and watch hub are private: core's internal accessor, for measuring them
+import { kitInternals } from '../../core/src/kit.js'
 import { registerEtcdResolver, registerGrpcServer } from '../src/index.js'
 import { echo, etcd, eventually, helloClient, kit, resolverFor, startHello } from './helpers.js'
 
@@ -85,8 +87,8 @@ test('a server shut down mid-run (deregistered first) causes no failed call', as
   // grpc-js clients survive a graceful shutdown even without it (GOAWAY; round robin picks only ready
   // connections), so check the order itself: etcd has answered the key's delete when the server starts
   // shutting down (a spy on the delete, since a read racing the delete in etcd proves nothing)
-  const key = k.keyspace.key(`services/hello/${a.address}`)
-  const kv = k.keyspace.kv
+  const key = kitInternals(k).keyspace.key(`services/hello/${a.address}`)
+  const kv = kitInternals(k).keyspace.kv
   // a deregistration deletes in one txn guarded by the key's lease
   const txn = kv.txn.bind(kv)
   let deleted = false
@@ -322,6 +324,23 @@ test('registerGrpcServer checks its options', async (t) => {
   await t.throwsAsync(registerGrpcServer(k, { server: a.server, service: 'bad name', port: a.port }), {
     message: /bad name/,
   })
+  // a misspelt option is refused, not ignored (drainDelay would have been 0)
+  await t.throwsAsync(
+    registerGrpcServer(k, {
+      server: a.server,
+      service: 'hello',
+      port: a.port,
+      drainDelayMs: 500,
+    } as Parameters<typeof registerGrpcServer>[1]),
+    { instanceOf: InvalidArgumentError, message: /unknown registerGrpcServer option "drainDelayMs"/ },
+  )
+  // longer than a Node timer takes: it would fire at once, not after ~25 days
+  await t.throwsAsync(
+    registerGrpcServer(k, { server: a.server, service: 'hello', port: a.port, drainDelay: 2 ** 31 }),
+    { instanceOf: InvalidArgumentError, message: /invalid registerGrpcServer drainDelay 2147483648/ },
+  )
+  const { etcdctl } = await etcd()
+  t.is((await etcdctl(['get', '--prefix', k.namespace])).trim(), '', 'nothing registered')
 })
 
 test('with only a port, the host address is advertised', async (t) => {

@@ -1,5 +1,6 @@
 // The app's registration in etcd (on listen) and the order of shutdown: deregister, wait, drain, close.
-import { ConnectionDrain, type DrainableServer, type EtcdKit, ServerRegistration } from '@etcdkit/core'
+import type { EtcdKit } from '@etcdkit/core'
+import { ConnectionDrain, type DrainableServer, ServerRegistration } from '@etcdkit/core/integration'
 import type { BeforeApplicationShutdown, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common'
 import type { HttpAdapterHost } from '@nestjs/core'
 import { type EtcdKitModuleOptions, NAME } from './options.js'

@@ -1,5 +1,6 @@
 // EtcdKitModule: the kit as a provider, the explorer, the registration lifecycle and the health indicator.
-import { EtcdKit, setDefaultKit } from '@etcdkit/core'
+import { EtcdKit } from '@etcdkit/core'
+import { setDefaultKit } from '@etcdkit/core/integration'
 import { type DynamicModule, Module, type Provider } from '@nestjs/common'
 import { DiscoveryModule, DiscoveryService, HttpAdapterHost, ModulesContainer } from '@nestjs/core'
 import { EtcdKitExplorer } from './explorer.js'

@@ -1,5 +1,6 @@
 // What EtcdKitModule takes, the tokens it provides them under, and the checks made before anything starts.
-import { type EtcdKitOptions, InvalidArgumentError, type ServerRegistrationOptions } from '@etcdkit/core'
+import { type EtcdKitOptions, InvalidArgumentError } from '@etcdkit/core'
+import type { ServerRegistrationOptions } from '@etcdkit/core/integration'
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency } from '@nestjs/common'
 
 /** The module's options, as given to `forRoot` or returned by `forRootAsync`'s factory. */
@@ -7,7 +8,7 @@ export const ETCDKIT_MODULE_OPTIONS = Symbol.for('@etcdkit/nestjs.options')
 
 /**
  * Registration of this app's HTTP server in etcd: the lifecycle options of @etcdkit/fastify and
- * @etcdkit/express (see `ServerRegistrationOptions` in @etcdkit/core).
+ * @etcdkit/express (see `ServerRegistrationOptions` in @etcdkit/core/integration).
  */
 export type EtcdKitRegisterOptions = Pick<
   ServerRegistrationOptions,

@@ -1,4 +1,4 @@
-import { clearDefaultKit, setDefaultKit } from '@etcdkit/core'
+import { clearDefaultKit, setDefaultKit } from '@etcdkit/core/integration'
 import { Config, OnConfigChange } from '@etcdkit/decorators'
 import { uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'

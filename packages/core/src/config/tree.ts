@@ -1,0 +1,290 @@
+import type { IEvent, IKeyValue } from 'etcd3'
+import { ClosedError, type EtcdKitError } from '../errors.js'
+import { type Freshness, PrefixFollower } from '../etcd/follow.js'
+import type { Keyspace } from '../etcd/keyspace.js'
+import type { WatchHub } from '../etcd/watch.js'
+import type { Logger } from '../ops/logger.js'
+import { deferred } from '../util.js'
+import type { ConfigCache } from './cache.js'
+import { decodeEntry, type TreeEntry } from './entry.js'
+
+/** One change under the config prefix, as a subtree watch sees it. */
+export interface ConfigEvent {
+  type: 'put' | 'delete'
+  /** The key relative to the config prefix: `rate-limit`, `orders/rate-limit`. */
+  key: string
+  /** The new text; `undefined` for a delete. */
+  value: string | undefined
+  /**
+   * The etcd revision of the change (decimal, like `Instance.modRevision`); after a relist, the revision of
+   * the read for deletions it found.
+   */
+  revision: string
+}
+
+type KeyListener = (revision: string) => void
+/** Told when the tree stops being known current (`reason`), and when it is again (`undefined`). */
+type FreshnessListener = (staleReason: string | undefined) => void
+type EventListener = (event: ConfigEvent, seq: number) => void
+
+/**
+ * A mirror of the whole config prefix, shared by every config handle of a kit: ONE range read of the prefix
+ * at revision R, then ONE watch from R + 1 on the kit's watch stream; the prefix is read again when the
+ * watch cannot go on (compaction, a cancelled watch, a wiped etcd). Handles subscribe to the keys they read
+ * and are told, in revision order, when one of them changes. Config trees are small (text values read by
+ * services), so keeping all of it costs little and lets handles opened later answer without any I/O.
+ */
+export class ConfigTree {
+  readonly entries = new Map<string, TreeEntry>()
+  readonly ready = deferred<void>()
+  loaded = false
+  /** Why the mirror stopped following the config prefix (permission denied, ...), if it did. */
+  error: EtcdKitError | undefined
+  /** Count of events dispatched to subtree listeners, so iterators can drop what their snapshot holds. */
+  seq = 0
+  /**
+   * The entries come from the local cache (`configCache`), not (yet) from etcd: etcd did not answer within
+   * the cache's `wait`. Cleared when a read of etcd is applied.
+   */
+  fromCache = false
+  readonly #cache: ConfigCache | undefined
+  #cacheTimer: NodeJS.Timeout | undefined
+  readonly #keyed = new Map<string, Set<KeyListener>>()
+  readonly #subtrees = new Map<EventListener, string>()
+  readonly #onLoad = new Set<() => void>()
+  readonly #batches = new Set<(revision: string) => void>()
+  readonly #onFreshness = new Set<FreshnessListener>()
+  readonly #onError = new Set<(error: EtcdKitError) => void>()
+  readonly #follower: PrefixFollower
+  #closed = false
+
+  constructor(
+    readonly prefix: string,
+    readonly ks: Keyspace,
+    hub: WatchHub,
+    private readonly log: Logger,
+    cache?: ConfigCache,
+  ) {
+    this.ready.promise.catch(() => {}) // a tree closed before its first read must not raise unhandled rejections
+    this.#cache = cache
+    this.#follower = new PrefixFollower(ks, hub, log, prefix, 'config watch', {
+      onList: (kvs, revision, again) => {
+        // after the cache was served, the first read of etcd is applied like a relist: as changes
+        if (again || this.loaded) this.#relist(kvs, revision.toString())
+        else this.#load(kvs)
+        this.#cache?.save(this.entries, revision.toString())
+      },
+      onEvents: (events) => {
+        this.#onEvents(events)
+        const last = events[events.length - 1]
+        if (last) this.#cache?.save(this.entries, last.kv.mod_revision)
+      },
+      onStale: (reason) => this.#tellFreshness(reason),
+      onCurrent: () => this.#tellFreshness(undefined),
+      onError: (error) => {
+        this.error = error
+        this.ready.reject(error)
+        for (const listener of this.#onError) listener(error)
+      },
+    })
+    if (cache) {
+      this.#cacheTimer = setTimeout(() => this.#serveCache(cache), cache.wait)
+      this.#cacheTimer.unref()
+    }
+    // Start on the next microtask: handles opened in the same tick all wait for this one read.
+    queueMicrotask(() => this.#follower.start())
+  }
+
+  /** Whether the mirror is known current, the revision it reflects, and when it was last known current. */
+  get freshness(): Freshness {
+    return this.#follower
+  }
+
+  /** Calls `listener` when the mirror stops being known current and when it is again; returns the unsubscribe. */
+  onFreshness(listener: FreshnessListener): () => void {
+    this.#onFreshness.add(listener)
+    return () => this.#onFreshness.delete(listener)
+  }
+
+  /** Calls `listener` when any of `keys` (relative to the prefix) changes; returns the unsubscribe. */
+  onKeys(keys: readonly string[], listener: KeyListener): () => void {
+    for (const key of keys) {
+      const set = this.#keyed.get(key) ?? new Set()
+      this.#keyed.set(key, set)
+      set.add(listener)
+    }
+    return () => {
+      for (const key of keys) {
+        const set = this.#keyed.get(key)
+        set?.delete(listener)
+        if (set?.size === 0) this.#keyed.delete(key)
+      }
+    }
+  }
+
+  /** Calls `listener` for every change of a key starting with `prefix`; returns the unsubscribe. */
+  onSubtree(prefix: string, listener: EventListener): () => void {
+    this.#subtrees.set(listener, prefix)
+    return () => this.#subtrees.delete(listener)
+  }
+
+  /**
+   * Calls `listener` after each batch of changes has been applied: the changes of one revision (every
+   * change of one etcd txn arrives in one watch response, with one revision) or one relist, so a reader of several keys can act
+   * once on a consistent mirror. Returns the unsubscribe.
+   */
+  onBatch(listener: (revision: string) => void): () => void {
+    this.#batches.add(listener)
+    return () => this.#batches.delete(listener)
+  }
+
+  /** Calls `listener` when the mirror stops for an error retrying cannot fix; returns the unsubscribe. */
+  onError(listener: (error: EtcdKitError) => void): () => void {
+    this.#onError.add(listener)
+    return () => this.#onError.delete(listener)
+  }
+
+  /** Calls `listener` once, when the first read has been applied (and before `ready` settles). */
+  onLoad(listener: () => void): () => void {
+    this.#onLoad.add(listener)
+    return () => this.#onLoad.delete(listener)
+  }
+
+  close() {
+    if (this.#closed) return
+    this.#closed = true
+    this.#follower.close()
+    clearTimeout(this.#cacheTimer)
+    this.#cache?.flush()
+    this.ready.reject(new ClosedError('the config watch'))
+  }
+
+  /** etcd has not answered within the cache's wait: serve the cached mirror, and say so. */
+  #serveCache(cache: ConfigCache) {
+    this.#cacheTimer = undefined
+    if (this.loaded || this.#closed) return
+    const cached = cache.load()
+    if (!cached) return
+    for (const [key, entry] of cached.entries) this.entries.set(key, entry)
+    this.fromCache = true
+    this.log.warn(
+      { file: cache.file, keys: cached.entries.size, revision: cached.revision, savedAt: cached.savedAt },
+      'etcd has not answered: serving cached config values (stale) until it does',
+    )
+    this.#loaded()
+  }
+
+  #tellFreshness(staleReason: string | undefined) {
+    for (const listener of this.#onFreshness) {
+      try {
+        listener(staleReason)
+      } catch (err) {
+        this.log.error({ err }, 'a config listener threw')
+      }
+    }
+  }
+
+  #name(key: Buffer): string {
+    return this.ks.name(key).slice(this.prefix.length)
+  }
+
+  #load(kvs: IKeyValue[]) {
+    clearTimeout(this.#cacheTimer)
+    if (kvs.length === 0 && this.#cache?.keepOnEmpty) {
+      // an empty etcd at start after a non-empty cache: the same protection as an empty relist
+      const cached = this.#cache.load()
+      if (cached && cached.entries.size > 0) {
+        for (const [key, entry] of cached.entries) this.entries.set(key, entry)
+        this.fromCache = true
+        this.log.warn(
+          { file: this.#cache.file, keys: cached.entries.size },
+          'etcd has no config at all; keeping the cached values (configCache.keepOnEmpty)',
+        )
+        this.#loaded()
+        return
+      }
+    }
+    for (const kv of kvs) this.entries.set(this.#name(kv.key), decodeEntry(kv))
+    this.#loaded()
+  }
+
+  #loaded() {
+    this.loaded = true
+    for (const listener of this.#onLoad) listener()
+    this.#onLoad.clear()
+    this.ready.resolve()
+  }
+
+  /** Applies a fresh read after a reset: every difference from the mirror becomes a change, in key order. */
+  #relist(kvs: IKeyValue[], revision: string) {
+    if (kvs.length === 0 && this.entries.size > 0 && this.#cache?.keepOnEmpty) {
+      this.log.warn(
+        { prefix: this.prefix, keys: this.entries.size, revision },
+        'etcd has no config at all now; keeping the last values (configCache.keepOnEmpty)',
+      )
+      return
+    }
+    if (this.fromCache) {
+      this.fromCache = false
+      this.log.info({ prefix: this.prefix, revision }, 'etcd answered: config values are live again')
+    }
+    const fresh = new Map<string, TreeEntry>()
+    for (const kv of kvs) fresh.set(this.#name(kv.key), decodeEntry(kv))
+    const gone = [...this.entries.keys()].filter((k) => !fresh.has(k))
+    for (const key of gone) this.#apply(key, undefined, revision)
+    for (const [key, entry] of fresh) {
+      const old = this.entries.get(key)
+      if (old?.revision !== entry.revision || old.text !== entry.text) this.#apply(key, entry, entry.revision)
+    }
+    this.#batched(revision)
+  }
+
+  #batched(revision: string) {
+    for (const listener of this.#batches) {
+      try {
+        listener(revision)
+      } catch (err) {
+        this.log.error({ err }, 'a config listener threw')
+      }
+    }
+  }
+
+  #onEvents(events: IEvent[]) {
+    // one batch per revision: the changes of one txn share it and arrive in one response, in order
+    let revision: string | undefined
+    for (const ev of events) {
+      if (revision !== undefined && ev.kv.mod_revision !== revision) this.#batched(revision)
+      revision = ev.kv.mod_revision
+      const key = this.#name(ev.kv.key)
+      if (ev.type === 'Delete') this.#apply(key, undefined, ev.kv.mod_revision)
+      else this.#apply(key, decodeEntry(ev.kv), ev.kv.mod_revision)
+    }
+    if (revision !== undefined) this.#batched(revision)
+  }
+
+  #apply(key: string, entry: TreeEntry | undefined, revision: string) {
+    if (entry) this.entries.set(key, entry)
+    else if (!this.entries.delete(key)) return
+    const listeners = this.#keyed.get(key)
+    if (listeners) {
+      for (const listener of listeners) {
+        try {
+          listener(revision)
+        } catch (err) {
+          this.log.error({ err, key }, 'a config listener threw')
+        }
+      }
+    }
+    if (this.#subtrees.size === 0) return
+    const seq = ++this.seq
+    const event: ConfigEvent = { type: entry ? 'put' : 'delete', key, value: entry?.text, revision }
+    for (const [listener, prefix] of this.#subtrees) {
+      if (!key.startsWith(prefix)) continue
+      try {
+        listener(event, seq)
+      } catch (err) {
+        this.log.error({ err, key }, 'a config listener threw')
+      }
+    }
+  }
+}

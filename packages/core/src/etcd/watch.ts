@@ -1,0 +1,517 @@
+import { performance } from 'node:perf_hooks'
+import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
+import { isTerminal } from '../errors.js'
+import type { Logger } from '../ops/logger.js'
+import { recordWatchReset } from '../ops/metrics.js'
+import { Backoff, cancelStream } from '../util.js'
+import type { StreamEndpoint, StreamSource } from './endpoints.js'
+
+/** What to watch: a key, or the range [key, rangeEnd), from `startRevision` on. */
+export interface WatchSpec {
+  key: Buffer
+  rangeEnd?: Buffer
+  /** The first revision to deliver (a list read at revision R watches from R + 1). */
+  startRevision: bigint
+  /** Deliver only deletions (etcd's NOPUT filter). */
+  deletesOnly?: boolean
+}
+
+export interface WatchListener {
+  /** Events of one revision range, in order; `revision` is the store revision they were sent at. */
+  onEvents(events: IEvent[], revision: bigint): void
+  /**
+   * The watch cannot go on from where it was: its revision was compacted, etcd cancelled it, or etcd's
+   * revision went backwards (wiped or restored from a snapshot). The watch is dropped; the owner must read
+   * the current state again and watch anew, or it would miss changes.
+   */
+  onReset(reason: string): void
+  /**
+   * etcd confirmed the watch, at store revision `revision` (called once). A watch from "now"
+   * (`startRevision` 0) delivers every change after `revision`.
+   */
+  onCreated?(revision: bigint): void
+  /**
+   * The watch stopped being known current: the stream it was on broke or stopped answering (every watch
+   * etcd had confirmed on it gets this call). `since` is when that stream was last heard from (`Date.now()`
+   * ms): nothing after that is known to have been delivered. The hub resumes the watch on its own.
+   */
+  onStale?(reason: string, since: number): void
+  /**
+   * etcd confirmed the watch on a live stream, for the first time (at once) or again after `onStale` (a
+   * quarter second later, once etcd's catch-up pass would have cancelled a watch whose revision was
+   * compacted meanwhile): every change after the revision it resumed from is delivered (changes etcd
+   * replays from before the confirmation first, within its catch-up cycle of about 100 ms).
+   */
+  onCurrent?(): void
+}
+
+export interface WatchHandle {
+  cancel(): void
+}
+
+interface ActiveWatch {
+  id: number
+  spec: WatchSpec
+  listener: WatchListener
+  /** The next revision this watch must see: where it resumes after a reconnect. */
+  next: bigint
+  created: boolean
+  /** `onCreated` was called. */
+  announced: boolean
+  /** Confirmed on the live stream since the last `onStale` (or ever). */
+  current: boolean
+  /**
+   * While the member it was created on is checked for being behind (`#checkBehind`): its events, held
+   * back until that member is known to be only catching up (or dropped when it turns out wiped).
+   */
+  held?: Array<[events: IEvent[], revision: bigint]>
+}
+
+type Duplex = Awaited<ReturnType<WatchClient['watch']>>
+
+/** The watch stream's health, for staleness and diagnostics. */
+export interface WatchStreamHealth {
+  /** The member the stream is on, while one is open. */
+  readonly endpoint: string | undefined
+  /** A stream is open (it may still turn out silent). */
+  readonly connected: boolean
+  /** When etcd last sent anything on the open stream (`performance.now()` ms); undefined without one. */
+  readonly lastHeardAt: number | undefined
+}
+
+/**
+ * After how long without a message a stream is asked for progress, and how long after that a stream that
+ * stays wholly silent counts as dead. etcd answers progress requests in order with watch creations: on a
+ * loaded machine here, 50 creations took 8 s and an answer 1.6 s, but some message came at least every
+ * 1.4 s; a stream killed too eagerly would be recreated, and killed again, for ever.
+ */
+const PROBE_IDLE_MS = 750
+const PROBE_DEAD_MS = 2_500
+
+/** How long a resumed watch waits for etcd's catch-up pass (100 ms apart) before it counts as current. */
+const RESUME_SETTLE_MS = 250
+
+/** etcd's reason for a refused watch whose stream token expired (or etcd restarted, forgetting tokens). */
+const INVALID_TOKEN = /invalid auth token/i
+/** Pace of attempts to open a stream while etcd refuses the kit's credentials. */
+const REFUSED_RETRY_MS = 5_000
+
+/**
+ * One gRPC watch stream per kit, multiplexing every watch over it with client-chosen watch ids
+ * (etcd >= 3.4). On a broken stream it reconnects with backoff and resumes each watch from the
+ * revision after the last one it delivered, so nothing is missed and nothing repeats.
+ *
+ * A watchdog tells a quiet stream from a dead one: after 0.75 s without a message it sends etcd's
+ * progress request (answered at once by a live member); when nothing at all comes for 2.5 s more, the
+ * stream takes the broken-stream path and is reopened on another member, resuming every watch from its
+ * revision (grpc-js alone would keep the silent connection for its 15 s HTTP/2 keepalive).
+ */
+export class WatchHub {
+  readonly #streams: StreamSource
+  readonly #log: Logger
+  readonly #watches = new Map<number, ActiveWatch>()
+  readonly #backoff = new Backoff(50, 2_000)
+  #stream: Duplex | undefined
+  #endpoint: string | undefined
+  #lastHeardAt = 0
+  #probeSentAt: number | undefined
+  /** Silence after a probe that counts as dead: doubled by each watchdog kill, reset by a probe's answer. */
+  #deadMs = PROBE_DEAD_MS
+  #watchdog: NodeJS.Timeout | undefined
+  #connecting = false
+  #closed = false
+  #nextId = 1
+  #retryTimer: NodeJS.Timeout | undefined
+  /** When the current stream was last heard from (`Date.now()` ms), for `onStale`. */
+  #heardAt = 0
+  /**
+   * Ids of the create requests written on the current stream and not answered yet, in order. etcd answers
+   * creates in order, and a refused one with `watch_id: -1` (not the id we chose): the oldest pending.
+   */
+  #pending: number[] = []
+  /** The member (and its client) the current stream is on, or was last opened on. */
+  #source: StreamEndpoint | undefined
+  #reauthing = false
+  /** The last attempt to open a stream was refused (credentials): reported once, retried slowly. */
+  #refused = false
+  /** Streams opened over the kit's life (a reconnect opens a new one); for tests and diagnostics. */
+  streamsOpened = 0
+  /** The current stream's member's revision as a linearizable read saw it, once asked (`#checkBehind`). */
+  #caughtUp: { stream: Duplex; revision: Promise<bigint | undefined> } | undefined
+
+  constructor(streams: StreamSource, log: Logger) {
+    this.#streams = streams
+    this.#log = log
+  }
+
+  /** `open`: the stream is up; `connecting`: it is being opened or reopened; `idle`: nothing to watch. */
+  get state(): 'open' | 'connecting' | 'idle' {
+    return this.#stream ? 'open' : this.#watches.size > 0 ? 'connecting' : 'idle'
+  }
+
+  /** The stream's member and when it last answered. */
+  get health(): WatchStreamHealth {
+    const open = this.#stream !== undefined
+    return {
+      endpoint: open ? this.#endpoint : undefined,
+      connected: open,
+      lastHeardAt: open ? this.#lastHeardAt : undefined,
+    }
+  }
+
+  /** Number of watches currently multiplexed on the stream. */
+  get size() {
+    return this.#watches.size
+  }
+
+  watch(spec: WatchSpec, listener: WatchListener): WatchHandle {
+    const w: ActiveWatch = {
+      id: this.#nextId++,
+      spec,
+      listener,
+      next: spec.startRevision,
+      created: false,
+      announced: false,
+      current: false,
+    }
+    this.#watches.set(w.id, w)
+    if (this.#stream) this.#create(this.#stream, w)
+    else this.#connect()
+    return {
+      cancel: () => {
+        if (!this.#watches.delete(w.id)) return
+        if (this.#stream && w.created)
+          this.#stream.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
+        if (this.#watches.size === 0) this.#dropStream()
+      },
+    }
+  }
+
+  close() {
+    this.#closed = true
+    clearTimeout(this.#retryTimer)
+    this.#watches.clear()
+    this.#dropStream()
+  }
+
+  #create(stream: Duplex, w: ActiveWatch) {
+    w.created = false
+    w.held = undefined // events held on an earlier stream come again on this one, from `next`
+    this.#pending.push(w.id)
+    stream.write({
+      create_request: {
+        key: w.spec.key,
+        range_end: w.spec.rangeEnd,
+        start_revision: w.next.toString(),
+        watch_id: w.id,
+        progress_notify: true,
+        filters: w.spec.deletesOnly ? ['Noput'] : [],
+      },
+    } as IWatchRequest)
+  }
+
+  #connect() {
+    if (this.#connecting || this.#stream || this.#closed || this.#watches.size === 0) return
+    this.#connecting = true
+    const source = this.#streams.pick()
+    const { endpoint, watchClient } = source
+    this.#source = source
+    watchClient
+      .watch()
+      .then((stream) => {
+        this.#connecting = false
+        if (this.#closed || this.#watches.size === 0) {
+          cancelStream(stream)
+          return
+        }
+        this.streamsOpened++
+        this.#refused = false
+        this.#stream = stream
+        this.#pending = []
+        this.#endpoint = endpoint
+        this.#lastHeardAt = performance.now()
+        this.#probeSentAt = undefined
+        this.#startWatchdog()
+        stream.on('data', (res: IWatchResponse) => {
+          this.#heardAt = Date.now()
+          // answers still arriving on a stream already replaced belong to its (gone) watches, not the new ones
+          if (this.#stream !== stream) return
+          // any message, a progress answer included (watch id -1), shows the stream is alive
+          this.#lastHeardAt = performance.now()
+          this.#probeSentAt = undefined
+          if (Number(res.watch_id) === -1 && !res.created && !res.canceled) this.#deadMs = PROBE_DEAD_MS
+          this.#onResponse(res)
+        })
+        stream.on('error', (err: Error) => this.#onBroken(stream, err))
+        stream.on('end', () => this.#onBroken(stream, new Error('watch stream ended')))
+        for (const w of this.#watches.values()) this.#create(stream, w)
+      })
+      .catch((err: unknown) => {
+        this.#connecting = false
+        // refused credentials: each attempt costs etcd a password check, so say so, and try at the slowest pace
+        if (isTerminal(err)) {
+          if (!this.#refused)
+            this.#log.error({ err }, 'etcd refused to open the watch stream; retrying every few seconds')
+          this.#refused = true
+          this.#retry(err, REFUSED_RETRY_MS)
+          return
+        }
+        this.#streams.failed(endpoint)
+        this.#retry(err)
+      })
+  }
+
+  #startWatchdog() {
+    if (this.#watchdog) return
+    this.#watchdog = setInterval(() => this.#probe(), 250)
+    this.#watchdog.unref()
+  }
+
+  #stopWatchdog() {
+    clearInterval(this.#watchdog)
+    this.#watchdog = undefined
+  }
+
+  /** Asks a quiet stream for progress; declares it dead when the question goes unanswered. */
+  #probe() {
+    const stream = this.#stream
+    if (!stream) return
+    const now = performance.now()
+    if (this.#probeSentAt !== undefined) {
+      if (now - Math.max(this.#probeSentAt, this.#lastHeardAt) < this.#deadMs) return
+      const deadMs = this.#deadMs
+      // if it was only slow, the next stream gets longer (or every recreation could be cut short in turn)
+      this.#deadMs = Math.min(this.#deadMs * 2, 20_000)
+      this.#log.warn(
+        { endpoint: this.#endpoint, silentMs: Math.round(now - this.#lastHeardAt) },
+        'etcd watch stream not answering; reopening it on another member',
+      )
+      this.#onBroken(stream, new Error(`watch stream on ${this.#endpoint} gave no answer for ${deadMs} ms`))
+      return
+    }
+    if (now - this.#lastHeardAt < PROBE_IDLE_MS) return
+    this.#probeSentAt = now
+    stream.write({ progress_request: {} } as IWatchRequest)
+  }
+
+  #onBroken(stream: Duplex, err: unknown) {
+    if (this.#stream !== stream) return
+    this.#stream = undefined
+    this.#stopWatchdog()
+    if (this.#endpoint !== undefined) this.#streams.failed(this.#endpoint)
+    cancelStream(stream)
+    if (this.#closed) return
+    this.#log.debug({ err }, 'etcd watch stream broken; resuming')
+    this.#staleAll(`the etcd watch stream broke: ${err instanceof Error ? err.message : String(err)}`)
+    this.#retry(err)
+  }
+
+  /** Every watch confirmed on the stream that just broke is no longer known current. */
+  #staleAll(reason: string) {
+    for (const w of this.#watches.values()) {
+      if (!w.current) continue
+      w.current = false
+      try {
+        w.listener.onStale?.(reason, this.#heardAt)
+      } catch (err) {
+        this.#log.error({ err }, 'etcd watch listener threw')
+      }
+    }
+  }
+
+  #retry(err: unknown, minDelay = 0) {
+    if (this.#closed || this.#watches.size === 0) return
+    const delay = Math.max(minDelay, this.#backoff.next())
+    this.#log.debug({ err, delay }, 'etcd watch stream unavailable; retrying')
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = setTimeout(() => this.#connect(), delay)
+    this.#retryTimer.unref()
+  }
+
+  #dropStream() {
+    const stream = this.#stream
+    this.#stream = undefined
+    this.#stopWatchdog()
+    this.#pending = []
+    cancelStream(stream)
+  }
+
+  /**
+   * etcd refused to create a watch on this stream because the stream's token is no longer valid (it
+   * expired while idle, or etcd restarted): get etcd3 a valid token, then open a new stream on which every
+   * watch is created again from where it was. When no token can be had (credentials changed, permission
+   * revoked), the watches waiting for creation are handed back to their owners, whose reads then meet
+   * the same refusal and report it.
+   */
+  #reauthenticate(w: ActiveWatch) {
+    if (this.#reauthing) return
+    this.#reauthing = true
+    this.#log.info({}, 'etcd refused a watch for an invalid auth token; authenticating again')
+    // a unary read of the watched key through the stream's own client: refused for the expired token, it
+    // makes etcd3 authenticate again, so the next stream carries a valid one
+    const kv = this.#source?.kv
+    const refresh = kv
+      ? kv.range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true }).then(() => {})
+      : Promise.resolve()
+    refresh.then(
+      () => {
+        this.#reauthing = false
+        if (this.#closed) return
+        this.#dropStream()
+        this.#connect()
+      },
+      (err: unknown) => {
+        this.#reauthing = false
+        if (this.#closed) return
+        this.#log.warn({ err }, 'could not authenticate again for the etcd watch stream')
+        const waiting = [...this.#watches.values()].filter((x) => !x.created)
+        for (const x of waiting) this.#watches.delete(x.id)
+        if (this.#watches.size === 0) this.#dropStream()
+        for (const x of waiting)
+          x.listener.onReset(
+            `etcd refused the watch (invalid auth token) and authenticating again failed: ${
+              err instanceof Error ? err.message : String(err)
+            }`,
+          )
+      },
+    )
+  }
+
+  /** Hands events to the watch's owner and moves the watch past them. */
+  #deliver(w: ActiveWatch, events: IEvent[], revision: bigint) {
+    w.next = BigInt(events[events.length - 1]!.kv.mod_revision) + 1n
+    try {
+      w.listener.onEvents(events, revision)
+    } catch (err) {
+      this.#log.error({ err }, 'etcd watch listener threw')
+    }
+  }
+
+  /** The watch is confirmed on the live stream, from where it was: it is current. */
+  #confirmed(w: ActiveWatch, revision: bigint) {
+    const current = () => {
+      if (w.current || this.#watches.get(w.id) !== w || this.#stream !== stream) return
+      w.current = true
+      w.listener.onCurrent?.()
+    }
+    const stream = this.#stream
+    if (!w.announced) {
+      w.announced = true
+      w.listener.onCreated?.(revision)
+      current()
+      return
+    }
+    // Resumed after a broken stream: etcd confirms the creation at once, but a watch resuming at a revision
+    // compacted meanwhile is cancelled only by etcd's next catch-up pass (every 100 ms). Current after that,
+    // not before: a view must not say current for the moment before it learns it missed versions.
+    setTimeout(current, RESUME_SETTLE_MS).unref()
+  }
+
+  /**
+   * The member a watch was just created on answered at `revision`, behind the revision the watch had
+   * reached. A follower that was cut off and is catching up does that: its watch delivers from where it
+   * was as soon as the member has applied those revisions. A wiped or restored store does too, and there a
+   * watch at `next` would wait for revisions that mean something else. One linearizable read on that
+   * member (it waits until the member has applied everything the leader had committed) tells them apart,
+   * once per stream; the watch's events are held until then. When the read fails, it counts as wiped: the
+   * owner reads again, which is always safe.
+   */
+  #checkBehind(w: ActiveWatch, revision: bigint) {
+    const stream = this.#stream
+    if (!stream) return
+    w.held = []
+    if (this.#caughtUp?.stream !== stream) {
+      const kv = this.#source?.kv
+      this.#caughtUp = {
+        stream,
+        revision: kv
+          ? kv
+              .range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true })
+              .then((res) => BigInt(res.header.revision))
+              .catch(() => undefined)
+          : Promise.resolve(undefined),
+      }
+    }
+    void this.#caughtUp.revision.then((now) => {
+      // a new stream re-created the watch from `next` (held events come again there), or it was cancelled
+      if (this.#stream !== stream || this.#watches.get(w.id) !== w) return
+      const held = w.held ?? []
+      w.held = undefined
+      if (now !== undefined && now + 1n >= w.next) {
+        this.#log.debug(
+          { endpoint: this.#endpoint, answered: String(revision), caughtUp: String(now) },
+          'etcd watch created on a member that was catching up; resuming there',
+        )
+        // it delivers every change after the revision it had reached, not after the one the member answered at
+        this.#confirmed(w, w.next - 1n)
+        for (const [events, at] of held) if (this.#watches.get(w.id) === w) this.#deliver(w, events, at)
+        return
+      }
+      this.#watches.delete(w.id)
+      stream.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
+      recordWatchReset('wiped')
+      w.listener.onReset(
+        `etcd's revision went back from ${w.next - 1n} to ${now ?? revision} (wiped or restored)`,
+      )
+    })
+  }
+
+  #onResponse(res: IWatchResponse) {
+    let id = Number(res.watch_id)
+    if (res.created) {
+      // a refused create carries watch_id -1: it answers the oldest create still pending
+      const at = id === -1 ? 0 : this.#pending.indexOf(id)
+      if (at >= 0 && at < this.#pending.length) id = this.#pending.splice(at, 1)[0]!
+      if (id === -1) {
+        this.#log.warn({ reason: res.cancel_reason }, 'etcd refused a watch this kit did not ask for')
+        return
+      }
+    }
+    const w = this.#watches.get(id)
+    if (!w) {
+      // cancelled by us before etcd confirmed it: cancel it on the server now that it exists there
+      if (res.created && !res.canceled)
+        this.#stream?.write({ cancel_request: { watch_id: Number(res.watch_id) } } as IWatchRequest)
+      return
+    }
+    const revision = BigInt(res.header.revision)
+    if (res.canceled && res.created && INVALID_TOKEN.test(res.cancel_reason)) {
+      this.#reauthenticate(w)
+      return
+    }
+    if (res.canceled) {
+      this.#watches.delete(w.id)
+      const reason =
+        res.compact_revision && res.compact_revision !== '0'
+          ? `revision ${w.next} was compacted (compact revision ${res.compact_revision})`
+          : `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`
+      recordWatchReset(reason)
+      w.listener.onReset(reason)
+      return
+    }
+    if (res.created) {
+      w.created = true
+      this.#backoff.reset()
+      // a watch from "now" (0) starts after the revision of its creation: resume from there later
+      if (w.next === 0n) w.next = revision + 1n
+      // a member behind where we were: a follower still catching up (after a failover), or a store wiped
+      // or restored from a snapshot; which one, a linearizable read on that member tells
+      if (revision + 1n < w.next) {
+        this.#checkBehind(w, revision)
+        return
+      }
+      this.#confirmed(w, revision)
+      return
+    }
+    if (w.held) {
+      if (res.events.length > 0) w.held.push([res.events, revision])
+      return
+    }
+    if (res.events.length > 0) {
+      this.#deliver(w, res.events, revision)
+    } else if (revision + 1n > w.next) {
+      // a progress notification: everything up to `revision` has been sent
+      w.next = revision + 1n
+    }
+  }
+}
