@@ -3,8 +3,10 @@
 import { startEtcd } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
+import { inspect } from '../src/integration/index.js'
+import { kitInternals } from '../src/kit.js'
 
-test('without a namespace, the empty prefix lists and watches every key', async (t) => {
+test('without a namespace, the empty prefix lists, batches, queues and watches every key', async (t) => {
   const etcd = await startEtcd()
   t.teardown(() => etcd.close())
   const kit = new EtcdKit({ endpoints: etcd.endpoints, logger: silentLogger })
@@ -13,31 +15,31 @@ test('without a namespace, the empty prefix lists and watches every key', async 
   await etcd.etcdctl(['put', 'zz/b', '2'])
   await etcd.etcdctl(['put', '\u00ff', '3'])
 
-  const { kvs } = await kit.keyspace.list('')
+  const inspector = inspect(kit)
   t.deepEqual(
-    kvs.map((kv) => kit.keyspace.name(kv.key)),
+    (await inspector.list('')).map((kv) => kv.key),
     ['a', 'zz/b', '\u00ff'],
   )
-  // the batched read (a txn of ranges) takes the same range
-  const lists = await Promise.all(Array.from({ length: 40 }, () => kit.keyspace.list('')))
+  // the batched read (a txn of ranges, once 16 reads are in flight) takes the same range
+  const { keyspace } = kitInternals(kit)
+  const lists = await Promise.all(Array.from({ length: 40 }, () => keyspace.list('')))
   t.true(lists.every((l) => l.kvs.length === 3))
 
-  const seen: string[] = []
-  const { key, range_end } = kit.keyspace.range('')
-  const created = new Promise<void>((resolve, reject) => {
-    const handle = kit.watchHub.watch(
-      { key, rangeEnd: range_end, startRevision: 0n },
-      {
-        onEvents: (events) => seen.push(...events.map((e) => e.kv.key.toString())),
-        onReset: (reason) => reject(new Error(reason)),
-        onCreated: () => resolve(),
-      },
-    )
-    t.teardown(() => handle.cancel())
-  })
-  await created
-  await etcd.etcdctl(['put', 'm/new', '4'])
+  const held = await kit.lock('jobs/report').acquire()
+  t.teardown(() => held.release())
+  t.deepEqual(
+    (await inspector.queues('')).map((q) => [q.name, q.kind]),
+    [['jobs/report', 'lock']],
+  )
+
+  let changes = 0
+  const watch = inspector.watchNamespace(() => changes++)
+  t.teardown(() => watch.cancel())
+  // a change anywhere is seen (the watch is created a moment after the call: put until one arrives)
   const until = Date.now() + 5_000
-  while (!seen.includes('m/new') && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
-  t.deepEqual(seen, ['m/new'])
+  for (let i = 0; changes === 0 && Date.now() < until; i++) {
+    await etcd.etcdctl(['put', `m/${i}`, 'x'])
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.true(changes > 0)
 })
