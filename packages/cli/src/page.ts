@@ -281,6 +281,9 @@ function section(id, fn) {
       shownHtml.set(id, html);
       if (focused) { const again = el.querySelector('[data-fid="' + CSS.escape(focused) + '"]'); if (again) again.focus(); }
     }
+    // TTL cells are left out of the markup (it would change every second and rebuild the section under
+    // the operator's pointer): filled here, and each second by tick()
+    for (const td of el.querySelectorAll('td.ttl')) td.innerHTML = ttlText(td.dataset.lease);
   } catch (err) {
     el.innerHTML = '<p class="section-error">this section could not be shown: ' + esc(err && err.message ? err.message : String(err)) + '</p>';
     shownHtml.delete(id);
@@ -344,7 +347,7 @@ function instanceTable(rows) {
         '</span></td><td class="mono">—</td><td></td><td><span class="badge bad">unreadable</span> ' + actions(r) + '</td></tr>';
       return '<tr data-address="' + esc(r.address) + '" data-key="' + esc(r.key) + '" data-health="' + esc(h.label) + '"><td class="mono">' + esc(r.address) + drainNote(r) +
         '</td><td>' + weightOf(r) + '</td><td>' + text(r.md.version) + '</td><td>' + text(r.md.zone) + '</td><td class="wide-only">' + tagsOf(r.md) +
-        '</td><td class="meta mono">' + metaOf(r) + '</td><td class="ttl mono" data-lease="' + esc(r.lease) + '">' + ttlText(r.lease) +
+        '</td><td class="meta mono">' + metaOf(r) + '</td><td class="ttl mono" data-lease="' + esc(r.lease) + '">' +
         '</td><td>' + who(r.process) + '</td><td><span class="badge ' + h.cls + '">' + esc(h.label) + '</span> ' + actions(r) + '</td></tr>';
     }).join('') + '</table>';
 }
@@ -387,7 +390,7 @@ function renderQueues() {
     '<tr><th>name</th><th>kind</th><th>role</th><th>lease</th><th>TTL</th><th>revision</th><th>process</th><th>proposal</th></tr>' +
     qs.map((q) => (Array.isArray(q.contenders) ? q.contenders : []).filter(isObj).map((c, i) => '<tr data-lock="' + esc(str(q.name) ?? '') + '" data-role="' + (i === 0 ? 'holder' : 'waiter') + '">' +
       '<td class="mono">' + (i === 0 ? text(q.name) : '') + '</td><td>' + text(q.kind) + '</td><td>' + (i === 0 ? (q.kind === 'lock' ? 'holder' : 'leader') : 'waiting #' + i) +
-      '</td><td class="mono">' + text(c.lease) + '</td><td class="ttl mono" data-lease="' + esc(str(c.lease) ?? '') + '">' + ttlText(str(c.lease) ?? '') + '</td><td class="mono">' + text(c.createRevision) +
+      '</td><td class="mono">' + text(c.lease) + '</td><td class="ttl mono" data-lease="' + esc(str(c.lease) ?? '') + '"></td><td class="mono">' + text(c.createRevision) +
       '</td><td>' + who(isObj(c.process) ? c.process : undefined) + '</td><td class="mono">' + text(c.value) + '</td></tr>').join('')).join('') + '</table>';
 }
 function renderConfig() {

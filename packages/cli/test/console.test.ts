@@ -70,16 +70,31 @@ async function expand(page: Page, service: string) {
   await page.waitForSelector(`tr.svc[data-service="${service}"], h3[data-service="${service}"]`, {
     timeout: 5_000,
   })
-  if (await page.$(sel)) await page.click(sel)
+  if (await page.$(sel)) await click(page, sel)
   if (await page.$(`tr.svc[data-service="${service}"]`))
     await page.waitForSelector(`tr[data-detail="${service}"]`, { timeout: 5_000 })
+}
+
+/**
+ * Clicks `selector`; again if the page re-rendered the element between finding and clicking it (a live
+ * page rebuilds a section when a snapshot changes it).
+ */
+async function click(page: Page, selector: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await page.click(selector)
+    } catch (err) {
+      if (attempt >= 5 || !/detached|not clickable|No element found/.test(String(err))) throw err
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
 }
 
 /** Accepts (or cancels) the page's confirmation dialog, once it is open; returns its text. */
 async function confirmDialog(page: Page, accept = true): Promise<string> {
   await page.waitForSelector('#confirm[open]', { timeout: 5_000 })
   const said = await text(page, '#confirm')
-  await page.click(accept ? '#confirm-ok' : '#confirm-cancel')
+  await click(page, accept ? '#confirm-ok' : '#confirm-cancel')
   await page.waitForSelector('#confirm:not([open])', { timeout: 5_000 })
   return said
 }
@@ -320,7 +335,7 @@ test.serial(
     })
 
     // keyboard: "/" focuses the filter; Tab reaches a service's toggle, Enter opens it
-    await page.click('h1')
+    await click(page, 'h1')
     await page.keyboard.press('/')
     t.is(await page.evaluate('document.activeElement?.id'), 'filter')
     await page.focus('tr.svc[data-service="billing"] button.toggle')
@@ -359,28 +374,28 @@ test.serial(
     // deregister: cancelled first (nothing happens), then confirmed
     await expand(page, 'orders')
     t.is(await page.$('tr[data-address="10.0.0.7:3000"] button.deregister'), null) // a live etcdkit's key
-    await page.click('tr[data-address="10.9.9.9:1"] button.deregister')
+    await click(page, 'tr[data-address="10.9.9.9:1"] button.deregister')
     t.regex(await confirmDialog(page, false), /Delete the registration key/)
     t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 1)
-    await page.click('tr[data-address="10.9.9.9:1"] button.deregister')
+    await click(page, 'tr[data-address="10.9.9.9:1"] button.deregister')
     await confirmDialog(page)
     await page.waitForSelector('tr[data-address="10.9.9.9:1"]', { hidden: true, timeout: 5_000 })
     t.is((await kit.client.get(`${ns}services/orders/10.9.9.9:1`).exec()).kvs.length, 0)
     // an unreadable value: deregistered by its value (the page has no revision of it)
     await kit.client.put(`${ns}services/orders/10.9.9.8:1`).value('{broken').exec()
     await page.waitForSelector('tr[data-address="10.9.9.8:1"][data-health="unreadable"]', { timeout: 5_000 })
-    await page.click('tr[data-address="10.9.9.8:1"] button.deregister')
+    await click(page, 'tr[data-address="10.9.9.8:1"] button.deregister')
     t.regex(await confirmDialog(page), /not a registration/)
     await page.waitForSelector('tr[data-address="10.9.9.8:1"]', { hidden: true, timeout: 5_000 })
     t.is((await kit.client.get(`${ns}services/orders/10.9.9.8:1`).exec()).kvs.length, 0)
 
     // drain: confirmed, then honoured by the owning kit, which writes weight 0 itself; undrain restores it
-    await page.click('tr[data-address="10.0.0.7:3000"] button.drain')
+    await click(page, 'tr[data-address="10.0.0.7:3000"] button.drain')
     t.regex(await confirmDialog(page), /take it out of traffic/)
     await page.waitForSelector('tr[data-address="10.0.0.7:3000"][data-health="draining"]', { timeout: 5_000 })
     t.regex(await text(page, 'tr[data-address="10.0.0.7:3000"]'), /drained by etcdkit-console:alice/)
     await page.screenshot({ path: join(artifacts, 'console-drained.png'), fullPage: true })
-    await page.click('tr[data-address="10.0.0.7:3000"] button.undrain')
+    await click(page, 'tr[data-address="10.0.0.7:3000"] button.undrain')
     await confirmDialog(page)
     await page.waitForSelector('tr[data-address="10.0.0.7:3000"][data-health="healthy"]', { timeout: 5_000 })
 
@@ -400,7 +415,7 @@ test.serial(
     t.regex(refused.body.error, /not an etcdkit/)
 
     // edit: invalid JSON cannot be sent; valid JSON is confirmed with a diff, then written as alice
-    await page.click('tr[data-config-key="limits"] button.edit')
+    await click(page, 'tr[data-config-key="limits"] button.edit')
     await page.waitForSelector('#editor[open]')
     t.true(await page.$eval('#editor-json', (el) => (el as unknown as { checked: boolean }).checked))
     await page.$eval('#editor-value', (el) => ((el as unknown as { value: string }).value = ''))
@@ -409,7 +424,7 @@ test.serial(
     t.true(await page.$eval('#editor-save', (el) => (el as unknown as { disabled: boolean }).disabled))
     await page.type('#editor-value', '50}')
     t.false(await page.$eval('#editor-save', (el) => (el as unknown as { disabled: boolean }).disabled))
-    await page.click('#editor-save')
+    await click(page, '#editor-save')
     const asked = await confirmDialog(page)
     t.regex(asked, /alice/)
     await eventually(
@@ -421,12 +436,12 @@ test.serial(
     await page.screenshot({ path: join(artifacts, 'console-config.png'), fullPage: true })
 
     // history: a diff between revisions, and a rollback, confirmed
-    await page.click('tr[data-config-key="limits"] button.history')
+    await click(page, 'tr[data-config-key="limits"] button.history')
     await page.waitForSelector('#history:not([hidden]) tr[data-revision]', { timeout: 5_000 })
     t.regex(await text(page, '#diff .add'), /250/)
     t.regex(await text(page, '#diff .del'), /100/)
     await page.screenshot({ path: join(artifacts, 'console-history.png'), fullPage: true })
-    await page.click('#history-table tr[data-revision]:nth-of-type(3) button.rollback')
+    await click(page, '#history-table tr[data-revision]:nth-of-type(3) button.rollback')
     await confirmDialog(page)
     await eventually(
       async () => (await kit.config.get('limits')) === '{"rate":100}',
