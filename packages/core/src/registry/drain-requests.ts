@@ -95,6 +95,11 @@ export class DrainRequests {
     if (lease) void this.#follow(lease)
   }
 
+  /** Whether a request for registration `key` stands on the current lease. */
+  has(key: string): boolean {
+    return this.#requests.has(key)
+  }
+
   /** Stops following until the next `start()`: the kit's last registration is gone (no watch kept for none). */
   stop() {
     if (!this.#started) return

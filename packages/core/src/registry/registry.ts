@@ -191,8 +191,9 @@ export class Registry {
         key,
         address,
         metadata,
-        drained: false,
-        value: encodeEndpoint(address, metadata),
+        // a request standing for this key (registered again after a deregistration): drained from the start
+        drained: this.#drains.has(key),
+        value: encodeEndpoint(address, this.#drains.has(key) ? { ...metadata, weight: 0 } : metadata),
         writtenValue: undefined,
         service,
         lease: undefined,
