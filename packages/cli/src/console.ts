@@ -76,7 +76,26 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   const clients = new Set<FastifyReply>()
   const event = (reply: FastifyReply, name: string, data: unknown) =>
     reply.raw.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
-  const send = (reply: FastifyReply, s: Snapshot) => event(reply, 'snapshot', s)
+  // a page that reads slower than snapshots come (10,000 instances are megabytes each) gets the latest one
+  // once its socket drains, not every one in between: the server's memory stays bounded per page
+  const behind = new Map<FastifyReply, Snapshot>()
+  const send = (reply: FastifyReply, s: Snapshot) => {
+    if (reply.raw.writableNeedDrain) {
+      if (!behind.has(reply))
+        reply.raw.once('drain', () => behind.has(reply) && send(reply, behind.get(reply)!))
+      behind.set(reply, s)
+      return
+    }
+    behind.delete(reply)
+    reply.raw.write(`event: snapshot\ndata: ${serialized(s)}\n\n`)
+  }
+  // serialized once per snapshot, however many pages watch
+  const texts = new WeakMap<Snapshot, string>()
+  const serialized = (s: Snapshot) => {
+    let text = texts.get(s)
+    if (text === undefined) texts.set(s, (text = JSON.stringify(s)))
+    return text
+  }
   live.on('snapshot', (s) => {
     for (const reply of clients) send(reply, s)
   })
@@ -109,7 +128,10 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     if (live.last) send(reply, live.last)
     if (live.lastTtl) event(reply, 'ttl', live.lastTtl)
     event(reply, 'freshness', live.freshness)
-    req.raw.on('close', () => clients.delete(reply))
+    req.raw.on('close', () => {
+      clients.delete(reply)
+      behind.delete(reply)
+    })
   })
 
   const guardWrite = async (_req: FastifyRequest, reply: FastifyReply) => {
