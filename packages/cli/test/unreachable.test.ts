@@ -118,7 +118,9 @@ test('SIGINT and SIGTERM end a command that is still waiting for etcd (the binar
     // a long --timeout: without the signal it would wait for a minute
     const child = spawnCli([...args, '--endpoints', silent.endpoint, '--timeout', '60000'])
     t.teardown(() => child.child.kill('SIGKILL'))
-    await sleep(1_500) // loading, or waiting on etcd: either way the signal ends it
+    // once it has connected to "etcd" (it is loaded and waiting on it): its handlers are in place
+    const before = silent.accepted
+    await eventually(() => silent.accepted > before, 'the CLI connected', 30_000)
     const sent = Date.now()
     child.child.kill(signal)
     const code = await Promise.race([child.exited, sleep(5_000, 'still running' as const)])
