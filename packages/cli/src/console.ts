@@ -92,8 +92,10 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   // serialized once per snapshot, however many pages watch
   const texts = new WeakMap<Snapshot, string>()
   const serialized = (s: Snapshot) => {
-    let text = texts.get(s)
-    if (text === undefined) texts.set(s, (text = JSON.stringify(s)))
+    const known = texts.get(s)
+    if (known !== undefined) return known
+    const text = JSON.stringify(s)
+    texts.set(s, text)
     return text
   }
   live.on('snapshot', (s) => {

@@ -392,7 +392,9 @@ test.serial(
     // drain: confirmed, then honoured by the owning kit, which writes weight 0 itself; undrain restores it
     await click(page, 'tr[data-address="10.0.0.7:3000"] button.drain')
     t.regex(await confirmDialog(page), /take it out of traffic/)
-    await page.waitForSelector('tr[data-address="10.0.0.7:3000"][data-health="draining"]', { timeout: 10_000 })
+    await page.waitForSelector('tr[data-address="10.0.0.7:3000"][data-health="draining"]', {
+      timeout: 10_000,
+    })
     t.regex(await text(page, 'tr[data-address="10.0.0.7:3000"]'), /drained by etcdkit-console:alice/)
     await page.screenshot({ path: join(artifacts, 'console-drained.png'), fullPage: true })
     await click(page, 'tr[data-address="10.0.0.7:3000"] button.undrain')
