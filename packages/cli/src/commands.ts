@@ -1,6 +1,6 @@
 // The commands: each reads through the kit, prints a table (or JSON with --json), and returns an exit code.
 import { userInfo } from 'node:os'
-import type { EtcdKit } from '@etcdkit/core'
+import type { DialectName, EtcdKit } from '@etcdkit/core'
 import { within as reachWithin } from './connect.js'
 import { startConsole } from './console.js'
 import { cancelDrain, requestDrain } from './drain.js'
@@ -34,6 +34,8 @@ export interface Flags {
   timeout?: string
   user?: string
   undo?: boolean
+  /** The registry dialect `services` and `watch services` read (see docs/POLYGLOT.md). */
+  dialect?: string
 }
 
 type Command = (kit: EtcdKit, args: string[], flags: Flags, io: Io) => Promise<number | undefined>
@@ -82,9 +84,13 @@ const drain: Command = async (kit, args, flags, io) => {
 
 const json = (io: Io, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
 
+/** The registry catalog in the dialect `--dialect` names (core refuses an unknown one, naming it). */
+const catalogOf = (kit: EtcdKit, flags: Flags) =>
+  kit.catalog(flags.dialect === undefined ? undefined : { dialect: flags.dialect as DialectName })
+
 const services: Command = async (kit, args, flags, io) => {
   arity(args, 0, 1, 'services [service]')
-  const catalog = kit.catalog()
+  const catalog = catalogOf(kit, flags)
   try {
     await within(kit, flags, 'reading the registry', catalog.ready)
     const rows = await within(kit, flags, 'reading leases', serviceRows(kit, catalog.services, args[0]))
@@ -275,7 +281,7 @@ const watch: Command = async (kit, args, flags, io) => {
   const closers: (() => void)[] = []
   try {
     if (what === 'services') {
-      const catalog = kit.catalog()
+      const catalog = catalogOf(kit, flags)
       closers.push(() => catalog.close())
       await within(kit, flags, 'reading the registry', catalog.ready)
       let known = new Map(

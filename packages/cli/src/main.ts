@@ -23,6 +23,7 @@ Usage: etcdkit <command> [arguments] [flags]
 
 Commands:
   services [service]                  services, their instances, lease TTL left and owning process
+                                      (--dialect go-zero|kratos|kitex|hertz|go-micro: a Go framework's registry)
   locks [prefix]                      lock holders and waiters, in queue order
   elections [prefix]                  election leaders and candidates, in queue order
   config list [prefix]                the config tree (keys and values)
@@ -52,6 +53,7 @@ const OPTIONS = {
   write: { type: 'boolean' },
   undo: { type: 'boolean' },
   token: { type: 'string' },
+  dialect: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 

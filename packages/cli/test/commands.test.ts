@@ -302,3 +302,21 @@ test('values from etcd are printed with control characters escaped (tables and p
   t.is(await watch.interrupt(), 0)
   t.false(watch.stdout.includes('\u001b'))
 })
+
+test('services --dialect: a Go framework registry (Kratos here), with the dialect in --json rows; a bad one is a usage error', async (t) => {
+  const s = await scene(t, 'cli-dialects')
+  const kit = s.kit()
+  await kit.register({ service: 'hello', address: '10.0.0.5:9000', protocol: 'grpc', dialects: ['kratos'] })
+  const out = await s.cli('services', '--dialect', 'kratos', '--json')
+  t.is(out.code, 0, out.stderr)
+  const rows = JSON.parse(out.stdout) as { service: string; dialect: string; address: string }[]
+  t.deepEqual(
+    rows.map((r) => [r.service, r.dialect, r.address]),
+    [['hello', 'kratos', '10.0.0.5:9000']],
+  )
+  const etcdRows = JSON.parse((await s.cli('services', '--json')).stdout) as unknown[]
+  t.deepEqual(etcdRows, [])
+  const bad = await s.cli('services', '--dialect', 'consul')
+  t.is(bad.code, 2)
+  t.regex(bad.stderr, /"consul"/)
+})
