@@ -474,7 +474,8 @@ export interface Position {
   /**
    * When more keys are ahead than were read: the oldest of those read (`AHEAD_LIMIT` ahead of ours). Once
    * it is deleted the waiter is, in a queue served in order, within `AHEAD_LIMIT` of the front and reads
-   * again. Without it, the waiter waits for its predecessor, as Go's Mutex does.
+   * again. With neither this nor `ahead` (a read of the predecessor alone), the waiter waits for its
+   * predecessor on the prefix watch and reads again, as Go's Mutex does.
    */
   farthest?: IKeyValue
 }
@@ -530,13 +531,19 @@ export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, sign
     if (!predecessor) return readRevision
     for (const s of signals) s.throwIfAborted()
     read = true
-    if (!ahead) {
+    if (farthest) {
       // deep in the queue: one key's watch, not the prefix's (each handoff would reach every waiter)
-      const wake = farthest ?? predecessor
-      if (await q.waitKeyDeleted(wake.key, BigInt(wake.create_revision), readRevision, signals)) q.wakeReads++
+      if (await q.waitKeyDeleted(farthest.key, BigInt(farthest.create_revision), readRevision, signals))
+        q.wakeReads++
       continue
     }
     if (!q.cover(readRevision)) continue
+    if (!ahead) {
+      // only the predecessor is known (an election's first read): wait for it on the prefix watch, as fast
+      // as a handoff, then read how many are ahead
+      if (await q.waitDelete(predecessor.key, BigInt(predecessor.create_revision), signals)) q.wakeReads++
+      continue
+    }
     const at = await q.waitAllDeleted(ahead, pos.key, pos.revision, signals)
     if (at !== undefined) return at
     // the watch was reset: deletions may have been missed
