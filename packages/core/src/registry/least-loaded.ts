@@ -45,8 +45,9 @@ const WARM_START = 0.1
  * below is blended in with weight `1 - exp(-elapsed / decay)`; and when no request is answered the estimate
  * decays toward 0, so an endpoint that was shunned is tried again after about `decay x ln(its ratio to the
  * others)` and comes back if it recovered. Endpoints never observed cost the neutral estimate (an EWMA of
- * every observation of the set), and one that joins after the first `update()` also ramps its weight up
- * from 10% over `warmUp` ms.
+ * every observation of the set, so neither a magnet nor shunned), and one that joins after the first
+ * `update()` warms up: when it wins a pair it keeps the win only with a probability that ramps from 10%
+ * to 100% over `warmUp` ms, so its share grows gradually instead of a herd arriving at once.
  */
 export class LeastLoaded<T> {
   readonly #loadOf: (item: T) => EndpointLoad
@@ -92,8 +93,15 @@ export class LeastLoaded<T> {
 
   /** The cost of an endpoint at `now`: lower is better. */
   cost(load: EndpointLoad, now: number): number {
-    const latency = load.observed ? this.#decayed(load, now) : this.#neutral > 0 ? this.#neutral : 1
-    return (latency * (load.pending + 1)) / (load.weight * this.#warmth(load, now))
+    return (this.#latency(load, now) * (load.pending + 1)) / load.weight
+  }
+
+  /** Its latency estimate at `now`; the neutral one (or 1 before any observation) until it is observed. */
+  #latency(load: EndpointLoad, now: number): number {
+    if (load.observed) return this.#decayed(load, now)
+    if (this.#neutral === 0) return 1
+    const elapsed = now - this.#neutralStamp
+    return elapsed <= 0 ? this.#neutral : this.#neutral * Math.exp(-elapsed / this.#decay)
   }
 
   /**
@@ -111,7 +119,12 @@ export class LeastLoaded<T> {
     const a = items[i]!
     const b = items[j]!
     if (accept === undefined || (accept(a) && accept(b))) {
-      return this.cost(this.#loadOf(b), now) < this.cost(this.#loadOf(a), now) ? b : a
+      const la = this.#loadOf(a)
+      const lb = this.#loadOf(b)
+      const [win, lose, lw] = this.cost(lb, now) < this.cost(la, now) ? [b, a, lb] : [a, b, la]
+      // a warming winner keeps its win with the probability of its warmth: its share ramps up
+      const warmth = this.#warmth(lw, now)
+      return warmth < 1 && this.#random() >= warmth ? lose : win
     }
     // some refused (half-open breakers, a retry's tried endpoints): the cheapest accepted, by a scan
     let best: T | undefined
@@ -165,7 +178,7 @@ export class LeastLoaded<T> {
     return elapsed <= 0 ? load.ewma : load.ewma * Math.exp(-elapsed / this.#decay)
   }
 
-  /** The share of its weight a joining endpoint has: 10% at first, all of it after `warmUp`. */
+  /** How warm a joining endpoint is: 10% at first, 100% after `warmUp`. */
   #warmth(load: EndpointLoad, now: number): number {
     const age = now - load.since
     if (age >= this.#warmUp) return 1
