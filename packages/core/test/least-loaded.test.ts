@@ -85,7 +85,10 @@ test('the decay is by time, not per request: the same at 1/s and at 100,000/s', 
     const n = Math.max(1, Math.round(10 * rate))
     for (let k = 1; k <= n; k++) lb.finished(a.load, 10, (k * 10_000) / n)
     const expected = 100 / Math.E + 10 * (1 - 1 / Math.E)
-    t.true(Math.abs(a.load.ewma - expected) < 1, `${rate}/s: ${a.load.ewma.toFixed(2)} vs ${expected.toFixed(2)}`)
+    t.true(
+      Math.abs(a.load.ewma - expected) < 1,
+      `${rate}/s: ${a.load.ewma.toFixed(2)} vs ${expected.toFixed(2)}`,
+    )
   }
 })
 
