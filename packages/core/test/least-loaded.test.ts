@@ -40,7 +40,7 @@ function drive(lb: LeastLoaded<Item>, n: number, start: number, rate: number, la
   for (let k = 0; k < n; k++) {
     const it = lb.next(now)!
     seen[it.name] = (seen[it.name] ?? 0) + 1
-    lb.started(it.load)
+    lb.started(it.load, now)
     lb.finished(it.load, latency(it), now + latency(it))
     now += 1_000 / rate
   }
@@ -54,9 +54,14 @@ test('cost is the peak EWMA latency x (pending + 1) / weight', (t) => {
   lb.finished(b.load, 10, 0)
   t.is(lb.cost(a.load, 0), 10)
   t.is(lb.cost(b.load, 0), 5, 'weight 2 halves the cost')
-  lb.started(a.load)
-  lb.started(a.load)
+  lb.started(a.load, 0)
+  lb.started(a.load, 0)
   t.is(lb.cost(a.load, 0), 30, 'two in flight: x3')
+  // unanswered for 40 ms (mean age): at least that slow, before any slow answer came
+  t.is(lb.cost(a.load, 40), 120)
+  lb.finished(a.load, 1, 1)
+  lb.finished(a.load, 1, 1)
+  t.is(a.load.startSum, 0)
 })
 
 test('peak EWMA: a slower answer is believed at once, a faster one blended in by elapsed time', (t) => {
@@ -105,16 +110,16 @@ test('weights: a weight-3 instance gets about 3x the traffic of a weight-1 one a
   const items = [item('a', 1), item('b', 3)]
   const lb = balancer(items)
   // concurrent load: 8 requests in flight, each answered after 8 picks
-  const inflight: Item[] = []
+  const inflight: Array<{ it: Item; at: number }> = []
   const seen: Record<string, number> = { a: 0, b: 0 }
   for (let k = 0; k < 10_000; k++) {
     const it = lb.next(k)!
     seen[it.name]!++
-    lb.started(it.load)
-    inflight.push(it)
+    lb.started(it.load, k)
+    inflight.push({ it, at: k })
     if (inflight.length === 8) {
       const done = inflight.shift()!
-      lb.finished(done.load, 5, k)
+      lb.finished(done.it.load, k - done.at, k)
     }
   }
   const ratio = seen.b! / seen.a!

@@ -11,8 +11,9 @@ export class EndpointLoad {
   stamp = 0
   /** Whether any latency was observed; until then the endpoint costs the neutral estimate. */
   observed = false
-  /** Requests sent and not yet answered. */
+  /** Requests sent and not yet answered, and the sum of their start times (for their mean age). */
   pending = 0
+  startSum = 0
   /** When it joined; its weight ramps up over the warm-up from then. `-Infinity`: no warm-up. */
   since = Number.NEGATIVE_INFINITY
   weight = 1
@@ -21,7 +22,7 @@ export class EndpointLoad {
 export interface LeastLoadedOptions {
   /**
    * The decay time constant (ms): an observation's weight falls by e every `decay` ms. Time-based rather
-   * than per-sample, so the estimate means the same at 1 request/s and at 100,000/s. @default 10_000
+   * than per-sample, so the estimate means the same at 1 request/s and at 100,000/s. @default 1_000
    */
   decay?: number
   /** Over how long (ms) an instance that joins later ramps from 10% to its full weight. @default 10_000 */
@@ -63,7 +64,7 @@ export class LeastLoaded<T> {
 
   constructor(loadOf: (item: T) => EndpointLoad, options: LeastLoadedOptions = {}) {
     this.#loadOf = loadOf
-    this.#decay = options.decay ?? 10_000
+    this.#decay = options.decay ?? 1_000
     this.#warmUp = options.warmUp ?? 10_000
     this.#random = options.random ?? Math.random
   }
@@ -96,12 +97,21 @@ export class LeastLoaded<T> {
     return (this.#latency(load, now) * (load.pending + 1)) / load.weight
   }
 
-  /** Its latency estimate at `now`; the neutral one (or 1 before any observation) until it is observed. */
+  /**
+   * Its latency estimate at `now`: the decayed peak EWMA (the neutral one, or 1 before any observation,
+   * until it is observed), and at least the mean age of its requests in flight: an endpoint that just
+   * turned slow is known to be slow from its unanswered requests, before the first slow answer arrives.
+   */
   #latency(load: EndpointLoad, now: number): number {
-    if (load.observed) return this.#decayed(load, now)
-    if (this.#neutral === 0) return 1
-    const elapsed = now - this.#neutralStamp
-    return elapsed <= 0 ? this.#neutral : this.#neutral * Math.exp(-elapsed / this.#decay)
+    const age = load.pending > 0 ? now - load.startSum / load.pending : 0
+    let estimate: number
+    if (load.observed) estimate = this.#decayed(load, now)
+    else if (this.#neutral === 0) estimate = 1
+    else {
+      const elapsed = now - this.#neutralStamp
+      estimate = elapsed <= 0 ? this.#neutral : this.#neutral * Math.exp(-elapsed / this.#decay)
+    }
+    return Math.max(age, estimate)
   }
 
   /**
@@ -141,9 +151,17 @@ export class LeastLoaded<T> {
     return best
   }
 
-  /** A request was sent to the endpoint. */
-  started(load: EndpointLoad): void {
+  /** A request was sent to the endpoint at `now`. */
+  started(load: EndpointLoad, now: number): void {
     load.pending++
+    load.startSum += now
+  }
+
+  /** A request sent at `started` ended without telling anything of the endpoint (its breaker refused it). */
+  dropped(load: EndpointLoad, started: number): void {
+    if (load.pending === 0) return
+    load.pending--
+    load.startSum = load.pending === 0 ? 0 : load.startSum - started
   }
 
   /**
@@ -151,7 +169,7 @@ export class LeastLoaded<T> {
    * as at least `FAILURE_PENALTY` times the neutral estimate).
    */
   finished(load: EndpointLoad, ms: number, now: number, failed = false): void {
-    if (load.pending > 0) load.pending--
+    this.dropped(load, now - ms)
     const rtt = failed ? Math.max(ms, this.#neutral * FAILURE_PENALTY) : ms
     if (!failed) {
       const w = Math.exp(-Math.max(0, now - this.#neutralStamp) / this.#decay)

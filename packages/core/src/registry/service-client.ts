@@ -48,7 +48,7 @@ export type BalancerName = 'round-robin' | 'least-loaded'
 
 /** Tuning of `least-loaded` (see docs/SERVICE.md). */
 export interface LeastLoadedSettings {
-  /** Decay time of the latency estimate, in ms (the same at any request rate). @default 10_000 */
+  /** Decay time of the latency estimate, in ms (the same at any request rate). @default 1_000 */
   decay?: number
   /** How long an instance that joins ramps from 10% to its full weight, in ms. @default 10_000 */
   warmUp?: number
@@ -783,7 +783,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     const started = performance.now()
     const load = ep.load
     const lb = this.#lb
-    lb?.started(load)
+    lb?.started(load, started)
     return sent.then(
       (res) => {
         const now = performance.now()
@@ -798,9 +798,8 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
         if (lb === undefined) throw err
         // refused by the breaker: nothing was sent. Abandoned (a hedge won, the caller gave up): it was at
         // least this slow. Anything else is the endpoint's failure
-        if (kind === 'refused') {
-          if (load.pending > 0) load.pending--
-        } else lb.finished(load, now - started, now, kind !== 'caller')
+        if (kind === 'refused') lb.dropped(load, started)
+        else lb.finished(load, now - started, now, kind !== 'caller')
         throw err
       },
     )
