@@ -24,6 +24,7 @@ import {
 } from '../ops/metrics.js'
 import { checkKeys, checkMs, isPlainObject } from '../validate.js'
 import { SmoothWeightedRoundRobin } from './balancer.js'
+import type { DialectReadSpec } from './dialects/index.js'
 import type { Discovery } from './discovery.js'
 import type { Instance } from './instance.js'
 import { EndpointLoad, LatencyWindow, LeastLoaded, RetryBudget } from './least-loaded.js'
@@ -86,6 +87,11 @@ export interface RetryBudgetSettings {
 export const DEADLINE_HEADER = 'etcdkit-timeout-ms'
 
 export interface ServiceClientOptions {
+  /**
+   * The registry dialect the instances are read in (see `DiscoverOptions.dialect`); a Kratos instance is
+   * called at its `http://` or `https://` endpoint. @default 'etcd'
+   */
+  dialect?: DialectReadSpec
   /**
    * `'round-robin'`: smooth weighted round robin. `'least-loaded'`: power of two choices over each
    * instance's peak-EWMA latency x (requests in flight + 1) / weight. Both after `select` and `zone`.
@@ -310,6 +316,7 @@ function checkOptions(options: unknown): ServiceClientOptions {
   checkKeys(
     options,
     [
+      'dialect',
       'zone',
       'select',
       'balancer',
@@ -969,9 +976,13 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     this.#dirty = false
     const all: Endpoint[] = []
     const local: Endpoint[] = []
+    // one address under several keys (go-zero's key changes with its lease; Go writers may repeat an Addr)
+    // is one endpoint, in the rotation once
+    const seen = new Set<Endpoint>()
     for (const instance of this.#view.instances) {
       const ep = this.#endpoints.get(instance.address)
-      if (ep === undefined || ep.breaker.opened || !this.#selected(ep)) continue
+      if (ep === undefined || seen.has(ep) || ep.breaker.opened || !this.#selected(ep)) continue
+      seen.add(ep)
       all.push(ep)
       if (this.#zone !== undefined && ep.zone === this.#zone) local.push(ep)
     }
