@@ -124,6 +124,25 @@ test('least-loaded: traffic moves away from a slow instance and comes back when 
   t.true(stats.every((e) => typeof e.cost === 'number' && e.pending === 0))
 })
 
+test('least-loaded learns from call() too: a slow transport loses its traffic', async (t) => {
+  const { servers, client } = await setup(t, 'll-call', ['a', 'b', 'c'], { balancer: 'least-loaded' })
+  const slow = servers[0]!.address
+  const seen: Record<string, number> = {}
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let k = 0; k < 75; k++) {
+        const address = await client.call(async (instance) => {
+          await new Promise((r) => setTimeout(r, instance.address === slow ? 100 : 1))
+          return instance.address
+        })
+        seen[address] = (seen[address] ?? 0) + 1
+      }
+    }),
+  )
+  t.log(JSON.stringify(seen))
+  t.true((seen[slow] ?? 0) < 300 * 0.15, `(round robin: 100) the slow one got ${seen[slow]} of 300`)
+})
+
 test('round robin keeps sending a slow instance its share (what least-loaded fixes)', async (t) => {
   const { servers, client } = await setup(t, 'rr-slow', ['a', 'b', 'c', 'd'], {})
   servers[0]!.delay = 20

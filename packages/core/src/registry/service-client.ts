@@ -591,7 +591,8 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
    * transport of your own: whatever `fn` throws or rejects with counts against the endpoint (enough failures
    * open its breaker, and it is skipped until a half-open probe succeeds); a result counts for it. `fn`'s
    * result and error come back unchanged; nothing is retried. Throws as `pick()` does when no instance
-   * is available.
+   * is available. With `least-loaded`, the call counts as in flight on the instance while it runs, and its
+   * time (a failure as a slow answer) feeds the instance's latency estimate.
    */
   call<T>(fn: (instance: Instance) => T | Promise<T>): Promise<T> {
     if (typeof fn !== 'function')
@@ -602,7 +603,26 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     const ep = this.#choose(this.#isAvailable)
     if (ep === undefined) return Promise.reject(this.#unavailable())
     const instance = ep.instance
-    return ep.breaker.fire(undefined, async () => fn(instance)) as Promise<T>
+    const done = ep.breaker.fire(undefined, async () => fn(instance)) as Promise<T>
+    const lb = this.#lb
+    if (lb === undefined) return done
+    // least-loaded learns from these calls too: in flight while they run, their time when they end
+    const load = ep.load
+    const started = performance.now()
+    lb.started(load, started)
+    return done.then(
+      (value) => {
+        const now = performance.now()
+        lb.finished(load, now - started, now)
+        return value
+      },
+      (err: unknown) => {
+        const now = performance.now()
+        if (kindOf(err) === 'refused') lb.dropped(load, started)
+        else lb.finished(load, now - started, now, true)
+        throw err
+      },
+    )
   }
 
   /**
