@@ -21,6 +21,7 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_ALL_ENDPOINTS_OPEN'
   | 'ETCDKIT_RETRIES_EXHAUSTED'
   | 'ETCDKIT_REQUEST_FAILED'
+  | 'ETCDKIT_DEADLINE_EXCEEDED'
   | 'ETCDKIT_INVALID_CONFIG_VALUE'
   | 'ETCDKIT_LOCK_TIMEOUT'
   | 'ETCDKIT_LOCK_LOST'
@@ -188,6 +189,23 @@ export class RequestFailedError extends EtcdKitError {
     )
     this.service = service
     this.address = address
+  }
+}
+
+/** A request's `deadline` passed before any of its attempts was answered (or while its body was read). */
+export class DeadlineExceededError extends EtcdKitError {
+  readonly service: string
+  /** The deadline the request was given, in ms. */
+  readonly deadline: number
+  constructor(service: string, deadline: number, tried: readonly string[]) {
+    super(
+      'ETCDKIT_DEADLINE_EXCEEDED',
+      `service ${JSON.stringify(service)}: no answer within the request's deadline of ${deadline} ms${
+        tried.length > 0 ? ` (tried ${tried.join(', ')})` : ''
+      }`,
+    )
+    this.service = service
+    this.deadline = deadline
   }
 }
 

@@ -43,6 +43,7 @@ export {
   ClosedError,
   ConfigConflictError,
   ConfigRevisionUnavailableError,
+  DeadlineExceededError,
   EtcdCallError,
   EtcdKitError,
   type EtcdKitErrorCode,
@@ -90,10 +91,15 @@ export type { Instance, InstanceMetadata } from './registry/instance.js'
 export type { RegisterOptions, Registration } from './registry/registry.js'
 export type { InstanceSelect, InstanceSelector } from './registry/select.js'
 export {
+  type BalancerName,
   type BreakerEvent,
   type BreakerOptions,
   type BreakerState,
+  DEADLINE_HEADER,
   type EndpointStats,
+  type HedgeOptions,
+  type LeastLoadedSettings,
+  type RetryBudgetSettings,
   ServiceClient,
   type ServiceClientEvents,
   type ServiceClientOptions,

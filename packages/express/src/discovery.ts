@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type RequestListener, type ServerRe
 import { type EtcdKit, InvalidArgumentError } from '@etcdkit/core'
 import {
   ConnectionDrain,
+  callerDeadline,
   checkMs,
   type DrainableServer,
   ServerRegistration,
@@ -14,6 +15,11 @@ declare global {
     interface Request {
       /** The etcdkit kit, put there by `discovery.middleware` from @etcdkit/express. */
       etcd: EtcdKit
+      /**
+       * Aborts when the caller gives up: set by `discovery.middleware` when the request carries the
+       * `etcdkit-timeout-ms` header that etcdkit's service client sends with a `deadline`.
+       */
+      callerDeadline?: AbortSignal
     }
   }
 }
@@ -61,7 +67,9 @@ export interface EtcdDiscovery extends AsyncDisposable {
   close(): Promise<void>
   /**
    * Express middleware (or any `(req, res, next)` stack) that sets `req.etcd` to the kit, and answers
-   * `GET healthRoute` (when that option is set) with the kit's health: 200 when ready, else 503.
+   * `GET healthRoute` (when that option is set) with the kit's health: 200 when ready, else 503. A request
+   * with an `etcdkit-timeout-ms` header gets `req.callerDeadline` (a signal that aborts when its caller
+   * gives up); one sent with no time left (`0`) is answered 504 at once.
    */
   readonly middleware: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void
 }
@@ -207,7 +215,18 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
 
     middleware(req, res, next) {
       ;(req as IncomingMessage & { etcd: EtcdKit }).etcd = kit
-      if (!health(req, res)) next()
+      if (health(req, res)) return
+      const signal = callerDeadline(req.headers)
+      if (signal?.aborted) {
+        // nobody waits for this answer any more: shed the work
+        res.statusCode = 504
+        res.setHeader('content-type', 'application/json; charset=utf-8')
+        res.end(JSON.stringify({ error: 'the caller had no time left (etcdkit-timeout-ms: 0)' }))
+        return
+      }
+      if (signal !== undefined)
+        (req as IncomingMessage & { callerDeadline?: AbortSignal }).callerDeadline = signal
+      next()
     },
 
     [Symbol.asyncDispose]() {

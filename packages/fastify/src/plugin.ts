@@ -1,6 +1,7 @@
 import { type EtcdKit, InvalidArgumentError } from '@etcdkit/core'
 import {
   ConnectionDrain,
+  callerDeadline,
   ServerRegistration,
   type ServerRegistrationOptions,
   setDefaultKit,
@@ -13,6 +14,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The etcdkit kit of this app (created by `@etcdkit/fastify`, or the one passed as `kit`). */
     etcd: EtcdKit
+  }
+  interface FastifyRequest {
+    /**
+     * Aborts when the caller gives up: set when the request carries the `etcdkit-timeout-ms` header that
+     * etcdkit's service client sends with a `deadline` (else `undefined`). Pass it on to slow work.
+     */
+    callerDeadline: AbortSignal | undefined
   }
 }
 
@@ -67,6 +75,19 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   fastify.decorate('etcd', lifecycle.kit)
   // code with no kit at hand (@etcdkit/decorators) uses this one while it is open
   setDefaultKit(lifecycle.kit)
+  // the caller's deadline (etcdkit-timeout-ms): a signal for the handler; with no time left, nobody waits
+  // for the answer, so the work is shed at once (504)
+  fastify.decorateRequest('callerDeadline', undefined)
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const signal = callerDeadline(request.headers)
+    if (signal === undefined) return done()
+    if (signal.aborted) {
+      void reply.code(504).send({ error: 'the caller had no time left (etcdkit-timeout-ms: 0)' })
+      return
+    }
+    request.callerDeadline = signal
+    done()
+  })
   const route = lifecycle.healthRoute
   if (route !== undefined)
     fastify.get(route, async (_req, reply) => {

@@ -245,3 +245,25 @@ test('the kit the plugin creates knows its service: config/orders/ keys override
   t.is(limit.current, 20)
   await fastify.close()
 })
+
+test('the caller deadline header: request.callerDeadline aborts when the caller gives up; none left: 504', async (t) => {
+  const { fastify } = await app()
+  t.teardown(() => fastify.close())
+  fastify.get('/deadline', async (request) => {
+    const signal = request.callerDeadline
+    if (signal === undefined) return { signal: false }
+    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+    return { signal: true, aborted: signal.aborted }
+  })
+  t.deepEqual((await fastify.inject('/deadline')).json(), { signal: false })
+  const started = performance.now()
+  const res = await fastify.inject({ url: '/deadline', headers: { 'etcdkit-timeout-ms': '100' } })
+  t.deepEqual(res.json(), { signal: true, aborted: true })
+  t.true(performance.now() - started >= 95)
+  const shed = await fastify.inject({ url: '/deadline', headers: { 'etcdkit-timeout-ms': '0' } })
+  t.is(shed.statusCode, 504)
+  // not a whole number of ms: ignored
+  t.deepEqual((await fastify.inject({ url: '/deadline', headers: { 'etcdkit-timeout-ms': '1e3' } })).json(), {
+    signal: false,
+  })
+})

@@ -21,6 +21,7 @@ export {
   checkServiceName,
   isPlainObject,
 } from '../validate.js'
+export { callerDeadline, DEADLINE_HEADER } from './deadline.js'
 export { clearDefaultKit, getDefaultKit, setDefaultKit } from './default-kit.js'
 export {
   type Contender,
