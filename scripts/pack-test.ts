@@ -144,6 +144,9 @@ async function pack(dir: string): Promise<Record<string, string>> {
   return tarballs
 }
 
+/** Addresses a README may link to: real sites of other projects (npm's pages of ours are real once published). */
+const ALLOWED_URLS = /^(http:\/\/127\.0\.0\.1[:/]|https:\/\/(www\.npmjs\.com\/package\/|etcd\.io\/|nodejs\.org\/|nestjs\.com\/|fastify\.dev\/|expressjs\.com\/|grpc\.io\/))/
+
 /** What every published package must ship, and must not. */
 async function checkTarball(file: string, name: string) {
   const { stdout } = await sh(root, ['tar', 'tzf', file])
@@ -173,6 +176,13 @@ async function checkTarball(file: string, name: string) {
   if (manifest.includes('workspace:')) throw new Error(`${name}: the packed package.json keeps workspace:`)
   if (manifest.includes('etcdkit-source'))
     throw new Error(`${name}: the packed exports keep the etcdkit-source condition`)
+  // no invented addresses: the project has no public repository or site yet, so a packed manifest names
+  // none (repository, homepage, bugs) and the README links to none
+  const urls = manifest.match(/https?:\/\/[^"\s]+/g) ?? []
+  if (urls.length > 0) throw new Error(`${name}: the packed package.json names ${urls.join(', ')}`)
+  const { stdout: readme } = await sh(root, ['tar', 'xzf', file, '-O', 'package/README.md'])
+  const invented = (readme.match(/https?:\/\/[^)\s]+/g) ?? []).filter((u) => !ALLOWED_URLS.test(u))
+  if (invented.length > 0) throw new Error(`${name}: the README links to ${invented.join(', ')}`)
 }
 
 async function install(dir: string, app: App, tarballs: Record<string, string>) {
@@ -208,7 +218,7 @@ try {
   console.log(`[pack-test] packed and checked ${packages.length} tarballs in ${seconds(t)}`)
   // the installs overlap: most of their time is waiting on the registry
   // PACK_TEST_APPS=oldest runs one app only (while developing)
-  const only = process.env.PACK_TEST_APPS?.split(',')
+  const only = process.env.PACK_TEST_APPS?.split(',').filter(Boolean)
   const chosen = apps.filter((app) => only === undefined || only.includes(app.name))
   await Promise.all(chosen.map((app) => install(join(work, app.name), app, tarballs)))
   for (const app of chosen) {
