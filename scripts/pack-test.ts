@@ -82,6 +82,31 @@ const apps: App[] = [
     checks: ['node10', 'node16', 'node16-esm', 'nodenext', 'nodenext-esm', 'bundler'].map(typecheck),
   },
   {
+    // the Node floor the manifests' engines state (undici 7 declares >= 20.18.1): the same apps run by
+    // that Node, installed from npm's `node` package
+    name: 'floor',
+    dependencies: {
+      node: '20.18.1',
+      fastify: '^5.0.0',
+      express: '^5.0.0',
+      '@types/express': '^5.0.0',
+      '@grpc/grpc-js': '^1.14.0',
+      'reflect-metadata': '^0.2.2',
+    },
+    steps: [
+      [
+        'node_modules/.bin/node',
+        '-e',
+        'if (process.version !== "v20.18.1") throw new Error(process.version)',
+      ],
+      ['node_modules/.bin/node', 'esm.mjs'],
+      ['node_modules/.bin/node', 'cjs.cjs'],
+      ['node_modules/.bin/node', 'fastify.mjs'],
+      ['node_modules/.bin/node', 'express.mjs'],
+      ['node_modules/.bin/node', 'grpc.mjs'],
+    ],
+  },
+  {
     // the low end of every peer range: NestJS 10's Fastify, Express 4, grpc-js 1.14.0
     name: 'oldest',
     packages: ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing'],
@@ -145,7 +170,8 @@ async function pack(dir: string): Promise<Record<string, string>> {
 }
 
 /** Addresses a README may link to: real sites of other projects (npm's pages of ours are real once published). */
-const ALLOWED_URLS = /^(http:\/\/127\.0\.0\.1[:/]|https:\/\/(www\.npmjs\.com\/package\/|etcd\.io\/|nodejs\.org\/|nestjs\.com\/|fastify\.dev\/|expressjs\.com\/|grpc\.io\/))/
+const ALLOWED_URLS =
+  /^(http:\/\/127\.0\.0\.1[:/]|https:\/\/(www\.npmjs\.com\/package\/|etcd\.io\/|nodejs\.org\/|nestjs\.com\/|fastify\.dev\/|expressjs\.com\/|grpc\.io\/))/
 
 /** What every published package must ship, and must not. */
 async function checkTarball(file: string, name: string) {
