@@ -19,6 +19,7 @@ export type EtcdKitRegisterOptions = Pick<
   ServerRegistrationOptions,
   | 'service'
   | 'metadata'
+  | 'dialects'
   | 'advertise'
   | 'drainDelay'
   | 'closeTimeout'
@@ -89,6 +90,7 @@ export function checkGlobal(options: { global?: unknown; isGlobal?: unknown }): 
 const REGISTER_KEYS = new Set([
   'service',
   'metadata',
+  'dialects',
   'advertise',
   'drainDelay',
   'closeTimeout',
