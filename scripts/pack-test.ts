@@ -5,7 +5,7 @@
 // gRPC, the CLI's binary, type checks under moduleResolution node10/node16/nodenext/bundler, and a Jest
 // test. `nest11`: a NestJS 11 project as `nest new` writes it (CommonJS, Jest + ts-jest, its e2e config
 // untouched) running an e2e test of @etcdkit/nestjs. `nest12`: a NestJS 12 ESM project, both HTTP
-// adapters and Terminus, built with tsc and tested with node:test. Needs `pnpm run build` first and the
+// adapters and Terminus, tested with vitest as `nest new` 12 sets up, and built with tsc. Needs `pnpm run build` first and the
 // npm registry (one `npm install` per app, with a cache kept in node_modules/.cache).
 // Run: npx tsx --conditions=etcdkit-source scripts/pack-test.ts   (ETCD_ENDPOINTS: use that etcd;
 // PACK_TEST_APPS=nest11,nest12: only those apps)
@@ -135,8 +135,9 @@ const apps: App[] = [
     project: 'nest12',
     packages: ['core', 'decorators', 'nestjs'],
     steps: [
+      // `npm run test:e2e` as generated: vitest on the sources, with the generated vitest.config.e2e.ts
+      ['node', 'node_modules/vitest/vitest.mjs', 'run', '--config', './vitest.config.e2e.ts'],
       ['tsc', '-p', 'tsconfig.json'],
-      ['node', '--test', '--test-reporter=dot', 'dist/test/app.e2e-spec.js'],
     ],
   },
 ]
