@@ -5,7 +5,8 @@
 // gRPC, the CLI's binary, type checks under moduleResolution node10/node16/nodenext/bundler, and a Jest
 // test. `nest11`: a NestJS 11 project as `nest new` writes it (CommonJS, Jest + ts-jest, its e2e config
 // untouched) running an e2e test of @etcdkit/nestjs. `nest12`: a NestJS 12 ESM project, both HTTP
-// adapters and Terminus, tested with vitest as `nest new` 12 sets up, and built with tsc. Needs `pnpm run build` first and the
+// adapters and Terminus, tested with vitest as `nest new` 12 sets up, and built with tsc. `nest12-cjs`: the
+// same app compiled to CommonJS, tested with node:test. Needs `pnpm run build` first and the
 // npm registry (one `npm install` per app, with a cache kept in node_modules/.cache).
 // Run: npx tsx --conditions=etcdkit-source scripts/pack-test.ts   (ETCD_ENDPOINTS: use that etcd;
 // PACK_TEST_APPS=nest11,nest12: only those apps)
@@ -138,6 +139,21 @@ const apps: App[] = [
       // `npm run test:e2e` as generated: vitest on the sources, with the generated vitest.config.e2e.ts
       ['node', 'node_modules/vitest/vitest.mjs', 'run', '--config', './vitest.config.e2e.ts'],
       ['tsc', '-p', 'tsconfig.json'],
+    ],
+  },
+  {
+    // a Nest 12 app on CommonJS: require() of Nest 12's ES modules (Node >= 20.19) and our CommonJS build
+    name: 'nest12-cjs',
+    project: 'nest12-cjs',
+    packages: ['core', 'decorators', 'nestjs'],
+    steps: [
+      ['tsc', '-p', 'tsconfig.json'],
+      [
+        'node',
+        '-e',
+        'if (!require("fs").readFileSync("dist/src/app.module.js", "utf8").includes("require(\\"@etcdkit/nestjs\\")")) throw new Error("not compiled to CommonJS")',
+      ],
+      ['node', '--test', '--test-reporter=dot', 'dist/test/app.e2e-spec.js'],
     ],
   },
 ]
