@@ -26,7 +26,7 @@ declare module 'fastify' {
 
 /**
  * `service` and `etcd` (options for a kit the plugin creates and closes) or `kit` (yours, left open), plus
- * `metadata`, `advertise`, `drainDelay`, `registerTimeout`, `registerInBackground`: see
+ * `metadata`, `advertise`, `drainDelay`, `closeTimeout`, `registerTimeout`, `registerInBackground`: see
  * `ServerRegistrationOptions` in @etcdkit/core/integration.
  */
 export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {}
@@ -115,10 +115,16 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   // deregistration comes first, while the server still serves normally; preClose is the fallback.
   const close = root.close as () => Promise<undefined>
   // Fastify's close would also wait for sockets kept alive after requests in flight at close.
-  const drain = new ConnectionDrain(root.server)
+  // A request that never ends would hold it for ever: past closeTimeout its connection is destroyed.
+  const drain = new ConnectionDrain(root.server, (inFlight) =>
+    lifecycle.kit.logger.warn(
+      { inFlight, closeTimeout: lifecycle.closeTimeout },
+      'requests still in flight when the close timed out: their connections were destroyed',
+    ),
+  )
   const closeAfterDeregistering = async (): Promise<undefined> => {
     await lifecycle.deregister()
-    drain.begin()
+    drain.begin(lifecycle.closeTimeRemaining())
     return close.call(root)
   }
   root.close = function etcdClose(cb?: (err?: Error) => void) {
@@ -132,7 +138,11 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
 
   // a fallback for a close that bypasses the wrapper above; Fastify < 4.16 has no preClose hook (adding
   // one fails the boot) and relies on the wrapper alone
-  if (hasPreClose(fastify.version)) fastify.addHook('preClose', () => lifecycle.deregister())
+  if (hasPreClose(fastify.version))
+    fastify.addHook('preClose', async () => {
+      await lifecycle.deregister()
+      drain.begin(lifecycle.closeTimeRemaining())
+    })
   fastify.addHook('onClose', async () => {
     drain.dispose()
     await lifecycle.closeKit()

@@ -3,6 +3,7 @@
 export { checkValueOptions } from '../config/config.js'
 export { checkSchema } from '../config/schema.js'
 export { show } from '../errors.js'
+export { checkKitOptions } from '../kit.js'
 export { healthResponse } from '../ops/health.js'
 export { parseSessionRecord, SESSIONS_PREFIX, type SessionRecord } from '../ops/session-record.js'
 export {
@@ -36,6 +37,7 @@ export {
 export {
   advertisedAddress,
   ConnectionDrain,
+  checkServerRegistrationOptions,
   type DrainableServer,
   formatAddress,
   hostAddress,
