@@ -2,6 +2,8 @@
 // Part of `pnpm run release:check`: no known advisory at high or above in what we ship (`pnpm audit --prod`:
 // the packages' dependencies, not their devDependencies). It fails, loudly, when the audit cannot be done
 // at all (registry's audit endpoint unreachable or refusing): an audit that did not run is not a pass.
+// ETCDKIT_AUDIT=best-effort (set by .ci/run only: the registry mirror CI reaches refuses the audit endpoint
+// with 405) turns that one case into a loud warning; advisories found always fail.
 import { spawnSync } from 'node:child_process'
 
 const args = ['audit', '--prod', '--audit-level', 'high', '--json']
@@ -16,11 +18,14 @@ if (report === undefined || report.error) {
   const why = report?.error
     ? `${report.error.code}: ${report.error.message}`
     : (run.stderr || run.stdout).trim()
+  const bestEffort = process.env.ETCDKIT_AUDIT === 'best-effort'
   console.error(
-    `[audit] FAILED: \`pnpm ${args.join(' ')}\` could not audit the dependencies (${why}). ` +
-      'The release check needs the npm registry audit endpoint; run it where that endpoint answers.',
+    `[audit] ${bestEffort ? 'NOT RUN' : 'FAILED'}: \`pnpm ${args.join(' ')}\` could not audit the dependencies (${why}). ` +
+      (bestEffort
+        ? 'ETCDKIT_AUDIT=best-effort: going on without it; this is not a pass, a release must run the audit.'
+        : 'The release check needs the npm registry audit endpoint; run it where that endpoint answers.'),
   )
-  process.exit(1)
+  process.exit(bestEffort ? 0 : 1)
 }
 const counts = report.metadata?.vulnerabilities ?? {}
 const serious = (counts.high ?? 0) + (counts.critical ?? 0)

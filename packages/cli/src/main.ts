@@ -35,6 +35,8 @@ Commands:
                                       (--service s --expect r: or only if unchanged since revision r)
   drain <service> <address>           ask the instance's owning kit to take it out of traffic (it writes weight 0)
                                       (--undo: withdraw the request; the owner restores its weight)
+  flags list|get|set|enable|disable|delete|history|rollback
+                                      feature flags (OpenFeature, flagd format): \`etcdkit flags\` for its usage
   watch [services|config|locks]       a live stream of changes, one line each, until interrupted
   console                             a live web console       (--port 8087 --host 127.0.0.1 --write --token t)
 
