@@ -219,14 +219,17 @@ export class ConfigTree {
   #relist(kvs: IKeyValue[], revision: string) {
     if (kvs.length === 0 && this.entries.size > 0 && this.#cache?.keepOnEmpty) {
       this.log.warn(
-        { prefix: this.prefix, keys: this.entries.size, revision },
+        { prefix: this.ks.full(this.prefix), keys: this.entries.size, revision },
         'etcd has no config at all now; keeping the last values (configCache.keepOnEmpty)',
       )
       return
     }
     if (this.fromCache) {
       this.fromCache = false
-      this.log.info({ prefix: this.prefix, revision }, 'etcd answered: config values are live again')
+      this.log.info(
+        { prefix: this.ks.full(this.prefix), revision },
+        'etcd answered: config values are live again',
+      )
     }
     const fresh = new Map<string, TreeEntry>()
     for (const kv of kvs) fresh.set(this.#name(kv.key), decodeEntry(kv))
@@ -271,7 +274,7 @@ export class ConfigTree {
         try {
           listener(revision)
         } catch (err) {
-          this.log.error({ err, key }, 'a config listener threw')
+          this.log.error({ err, key: this.ks.full(this.prefix + key) }, 'a config listener threw')
         }
       }
     }
@@ -283,7 +286,7 @@ export class ConfigTree {
       try {
         listener(event, seq)
       } catch (err) {
-        this.log.error({ err, key }, 'a config listener threw')
+        this.log.error({ err, key: this.ks.full(this.prefix + key) }, 'a config listener threw')
       }
     }
   }

@@ -70,6 +70,8 @@ export class PrefixFollower implements Freshness {
   #revision = 0n
   /** When it was last known current, while stale (`undefined`: never yet). */
   #lastCurrent: number | undefined
+  /** The prefix with the namespace, for log lines and errors: what an operator finds in etcd. */
+  readonly #fullPrefix: string
 
   constructor(
     private readonly ks: Keyspace,
@@ -80,7 +82,9 @@ export class PrefixFollower implements Freshness {
     /** What follows, for log lines: "config watch", "discovery watch of \"orders\"". */
     private readonly what: string,
     private readonly listener: FollowListener,
-  ) {}
+  ) {
+    this.#fullPrefix = ks.full(prefix)
+  }
 
   get stale(): boolean {
     return !this.#current
@@ -127,7 +131,7 @@ export class PrefixFollower implements Freshness {
               this.listener.onEvents(events, rev)
             },
             onReset: (reason) => {
-              this.log.warn({ prefix: this.prefix, reason }, `${this.what} reset; reading again`)
+              this.log.warn({ prefix: this.#fullPrefix, reason }, `${this.what} reset; reading again`)
               this.#watch = undefined
               this.#setStale(`${this.what} reset: ${reason}`, Date.now())
               this.#list()
@@ -142,20 +146,23 @@ export class PrefixFollower implements Freshness {
         try {
           this.listener.onList(kvs, revision, again)
         } catch (err) {
-          this.log.error({ err, prefix: this.prefix }, `${this.what}: a listener threw`)
+          this.log.error({ err, prefix: this.#fullPrefix }, `${this.what}: a listener threw`)
         }
       })
       .catch((err: unknown) => {
         if (this.#closed) return
         if (isTerminal(err)) {
-          const error = etcdError(err, `reading ${this.what} (key prefix ${JSON.stringify(this.prefix)})`)
-          this.log.error({ err: error, prefix: this.prefix }, `${this.what}: cannot read; stopped`)
+          const error = etcdError(
+            err,
+            `reading ${this.what} (key prefix ${JSON.stringify(this.#fullPrefix)})`,
+          )
+          this.log.error({ err: error, prefix: this.#fullPrefix }, `${this.what}: cannot read; stopped`)
           this.close()
           this.listener.onError(error)
           return
         }
         const delay = this.#backoff.next()
-        this.log.debug({ err, prefix: this.prefix, delay }, `${this.what}: could not read; retrying`)
+        this.log.debug({ err, prefix: this.#fullPrefix, delay }, `${this.what}: could not read; retrying`)
         this.#timer = setTimeout(() => this.#list(), delay)
       })
   }
@@ -164,7 +171,7 @@ export class PrefixFollower implements Freshness {
     if (!this.#current || this.#closed) return
     this.#current = false
     this.#lastCurrent = since
-    this.log.debug({ prefix: this.prefix, reason }, `${this.what} is stale`)
+    this.log.debug({ prefix: this.#fullPrefix, reason }, `${this.what} is stale`)
     this.#tell(() => this.listener.onStale?.(reason))
   }
 
@@ -178,7 +185,7 @@ export class PrefixFollower implements Freshness {
     try {
       call()
     } catch (err) {
-      this.log.error({ err, prefix: this.prefix }, `${this.what}: a listener threw`)
+      this.log.error({ err, prefix: this.#fullPrefix }, `${this.what}: a listener threw`)
     }
   }
 }

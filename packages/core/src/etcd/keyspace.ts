@@ -49,6 +49,11 @@ export class Keyspace {
     return { key, range_end: prefixEnd(key) }
   }
 
+  /** The whole key of a kit-relative name, namespace included, as text: what log lines and errors show. */
+  full(name: string): string {
+    return this.key(name).toString()
+  }
+
   /** The kit-relative name of a key read from etcd. */
   name(key: Buffer): string {
     // toString with a start offset: no subarray allocated per key (100k keys at a view's first read)

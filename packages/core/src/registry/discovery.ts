@@ -23,13 +23,15 @@ export class InvalidReports {
   constructor(
     private readonly log: Logger,
     private readonly emit: (entry: InvalidEntry) => void,
+    /** The key with the namespace, for the log line: what an operator finds in etcd. */
+    private readonly full: (key: string) => string = (key) => key,
   ) {}
 
   report(key: string, value: string, reason: string) {
     if (this.#seen.get(key) === value) return
     this.#seen.set(key, value)
     const entry = { key, value, reason }
-    this.log.warn(entry, 'skipping a registry value that cannot be read')
+    this.log.warn({ ...entry, key: this.full(key) }, 'skipping a registry value that cannot be read')
     this.emit(entry)
   }
 
@@ -97,7 +99,11 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
     log: Logger,
   ) {
     super()
-    this.#reported = new InvalidReports(log, (entry) => this.emit('invalid', entry))
+    this.#reported = new InvalidReports(
+      log,
+      (entry) => this.emit('invalid', entry),
+      (key) => ks.full(key),
+    )
     this.setMaxListeners(0)
     this.ready.promise.catch(() => {}) // a closed, never-loaded view must not raise unhandled rejections
     this.follower = new PrefixFollower(

@@ -242,7 +242,11 @@ export class Registry {
       this.ks.kv,
       this.ks.key(entry.key),
       lease,
-      (err) => this.log.debug({ err, key: entry.key }, 'could not delete a registration yet; retrying'),
+      (err) =>
+        this.log.debug(
+          { err, key: this.ks.full(entry.key) },
+          'could not delete a registration yet; retrying',
+        ),
       true,
     ).catch((err: unknown) => {
       // refused for good (permission, credentials): the key goes with the lease
@@ -321,7 +325,7 @@ export class Registry {
         entry.lastError = err instanceof Error ? err.message : String(err)
         if (isTerminal(err)) throw etcdError(err, `registering ${show(entry.key)}`)
         if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
-        else this.log.debug({ err, key: entry.key }, 'registration write failed; retrying')
+        else this.log.debug({ err, key: this.ks.full(entry.key) }, 'registration write failed; retrying')
         if (entry.removed) return
         if (signal?.aborted) throw signal.reason
         await sleep(backoff.next(), either).catch((e: unknown) => {
@@ -359,9 +363,15 @@ export class Registry {
               if (BigInt(ev.kv.mod_revision) <= entry.writtenAt) continue
               if (entry.lease?.signal.aborted) {
                 // our own lost lease, revoked or expired, took the key: the next lease writes it again
-                this.log.debug({ key: entry.key }, 'registration went with the lost lease; writing it again')
+                this.log.debug(
+                  { key: this.ks.full(entry.key) },
+                  'registration went with the lost lease; writing it again',
+                )
               } else {
-                this.log.warn({ key: entry.key }, 'registration deleted by someone else; writing it again')
+                this.log.warn(
+                  { key: this.ks.full(entry.key) },
+                  'registration deleted by someone else; writing it again',
+                )
               }
               entry.writtenWith = undefined
               void this.#write(entry).catch(() => {})
