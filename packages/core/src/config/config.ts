@@ -374,7 +374,7 @@ export class Config {
   }
 
   #open(): ConfigTree {
-    this.#tree ??= new ConfigTree(this.prefix, this.#ks, this.#hub, this.#log, this.#cache)
+    this.#tree ??= new ConfigTree(this.prefix, this.#ks, this.#hub, this.#log, this.#cache, this.service)
     return this.#tree
   }
 

@@ -15,9 +15,12 @@ export interface FollowListener {
   onEvents(events: IEvent[], revision: bigint): void
   /**
    * The prefix cannot be read, and retrying cannot help: permission denied, authentication failed, or a
-   * value too large to receive (`error` names the prefix). The follower has stopped.
+   * value too large to receive (`error` names the prefix). The follower has stopped. It logs the error
+   * unless `reportsErrors`.
    */
   onError(error: EtcdKitError): void
+  /** The owner reports `onError`'s errors itself (it may read what it is allowed instead). */
+  readonly reportsErrors?: boolean
   /** The follower stopped being known current (see `Freshness`); `reason` says why. */
   onStale?(reason: string): void
   /** The follower is known current again (see `Freshness`). */
@@ -82,6 +85,8 @@ export class PrefixFollower implements Freshness {
     /** What follows, for log lines: "config watch", "discovery watch of \"orders\"". */
     private readonly what: string,
     private readonly listener: FollowListener,
+    /** Follow the one key `prefix`, not every key starting with it (a role may be granted just that key). */
+    private readonly exact = false,
   ) {
     this.#fullPrefix = ks.full(prefix)
   }
@@ -117,14 +122,13 @@ export class PrefixFollower implements Freshness {
   #list() {
     this.#timer = undefined
     if (this.#closed) return
-    this.ks
-      .list(this.prefix)
+    ;(this.exact ? this.ks.get(this.prefix) : this.ks.list(this.prefix))
       .then(({ kvs, revision }) => {
         if (this.#closed) return
         this.#backoff.reset()
         const { key, range_end } = this.ks.range(this.prefix)
         this.#watch = this.hub.watch(
-          { key, rangeEnd: range_end, startRevision: revision + 1n },
+          { key, ...(this.exact ? {} : { rangeEnd: range_end }), startRevision: revision + 1n },
           {
             onEvents: (events, rev) => {
               this.#revision = BigInt(events[events.length - 1]!.kv.mod_revision)
@@ -154,10 +158,11 @@ export class PrefixFollower implements Freshness {
         if (isTerminal(err)) {
           const error = etcdError(
             err,
-            `reading ${this.what} (key prefix ${JSON.stringify(this.#fullPrefix)})`,
+            `reading ${this.what} (${this.exact ? 'key' : 'key prefix'} ${JSON.stringify(this.#fullPrefix)})`,
           )
-          this.log.error({ err: error, prefix: this.#fullPrefix }, `${this.what}: cannot read; stopped`)
           this.close()
+          if (!this.listener.reportsErrors)
+            this.log.error({ err: error, prefix: this.#fullPrefix }, `${this.what}: cannot read; stopped`)
           this.listener.onError(error)
           return
         }

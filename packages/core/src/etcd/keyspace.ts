@@ -43,6 +43,12 @@ export class Keyspace {
     return this.#ns.length === 0 ? Buffer.from(key) : Buffer.concat([this.#ns, Buffer.from(key)])
   }
 
+  /** One key (namespace-relative) and the revision it was read at, in the shape of `list()`. */
+  async get(name: string): Promise<Listed> {
+    const res = await this.kv.range({ key: this.key(name) })
+    return { kvs: res.kvs, revision: BigInt(res.header.revision) }
+  }
+
   /** [start, end) of every key beginning with `prefix`. */
   range(prefix: string): { key: Buffer; range_end: Buffer } {
     const key = this.key(prefix)
