@@ -70,7 +70,7 @@ await etcdkitCli(['services', '--endpoints', endpoints.join(','), '--namespace',
   stderr: process.stderr,
   env: {},
   password: () => Promise.reject(new Error('no auth in the demo')),
-  interrupted: Promise.resolve(),
+  interrupted: new Promise<void>(() => {}), // never: `services` ends by itself
 })
 log('`etcdkit services` shows:')
 for (const line of cliOutput.join('').trimEnd().split('\n')) console.log(`            ${line}`)

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The `etcdkit` binary.
 import { createInterface } from 'node:readline'
-import { run } from './main.js'
 
 /** Reads the password from the terminal without echoing it. */
 function password(user: string): Promise<string> {
@@ -21,11 +20,20 @@ function password(user: string): Promise<string> {
   })
 }
 
+// Installed before the CLI is even loaded, so a signal at any moment is acted on: the first ends the command (it
+// closes what it opened), a second one ends the process at once.
+let signals = 0
 const interrupted = new Promise<void>((resolve) => {
-  process.once('SIGINT', resolve)
-  process.once('SIGTERM', resolve)
+  const onSignal = () => {
+    if (++signals > 1) process.exit(130)
+    resolve()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
 })
 
+// loaded after the handlers are in place: loading the kit and its client takes a moment
+const { run } = await import('./main.js')
 process.exitCode = await run(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
@@ -33,3 +41,5 @@ process.exitCode = await run(process.argv.slice(2), {
   password,
   interrupted,
 })
+// the command is done and its kit closed: a socket or timer left behind must not keep the process alive
+setTimeout(() => process.exit(), 1_000).unref()

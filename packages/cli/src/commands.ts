@@ -1,10 +1,11 @@
 // The commands: each reads through the kit, prints a table (or JSON with --json), and returns an exit code.
 import { userInfo } from 'node:os'
-import type { EtcdKit } from '@etcdkit/core'
+import type { DialectName, EtcdKit } from '@etcdkit/core'
+import { within as reachWithin } from './connect.js'
 import { startConsole } from './console.js'
 import { UsageError } from './errors.js'
 import { configEntries, queues, serviceRows } from './inspect.js'
-import { processLabel, seconds, table } from './table.js'
+import { printable, processLabel, seconds, table } from './table.js'
 
 /** Where a command reads and writes: injectable for tests. */
 export interface Io {
@@ -13,7 +14,10 @@ export interface Io {
   env: NodeJS.ProcessEnv
   /** Asks for the etcd password when `--user` is given without ETCDKIT_PASSWORD. */
   password(user: string): Promise<string>
-  /** Resolves when the user interrupts a long-running command (`watch`, `console`). */
+  /**
+   * Resolves when the user interrupts (Ctrl-C, SIGTERM): a `watch` or `console` then ends cleanly, any
+   * other command at once (exit 130). Never resolving means never interrupted.
+   */
   interrupted: Promise<void>
 }
 
@@ -27,26 +31,18 @@ export interface Flags {
   write?: boolean
   token?: string
   timeout?: string
+  /** The registry dialect `services` and `watch services` read (see docs/POLYGLOT.md). */
+  dialect?: string
 }
 
 type Command = (kit: EtcdKit, args: string[], flags: Flags, io: Io) => Promise<number | undefined>
 
-/** Fails a command whose etcd does not answer in time, instead of retrying for ever. */
-async function within<T>(kit: EtcdKit, flags: Flags, what: string, p: Promise<T>): Promise<T> {
-  const ms = Number(flags.timeout ?? 5_000) * 2
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`etcd at ${kit.endpoints.join(', ')} did not answer within ${ms} ms (${what})`)),
-      ms,
-    )
-  })
-  try {
-    return await Promise.race([p, late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+/** How long a command waits on etcd: twice the deadline of one call (`--timeout`). */
+export const deadline = (flags: { timeout?: string | undefined }) => Number(flags.timeout ?? 5_000) * 2
+
+/** Fails a command whose etcd does not answer in time, instead of retrying for ever (see `within`). */
+const within = <T>(kit: EtcdKit, flags: Flags, what: string, p: Promise<T>): Promise<T> =>
+  reachWithin(kit, deadline(flags), what, p)
 
 function arity(args: string[], min: number, max: number, usage: string) {
   if (args.length < min || args.length > max) throw new UsageError(`usage: etcdkit ${usage}`)
@@ -63,9 +59,13 @@ function writer(): string {
 
 const json = (io: Io, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
 
+/** The registry catalog in the dialect `--dialect` names (core refuses an unknown one, naming it). */
+const catalogOf = (kit: EtcdKit, flags: Flags) =>
+  kit.catalog(flags.dialect === undefined ? undefined : { dialect: flags.dialect as DialectName })
+
 const services: Command = async (kit, args, flags, io) => {
   arity(args, 0, 1, 'services [service]')
-  const catalog = kit.catalog()
+  const catalog = catalogOf(kit, flags)
   try {
     await within(kit, flags, 'reading the registry', catalog.ready)
     const rows = await within(kit, flags, 'reading leases', serviceRows(kit, catalog.services, args[0]))
@@ -142,7 +142,7 @@ const config: Command = async (kit, args, flags, io) => {
         return 1
       }
       if (flags.json) json(io, { key: rest[0], value })
-      else io.stdout.write(`${value}\n`)
+      else io.stdout.write(`${printable(value)}\n`)
       return 0
     }
     case 'set':
@@ -244,12 +244,14 @@ const watch: Command = async (kit, args, flags, io) => {
   const what = args[0] ?? 'services'
   const line = (record: Record<string, unknown>, text: string) =>
     io.stdout.write(
-      flags.json ? `${JSON.stringify({ at: new Date().toISOString(), ...record })}\n` : `${text}\n`,
+      flags.json
+        ? `${JSON.stringify({ at: new Date().toISOString(), ...record })}\n`
+        : `${printable(text)}\n`,
     )
   const closers: (() => void)[] = []
   try {
     if (what === 'services') {
-      const catalog = kit.catalog()
+      const catalog = catalogOf(kit, flags)
       closers.push(() => catalog.close())
       await within(kit, flags, 'reading the registry', catalog.ready)
       let known = new Map(
@@ -301,6 +303,8 @@ const watch: Command = async (kit, args, flags, io) => {
       const { LiveState } = await import('./live.js')
       const live = new LiveState(kit)
       closers.push(() => live.close())
+      // a refresh that failed (etcd away for a moment) is said, and the watch goes on: the next change retries
+      live.on('error', (err) => io.stderr.write(`etcdkit: ${printable(err.message)}\n`))
       let last = JSON.stringify((await within(kit, flags, 'reading', live.ready())).queues)
       live.on('snapshot', (s) => {
         const now = JSON.stringify(s.queues)
@@ -332,6 +336,7 @@ const consoleCommand: Command = async (kit, args, flags, io) => {
     hostGiven: flags.host !== undefined,
     write: flags.write ?? false,
     token: flags.token ?? io.env.ETCDKIT_CONSOLE_TOKEN,
+    startTimeout: deadline(flags),
   })
   io.stdout.write(`etcdkit console at ${web.url}${flags.write ? ' (read-write)' : ' (read-only)'}\n`)
   try {

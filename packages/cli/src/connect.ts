@@ -1,7 +1,8 @@
 // The kit's connection from flags and environment: the same options as `new EtcdKit()`, no password on
 // the command line (ETCDKIT_PASSWORD, or a prompt on a terminal).
 import { readFileSync } from 'node:fs'
-import type { EtcdKitOptions } from '@etcdkit/core'
+import { connect } from 'node:net'
+import { type EtcdKit, EtcdKitError, type EtcdKitOptions, EtcdUnavailableError } from '@etcdkit/core'
 import { UsageError } from './errors.js'
 
 /** The connection flags every command takes. */
@@ -82,3 +83,122 @@ export async function kitOptions(
 
 /** The kit's own warnings would interleave with tables: the CLI reports failures itself. */
 const quietLogger = { debug() {}, info() {}, warn() {}, error() {} }
+
+/** `unreachable()`'s error: said once, never wrapped again. */
+class UnreachableError extends EtcdUnavailableError {}
+
+/**
+ * The one way every command meets an etcd it cannot reach, whether the port refuses or the server is
+ * silent: `etcd at {endpoints} is unreachable: {why}`, naming what was being done.
+ */
+export function unreachable(kit: EtcdKit, why: string, what?: string, cause?: unknown): EtcdUnavailableError {
+  return new UnreachableError(
+    `etcd at ${kit.endpoints.join(', ')} is unreachable${what ? ` (${what})` : ''}: ${why}`,
+    cause,
+  )
+}
+
+/**
+ * Why a call did not reach etcd, when that is what its error says (refused, no answer, no such host);
+ * `undefined` for an answer etcd gave (permission denied, bad request, conflict...).
+ */
+export function transportFailure(err: unknown, ms: number): string | undefined {
+  if (err instanceof UnreachableError) return undefined
+  if (err instanceof EtcdKitError && err.code !== 'ETCDKIT_ETCD_UNAVAILABLE') return undefined
+  const text = `${(err as Error)?.message ?? ''} ${String((err as { cause?: Error })?.cause?.message ?? '')}`
+  if (/ECONNREFUSED/.test(text)) return 'connection refused'
+  if (/ENOTFOUND|EAI_AGAIN/.test(text)) return 'no such host'
+  if (/deadline|timed? ?out/i.test(text)) return `no answer within ${ms} ms`
+  if (/ECONNRESET|EPIPE|No connection established|UNAVAILABLE|Unavailable/i.test(text))
+    return 'the connection failed'
+  return err instanceof EtcdUnavailableError ? `no answer within ${ms} ms` : undefined
+}
+
+/** `reach()` of each kit, in flight or done: a command's failed call defers to its verdict. */
+const reaching = new WeakMap<EtcdKit, Promise<void>>()
+
+/**
+ * Settles with `p`, or rejects with `unreachable()` once `ms` pass: a command never waits on etcd for
+ * longer, though the kit's own views retry for ever. A transport failure of `p` gets the same message.
+ */
+export async function within<T>(kit: EtcdKit, ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(unreachable(kit, `no answer within ${ms} ms`, what)), ms)
+  })
+  try {
+    return await Promise.race([p, late])
+  } catch (err) {
+    const why = transportFailure(err, ms)
+    if (why === undefined) throw err
+    // etcd not reached at all: the one message `reach()` gives, not one per call that noticed
+    await reaching.get(kit)
+    throw unreachable(kit, why, what, err)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Asks etcd for its status, at the start of every command: any answer, an error etcd sends included (auth,
+ * say), means it is reachable; a refused port fails at once, a silent server after `ms`. The command starts
+ * meanwhile (its arguments are checked without etcd); its calls that fail to reach etcd wait for this.
+ */
+export function reach(kit: EtcdKit, ms: number): Promise<void> {
+  const asking = (async () => {
+    const end = Date.now() + ms
+    for (;;) {
+      try {
+        return await kit.client.maintenance.status()
+      } catch (err) {
+        // a call that ran out of its deadline, or met a connection failing for no reason it could name (a
+        // channel between attempts), is asked again while the command's own deadline lasts
+        const why = transportFailure(err, ms)
+        if (why === undefined || why === 'connection refused' || why === 'no such host' || Date.now() >= end)
+          throw err
+        // grpc-js shares connections process-wide and may not say why one failed: ask the ports themselves
+        if (await allRefuse(kit.endpoints)) throw unreachable(kit, 'connection refused', undefined, err)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+  })()
+  const reached = (async () => {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        asking,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(unreachable(kit, `no answer within ${ms} ms`)), ms)
+        }),
+      ])
+    } catch (err) {
+      if (err instanceof UnreachableError) throw err
+      const why = transportFailure(err, ms)
+      if (why !== undefined) throw unreachable(kit, why, undefined, err)
+      // etcd answered, with an error of its own: reachable; the command meets that error itself
+    } finally {
+      clearTimeout(timer)
+    }
+  })()
+  reached.catch(() => {}) // awaited by the command line; a call may defer to it too
+  reaching.set(kit, reached)
+  return reached
+}
+
+/** Whether every endpoint refuses a TCP connection (nothing listens there): a definite answer, at once. */
+async function allRefuse(endpoints: readonly string[]): Promise<boolean> {
+  const refuses = (endpoint: string) =>
+    new Promise<boolean>((resolve) => {
+      const m = /^(?:\w+:\/\/)?(\[[^\]]+\]|[^:/]+):(\d+)/.exec(endpoint)
+      if (!m) return resolve(false)
+      const socket = connect({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) })
+      const done = (refused: boolean) => {
+        socket.destroy()
+        resolve(refused)
+      }
+      socket.setTimeout(1_000, () => done(false))
+      socket.once('connect', () => done(false))
+      socket.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED'))
+    })
+  return (await Promise.all(endpoints.map(refuses))).every(Boolean)
+}

@@ -1,10 +1,10 @@
 // The web console: one page and a small JSON API on Fastify, kept live with server-sent events from the
 // kit's watches. Loopback and read-only unless asked; a non-loopback bind needs --host and a token.
-import { timingSafeEqual } from 'node:crypto'
-import { isIP } from 'node:net'
-import type { EtcdKit } from '@etcdkit/core'
+import { EtcdCallError, type EtcdKit, EtcdKitError } from '@etcdkit/core'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import { transportFailure, unreachable, within } from './connect.js'
 import { UsageError } from './errors.js'
+import { checkBind, createGuard, isLoopbackAddress } from './guard.js'
 import { LiveState, type Snapshot } from './live.js'
 import { page } from './page.js'
 
@@ -17,6 +17,11 @@ export interface ConsoleOptions {
   write: boolean
   /** Required on every request when set (`?token=` or `Authorization: Bearer`); required off loopback. */
   token: string | undefined
+  /**
+   * How long start-up waits for etcd's first answers (registry, config, queues) before it gives up.
+   * @default 10000
+   */
+  startTimeout?: number
 }
 
 export interface RunningConsole {
@@ -25,25 +30,25 @@ export interface RunningConsole {
   close(): Promise<void>
 }
 
-const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host)
-
-function sameToken(given: unknown, token: string): boolean {
-  if (typeof given !== 'string') return false
-  const a = Buffer.from(given)
-  const b = Buffer.from(token)
-  return a.length === b.length && timingSafeEqual(a, b)
-}
-
 export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promise<RunningConsole> {
   const { host, token, write } = options
-  if (!isLoopback(host)) {
-    if (!options.hostGiven) throw new UsageError(`refusing to bind ${host}: only loopback without --host`)
-    if (!token)
-      throw new UsageError(`--host ${host} is not loopback: give a --token (or ETCDKIT_CONSOLE_TOKEN)`)
-  }
+  checkBind(host, options.hostGiven, token)
   const live = new LiveState(kit)
-  await live.ready()
+  const ms = options.startTimeout ?? 10_000
+  try {
+    await within(kit, ms, 'starting the console', live.ready())
+  } catch (err) {
+    live.close()
+    if (err instanceof EtcdKitError) throw err
+    const why = transportFailure(err, ms)
+    throw why === undefined
+      ? new EtcdCallError(`starting the console: ${(err as Error)?.message ?? String(err)}`, err)
+      : unreachable(kit, why, 'starting the console', err)
+  }
   const app = Fastify({ logger: false })
+  // first, before any route: every request of every route passes the guard
+  const guard = createGuard({ host, token })
+  guard.install(app)
   const clients = new Set<FastifyReply>()
   const send = (reply: FastifyReply, s: Snapshot) =>
     reply.raw.write(`event: snapshot\ndata: ${JSON.stringify(s)}\n\n`)
@@ -54,19 +59,9 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     for (const reply of clients) reply.raw.write(`event: failure\ndata: ${JSON.stringify(err.message)}\n\n`)
   })
 
-  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    // DNS rebinding: a page on another name must not reach the console through this port
-    const name = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
-    if (name !== host && !isLoopback(name) && !(isIP(host) === 0 && name === host))
-      return reply.code(421).send({ error: `unexpected Host ${JSON.stringify(req.headers.host)}` })
-    if (token) {
-      const q = (req.query as { token?: unknown }).token
-      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
-      if (!sameToken(q ?? bearer, token)) return reply.code(401).send({ error: 'a valid token is required' })
-    }
-  })
-
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(page({ write })))
+  app.get('/', async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(page({ write, csrf: guard.csrf })),
+  )
   app.get('/api/snapshot', async () => live.last)
   app.get('/api/events', (req, reply) => {
     reply.raw.writeHead(200, {
@@ -79,11 +74,8 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     req.raw.on('close', () => clients.delete(reply))
   })
 
-  const guardWrite = async (req: FastifyRequest, reply: FastifyReply) => {
+  const guardWrite = async (_req: FastifyRequest, reply: FastifyReply) => {
     if (!write) return reply.code(403).send({ error: 'read-only console: start it with --write to edit' })
-    // a cross-site form cannot send JSON without a CORS preflight, which this server never grants
-    if (!(req.headers['content-type'] ?? '').startsWith('application/json'))
-      return reply.code(415).send({ error: 'expected application/json' })
   }
   const body = (req: FastifyRequest) => {
     const b = req.body as { key?: unknown; value?: unknown; service?: unknown } | undefined
@@ -137,6 +129,12 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   }
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port
+  // `localhost` is whatever the resolver says: the address actually bound decides, as --host did
+  if (!token && typeof address === 'object' && address && !isLoopbackAddress(address.address)) {
+    live.close()
+    await app.close()
+    throw new UsageError(`${host} bound ${address.address}, which is not loopback: give a --token`)
+  }
   const shown = host.includes(':') ? `[${host}]` : host
   return {
     url: `http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`,

@@ -7,6 +7,8 @@ export type { Contender, Owner, Queue, SessionRecord } from '@etcdkit/core/integ
 
 export interface ServiceInstanceRow extends Owner {
   service: string
+  /** The registry dialect the instance was read in (`etcd` unless `--dialect`). */
+  dialect: string
   address: string
   key: string
   metadata: Record<string, unknown>
@@ -34,6 +36,7 @@ export async function serviceRows(
   )
   return instances.map((i) => ({
     service: i.service,
+    dialect: i.dialect,
     address: i.address,
     key: i.key,
     metadata: { ...i.metadata },

@@ -69,7 +69,10 @@ export class LiveState extends EventEmitter<{ snapshot: [Snapshot]; error: [Erro
     if (this.#closed || this.#timer) return
     this.#timer = setTimeout(() => {
       this.#timer = undefined
-      void this.#refresh().catch((err: Error) => this.emit('error', err))
+      // closed meanwhile (the kit with it): that failure is no one's news
+      void this.#refresh().catch((err: Error) => {
+        if (!this.#closed) this.emit('error', err)
+      })
     }, 50)
   }
 

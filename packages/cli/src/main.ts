@@ -1,10 +1,19 @@
 // `etcdkit <command>`: parses the command line, connects a kit, runs the command, and maps failures to exit
-// codes (0 ok, 1 failed, 2 bad usage).
+// codes (0 ok, 1 failed, 2 bad usage, 130 interrupted).
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { EtcdKit, EtcdKitError } from '@etcdkit/core'
-import { commands, type Io } from './commands.js'
-import { CONNECTION_HELP, CONNECTION_OPTIONS, kitOptions } from './connect.js'
+import { commands, deadline, type Io } from './commands.js'
+import {
+  CONNECTION_HELP,
+  CONNECTION_OPTIONS,
+  kitOptions,
+  reach,
+  transportFailure,
+  unreachable,
+} from './connect.js'
 import { UsageError } from './errors.js'
+import { printable } from './table.js'
 
 export type { Io } from './commands.js'
 
@@ -14,6 +23,7 @@ Usage: etcdkit <command> [arguments] [flags]
 
 Commands:
   services [service]                  services, their instances, lease TTL left and owning process
+                                      (--dialect go-zero|kratos|kitex|hertz|go-micro: a Go framework's registry)
   locks [prefix]                      lock holders and waiters, in queue order
   elections [prefix]                  election leaders and candidates, in queue order
   config list [prefix]                the config tree (keys and values)
@@ -40,12 +50,19 @@ const OPTIONS = {
   host: { type: 'string' },
   write: { type: 'boolean' },
   token: { type: 'string' },
+  dialect: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
+
+/** The exit code of a command the user interrupted before it was done starting (128 + SIGINT). */
+export const INTERRUPTED = 130
+/** How long an interrupted command may take to end by itself (a `watch` or `console` closing). */
+const WIND_DOWN_MS = 500
 
 /** Runs one command line; resolves with the exit code. */
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   let kit: EtcdKit | undefined
+  let ms = deadline({})
   try {
     const { values, positionals } = parseArgs({
       args: [...argv],
@@ -53,6 +70,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       allowPositionals: true,
       strict: true,
     })
+    ms = deadline(values)
     const [name, ...args] = positionals
     if (values.help || name === undefined || name === 'help') {
       io.stdout.write(USAGE)
@@ -61,18 +79,34 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     const command = commands[name as keyof typeof commands]
     if (!Object.hasOwn(commands, name) || command === undefined)
       throw new UsageError(`unknown command ${JSON.stringify(name)}`)
-    kit = new EtcdKit(await kitOptions(values, io.env, io.password))
-    return (await command(kit, args, values, io)) ?? 0
+    const k = new EtcdKit(await kitOptions(values, io.env, io.password))
+    kit = k
+    // every command: etcd asked for its status (one message for a refused port and a silent server) while
+    // the command checks its arguments and starts
+    const reached = reach(k, ms)
+    const work = Promise.all([reached, command(k, args, values, io)]).then(([, code]) => code ?? 0)
+    work.catch(() => {}) // abandoned on an interrupt: its failure is not news
+    // the user's interrupt ends any command at any moment, starting up included
+    const stop = io.interrupted.then(() => 'interrupted' as const)
+    const first = await Promise.race([work, stop])
+    if (first !== 'interrupted') return first
+    const ended = await Promise.race([work, sleep(WIND_DOWN_MS, 'late' as const)])
+    if (ended !== 'late') return ended
+    io.stderr.write('etcdkit: interrupted\n')
+    return INTERRUPTED
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       io.stderr.write(`etcdkit: ${(err as Error).message}\nRun \`etcdkit --help\` for usage.\n`)
       return 2
     }
     if (err instanceof EtcdKitError && err.code === 'ETCDKIT_INVALID_ARGUMENT') {
-      io.stderr.write(`etcdkit: ${err.message}\n`)
+      io.stderr.write(`etcdkit: ${printable(err.message)}\n`)
       return 2
     }
-    io.stderr.write(`etcdkit: ${describe(err)}\n`)
+    const why = kit && transportFailure(err, ms)
+    io.stderr.write(
+      `etcdkit: ${printable(describe(kit && why ? unreachable(kit, why, undefined, err) : err))}\n`,
+    )
     return 1
   } finally {
     await kit?.close()

@@ -1,12 +1,13 @@
 // The console's one page: plain HTML, CSS and a script, no build step. It renders each snapshot the server
 // sends over server-sent events; edits go to the JSON API with a confirmation first.
 
-export function page({ write }: { write: boolean }): string {
+export function page({ write, csrf }: { write: boolean; csrf: string }): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="etcdkit-csrf" content="${csrf}">
 <title>etcdkit console</title>
 <style>
   :root { font: 14px/1.4 system-ui, sans-serif; color: #1d2433; background: #f6f7f9; }
@@ -78,7 +79,8 @@ function render() {
       '</td><td class="mono value">' + esc(e.value) + '</td><td>' + '<button class="history">history</button>' + (WRITE ? ' <button class="edit">edit</button> <button class="delete">delete</button>' : '') + '</td></tr>').join('') + '</table>';
 }
 async function api(method, path, body) {
-  const res = await fetch(path, { method, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const csrf = document.querySelector('meta[name="etcdkit-csrf"]').content;
+  const res = await fetch(path, { method, headers: { ...headers, 'content-type': 'application/json', 'x-etcdkit-csrf': csrf }, body: JSON.stringify(body) });
   const out = await res.json().catch(() => ({}));
   if (!res.ok) alert(method + ' failed: ' + (out.error || res.status));
   return out;

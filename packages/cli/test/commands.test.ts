@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { eventually, spawnEtcdctl } from '@etcdkit/testing'
 import test from 'ava'
-import { cli, scene, spawnCli } from './helpers.js'
+import { cli, scene, spawnCli, startCli } from './helpers.js'
 
 test('services: a table of services and instances, Go-format and seed-format registrations alike, and --json', async (t) => {
   const s = await scene(t, 'cli-services')
@@ -199,7 +199,7 @@ test('bad usage exits 2 naming what is wrong; an unreachable etcd exits 1 in bou
   const started = Date.now()
   const down = await cli(['services', '--endpoints', '127.0.0.1:1', '--timeout', '300'])
   t.is(down.code, 1)
-  t.regex(down.stderr, /etcd at 127\.0\.0\.1:1 did not answer within 600 ms/)
+  t.regex(down.stderr, /etcd at 127\.0\.0\.1:1 is unreachable: connection refused/)
   t.true(Date.now() - started < 5_000)
   t.is((await cli(['--help'])).code, 0)
 })
@@ -228,4 +228,95 @@ test('the binary: exit codes, and `watch services` streams changes until interru
   await watch.waitForLine((l) => l === '- users 127.0.0.1:4000')
   await sleep(50)
   t.is(await watch.stop(), 0)
+})
+
+test('values from etcd are printed with control characters escaped (tables and plain output), raw only in --json', async (t) => {
+  const s = await scene(t, 'cli-escape')
+  const hostile = '3.1.0\u001b[31mRED\nbilling  6.6.6.6:1  1  6.6.6  eu  9s  forged\u0007\u202e'
+  const lease = (await s.kitEtcdctl(['lease', 'grant', '60'])).match(/lease ([0-9a-f]+) granted/)![1]!
+  await s.kitEtcdctl([
+    'put',
+    `${s.namespace}services/orders/10.0.0.20:80`,
+    JSON.stringify({ Op: 0, Addr: '10.0.0.20:80', Metadata: { version: hostile, zone: 'eu\u001b[2J' } }),
+    `--lease=${lease}`,
+  ])
+  await s.kitEtcdctl([
+    'put',
+    `${s.namespace}leader/x/${BigInt(`0x${lease}`).toString(16)}`, // Go's %x; etcdctl prints %016x
+    `node\u001b]0;title\u0007\nfake`,
+    `--lease=${lease}`,
+  ])
+  const kit = s.kit()
+  await kit.config.set('motd', 'hello\u001b[31m\r\nworld\u009b')
+
+  const outputs = [
+    await s.cli('services'),
+    await s.cli('services', 'orders'),
+    await s.cli('elections'),
+    await s.cli('config', 'get', 'motd'),
+    await s.cli('config', 'list'),
+    await s.cli('config', 'history', 'motd'),
+  ]
+  for (const r of outputs) {
+    t.is(r.code, 0, r.stderr)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: what must not reach the terminal
+    t.notRegex(r.stdout.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f\u202e]/, r.stdout)
+  }
+  const [services, , elections, get, list, history] = outputs.map((r) => r.stdout)
+  t.true(services!.includes('3.1.0\\e[31mRED\\nbilling  6.6.6.6:1'), services)
+  t.true(services!.includes('forged\\x07\\u202e'), services)
+  t.false(
+    services!.split('\n').some((l) => l.startsWith('billing')),
+    'no forged row',
+  )
+  t.true(elections!.includes('node\\e]0;title\\x07\\nfake'), elections)
+  t.is(get, 'hello\\e[31m\\r\\nworld\\x9b\n')
+  t.regex(list!, /^motd\s+\(shared\)\s+hello\\e\[31m\\r\\nworld\\x9b$/m)
+  t.regex(history!, /hello\\e\[31m\\r\\nworld\\x9b$/m)
+
+  // --json keeps the values as they are (JSON escapes them its own way)
+  const json = JSON.parse((await s.cli('services', 'orders', '--json')).stdout) as {
+    metadata: { version: string }
+  }[]
+  t.is(json[0]!.metadata.version, hostile)
+  t.is(
+    JSON.parse((await s.cli('config', 'get', 'motd', '--json')).stdout).value,
+    'hello\u001b[31m\r\nworld\u009b',
+  )
+
+  // and the watch streams
+  const watch = startCli([
+    '--endpoints',
+    s.endpoints.join(','),
+    '--namespace',
+    s.namespace,
+    'watch',
+    'config',
+  ])
+  await eventually(() => watch.stderr.includes('watching config'), 'the watch started', 10_000)
+  await kit.config.set('motd', 'bye\u001b[0m\nput evil = 1')
+  await eventually(
+    () => watch.stdout.includes('put motd = bye\\e[0m\\nput evil = 1\n'),
+    'the put streamed escaped',
+  )
+  t.is(await watch.interrupt(), 0)
+  t.false(watch.stdout.includes('\u001b'))
+})
+
+test('services --dialect: a Go framework registry (Kratos here), with the dialect in --json rows; a bad one is a usage error', async (t) => {
+  const s = await scene(t, 'cli-dialects')
+  const kit = s.kit()
+  await kit.register({ service: 'hello', address: '10.0.0.5:9000', protocol: 'grpc', dialects: ['kratos'] })
+  const out = await s.cli('services', '--dialect', 'kratos', '--json')
+  t.is(out.code, 0, out.stderr)
+  const rows = JSON.parse(out.stdout) as { service: string; dialect: string; address: string }[]
+  t.deepEqual(
+    rows.map((r) => [r.service, r.dialect, r.address]),
+    [['hello', 'kratos', '10.0.0.5:9000']],
+  )
+  const etcdRows = JSON.parse((await s.cli('services', '--json')).stdout) as unknown[]
+  t.deepEqual(etcdRows, [])
+  const bad = await s.cli('services', '--dialect', 'consul')
+  t.is(bad.code, 2)
+  t.regex(bad.stderr, /"consul"/)
 })

@@ -30,17 +30,37 @@ export async function scene(t: { teardown(fn: () => unknown): void }, label: str
 
 /** Runs `etcdkit ...args` in process; resolves with its exit code and output. */
 export async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = ''
-  let stderr = ''
+  const running = startCli(args, env)
+  const code = await running.exited
+  return { code, stdout: running.stdout, stderr: running.stderr }
+}
+
+/** Runs a long-running command (`watch`, `console`) in process until `interrupt()`, as Ctrl-C would. */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  let interrupt!: () => void
+  const out = { stdout: '', stderr: '' }
   const io: Io = {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
+    stdout: { write: (s: string) => (out.stdout += s) },
+    stderr: { write: (s: string) => (out.stderr += s) },
     env,
     password: (user) => Promise.reject(new Error(`no password for ${user} in this test`)),
-    interrupted: new Promise(() => {}),
+    interrupted: new Promise<void>((resolve) => (interrupt = resolve)),
   }
-  const code = await run(args, io)
-  return { code, stdout, stderr }
+  const exited = run(args, io)
+  return {
+    exited,
+    get stdout() {
+      return out.stdout
+    },
+    get stderr() {
+      return out.stderr
+    },
+    /** Interrupts the command; resolves with its exit code. */
+    interrupt() {
+      interrupt()
+      return exited
+    },
+  }
 }
 
 const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url))

@@ -73,7 +73,19 @@ export type {
 export { defaultLogger, type Logger, type LoggerLike, silentLogger } from './ops/logger.js'
 export type { SessionRecord } from './ops/session-record.js'
 export { Catalog, type CatalogEvents, type CatalogInstance } from './registry/catalog.js'
-export { Discovery, type DiscoveryEvents, type InvalidEntry } from './registry/discovery.js'
+export type {
+  DialectName,
+  DialectReadSpec,
+  DialectWriteSpec,
+  KratosScheme,
+} from './registry/dialects/index.js'
+export { DIALECT_NAMES } from './registry/dialects/index.js'
+export {
+  type DiscoverOptions,
+  Discovery,
+  type DiscoveryEvents,
+  type InvalidEntry,
+} from './registry/discovery.js'
 export type { Instance, InstanceMetadata } from './registry/instance.js'
 export type { RegisterOptions, Registration } from './registry/registry.js'
 export type { InstanceSelect, InstanceSelector } from './registry/select.js'

@@ -18,7 +18,8 @@ import { type Logger, type LoggerLike, toLogger } from './ops/logger.js'
 import { bindMeterProvider } from './ops/metrics.js'
 import { SessionRecordWriter } from './ops/session-record.js'
 import { Catalog } from './registry/catalog.js'
-import { type Discovery, DiscoveryHub } from './registry/discovery.js'
+import { bindCatalog, bindReader, type DialectName } from './registry/dialects/index.js'
+import { type DiscoverOptions, type Discovery, DiscoveryHub } from './registry/discovery.js'
 import { type RegisterOptions, type Registration, Registry } from './registry/registry.js'
 import { ServiceClient, type ServiceClientOptions, serviceClientOptions } from './registry/service-client.js'
 import { settledWithin } from './util.js'
@@ -235,7 +236,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       this.endpoints,
       callTimeout,
     )
-    this.#discovery = new DiscoveryHub(this.#keyspace, this.#watchHub, this.logger, this.registryPrefix)
+    this.#discovery = new DiscoveryHub(this.#keyspace, this.#watchHub, this.logger)
     this.config = new Config(
       this.#keyspace,
       this.#watchHub,
@@ -290,19 +291,40 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     }
   }
 
-  /** A live view of `service`'s instances, kept current from the kit's one watch stream. */
-  discover(service: string): Discovery {
+  /**
+   * A live view of `service`'s instances, kept current from the kit's one watch stream; in another registry
+   * dialect than etcd's with `{ dialect }` (see docs/POLYGLOT.md).
+   */
+  discover(service: string, options?: DiscoverOptions): Discovery {
     if (this.#closing) throw new ClosedError('the kit')
-    return this.#discovery.open(checkServiceName(service))
+    const name = checkServiceName(service)
+    if (options === undefined) return this.#discovery.open(this.#reader(name, undefined, 'any'))
+    if (!isPlainObject(options as unknown))
+      throw new InvalidArgumentError(`invalid discover options ${show(options)}`)
+    checkKeys(options, ['dialect', 'protocol'], 'discover')
+    const { protocol } = options
+    if (protocol !== undefined && protocol !== 'http' && protocol !== 'grpc')
+      throw new InvalidArgumentError(`invalid discover protocol ${show(protocol)}: expected "http" or "grpc"`)
+    return this.#discovery.open(this.#reader(name, options.dialect, protocol ?? 'any'))
+  }
+
+  #reader(service: string, dialect: unknown, purpose: 'any' | 'http' | 'grpc') {
+    return bindReader(dialect, service, { registryPrefix: this.registryPrefix }, purpose)
   }
 
   /**
    * Every service in the registry and its instances, as one live view on one watch (for tools: the CLI and
    * console use it). Each call opens a new view; close it when done.
    */
-  catalog(): Catalog {
+  catalog(options?: { dialect?: DialectName }): Catalog {
     if (this.#closing) throw new ClosedError('the kit')
-    return new Catalog(this.#keyspace, this.#watchHub, this.logger, this.registryPrefix)
+    if (options !== undefined) {
+      if (!isPlainObject(options as unknown))
+        throw new InvalidArgumentError(`invalid catalog options ${show(options)}`)
+      checkKeys(options, ['dialect'], 'catalog')
+    }
+    const dialect = bindCatalog(options?.dialect, { registryPrefix: this.registryPrefix })
+    return new Catalog(this.#keyspace, this.#watchHub, this.logger, dialect)
   }
 
   /**
@@ -311,7 +333,14 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
    */
   service(service: string, options?: ServiceClientOptions): ServiceClient {
     if (this.#closing) throw new ClosedError('the kit')
-    const existing = this.#services.get(checkServiceName(service))
+    const name = checkServiceName(service)
+    // one client per service and dialect: the reader's id names both (and the dialect's read options)
+    const reader = this.#reader(
+      name,
+      isPlainObject(options as unknown) ? options?.dialect : undefined,
+      'http',
+    )
+    const existing = this.#services.get(reader.id)
     if (existing) {
       if (options !== undefined && !isDeepStrictEqual(options, serviceClientOptions(existing)))
         throw new InvalidArgumentError(
@@ -319,10 +348,10 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
         )
       return existing
     }
-    const client = new ServiceClient(this.discover(service), options, this.logger, () => {
-      if (this.#services.get(service) === client) this.#services.delete(service)
+    const client = new ServiceClient(this.#discovery.open(reader), options, this.logger, () => {
+      if (this.#services.get(reader.id) === client) this.#services.delete(reader.id)
     })
-    this.#services.set(service, client)
+    this.#services.set(reader.id, client)
     return client
   }
 

@@ -297,3 +297,43 @@ test('every value we write is checked alike: a lone surrogate is refused by conf
   await leadership.proclaim('\u{1F600}')
   await leadership.resign()
 })
+
+test('the weight bound applies to every dialect read (Kitex numbers, Kratos strings): out of bounds skipped and reported (issue 30, finding 5)', async (t) => {
+  await using k = await kit()
+  const put = (key: string, value: string) => k.client.put(`${k.namespace}${key}`).value(value)
+  await put(
+    'kitex/registry-etcd/echo/10.0.1.3:8888',
+    '{"network":"tcp","address":"10.0.1.3:8888","weight":1e308}',
+  )
+  await put(
+    'kitex/registry-etcd/echo/10.0.1.4:8888',
+    '{"network":"tcp","address":"10.0.1.4:8888","weight":5}',
+  )
+  await put(
+    '/microservices/hello/a',
+    '{"id":"a","name":"hello","version":"v2","metadata":{"weight":"99999999"},"endpoints":["grpc://10.0.1.2:9000"]}',
+  )
+  await put(
+    '/microservices/hello/b',
+    '{"id":"b","name":"hello","version":"v2","metadata":{"weight":"7"},"endpoints":["grpc://10.0.1.6:9000"]}',
+  )
+  const echo = k.discover('echo', { dialect: 'kitex' })
+  const hello = k.discover('hello', { dialect: 'kratos' })
+  const reported: InvalidEntry[] = []
+  echo.on('invalid', (e) => reported.push(e))
+  hello.on('invalid', (e) => reported.push(e))
+  await Promise.all([echo.ready, hello.ready])
+  await eventually(() => reported.length === 2, 'two reports')
+  t.deepEqual(
+    echo.instances.map((i) => [i.address, i.weight]),
+    [['10.0.1.4:8888', 5]],
+  )
+  t.deepEqual(
+    hello.instances.map((i) => [i.address, i.weight]),
+    [['10.0.1.6:9000', 7]],
+  )
+  t.true(
+    reported.every((r) => /out of bounds/.test(r.reason)),
+    JSON.stringify(reported),
+  )
+})

@@ -1,7 +1,15 @@
-import { type Discovery, type EtcdKit, type Instance, InvalidArgumentError } from '@etcdkit/core'
+import {
+  DIALECT_NAMES,
+  type DialectName,
+  type DialectReadSpec,
+  type Discovery,
+  type EtcdKit,
+  type Instance,
+  InvalidArgumentError,
+} from '@etcdkit/core'
 import { checkServiceName } from '@etcdkit/core/integration'
 import { type ChannelOptions, experimental, status } from '@grpc/grpc-js'
-import { serviceOfPrefix, targetPath } from './target.js'
+import { goZeroTarget, serviceOfPrefix, targetPath } from './target.js'
 
 type Resolver = experimental.Resolver
 type ResolverListener = experimental.ResolverListener
@@ -14,7 +22,11 @@ export interface EtcdResolverOptions {
   serviceScheme?: string
   /**
    * The scheme of targets naming the whole key prefix, like Go's naming/resolver (`etcd:///services/hello`).
-   * The prefix must be `{registryPrefix}{service}`. @default "etcd"
+   * The prefix must be `{registryPrefix}{service}`. go-zero's own target form,
+   * `etcd:///{etcd hosts}?key={Key}`, is read as the go-zero dialect (the kit's etcd is used, whatever the
+   * hosts say). Registry dialects have a scheme each, `{prefixScheme}+{dialect}`:
+   * `etcd+kratos:///orders`, `etcd+go-zero:///user` (go-zero Key `user.rpc`), `etcd+kitex`, `etcd+hertz`,
+   * `etcd+go-micro`. @default "etcd"
    */
   prefixScheme?: string
 }
@@ -31,8 +43,12 @@ export interface EtcdResolverRegistration {
 
 interface SchemeBinding {
   kit: EtcdKit
-  /** Whether the target's path is the service name (`etcdv3`) or the full key prefix (`etcd`). */
-  form: 'service' | 'prefix'
+  /**
+   * Whether the target's path is the service name (`etcdv3`), the full key prefix (`etcd`), or the service
+   * name in a registry dialect (`etcd+kratos`).
+   */
+  form: 'service' | 'prefix' | 'dialect'
+  dialect?: DialectName
 }
 
 /** The kit per scheme: the one resolver class, registered for every scheme, looks its kit up here. */
@@ -44,20 +60,22 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
 
 const show = (value: unknown) => JSON.stringify(value) ?? String(value)
 
-/** The kit and service a target names; throws an error naming the target when it names none. */
-function resolveTarget(target: GrpcUri): { kit: EtcdKit; service: string } {
+/** The kit, service and dialect a target names; throws an error naming the target when it names none. */
+function resolveTarget(target: GrpcUri): { kit: EtcdKit; service: string; dialect?: DialectReadSpec } {
   const uri = experimental.uriToString(target)
   const binding = target.scheme === undefined ? undefined : bindings.get(target.scheme)
   if (!binding) throw new Error(`no EtcdKit is registered for the scheme of target ${show(uri)}`)
-  const path = targetPath(target.path)
-  const service =
-    binding.form === 'service'
-      ? checkServiceName(path, `service name in target ${show(uri)}`)
-      : checkServiceName(
-          serviceOfPrefix(path, binding.kit.registryPrefix, uri),
-          `service in target ${show(uri)}`,
-        )
-  return { kit: binding.kit, service }
+  const { kit } = binding
+  if (binding.form === 'prefix') {
+    // go-zero's "etcd:///h1:2379,h2:2379?key=user.rpc": a prefix never has a query
+    const goZero = goZeroTarget(target.path, uri)
+    if (goZero) return { kit, service: goZero.service, dialect: { name: 'go-zero', key: goZero.key } }
+    const path = targetPath(target.path)
+    const service = serviceOfPrefix(path, kit.registryPrefix, uri)
+    return { kit, service: checkServiceName(service, `service in target ${show(uri)}`) }
+  }
+  const service = checkServiceName(targetPath(target.path), `service name in target ${show(uri)}`)
+  return binding.dialect ? { kit, service, dialect: binding.dialect } : { kit, service }
 }
 
 /** `host:port` or `[v6]:port` as a grpc-js endpoint; undefined for an address with no port (Go allows any `Addr`). */
@@ -125,9 +143,10 @@ class EtcdResolver implements Resolver {
   #open() {
     let discovery: Discovery
     try {
-      const { kit, service } = resolveTarget(this.#target)
+      const { kit, service, dialect } = resolveTarget(this.#target)
       this.#kit = kit
-      discovery = kit.discover(service)
+      // as the etcd dialect always was, or in a registry dialect (Kratos: its grpc:// or grpcs:// endpoint)
+      discovery = dialect ? kit.discover(service, { dialect, protocol: 'grpc' }) : kit.discover(service)
     } catch (err) {
       const message = (err as Error).message
       this.#failure = message.includes(this.#uri) ? message : `target ${show(this.#uri)}: ${message}`
@@ -238,6 +257,10 @@ export function registerEtcdResolver(
   const mine: Array<[string, SchemeBinding]> = [
     [serviceScheme, { kit, form: 'service' }],
     [prefixScheme, { kit, form: 'prefix' }],
+    ...DIALECT_NAMES.filter((d) => d !== 'etcd').map((dialect): [string, SchemeBinding] => [
+      `${prefixScheme}+${dialect}`,
+      { kit, form: 'dialect', dialect },
+    ]),
   ]
   for (const [scheme, binding] of mine) {
     bindings.set(scheme, binding)
@@ -245,7 +268,7 @@ export function registerEtcdResolver(
     experimental.registerResolver(scheme, EtcdResolver)
   }
   return {
-    schemes: [serviceScheme, prefixScheme],
+    schemes: mine.map(([scheme]) => scheme),
     unregister() {
       for (const [scheme, binding] of mine) if (bindings.get(scheme) === binding) bindings.delete(scheme)
     },

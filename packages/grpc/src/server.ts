@@ -1,4 +1,10 @@
-import { type EtcdKit, type InstanceMetadata, InvalidArgumentError, type Registration } from '@etcdkit/core'
+import {
+  type DialectWriteSpec,
+  type EtcdKit,
+  type InstanceMetadata,
+  InvalidArgumentError,
+  type Registration,
+} from '@etcdkit/core'
 import {
   advertisedAddress,
   checkAddress,
@@ -27,6 +33,12 @@ export interface GrpcServerRegistrationOptions {
    * this service. Its `protocol`, if given, must be `"grpc"`.
    */
   metadata?: InstanceMetadata
+  /**
+   * The registry dialects to register in, in one txn: `['etcd', 'go-zero', 'kratos']` makes the server
+   * callable by etcd's Go gRPC resolver, go-zero's zrpc and Kratos' gRPC clients at once (Kratos and
+   * go-micro are told it speaks gRPC). See docs/POLYGLOT.md. @default ['etcd']
+   */
+  dialects?: readonly DialectWriteSpec[]
   /**
    * How long to wait between the deregistration and the server's shutdown, in ms: time for clients whose
    * watch is slow (a distant etcd) to stop picking this server. @default 0
@@ -57,6 +69,7 @@ const OPTIONS = [
   'port',
   'address',
   'metadata',
+  'dialects',
   'drainDelay',
   'signal',
   'timeout',
@@ -111,6 +124,9 @@ export async function registerGrpcServer(
     service,
     address,
     ...(metadata ? { metadata } : {}),
+    ...(options.dialects ? { dialects: options.dialects } : {}),
+    // said outside the metadata: etcd's Go gRPC resolver cannot take metadata, Kratos needs the scheme
+    protocol: 'grpc',
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
   })

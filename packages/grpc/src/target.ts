@@ -22,3 +22,21 @@ export function serviceOfPrefix(prefix: string, registryPrefix: string, target: 
   }
   return service
 }
+
+/**
+ * go-zero's target form, `etcd:///{hosts}?key={Key}` (zrpc/resolver/target.go `BuildDiscovTarget`): the Key,
+ * and the service named after it (`user.rpc` and `/zrpc/user.rpc` name `user`); `undefined` for a target
+ * without a `key` query.
+ */
+export function goZeroTarget(path: string, target: string): { key: string; service: string } | undefined {
+  const query = path.indexOf('?')
+  if (query < 0) return undefined
+  const key = new URLSearchParams(path.slice(query + 1)).get('key')
+  if (key === null) return undefined
+  const service = (key.slice(key.lastIndexOf('/') + 1) || key).replace(/\.rpc$/, '')
+  if (key === '' || !/^[A-Za-z0-9._-]{1,200}$/.test(service))
+    throw new InvalidArgumentError(
+      `target ${JSON.stringify(target)}: the go-zero key ${JSON.stringify(key)} names no service (expected a Key such as "user.rpc")`,
+    )
+  return { key, service }
+}

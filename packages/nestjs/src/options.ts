@@ -12,7 +12,13 @@ export const ETCDKIT_MODULE_OPTIONS = Symbol.for('@etcdkit/nestjs.options')
  */
 export type EtcdKitRegisterOptions = Pick<
   ServerRegistrationOptions,
-  'service' | 'metadata' | 'advertise' | 'drainDelay' | 'registerTimeout' | 'registerInBackground'
+  | 'service'
+  | 'metadata'
+  | 'dialects'
+  | 'advertise'
+  | 'drainDelay'
+  | 'registerTimeout'
+  | 'registerInBackground'
 >
 
 /** How module init waits for the first read of the `@Config` values. */
@@ -58,6 +64,7 @@ export const NAME = '@etcdkit/nestjs'
 const REGISTER_KEYS = new Set([
   'service',
   'metadata',
+  'dialects',
   'advertise',
   'drainDelay',
   'registerTimeout',

@@ -49,9 +49,14 @@ export class Keyspace {
     return { kvs: res.kvs, revision: BigInt(res.header.revision) }
   }
 
-  /** [start, end) of every key beginning with `prefix`. */
+  /**
+   * [start, end) of every key beginning with `prefix`. The empty prefix of a kit without a namespace is the
+   * whole key space: etcd refuses an empty key ("key is not provided"), so it is `["\0", "\0")`, which etcd
+   * reads as every key from "\0" on (`etcdctl --from-key ""`); no key is empty.
+   */
   range(prefix: string): { key: Buffer; range_end: Buffer } {
     const key = this.key(prefix)
+    if (key.length === 0) return { key: Buffer.from([0]), range_end: Buffer.from([0]) }
     return { key, range_end: prefixEnd(key) }
   }
 

@@ -1,5 +1,5 @@
 // Deleting a key that hangs off a lease, as an intent that outlives outages (lock release, deregistration).
-import { GRPCDeadlineExceededError, type KVClient } from 'etcd3'
+import { GRPCDeadlineExceededError, type ITxnRequest, type KVClient } from 'etcd3'
 import { isTerminal } from '../errors.js'
 import { Backoff, sleep } from '../util.js'
 import type { Lease } from './session.js'
@@ -20,7 +20,8 @@ export type LeasedDeleteOutcome =
  */
 export async function deleteLeasedKey(
   kv: KVClient,
-  key: Buffer,
+  /** One key, or the keys of one registration in several dialects: deleted together, in one txn. */
+  key: Buffer | readonly Buffer[],
   lease: Lease,
   onRetry: (err: unknown) => void,
   onlyIfLease: boolean,
@@ -33,15 +34,9 @@ export async function deleteLeasedKey(
     if (lease.signal.aborted) return 'lease-gone'
     const options = { deadline: Date.now() + attemptMs }
     try {
-      if (onlyIfLease)
-        await kv.txn(
-          {
-            compare: [{ key, target: 'Lease', result: 'Equal', lease: lease.id }],
-            success: [{ request_delete_range: { key } }],
-            failure: [],
-          },
-          options,
-        )
+      if (!Buffer.isBuffer(key))
+        await kv.txn(deleteAll(key as readonly Buffer[], lease, onlyIfLease), options)
+      else if (onlyIfLease) await kv.txn(deleteIfLease(key, lease), options)
       else await kv.deleteRange({ key }, options)
       return 'deleted'
     } catch (err) {
@@ -52,5 +47,25 @@ export async function deleteLeasedKey(
       // no abort listener on the lease's signal (many deletions may wait at once); the next turn checks it
       await sleep(backoff.next())
     }
+  }
+}
+
+/** A txn deleting `key` only while it hangs off `lease`. */
+function deleteIfLease(key: Buffer, lease: Lease): ITxnRequest {
+  return {
+    compare: [{ key, target: 'Lease', result: 'Equal', lease: lease.id }],
+    success: [{ request_delete_range: { key } }],
+    failure: [],
+  }
+}
+
+/** One txn deleting every key (each in a txn of its own, nested, when only while it hangs off `lease`). */
+function deleteAll(keys: readonly Buffer[], lease: Lease, onlyIfLease: boolean): ITxnRequest {
+  return {
+    compare: [],
+    success: keys.map((key) =>
+      onlyIfLease ? { request_txn: deleteIfLease(key, lease) } : { request_delete_range: { key } },
+    ),
+    failure: [],
   }
 }

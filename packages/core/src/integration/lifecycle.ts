@@ -6,6 +6,7 @@ import { EtcdUnavailableError, InvalidArgumentError, show } from '../errors.js'
 import { EtcdKit, type EtcdKitOptions } from '../kit.js'
 import { healthResponse } from '../ops/health.js'
 import { isNoopLogger, type Logger } from '../ops/logger.js'
+import { bindWriters, type DialectWriteSpec } from '../registry/dialects/index.js'
 import { checkMetadata, type InstanceMetadata } from '../registry/instance.js'
 import type { Registration } from '../registry/registry.js'
 import { sleep } from '../util.js'
@@ -26,6 +27,11 @@ export interface ServerRegistrationOptions {
   closeKit?: boolean
   /** Metadata written with the registration (`version`, `weight`, `zone`, `protocol`, `tags`, ...). */
   metadata?: InstanceMetadata
+  /**
+   * The registry dialects to register in, all in one txn (`['etcd', 'go-zero', 'kratos']` makes the server
+   * visible to etcd's Go clients, go-zero and Kratos clients at once; see docs/POLYGLOT.md). @default ['etcd']
+   */
+  dialects?: readonly DialectWriteSpec[]
   /**
    * The address other services reach this one at: `host` (the bound port is added) or `host:port`
    * (IPv6 as `[::1]` or `[::1]:8080`). @default the bound address; `0.0.0.0` / `::` become the host's
@@ -70,6 +76,7 @@ const OPTION_KEYS = new Set([
   'kit',
   'closeKit',
   'metadata',
+  'dialects',
   'advertise',
   'drainDelay',
   'registerTimeout',
@@ -179,6 +186,7 @@ export class ServerRegistration implements AsyncDisposable {
   readonly kit: EtcdKit
   readonly service: string
   readonly metadata: InstanceMetadata
+  readonly dialects: readonly DialectWriteSpec[] | undefined
   readonly drainDelay: number
   readonly registerTimeout: number
   readonly registerInBackground: boolean
@@ -209,6 +217,10 @@ export class ServerRegistration implements AsyncDisposable {
     this.service = checkServiceName(options.service, `${name} service name`)
     try {
       this.metadata = checkMetadata(options.metadata)
+      // checked now, with a stand-in address (the real one is known once the server listens)
+      const stand = { service: this.service, address: '127.0.0.1:1', metadata: this.metadata }
+      bindWriters(options.dialects, stand, { registryPrefix: 'services/' })
+      this.dialects = options.dialects
     } catch (err) {
       throw new InvalidArgumentError(`${name}: ${(err as Error).message}`)
     }
@@ -308,6 +320,7 @@ export class ServerRegistration implements AsyncDisposable {
         service: this.service,
         address,
         metadata: this.metadata,
+        ...(this.dialects ? { dialects: this.dialects } : {}),
         timeout: this.registerTimeout,
         signal: this.#abort.signal,
       })

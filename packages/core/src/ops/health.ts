@@ -5,6 +5,7 @@ import type { OwnQueueState } from '../coordination/lock-activity.js'
 import type { Freshness } from '../etcd/follow.js'
 import type { Session, SessionState } from '../etcd/session.js'
 import type { WatchHub } from '../etcd/watch.js'
+import type { DialectName } from '../registry/dialects/index.js'
 import { type ObservedState, observeKit } from './metrics.js'
 import type { SessionRecord } from './session-record.js'
 
@@ -29,6 +30,8 @@ export interface ViewHealth {
   kind: 'discovery' | 'config'
   /** The service name, or the config key. */
   name: string
+  /** The registry dialect a discovery view reads (discovery only). */
+  dialect?: DialectName
   /** Whether the first read is done. */
   loaded: boolean
   /** Whether the view is known current: read, and its watch confirmed on a live watch stream. */

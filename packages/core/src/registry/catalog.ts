@@ -7,6 +7,7 @@ import type { Keyspace } from '../etcd/keyspace.js'
 import type { WatchHub } from '../etcd/watch.js'
 import type { Logger } from '../ops/logger.js'
 import { deferred } from '../util.js'
+import type { DialectCatalog } from './dialects/index.js'
 import { type InvalidEntry, InvalidReports } from './discovery.js'
 import type { Instance } from './instance.js'
 
@@ -28,9 +29,10 @@ export interface CatalogEvents {
 const byKey = (a: Instance, b: Instance) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
 
 /**
- * Every registration under the registry prefix, kept current from one watch: `services` maps each service
- * name to its instances, sorted by key. Values are read the way discovery reads them (Go's format, the
- * seed's bare `host:port`, `Op: 1` as a delete); unreadable ones are skipped and reported once.
+ * Every registration of one dialect (`etcd`: under the registry prefix), kept current from one watch:
+ * `services` maps each service name to its instances, sorted by key. Values are read the way discovery
+ * reads them (for `etcd`: Go's format, the seed's bare `host:port`, `Op: 1` as a delete); unreadable ones
+ * are skipped and reported once.
  */
 export class Catalog extends EventEmitter<CatalogEvents> {
   /** Resolves once the first list has been loaded. */
@@ -47,7 +49,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     private readonly ks: Keyspace,
     hub: WatchHub,
     log: Logger,
-    private readonly prefix: string,
+    private readonly dialect: DialectCatalog,
   ) {
     super()
     this.#reported = new InvalidReports(
@@ -57,7 +59,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     )
     this.ready = this.#ready.promise
     this.ready.catch(() => {})
-    this.#follower = new PrefixFollower(ks, hub, log, prefix, 'registry catalog', {
+    this.#follower = new PrefixFollower(ks, hub, log, dialect.root, `registry catalog (${dialect.dialect})`, {
       onList: (kvs) => {
         this.#byKey.clear()
         for (const kv of kvs) this.#apply(kv, false)
@@ -101,12 +103,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       this.#reported.clear(key)
       return this.#byKey.delete(key)
     }
-    const slash = key.indexOf('/', this.prefix.length)
-    const instance = this.#reported.read(
-      key,
-      kv,
-      slash < 0 ? undefined : key.slice(this.prefix.length, slash),
-    )
+    const service = this.dialect.serviceOf(key.slice(this.dialect.root.length))
+    const instance = this.#reported.read(key, kv, this.dialect.reader(service ?? ''), service !== undefined)
     if (!instance) return this.#byKey.delete(key)
     this.#byKey.set(key, { ...instance, lease: kv.lease === '0' ? '' : BigInt(kv.lease).toString(16) })
     return true

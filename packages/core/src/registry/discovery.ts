@@ -8,7 +8,23 @@ import type { WatchHub } from '../etcd/watch.js'
 import { currency, type ViewHealth } from '../ops/health.js'
 import type { Logger } from '../ops/logger.js'
 import { deferred, liveValues } from '../util.js'
-import { decodeEndpoint, type Instance, weightOf } from './instance.js'
+import type { DialectName, DialectReader, DialectReadSpec } from './dialects/index.js'
+import { badWeight, type Instance, weightOf } from './instance.js'
+
+/** Options of `kit.discover()`. */
+export interface DiscoverOptions {
+  /**
+   * The registry dialect to read: `etcd` (etcd's naming format), `go-zero`, `kratos`, `kitex`, `hertz`,
+   * `go-micro`, as a name or with its read options (`{ name: 'kratos', scheme: 'grpc' }`). See
+   * docs/POLYGLOT.md. @default 'etcd'
+   */
+  dialect?: DialectReadSpec
+  /**
+   * The protocol the caller speaks to the instances: a dialect listing one endpoint per protocol (Kratos)
+   * reads the one it names (`kit.service()` reads `http`, the gRPC resolver `grpc`). @default any
+   */
+  protocol?: 'http' | 'grpc'
+}
 
 /** A registry value that could not be read; it is skipped, and reported once per key and value. */
 export interface InvalidEntry {
@@ -41,20 +57,32 @@ export class InvalidReports {
   }
 
   /**
-   * Reads the registry value of `key` (kit-relative) for `service` (`undefined`: the key names no service):
-   * the instance, or `undefined` for a Go delete op or an unreadable value (reported once).
+   * Reads the registry value of `key` (kit-relative) with `reader` (its dialect, bound to the service;
+   * `named: false` when the key names no service): the instance, or `undefined` for a delete op, a value for
+   * another reader (Kratos' other names) or an unreadable value (reported once).
    */
-  read(key: string, kv: IKeyValue, service: string | undefined): Instance | undefined {
+  read(key: string, kv: IKeyValue, reader: DialectReader, named = true): Instance | undefined {
     const value = kv.value.toString()
-    const decoded = decodeEndpoint(value)
-    if (decoded.kind === 'delete') return undefined
-    if (decoded.kind === 'invalid' || service === undefined) {
-      this.report(key, value, decoded.kind === 'invalid' ? decoded.reason : 'no "/" after the service name')
+    const decoded = reader.decode(key, value)
+    if (decoded.kind === 'delete' || decoded.kind === 'other') return undefined
+    // the one bound on weights read from etcd, whatever the dialect: out of bounds is skipped and reported
+    const outOfBounds = decoded.kind === 'instance' ? badWeight(decoded.metadata.weight) : undefined
+    if (outOfBounds !== undefined) {
+      this.report(key, value, outOfBounds)
+      return undefined
+    }
+    if (decoded.kind === 'unreadable' || !named) {
+      this.report(
+        key,
+        value,
+        decoded.kind === 'unreadable' ? decoded.reason : 'no "/" after the service name',
+      )
       return undefined
     }
     this.clear(key)
     return {
-      service,
+      service: reader.service,
+      dialect: reader.dialect,
       address: decoded.address,
       key,
       metadata: decoded.metadata,
@@ -91,14 +119,16 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
   readonly #reported: InvalidReports
   readonly follower: PrefixFollower
 
+  readonly service: string
+
   constructor(
-    readonly service: string,
-    readonly prefix: string,
+    readonly reader: DialectReader,
     private readonly ks: Keyspace,
     hub: WatchHub,
     log: Logger,
   ) {
     super()
+    this.service = reader.service
     this.#reported = new InvalidReports(
       log,
       (entry) => this.emit('invalid', entry),
@@ -110,8 +140,8 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
       ks,
       hub,
       log,
-      prefix,
-      `discovery watch of ${JSON.stringify(service)}`,
+      reader.prefix,
+      `discovery watch of ${JSON.stringify(reader.service)} (${reader.dialect})`,
       {
         onList: (kvs) => {
           this.#byKey.clear()
@@ -148,7 +178,7 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
       this.#reported.clear(key)
       return this.#byKey.delete(key)
     }
-    const instance = this.#reported.read(key, kv, this.service)
+    const instance = this.#reported.read(key, kv, this.reader)
     if (!instance) return this.#byKey.delete(key)
     this.#byKey.set(key, instance)
     return true
@@ -173,6 +203,8 @@ export class Discovery
   implements AsyncIterable<readonly Instance[]>, Freshness
 {
   readonly service: string
+  /** The registry dialect the view reads (`etcd` unless `discover()` was given another). */
+  readonly dialect: DialectName
   /** Resolves once the first list has been loaded from etcd. */
   readonly ready: Promise<void>
   readonly #shared: ServiceWatch
@@ -192,6 +224,7 @@ export class Discovery
   constructor(shared: ServiceWatch, release: () => void) {
     super(() => shared.follower)
     this.service = shared.service
+    this.dialect = shared.reader.dialect
     this.#shared = shared
     this.#release = release
     this.ready = shared.ready.promise
@@ -243,7 +276,6 @@ export class DiscoveryHub {
     private readonly ks: Keyspace,
     private readonly hub: WatchHub,
     private readonly log: Logger,
-    private readonly registryPrefix: string,
   ) {}
 
   get size() {
@@ -255,23 +287,26 @@ export class DiscoveryHub {
     return [...this.#services.values()].map((s) => ({
       kind: 'discovery',
       name: s.service,
+      dialect: s.reader.dialect,
       loaded: s.loaded,
       ...currency(s.follower),
       instances: s.instances.length,
     }))
   }
 
-  open(service: string): Discovery {
-    let shared = this.#services.get(service)
+  /** A view of the service `reader` is bound to, shared with every other view reading it the same way. */
+  open(reader: DialectReader): Discovery {
+    const id = reader.id
+    let shared = this.#services.get(id)
     if (!shared) {
-      shared = new ServiceWatch(service, `${this.registryPrefix}${service}/`, this.ks, this.hub, this.log)
-      this.#services.set(service, shared)
+      shared = new ServiceWatch(reader, this.ks, this.hub, this.log)
+      this.#services.set(id, shared)
     }
     shared.handles++
     const s = shared
     return new Discovery(s, () => {
-      if (--s.handles === 0 && this.#services.get(service) === s) {
-        this.#services.delete(service)
+      if (--s.handles === 0 && this.#services.get(id) === s) {
+        this.#services.delete(id)
         s.close()
       }
     })

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, show } from '../errors.js'
 import { checkAddress, checkJsonValue, checkText, isPlainObject } from '../validate.js'
+import type { DialectName } from './dialects/dialect.js'
 
 /** Metadata of a registered instance: the well-known fields, plus any user keys (JSON values). */
 export interface InstanceMetadata {
@@ -18,6 +19,8 @@ export interface InstanceMetadata {
 /** One live instance of a service, as read from the registry. */
 export interface Instance {
   readonly service: string
+  /** The registry dialect it was read in (`etcd`: etcd's naming format). */
+  readonly dialect: DialectName
   /** `host:port` (IPv6 as `[::1]:8080`). */
   readonly address: string
   /** The registry key, without the kit's namespace. */

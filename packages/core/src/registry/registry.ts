@@ -15,7 +15,8 @@ import {
   checkSignal,
   isPlainObject,
 } from '../validate.js'
-import { checkMetadata, encodeEndpoint, type InstanceMetadata } from './instance.js'
+import { bindWriters, type DialectName, type DialectWriter, type DialectWriteSpec } from './dialects/index.js'
+import { checkMetadata, type InstanceMetadata } from './instance.js'
 
 export interface RegisterOptions {
   /** The service name: letters, digits, `.`, `_`, `-`. */
@@ -23,6 +24,18 @@ export interface RegisterOptions {
   /** `host:port` other instances reach this one at (IPv6 as `[::1]:8080`). */
   address: string
   metadata?: InstanceMetadata
+  /**
+   * The registry formats to write the instance in, all in one txn on the session lease: `etcd` (etcd's
+   * naming format), `go-zero`, `kratos`, `kitex`, `hertz`, `go-micro`, each as a name or with its options
+   * (`{ name: 'kratos', id: 'orders-1' }`). See docs/POLYGLOT.md. @default ['etcd']
+   */
+  dialects?: readonly DialectWriteSpec[]
+  /**
+   * What the instance speaks, for dialects that say it outside the metadata (Kratos' endpoint scheme,
+   * go-micro's node `protocol`) without writing it into the `etcd` dialect's metadata (which Go gRPC
+   * clients on etcd's resolver cannot take). @default `metadata.protocol`
+   */
+  protocol?: 'http' | 'https' | 'grpc'
   /** Gives up waiting for etcd when it aborts. */
   signal?: AbortSignal
   /** How long to wait for etcd before failing with `ETCDKIT_ETCD_UNAVAILABLE`, in ms. @default 10_000 */
@@ -33,24 +46,37 @@ export interface RegisterOptions {
 export interface Registration extends AsyncDisposable {
   readonly service: string
   readonly address: string
-  /** The registry key (`{registryPrefix}{service}/{address}`). */
+  /** The key of the first dialect (`{registryPrefix}{service}/{address}` for the default, `etcd`). */
   readonly key: string
+  /** Every key of the registration, one per dialect in `dialects` order (go-zero's follows the lease). */
+  readonly keys: readonly string[]
+  /** The dialects it is written in. */
+  readonly dialects: readonly DialectName[]
   readonly metadata: Readonly<InstanceMetadata>
   /**
-   * Deletes the key, and resolves once it is gone: etcd confirmed the delete, or the lease it hangs off is
-   * gone (lost or revoked: etcd deletes the key with it). From the first call on the key is never written
-   * again; while etcd cannot be reached the delete is retried (at most 500 ms apart), so an outage delays
-   * it but never leaves the instance registered. Later calls return the same promise. Rejects only when
-   * etcd refuses the delete (permission denied); the key then goes with the lease when the kit closes.
+   * Deletes the keys (all in one txn), and resolves once they are gone: etcd confirmed the delete, or the
+   * lease they hang off is gone (lost or revoked: etcd deletes them with it). From the first call on they
+   * are never written again; while etcd cannot be reached the delete is retried (at most 500 ms apart), so
+   * an outage delays it but never leaves the instance registered. Later calls return the same promise.
+   * Rejects only when etcd refuses the delete (permission denied); the keys then go with the lease when the
+   * kit closes.
    */
   deregister(): Promise<void>
 }
 
 interface Entry {
-  key: string
-  value: string
   service: string
-  /** The lease of the latest put attempt: if the key exists, it hangs off this one. */
+  address: string
+  /** One per dialect: each knows its key for a lease, and its value. */
+  readonly writers: readonly DialectWriter[]
+  /**
+   * The keys with a placeholder lease: equal for two registrations whose keys would be equal (the lease is
+   * the kit's, the same for all). Duplicates and deletions under way are found by them.
+   */
+  readonly ids: readonly string[]
+  /** The keys of the latest put attempt (on `lease`); before any, those of `ids`. */
+  keys: readonly string[]
+  /** The lease of the latest put attempt: if the keys exist, they hang off this one. */
   lease: Lease | undefined
   /** The lease the key was last written with (a put etcd confirmed). */
   writtenWith: string | undefined
@@ -73,16 +99,20 @@ interface Entry {
  * lease, and writes a key again when somebody else deletes it.
  */
 export class Registry {
-  readonly #entries = new Map<string, Entry>()
+  readonly #entries = new Set<Entry>()
+  /** The registrations by their `ids` (each of them). */
+  readonly #byId = new Map<string, Entry>()
+  /** The registrations by the keys of their latest put attempt (for the deletions a guard sees). */
+  readonly #byKey = new Map<string, Entry>()
   /**
-   * One deletes-only watch per service with registrations in this kit, shared by them and cancelled with
-   * the service's last registration (a kit that registers many services over its life must not keep a
-   * watcher in etcd for each).
+   * One deletes-only watch per key prefix (a service in a dialect) with registrations in this kit, shared by
+   * them and cancelled with its last registration (a kit that registers many services over its life must
+   * not keep a watcher in etcd for each).
    */
   readonly #guards = new Map<string, WatchHandle>()
-  /** Registrations per service in `#entries`. */
-  readonly #perService = new Map<string, number>()
-  /** Deletions under way (deregistered, not yet confirmed gone), by key. */
+  /** Registrations per guarded prefix. */
+  readonly #perPrefix = new Map<string, number>()
+  /** Deletions under way (deregistered, not yet confirmed gone), by id. */
   readonly #leaving = new Map<string, Entry>()
   #closed = false
   #closing: Promise<void> | undefined
@@ -109,51 +139,54 @@ export class Registry {
   /** Each registration and whether it is written on the current lease, for `kit.health()`. */
   health(): RegistrationHealth[] {
     const lease = this.session.lease
-    return [...this.#entries.values()].map((e) => {
-      const [service, address] = [e.service, e.key.slice(this.prefix.length + e.service.length + 1)]
+    return [...this.#entries].map((e) => {
       const state = lease && e.writtenWith === lease.id ? 'written' : e.lastError ? 'failing' : 'pending'
       return {
-        service,
-        address,
-        key: e.key,
+        service: e.service,
+        address: e.address,
+        key: e.keys[0]!,
         state,
         ...(state === 'failing' ? { lastError: e.lastError } : {}),
       }
     })
   }
 
-  keyOf(service: string, address: string) {
-    return `${this.prefix}${service}/${address}`
-  }
-
   async register(options: RegisterOptions): Promise<Registration> {
     if (!isPlainObject(options as unknown))
       throw new InvalidArgumentError(`invalid register options ${show(options)}`)
     // everything is checked before any state changes: a refused call must leave nothing behind
-    checkKeys(options, ['service', 'address', 'metadata', 'signal', 'timeout'], 'register')
+    checkKeys(
+      options,
+      ['service', 'address', 'metadata', 'dialects', 'protocol', 'signal', 'timeout'],
+      'register',
+    )
     const service = checkServiceName(options.service)
     const address = checkAddress(options.address)
     const metadata = checkMetadata(options.metadata)
+    const protocol = checkProtocol(options.protocol)
+    const writers = bindWriters(
+      options.dialects,
+      { service, address, metadata, ...(protocol ? { protocol } : {}) },
+      { registryPrefix: this.prefix },
+    )
     const timeout = checkMs(options.timeout ?? 10_000, 'register timeout', true)
     checkSignal(options.signal)
     if (this.#closed) throw new ClosedError('the kit')
-    const key = this.keyOf(service, address)
+    const ids = writers.map((w) => w.key(PLACEHOLDER_LEASE))
     const { signal, done } = deadline(timeout, options.signal)
     let entry: Entry
     try {
-      // the same address deregistered a moment ago: its delete must land before the new put
-      for (let leaving = this.#leaving.get(key); leaving; leaving = this.#leaving.get(key))
+      // the same keys deregistered a moment ago: their delete must land before the new put
+      for (let leaving = this.#leavingOf(ids); leaving; leaving = this.#leavingOf(ids))
         await raceSignal(leaving.leaving, signal)
       if (this.#closed) throw new ClosedError('the kit')
-      if (this.#entries.has(key)) {
-        throw new InvalidArgumentError(
-          `${show(address)} is already registered for service ${show(service)} by this kit`,
-        )
-      }
+      this.#checkFree(writers, ids, service, address)
       entry = {
-        key,
-        value: encodeEndpoint(address, metadata),
         service,
+        address,
+        writers,
+        ids,
+        keys: ids,
         lease: undefined,
         writtenWith: undefined,
         writtenAt: 0n,
@@ -181,11 +214,42 @@ export class Registry {
     return {
       service,
       address,
-      key,
+      get key() {
+        return entry.keys[0]!
+      },
+      get keys() {
+        return entry.keys
+      },
+      dialects: writers.map((w) => w.dialect),
       metadata,
       deregister: () => this.#deregister(entry),
       [Symbol.asyncDispose]: () => this.#deregister(entry),
     }
+  }
+
+  /** Refuses a registration whose keys another registration of this kit already has. */
+  #checkFree(writers: readonly DialectWriter[], ids: readonly string[], service: string, address: string) {
+    ids.forEach((id, i) => {
+      const other = this.#byId.get(id)
+      if (other === undefined) return
+      const w = writers[i]!
+      if (other.service === service && other.address === address)
+        throw new InvalidArgumentError(
+          `${show(address)} is already registered for service ${show(service)} by this kit`,
+        )
+      throw new InvalidArgumentError(
+        `the ${w.dialect} key ${show(w.key(this.session.lease?.id ?? PLACEHOLDER_LEASE))} of ${show(address)} is already registered by this kit (for ${show(other.address)}): ${w.distinct}`,
+      )
+    })
+  }
+
+  /** A deletion under way of any of these keys. */
+  #leavingOf(ids: readonly string[]): Entry | undefined {
+    for (const id of ids) {
+      const leaving = this.#leaving.get(id)
+      if (leaving) return leaving
+    }
+    return undefined
   }
 
   /**
@@ -201,13 +265,13 @@ export class Registry {
 
   async #close() {
     this.#closed = true
-    const deletions = [...this.#entries.values()].map((e) => this.#deregister(e).catch(() => {}))
-    for (const e of this.#leaving.values()) deletions.push(e.leaving!.catch(() => {}))
+    const deletions = [...this.#entries].map((e) => this.#deregister(e).catch(() => {}))
+    for (const e of new Set(this.#leaving.values())) deletions.push(e.leaving!.catch(() => {}))
     await settledWithin(Promise.all(deletions), this.closeTimeout)
     for (const guard of this.#guards.values()) guard.cancel()
     this.#guards.clear()
     if (this.#leaving.size > 0) {
-      const keys = [...this.#leaving.keys()].sort()
+      const keys = [...new Set(this.#leaving.values())].flatMap((e) => e.keys).sort()
       this.log.warn(
         { keys, lease: this.session.lease?.hex },
         `could not delete ${keys.length} registration(s) within ${this.closeTimeout} ms; they go with the lease, which is revoked or left to expire`,
@@ -222,7 +286,7 @@ export class Registry {
 
   async #leave(entry: Entry): Promise<void> {
     this.#remove(entry)
-    this.#leaving.set(entry.key, entry)
+    for (const id of entry.ids) this.#leaving.set(id, entry)
     try {
       // Delete at once, and let a put still in flight finish meanwhile (its loop stops at `entry.stop`):
       // if it lands after that delete, delete again.
@@ -231,49 +295,65 @@ export class Registry {
       await Promise.all([this.#delete(entry), writing?.catch(() => {})])
       if (writing && entry.writtenAt !== writtenAt) await this.#delete(entry)
     } finally {
-      if (this.#leaving.get(entry.key) === entry) this.#leaving.delete(entry.key)
+      for (const id of entry.ids) if (this.#leaving.get(id) === entry) this.#leaving.delete(id)
     }
   }
 
   async #delete(entry: Entry): Promise<void> {
     const lease = entry.lease
     if (lease === undefined) return // never sent to etcd
+    const keys = entry.keys
     await deleteLeasedKey(
       this.ks.kv,
-      this.ks.key(entry.key),
+      // one key as before dialects (a plain txn); several in one txn
+      keys.length === 1 ? this.ks.key(keys[0]!) : keys.map((k) => this.ks.key(k)),
       lease,
       (err) =>
         this.log.debug(
-          { err, key: this.ks.full(entry.key) },
+          { err, keys: keys.map((k) => this.ks.full(k)) },
           'could not delete a registration yet; retrying',
         ),
       true,
     ).catch((err: unknown) => {
-      // refused for good (permission, credentials): the key goes with the lease
-      throw etcdError(err, `deleting the registration ${show(entry.key)}`)
+      // refused for good (permission, credentials): the keys go with the lease
+      throw etcdError(err, `deleting the registration ${show(keys.join(', '))}`)
     })
   }
 
   #add(entry: Entry) {
-    this.#entries.set(entry.key, entry)
-    this.#perService.set(entry.service, (this.#perService.get(entry.service) ?? 0) + 1)
-    this.#guard(entry.service)
+    this.#entries.add(entry)
+    for (const id of entry.ids) this.#byId.set(id, entry)
+    this.#setKeys(entry, entry.ids)
+    for (const prefix of guardPrefixes(entry)) {
+      this.#perPrefix.set(prefix, (this.#perPrefix.get(prefix) ?? 0) + 1)
+      this.#guard(prefix)
+    }
+  }
+
+  /** Records the keys of the entry's latest put attempt (go-zero's change with the lease). */
+  #setKeys(entry: Entry, keys: readonly string[]) {
+    for (const k of entry.keys) if (this.#byKey.get(k) === entry) this.#byKey.delete(k)
+    entry.keys = keys
+    if (!entry.removed) for (const k of keys) this.#byKey.set(k, entry)
   }
 
   #remove(entry: Entry) {
     if (entry.removed) return
     entry.removed = true
     entry.stop.abort()
-    if (this.#entries.get(entry.key) !== entry) return
-    this.#entries.delete(entry.key)
-    const left = (this.#perService.get(entry.service) ?? 1) - 1
-    if (left > 0) {
-      this.#perService.set(entry.service, left)
-      return
+    if (!this.#entries.delete(entry)) return
+    for (const id of entry.ids) if (this.#byId.get(id) === entry) this.#byId.delete(id)
+    for (const k of entry.keys) if (this.#byKey.get(k) === entry) this.#byKey.delete(k)
+    for (const prefix of guardPrefixes(entry)) {
+      const left = (this.#perPrefix.get(prefix) ?? 1) - 1
+      if (left > 0) {
+        this.#perPrefix.set(prefix, left)
+        continue
+      }
+      this.#perPrefix.delete(prefix)
+      this.#guards.get(prefix)?.cancel()
+      this.#guards.delete(prefix)
     }
-    this.#perService.delete(entry.service)
-    this.#guards.get(entry.service)?.cancel()
-    this.#guards.delete(entry.service)
   }
 
   /**
@@ -310,22 +390,41 @@ export class Registry {
         throw err
       }
       if (entry.removed) return
+      // the keys for this lease (go-zero's names it), recorded before the put: a deletion seen from here
+      // on is of these keys
+      this.#setKeys(
+        entry,
+        entry.writers.map((w) => w.key(lease.id)),
+      )
       entry.lease = lease
       try {
-        const res = await this.ks.kv.put({
-          key: this.ks.key(entry.key),
-          value: Buffer.from(entry.value),
+        const puts = entry.writers.map((w, i) => ({
+          key: this.ks.key(entry.keys[i]!),
+          value: Buffer.from(w.value),
           lease: lease.id,
-        })
+        }))
+        // one dialect: one put, as before dialects; several: one txn, so they appear together
+        const res =
+          puts.length === 1
+            ? await this.ks.kv.put(puts[0]!)
+            : await this.ks.kv.txn({
+                compare: [],
+                success: puts.map((put) => ({ request_put: put })),
+                failure: [],
+              })
         entry.writtenWith = lease.id
         entry.writtenAt = BigInt(res.header.revision)
         entry.lastError = undefined
         return
       } catch (err) {
         entry.lastError = err instanceof Error ? err.message : String(err)
-        if (isTerminal(err)) throw etcdError(err, `registering ${show(entry.key)}`)
+        if (isTerminal(err)) throw etcdError(err, `registering ${show(entry.keys.join(', '))}`)
         if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
-        else this.log.debug({ err, key: this.ks.full(entry.key) }, 'registration write failed; retrying')
+        else
+          this.log.debug(
+            { err, keys: entry.keys.map((k) => this.ks.full(k)) },
+            'registration write failed; retrying',
+          )
         if (entry.removed) return
         if (signal?.aborted) throw signal.reason
         await sleep(backoff.next(), either).catch((e: unknown) => {
@@ -336,7 +435,7 @@ export class Registry {
   }
 
   async #rewriteAll(lease: Lease) {
-    const stale = [...this.#entries.values()].filter((e) => e.writtenWith !== lease.id && !e.writing)
+    const stale = [...this.#entries].filter((e) => e.writtenWith !== lease.id && !e.writing)
     if (stale.length === 0) return
     this.log.info({ count: stale.length, lease: lease.hex }, 'writing registrations again on the new lease')
     await Promise.all(
@@ -348,63 +447,82 @@ export class Registry {
     )
   }
 
-  #guard(service: string) {
-    if (this.#guards.has(service)) return
-    const { key, range_end } = this.ks.range(`${this.prefix}${service}/`)
+  #guard(prefix: string) {
+    if (this.#guards.has(prefix)) return
+    const { key, range_end } = this.ks.range(prefix)
     const start = () =>
       this.hub.watch(
         { key, rangeEnd: range_end, startRevision: 0n, deletesOnly: true },
         {
           onEvents: (events: IEvent[]) => {
             for (const ev of events) {
-              const entry = this.#entries.get(this.ks.name(ev.kv.key))
+              const entry = this.#byKey.get(this.ks.name(ev.kv.key))
               if (!entry || entry.removed || entry.writing) continue
               // the deletion of an earlier incarnation (e.g. of an old lease), already written again since
               if (BigInt(ev.kv.mod_revision) <= entry.writtenAt) continue
               if (entry.lease?.signal.aborted) {
                 // our own lost lease, revoked or expired, took the key: the next lease writes it again
                 this.log.debug(
-                  { key: this.ks.full(entry.key) },
+                  { keys: entry.keys.map((k) => this.ks.full(k)) },
                   'registration went with the lost lease; writing it again',
                 )
               } else {
-                this.log.warn(
-                  { key: this.ks.full(entry.key) },
-                  'registration deleted by someone else; writing it again',
-                )
+                const key = ev.kv.key.toString()
+                this.log.warn({ key }, 'registration deleted by someone else; writing it again')
               }
               entry.writtenWith = undefined
               void this.#write(entry).catch(() => {})
             }
           },
           onReset: (reason: string) => {
-            if (this.#closed || !this.#guards.has(service)) return
+            if (this.#closed || !this.#guards.has(prefix)) return
             // refused (a write-only role): watching again would be refused again, at once, for ever
             if (/permission denied|user name is empty|authentication failed/i.test(reason)) {
-              this.#guards.delete(service)
+              this.#guards.delete(prefix)
               this.log.warn(
-                { service, reason },
+                { prefix, reason },
                 'cannot watch own registrations (no read permission on the registry prefix): a registration deleted by someone else is not written again until the next lease',
               )
               return
             }
-            this.#guards.set(service, start())
-            // deletions during the gap are not replayed: check every key of this service
-            for (const e of this.#entries.values()) if (e.service === service) void this.#ensure(e)
+            this.#guards.set(prefix, start())
+            // deletions during the gap are not replayed: check every key under this prefix
+            for (const e of this.#entries) if (guardPrefixes(e).includes(prefix)) void this.#ensure(e)
           },
         },
       )
-    this.#guards.set(service, start())
+    this.#guards.set(prefix, start())
   }
 
   async #ensure(entry: Entry) {
     try {
-      const res = await this.ks.kv.range({ key: this.ks.key(entry.key) })
-      if (res.kvs.length === 0 && !entry.removed) await this.#write(entry)
+      const found = await Promise.all(
+        entry.keys.map(async (k) => (await this.ks.kv.range({ key: this.ks.key(k) })).kvs.length > 0),
+      )
+      if (found.includes(false) && !entry.removed) await this.#write(entry)
     } catch {
       // etcd unavailable: the session's next lease rewrites everything
     }
   }
+}
+
+function checkProtocol(protocol: unknown): 'http' | 'https' | 'grpc' | undefined {
+  if (protocol === undefined || protocol === 'http' || protocol === 'https' || protocol === 'grpc')
+    return protocol
+  throw new InvalidArgumentError(
+    `invalid register protocol ${show(protocol)}: expected "http", "https" or "grpc"`,
+  )
+}
+
+/** The lease ID that stands for "the kit's lease" in `Entry.ids` (etcd never grants lease 0). */
+const PLACEHOLDER_LEASE = '0'
+
+/**
+ * The prefixes whose deletions concern the entry: the parent of each key (the lease, where a dialect puts
+ * it in a key, is only ever in the last segment).
+ */
+function guardPrefixes(entry: Entry): string[] {
+  return [...new Set(entry.ids.map((id) => id.slice(0, id.lastIndexOf('/') + 1)))]
 }
 
 /** Waits for `p`, or rejects with the signal's reason when it aborts first. */

@@ -15,6 +15,7 @@ import type { Logger } from '../ops/logger.js'
 import { observeBreaker, recordRetry } from '../ops/metrics.js'
 import { checkKeys, checkMs, isPlainObject } from '../validate.js'
 import { SmoothWeightedRoundRobin } from './balancer.js'
+import type { DialectReadSpec } from './dialects/index.js'
 import type { Discovery } from './discovery.js'
 import type { Instance } from './instance.js'
 import { compileSelect, type InstanceSelect } from './select.js'
@@ -34,6 +35,11 @@ export interface BreakerOptions {
 }
 
 export interface ServiceClientOptions {
+  /**
+   * The registry dialect the instances are read in (see `DiscoverOptions.dialect`); a Kratos instance is
+   * called at its `http://` or `https://` endpoint. @default 'etcd'
+   */
+  dialect?: DialectReadSpec
   /** Prefer instances whose `metadata.zone` is this; the others are used only when none of these is available. */
   zone?: string
   /**
@@ -229,6 +235,7 @@ function checkOptions(options: unknown): ServiceClientOptions {
   checkKeys(
     options,
     [
+      'dialect',
       'zone',
       'select',
       'retries',
@@ -596,9 +603,13 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     this.#dirty = false
     const all: Endpoint[] = []
     const local: Endpoint[] = []
+    // one address under several keys (go-zero's key changes with its lease; Go writers may repeat an Addr)
+    // is one endpoint, in the rotation once
+    const seen = new Set<Endpoint>()
     for (const instance of this.#view.instances) {
       const ep = this.#endpoints.get(instance.address)
-      if (ep === undefined || ep.breaker.opened || !this.#selected(ep)) continue
+      if (ep === undefined || seen.has(ep) || ep.breaker.opened || !this.#selected(ep)) continue
+      seen.add(ep)
       all.push(ep)
       if (this.#zone !== undefined && ep.zone === this.#zone) local.push(ep)
     }
