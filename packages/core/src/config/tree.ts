@@ -187,9 +187,10 @@ export class ConfigTree {
     if (this.#partial || this.#closed) return
     this.#partial = true
     this.#refused = refused
-    this.#parts = [this.#follow(`${this.service}/`, false)]
+    const own = this.#follow(`${this.service}/`, false)
+    this.#parts = [own]
+    own.follower.start()
     for (const key of this.#keyed.keys()) this.#followShared(key)
-    for (const part of this.#parts) part.follower.start()
   }
 
   /** In partial mode, follows the shared key `key` on its own (once). */
@@ -198,7 +199,7 @@ export class ConfigTree {
     if (this.#parts.some((p) => p.rel === key)) return
     const part = this.#follow(key, true)
     this.#parts.push(part)
-    if (this.loaded) part.follower.start()
+    part.follower.start()
   }
 
   /** Why the whole prefix was refused (partial mode). */
