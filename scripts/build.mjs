@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 // in dependency order: a package's CommonJS build reads the CommonJS types of those before it
-const packages = ['testing', 'core', 'grpc', 'fastify', 'express', 'decorators', 'nestjs']
+const packages = ['testing', 'core', 'grpc', 'fastify', 'express', 'decorators', 'nestjs', 'openfeature']
 const tsc = join(root, 'node_modules', '.bin', 'tsc')
 execFileSync(tsc, ['-b', 'tsconfig.build.json', ...packages.map((p) => `packages/${p}/tsconfig.cjs.json`)], {
   cwd: root,

@@ -33,7 +33,19 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const fixtures = join(root, 'scripts', 'pack-test')
 const tsc = join(root, 'node_modules', '.bin', 'tsc')
 const cache = join(root, 'node_modules', '.cache', 'etcdkit-pack-test-npm')
-const packages = ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing', 'nestjs', 'cli']
+const packages = [
+  'core',
+  'fastify',
+  'express',
+  'grpc',
+  'decorators',
+  'testing',
+  'nestjs',
+  'cli',
+  'openfeature',
+]
+/** Installed only by the apps that name them (Nest's peers would otherwise be installed in every app). */
+const optIn = new Set(['nestjs'])
 /** Packages published as ESM only (a binary), without the CommonJS build in dist/cjs. */
 const esmOnly = new Set(['cli'])
 const started = Date.now()
@@ -114,6 +126,14 @@ const apps: App[] = [
       ['node', '--test', '--test-reporter=dot', 'dist/test/app.e2e-spec.js'],
     ],
   },
+  {
+    // @etcdkit/openfeature with the OpenFeature server SDK (its peer), both builds and nodenext types
+    name: 'openfeature',
+    project: 'openfeature',
+    packages: ['core', 'openfeature'],
+    steps: [node('flags.mjs'), node('flags.cjs')],
+    checks: [['tsc', '-p', 'tsconfig.json']],
+  },
 ]
 
 async function sh(cwd: string, [program, ...args]: string[], env: NodeJS.ProcessEnv = process.env) {
@@ -188,7 +208,7 @@ async function install(dir: string, app: App, tarballs: Record<string, string>) 
     manifest = { name: `pack-test-${app.name}`, private: true }
   }
   const dependencies = { ...manifest.dependencies, ...app.dependencies }
-  for (const p of app.packages ?? packages.filter((p) => p !== 'nestjs'))
+  for (const p of app.packages ?? packages.filter((p) => !optIn.has(p)))
     dependencies[`@etcdkit/${p}`] = `file:${tarballs[`@etcdkit/${p}`]}`
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ ...manifest, dependencies }, null, 2)}\n`)
   const t = Date.now()

@@ -1,7 +1,8 @@
 // The demo: a real etcd, and on it the whole toolkit at work. Two `orders` instances (one on Fastify, one
 // on Express) register themselves; a consumer balances requests over them; their greeting follows live
 // configuration written with etcdctl; two workers take turns under one cluster-wide lock; an instance
-// leaves during traffic without one failed request; the `etcdkit` CLI and web console show it all. Run
+// leaves during traffic without one failed request; the `etcdkit` CLI and web console show it all; Go
+// framework readers (go-zero, Kratos, Kitex) find a Node service registered in their formats. Run
 // with `npm run demo` (or `pnpm demo`); set ETCD_ENDPOINTS to use an etcd of your own.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { run as etcdkitCli, startConsole } from '@etcdkit/cli'
@@ -12,6 +13,7 @@ import { etcdDiscovery as fastifyDiscovery } from '@etcdkit/fastify'
 import { runLoad, sharedEtcd } from '@etcdkit/testing'
 import express from 'express'
 import Fastify from 'fastify'
+import { polyglotDemo } from './polyglot.js'
 
 const started = performance.now()
 const log = (msg: string) => console.log(`${(performance.now() - started).toFixed(0).padStart(6)} ms  ${msg}`)
@@ -141,6 +143,11 @@ const outcomes = runs.map((run) => (run === undefined ? 'skipped (the lock was h
 log(`its @WithLock('/jobs/report', { wait: false }) job, called twice at once: ${outcomes.join(', ')}`)
 await nest.close()
 log(`nest app closed: greeter instances ${show(greeter.instances)}`)
+
+// 8. Polyglot: one Node service registered in the formats of go-zero, Kratos and Kitex at once, as Go
+//    readers that decode each format the way its framework does see it; and a Kratos-registered service
+//    found and called from Node.
+await polyglotDemo({ kit: consumer, endpoints, namespace, etcdctl: etcd.etcdctl, log })
 
 await fastify.close()
 await web.close()

@@ -3,7 +3,9 @@ import { userInfo } from 'node:os'
 import type { DialectName, EtcdKit } from '@etcdkit/core'
 import { within as reachWithin } from './connect.js'
 import { startConsole } from './console.js'
+import { cancelDrain, requestDrain } from './drain.js'
 import { UsageError } from './errors.js'
+import { flagsCommand } from './flags.js'
 import { configEntries, queues, serviceRows } from './inspect.js'
 import { printable, processLabel, seconds, table } from './table.js'
 
@@ -31,6 +33,8 @@ export interface Flags {
   write?: boolean
   token?: string
   timeout?: string
+  user?: string
+  undo?: boolean
   /** The registry dialect `services` and `watch services` read (see docs/POLYGLOT.md). */
   dialect?: string
 }
@@ -48,13 +52,35 @@ function arity(args: string[], min: number, max: number, usage: string) {
   if (args.length < min || args.length > max) throw new UsageError(`usage: etcdkit ${usage}`)
 }
 
-/** Who writes through the CLI, recorded beside each value it writes (see `config history`). */
-function writer(): string {
-  let user = 'unknown'
+function osUser(): string {
   try {
-    user = userInfo().username
-  } catch {}
-  return `etcdkit-cli:${user}`
+    return userInfo().username
+  } catch {
+    return 'unknown'
+  }
+}
+
+/** Who writes through the CLI, recorded beside each value it writes (see `config history`). */
+function writer(flags: Flags = {}, env: NodeJS.ProcessEnv = {}): string {
+  return `etcdkit-cli:${flags.user ?? env.ETCDKIT_USER ?? osUser()}`
+}
+
+const drain: Command = async (kit, args, flags, io) => {
+  arity(args, 2, 2, 'drain <service> <address> [--undo]')
+  const [service, address] = args as [string, string]
+  const key = `${kit.registryPrefix}${service}/${address}`
+  if (flags.undo) {
+    const existed = await within(kit, flags, 'withdrawing the drain request', cancelDrain(kit, key))
+    io.stdout.write(`${existed ? 'drain request withdrawn' : 'no drain request'} on ${printable(key)}\n`)
+    return existed ? 0 : 1
+  }
+  const req = await within(kit, flags, 'requesting the drain', requestDrain(kit, key, writer(flags, io.env)))
+  if (flags.json) json(io, req)
+  else
+    io.stdout.write(
+      `drain requested: ${printable(key)} (owner lease ${req.lease}); its owner writes weight 0\n`,
+    )
+  return 0
 }
 
 const json = (io: Io, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
@@ -147,7 +173,12 @@ const config: Command = async (kit, args, flags, io) => {
     }
     case 'set':
       arity(rest, 2, 2, 'config set <key> <value> [--service s]')
-      await within(kit, flags, 'writing', kit.config.set(rest[0]!, rest[1]!, { ...scope, writer: writer() }))
+      await within(
+        kit,
+        flags,
+        'writing',
+        kit.config.set(rest[0]!, rest[1]!, { ...scope, writer: writer(flags, io.env) }),
+      )
       return 0
     case 'history': {
       arity(rest, 1, 1, 'config history <key> [--service s] [--limit n]')
@@ -189,7 +220,7 @@ const config: Command = async (kit, args, flags, io) => {
         'rolling back',
         kit.config.rollback(rest[0]!, rest[1]!, {
           ...scope,
-          writer: writer(),
+          writer: writer(flags, io.env),
           ...(flags.expect === undefined ? {} : { expect: flags.expect }),
         }),
       )
@@ -336,6 +367,12 @@ const consoleCommand: Command = async (kit, args, flags, io) => {
     hostGiven: flags.host !== undefined,
     write: flags.write ?? false,
     token: flags.token ?? io.env.ETCDKIT_CONSOLE_TOKEN,
+    user: flags.user ?? io.env.ETCDKIT_USER ?? osUser(),
+    // each write through the console, on its own line: who, what, which key
+    audit: (e) =>
+      io.stdout.write(
+        `${e.at} ${printable(e.writer)} ${e.action} ${printable(e.key)}${e.detail ? ` (${printable(e.detail)})` : ''}\n`,
+      ),
     startTimeout: deadline(flags),
   })
   io.stdout.write(`etcdkit console at ${web.url}${flags.write ? ' (read-write)' : ' (read-only)'}\n`)
@@ -354,4 +391,6 @@ export const commands: Record<string, Command> = {
   config,
   watch,
   console: consoleCommand,
+  flags: flagsCommand,
+  drain,
 }

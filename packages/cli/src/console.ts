@@ -1,11 +1,13 @@
 // The web console: one page and a small JSON API on Fastify, kept live with server-sent events from the
 // kit's watches. Loopback and read-only unless asked; a non-loopback bind needs --host and a token.
+import { userInfo } from 'node:os'
 import { EtcdCallError, type EtcdKit, EtcdKitError } from '@etcdkit/core'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import { type AuditEntry, registerActions } from './actions.js'
 import { transportFailure, unreachable, within } from './connect.js'
 import { UsageError } from './errors.js'
 import { checkBind, createGuard, isLoopbackAddress } from './guard.js'
-import { LiveState, type Snapshot } from './live.js'
+import { LiveState, type LiveStateOptions, type Snapshot } from './live.js'
 import { page } from './page.js'
 
 export interface ConsoleOptions {
@@ -18,10 +20,28 @@ export interface ConsoleOptions {
   /** Required on every request when set (`?token=` or `Authorization: Bearer`); required off loopback. */
   token: string | undefined
   /**
+   * Who the operator is, recorded with every write (`etcdkit-console:{user}`): the CLI passes the etcd
+   * auth user (`--user`). @default the OS user
+   */
+  user?: string
+  /** Told of every write made through the console (the CLI prints each one). */
+  audit?: (entry: AuditEntry) => void
+  /** How the live state refreshes (lease TTL rounds). */
+  live?: LiveStateOptions
+  /**
    * How long start-up waits for etcd's first answers (registry, config, queues) before it gives up.
    * @default 10000
    */
   startTimeout?: number
+}
+
+/** The OS user, for the record of who wrote; `unknown` where the OS has none (a container's bare uid). */
+function osUser(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return 'unknown'
+  }
 }
 
 export interface RunningConsole {
@@ -33,7 +53,11 @@ export interface RunningConsole {
 export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promise<RunningConsole> {
   const { host, token, write } = options
   checkBind(host, options.hostGiven, token)
-  const live = new LiveState(kit)
+  const user = options.user ?? osUser()
+  const writer = `etcdkit-console:${user}`
+  const audit = (entry: Omit<AuditEntry, 'at' | 'writer'>) =>
+    options.audit?.({ at: new Date().toISOString(), writer, ...entry })
+  const live = new LiveState(kit, options.live)
   const ms = options.startTimeout ?? 10_000
   try {
     await within(kit, ms, 'starting the console', live.ready())
@@ -50,17 +74,50 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   const guard = createGuard({ host, token })
   guard.install(app)
   const clients = new Set<FastifyReply>()
-  const send = (reply: FastifyReply, s: Snapshot) =>
-    reply.raw.write(`event: snapshot\ndata: ${JSON.stringify(s)}\n\n`)
+  const event = (reply: FastifyReply, name: string, data: unknown) =>
+    reply.raw.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+  // a page that reads slower than snapshots come (10,000 instances are megabytes each) gets the latest one
+  // once its socket drains, not every one in between: the server's memory stays bounded per page
+  const behind = new Map<FastifyReply, Snapshot>()
+  const send = (reply: FastifyReply, s: Snapshot) => {
+    if (reply.raw.writableNeedDrain) {
+      if (!behind.has(reply))
+        reply.raw.once('drain', () => behind.has(reply) && send(reply, behind.get(reply)!))
+      behind.set(reply, s)
+      return
+    }
+    behind.delete(reply)
+    reply.raw.write(`event: snapshot\ndata: ${serialized(s)}\n\n`)
+  }
+  // serialized once per snapshot, however many pages watch
+  const texts = new WeakMap<Snapshot, string>()
+  const serialized = (s: Snapshot) => {
+    const known = texts.get(s)
+    if (known !== undefined) return known
+    const text = JSON.stringify(s)
+    texts.set(s, text)
+    return text
+  }
   live.on('snapshot', (s) => {
     for (const reply of clients) send(reply, s)
   })
+  live.on('ttl', (u) => {
+    for (const reply of clients) event(reply, 'ttl', u)
+  })
+  live.on('freshness', (f) => {
+    for (const reply of clients) event(reply, 'freshness', f)
+  })
+  // a page tells a dropped stream from a quiet one by these (a proxy may also close an idle stream)
+  const ping = setInterval(() => {
+    for (const reply of clients) event(reply, 'ping', new Date().toISOString())
+  }, 5_000)
+  ping.unref()
   live.on('error', (err) => {
     for (const reply of clients) reply.raw.write(`event: failure\ndata: ${JSON.stringify(err.message)}\n\n`)
   })
 
   app.get('/', async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').send(page({ write, csrf: guard.csrf })),
+    reply.type('text/html; charset=utf-8').send(page({ write, csrf: guard.csrf, user })),
   )
   app.get('/api/snapshot', async () => live.last)
   app.get('/api/events', (req, reply) => {
@@ -71,12 +128,19 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     })
     clients.add(reply)
     if (live.last) send(reply, live.last)
-    req.raw.on('close', () => clients.delete(reply))
+    if (live.lastTtl) event(reply, 'ttl', live.lastTtl)
+    event(reply, 'freshness', live.freshness)
+    req.raw.on('close', () => {
+      clients.delete(reply)
+      behind.delete(reply)
+    })
   })
 
   const guardWrite = async (_req: FastifyRequest, reply: FastifyReply) => {
     if (!write) return reply.code(403).send({ error: 'read-only console: start it with --write to edit' })
   }
+  const scopedKey = (key: string, scope: { service: string } | undefined) =>
+    scope ? `${scope.service}/${key}` : key
   const body = (req: FastifyRequest) => {
     const b = req.body as { key?: unknown; value?: unknown; service?: unknown } | undefined
     if (!b || typeof b.key !== 'string')
@@ -89,12 +153,15 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     const { key, value, scope } = body(req)
     if (typeof value !== 'string')
       throw Object.assign(new Error('value must be a string'), { statusCode: 400 })
-    await kit.config.set(key, value, { ...scope, writer: 'etcdkit-console' })
+    await kit.config.set(key, value, { ...scope, writer })
+    audit({ action: 'config.set', key: scopedKey(key, scope), detail: `${value.length} characters` })
     return { ok: true }
   })
   app.delete('/api/config', { preHandler: guardWrite }, async (req) => {
     const { key, scope } = body(req)
-    return { ok: true, existed: await kit.config.delete(key, scope) }
+    const existed = await kit.config.delete(key, scope)
+    if (existed) audit({ action: 'config.delete', key: scopedKey(key, scope) })
+    return { ok: true, existed }
   })
   app.get('/api/config/history', async (req) => {
     const q = req.query as { key?: unknown; service?: unknown }
@@ -108,12 +175,15 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
       throw Object.assign(new Error('expected { key, revision, expect? } (revisions as strings)'), {
         statusCode: 400,
       })
-    return kit.config.rollback(key, revision, {
+    const done = await kit.config.rollback(key, revision, {
       ...scope,
-      writer: 'etcdkit-console',
+      writer,
       ...(expect === undefined ? {} : { expect }),
     })
+    audit({ action: 'config.rollback', key: scopedKey(key, scope), detail: `to revision ${revision}` })
+    return done
   })
+  registerActions(app, { kit, writer, audit, guard: guardWrite })
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const status =
       err.statusCode ??
@@ -124,6 +194,7 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   try {
     await app.listen({ port: options.port, host })
   } catch (err) {
+    clearInterval(ping)
     live.close()
     throw err
   }
@@ -131,6 +202,7 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   const port = typeof address === 'object' && address ? address.port : options.port
   // `localhost` is whatever the resolver says: the address actually bound decides, as --host did
   if (!token && typeof address === 'object' && address && !isLoopbackAddress(address.address)) {
+    clearInterval(ping)
     live.close()
     await app.close()
     throw new UsageError(`${host} bound ${address.address}, which is not loopback: give a --token`)
@@ -139,6 +211,7 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
   return {
     url: `http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`,
     async close() {
+      clearInterval(ping)
       for (const reply of clients) reply.raw.end()
       clients.clear()
       live.close()

@@ -32,6 +32,8 @@ Commands:
   config delete <key>                 delete one key           (--service s)
   config history <key>                every value etcd still keeps, with who wrote it   (--service s --limit n)
   config rollback <key> <revision>    write a past value back, only if the key did not change meanwhile
+  drain <service> <address>           ask the instance's owning kit to take it out of traffic (it writes weight 0)
+                                      (--undo: withdraw the request; the owner restores its weight)
   watch [services|config|locks]       a live stream of changes, one line each, until interrupted
   console                             a live web console       (--port 8087 --host 127.0.0.1 --write --token t)
 
@@ -49,6 +51,7 @@ const OPTIONS = {
   port: { type: 'string' },
   host: { type: 'string' },
   write: { type: 'boolean' },
+  undo: { type: 'boolean' },
   token: { type: 'string' },
   dialect: { type: 'string' },
   help: { type: 'boolean', short: 'h' },

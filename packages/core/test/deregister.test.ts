@@ -1,8 +1,13 @@
 import { type EtcdCluster, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
-import { EtcdKit, type Registration, silentLogger } from '../src/index.js'
+import { type DialectName, EtcdKit, type Registration, silentLogger } from '../src/index.js'
 import { kitInternals } from '../src/kit.js'
 import { eventually, settled } from './helpers.js'
+
+const DIALECTS: readonly DialectName[] = ['etcd', 'go-zero', 'kratos', 'kitex', 'hertz', 'go-micro']
+/** Every dialect, go-zero with an `id` (a kit's instances share its lease, so its lease-ID key). */
+const everyDialect = (goZeroId: number) =>
+  DIALECTS.map((name) => (name === 'go-zero' ? { name, id: goZeroId } : name))
 
 // Each test here kills or restarts etcd: each starts its own, one at a time (their timings are what they
 // check). The issue's target is 1 s after etcd answers; the assertions allow 3 s so a loaded machine does
@@ -10,11 +15,12 @@ import { eventually, settled } from './helpers.js'
 const WITHIN_MS = 3_000
 
 /**
- * Keys under `{namespace}services/` in etcd now, read through etcd's JSON gateway (a millisecond read, so
- * the timing checks below measure etcdkit and not a slow etcdctl start), from the first member answering.
+ * Keys under `{namespace}{under}` in etcd now (kit-relative), read through etcd's JSON gateway (a
+ * millisecond read, so the timing checks below measure etcdkit and not a slow etcdctl start), from the first
+ * member answering. With `under` '', every key but the session records (the registrations in every dialect).
  */
-async function keysIn(etcd: EtcdCluster, namespace: string): Promise<string[]> {
-  const key = Buffer.from(`${namespace}services/`)
+async function keysIn(etcd: EtcdCluster, namespace: string, under = 'services/'): Promise<string[]> {
+  const key = Buffer.from(`${namespace}${under}`)
   const end = Buffer.from(key)
   end[end.length - 1]!++
   let lastError: unknown
@@ -33,6 +39,7 @@ async function keysIn(etcd: EtcdCluster, namespace: string): Promise<string[]> {
       const body = (await res.json()) as { kvs?: Array<{ key: string }> }
       return (body.kvs ?? [])
         .map((kv) => Buffer.from(kv.key, 'base64').toString().slice(namespace.length))
+        .filter((k) => !k.startsWith('sessions/'))
         .sort()
     } catch (err) {
       lastError = err
@@ -54,16 +61,26 @@ function recordingLogger() {
 }
 
 test.serial(
-  'deregister() during an outage is carried out when etcd answers: the key gone within a second, the view empty',
+  'deregister() during an outage is carried out when etcd answers, in every dialect: the keys gone within a second, the views empty',
   async (t) => {
     await using etcd = await startEtcd()
     const namespace = uniquePrefix('phantom')
     await using provider = new EtcdKit({ endpoints: etcd.endpoints, namespace, logger: silentLogger })
     await using consumer = new EtcdKit({ endpoints: etcd.endpoints, namespace, logger: silentLogger })
-    const reg = await provider.register({ service: 'orders', address: '10.0.0.1:80' })
-    const stays = await provider.register({ service: 'orders', address: '10.0.0.2:80' })
-    const view = consumer.discover('orders')
-    await eventually(() => view.instances.length === 2, 'both instances listed')
+    const reg = await provider.register({
+      service: 'orders',
+      address: '10.0.0.1:80',
+      dialects: everyDialect(1),
+    })
+    const stays = await provider.register({
+      service: 'orders',
+      address: '10.0.0.2:80',
+      dialects: everyDialect(2),
+    })
+    const views = DIALECTS.map((dialect) => consumer.discover('orders', { dialect }))
+    const listed = (want: string) => views.every((v) => v.instances.map((i) => i.address).join() === want)
+    await eventually(() => listed('10.0.0.1:80,10.0.0.2:80'), 'both instances listed in every dialect')
+    const staying = [...stays.keys].sort()
 
     await etcd.kill()
     const first = reg.deregister()
@@ -82,8 +99,8 @@ test.serial(
     await etcd.restart() // resolves once etcd answers health checks
     const answered = Date.now()
     await eventually(
-      async () => (await keysIn(etcd, namespace)).join() === 'services/orders/10.0.0.2:80',
-      'the deregistered key gone from etcd',
+      async () => (await keysIn(etcd, namespace, '')).join() === staying.join(),
+      'the deregistered keys gone from etcd',
       WITHIN_MS,
     )
     const gone = Date.now() - answered
@@ -91,15 +108,11 @@ test.serial(
     await second
     t.is(outcome, 'resolved')
     t.log(`key gone ${gone} ms after etcd answered`)
-    await eventually(
-      () => view.instances.map((i) => i.address).join() === '10.0.0.2:80',
-      'the view no longer lists it',
-      5_000,
-    )
+    await eventually(() => listed('10.0.0.2:80'), 'no view lists it any more', 5_000)
     // and nothing brings it back (the lease is still alive, so only a leftover delete would remove it)
     await new Promise((resolve) => setTimeout(resolve, 500))
-    t.deepEqual(await keysIn(etcd, namespace), ['services/orders/10.0.0.2:80'])
-    t.false(stays.key === reg.key)
+    t.deepEqual(await keysIn(etcd, namespace, ''), staying)
+    t.is(staying.length, DIALECTS.length)
   },
 )
 

@@ -3,20 +3,25 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { etcdctl, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
-import { EtcdKit, type Instance, silentLogger } from '../src/index.js'
+import { type DialectName, EtcdKit, type Instance, silentLogger } from '../src/index.js'
 import { kitInternals } from '../src/kit.js'
 import { eventually } from './helpers.js'
 
-// Each test here stops, kills or wipes etcd: each starts its own.
+// Each test here stops, kills or wipes etcd: each starts its own. The registration tests register in
+// every registry dialect at once and check a view of each: the promises hold for every dialect.
 
 const addresses = (list: readonly Instance[]) => list.map((i) => i.address).sort()
+const DIALECTS: readonly DialectName[] = ['etcd', 'go-zero', 'kratos', 'kitex', 'hertz', 'go-micro']
+/** Every dialect; go-zero with an `id` when given (a kit's instances share its lease, so the lease-ID key). */
+const everyDialect = (goZeroId?: number) =>
+  DIALECTS.map((name) => (name === 'go-zero' && goZeroId !== undefined ? { name, id: goZeroId } : name))
 
-test('a registered process killed with SIGKILL disappears from other views within TTL + 1 s', async (t) => {
+test('a registered process killed with SIGKILL disappears from other views, in every dialect, within TTL + 1 s', async (t) => {
   await using etcd = await startEtcd()
   const namespace = uniquePrefix('kill')
   await using watcher = new EtcdKit({ endpoints: etcd.endpoints, namespace, logger: silentLogger })
-  const view = watcher.discover('jobs')
-  await view.ready
+  const views = DIALECTS.map((dialect) => watcher.discover('jobs', { dialect }))
+  await Promise.all(views.map((v) => v.ready))
   const child = spawn(
     process.execPath,
     [
@@ -28,14 +33,22 @@ test('a registered process killed with SIGKILL disappears from other views withi
       'jobs',
       '127.0.0.1:4000',
       '2',
+      DIALECTS.join(','),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   )
   await once(child.stdout!, 'data')
-  await eventually(() => view.instances.length === 1, 'the child registered')
+  await eventually(
+    () => views.every((v) => v.instances.length === 1),
+    'the child registered in every dialect',
+  )
   const killedAt = Date.now()
   child.kill('SIGKILL')
-  await eventually(() => view.instances.length === 0, 'the child gone', 5_000)
+  await eventually(
+    () => views.every((v) => v.instances.length === 0),
+    'the child gone in every dialect',
+    5_000,
+  )
   const took = Date.now() - killedAt
   t.log(`gone ${took} ms after SIGKILL (ttl 2 s)`)
   t.true(took <= 3_000, `took ${took} ms`)
@@ -45,16 +58,31 @@ async function registeredWorld(endpoints: string[]) {
   const namespace = uniquePrefix('restart')
   const provider = new EtcdKit({ endpoints, namespace, ttl: 5, logger: silentLogger })
   const consumer = new EtcdKit({ endpoints, namespace, logger: silentLogger })
-  await provider.register({ service: 'orders', address: '10.0.0.1:80' })
-  await provider.register({ service: 'orders', address: '10.0.0.2:80' })
-  await provider.register({ service: 'users', address: '10.0.0.3:80' })
-  const orders = consumer.discover('orders')
-  const users = consumer.discover('users')
-  await eventually(() => orders.instances.length === 2 && users.instances.length === 1, 'initial views')
-  return { provider, consumer, orders, users, namespace }
+  await provider.register({ service: 'orders', address: '10.0.0.1:80', dialects: everyDialect(1) })
+  await provider.register({ service: 'orders', address: '10.0.0.2:80', dialects: everyDialect(2) })
+  await provider.register({ service: 'users', address: '10.0.0.3:80', dialects: everyDialect() })
+  const views = DIALECTS.map((dialect) => ({
+    dialect,
+    orders: consumer.discover('orders', { dialect }),
+    users: consumer.discover('users', { dialect }),
+  }))
+  const right = (orders: string[]) =>
+    views.every(
+      (v) =>
+        addresses(v.orders.instances).join() === orders.join() &&
+        addresses(v.users.instances).join() === '10.0.0.3:80',
+    )
+  await eventually(() => right(['10.0.0.1:80', '10.0.0.2:80']), 'initial views, every dialect')
+  return { provider, consumer, views, right, namespace }
 }
 
-test('etcd restarted: registrations and views are right again within 2 s of etcd answering', async (t) => {
+/** The keys under the namespace, but for the session records: 6 dialects x the registrations. */
+async function registryKeys(etcdctlOf: (args: string[]) => Promise<string>, namespace: string) {
+  const out = await etcdctlOf(['get', '--prefix', namespace, '--keys-only'])
+  return out.split('\n').filter((k) => k !== '' && !k.startsWith(`${namespace}sessions/`))
+}
+
+test('etcd restarted: registrations and views of every dialect are right again within 2 s of etcd answering', async (t) => {
   await using etcd = await startEtcd()
   const w = await registeredWorld(etcd.endpoints)
   const leaseBefore = w.provider.session.lease?.id
@@ -62,28 +90,32 @@ test('etcd restarted: registrations and views are right again within 2 s of etcd
   await etcd.restart() // resolves once etcd answers health checks
   const answered = Date.now()
   await eventually(
-    async () => {
-      const out = await etcd.etcdctl(['get', '--prefix', `${w.namespace}services/`, '--keys-only'])
-      return out.split('\n').filter(Boolean).length === 3
-    },
-    'three keys in etcd',
+    async () => (await registryKeys(etcd.etcdctl, w.namespace)).length === 3 * DIALECTS.length,
+    'every key in etcd',
     2_000,
   )
-  // and a change after the restart reaches the consumer, so its watch is live again
-  const extra = await w.provider.register({ service: 'orders', address: '10.0.0.9:80' })
-  await eventually(() => w.orders.instances.length === 3, 'consumer sees the new instance', 2_000)
+  // and a change after the restart reaches the consumer's view of each dialect, so its watch is live again
+  const extra = await w.provider.register({
+    service: 'orders',
+    address: '10.0.0.9:80',
+    dialects: everyDialect(9),
+  })
+  await eventually(
+    () => w.right(['10.0.0.1:80', '10.0.0.2:80', '10.0.0.9:80']),
+    'the new instance in every dialect',
+    2_000,
+  )
   t.log(
     `recovered ${Date.now() - answered} ms after etcd answered; lease ${leaseBefore === w.provider.session.lease?.id ? 'kept' : 'replaced'}`,
   )
   await extra.deregister()
-  await eventually(() => w.orders.instances.length === 2, 'consumer sees the removal')
-  t.deepEqual(addresses(w.orders.instances), ['10.0.0.1:80', '10.0.0.2:80'])
-  t.deepEqual(addresses(w.users.instances), ['10.0.0.3:80'])
+  await eventually(() => w.right(['10.0.0.1:80', '10.0.0.2:80']), 'the removal in every dialect')
+  t.pass()
   await w.consumer.close()
   await w.provider.close()
 })
 
-test('etcd wiped: a new lease, every registration written again within 2 s, views end right', async (t) => {
+test('etcd wiped: a new lease, every registration of every dialect written again within 2 s, views end right', async (t) => {
   await using etcd = await startEtcd()
   const w = await registeredWorld(etcd.endpoints)
   const leaseBefore = w.provider.session.lease?.id
@@ -92,22 +124,27 @@ test('etcd wiped: a new lease, every registration written again within 2 s, view
   await etcd.wipe()
   const answered = Date.now()
   await eventually(
-    async () => {
-      const out = await etcd.etcdctl(['get', '--prefix', `${w.namespace}services/`, '--keys-only'])
-      return out.split('\n').filter(Boolean).length === 3
-    },
-    'three keys in the wiped etcd',
+    async () => (await registryKeys(etcd.etcdctl, w.namespace)).length === 3 * DIALECTS.length,
+    'every key in the wiped etcd',
     2_000,
   )
   t.log(`rewritten ${Date.now() - answered} ms after etcd answered`)
   t.not(w.provider.session.lease?.id, leaseBefore)
+  // go-zero's key without an ID names the lease: it is written under the new lease's ID
+  t.deepEqual(
+    (await registryKeys(etcd.etcdctl, w.namespace)).filter((k) => k.includes('users.rpc/')),
+    [`${w.namespace}users.rpc/${BigInt(w.provider.session.lease!.id)}`],
+  )
   // the consumer's watch must not wait for the old (higher) revision: new changes must arrive
   await etcd.etcdctl(['put', `${w.namespace}services/orders/10.0.0.5:80`, '10.0.0.5:80'])
-  await eventually(() => w.orders.instances.length === 3, 'consumer sees a put made after the wipe', 3_000)
+  const etcdView = w.views.find((v) => v.dialect === 'etcd')!
+  await eventually(
+    () => etcdView.orders.instances.length === 3,
+    'consumer sees a put made after the wipe',
+    3_000,
+  )
   await etcd.etcdctl(['del', `${w.namespace}services/orders/10.0.0.5:80`])
-  await eventually(() => w.orders.instances.length === 2, 'and its deletion')
-  t.deepEqual(addresses(w.orders.instances), ['10.0.0.1:80', '10.0.0.2:80'])
-  t.deepEqual(addresses(w.users.instances), ['10.0.0.3:80'])
+  await eventually(() => w.right(['10.0.0.1:80', '10.0.0.2:80']), 'every view right')
   await w.consumer.close()
   await w.provider.close()
 })
@@ -174,11 +211,11 @@ test('50 watched services share one watch stream', async (t) => {
   let metrics = ''
   await eventually(async () => {
     metrics = await (await fetch(`${etcd.members[0]!.clientUrl}/metrics`)).text()
-    return gauge(metrics, 'etcd_debugging_mvcc_watcher_total') >= 51
-  }, '51 watchers in etcd')
+    return gauge(metrics, 'etcd_debugging_mvcc_watcher_total') >= 52
+  }, '52 watchers in etcd')
   t.is(gauge(metrics, 'etcd_debugging_mvcc_watch_stream_total'), 1)
-  // 50 views + the registry's guard of its one registered service
-  t.is(gauge(metrics, 'etcd_debugging_mvcc_watcher_total'), 51)
+  // 50 views + the registry's guard of its one registered service + the drain requests on its lease
+  t.is(gauge(metrics, 'etcd_debugging_mvcc_watcher_total'), 52)
   t.is(kitInternals(k).watchHub.streamsOpened, 1)
 })
 

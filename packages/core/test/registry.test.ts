@@ -81,21 +81,25 @@ test('values that cannot be read are skipped and reported once per key and value
   t.is(warnings.filter((w) => 'reason' in w).length, 2)
 })
 
-test('a registration deleted by someone else is written again', async (t) => {
-  const { etcdctl } = await etcd()
-  await using k = await kit()
-  const reg = await k.register({ service: 'billing', address: '127.0.0.1:7001' })
-  const value = await etcdctl(['get', `${k.namespace}${reg.key}`, '--print-value-only'])
-  await etcdctl(['del', `${k.namespace}${reg.key}`])
-  await eventually(
-    async () => (await etcdctl(['get', `${k.namespace}${reg.key}`, '--print-value-only'])) !== '',
-    'the key back',
-  )
-  t.is(await etcdctl(['get', `${k.namespace}${reg.key}`, '--print-value-only']), value)
-  await reg.deregister()
-  await reg.deregister() // idempotent
-  t.is(await etcdctl(['get', `${k.namespace}${reg.key}`]), '')
-})
+for (const dialect of ['etcd', 'go-zero', 'kratos', 'kitex', 'hertz', 'go-micro'] as const) {
+  test(`${dialect}: a registration deleted by someone else is written again`, async (t) => {
+    const { etcdctl } = await etcd()
+    await using k = await kit()
+    const reg = await k.register({ service: 'billing', address: '127.0.0.1:7001', dialects: [dialect] })
+    const [key] = reg.keys
+    const value = await etcdctl(['get', `${k.namespace}${key}`, '--print-value-only'])
+    t.not(value, '')
+    await etcdctl(['del', `${k.namespace}${key}`])
+    await eventually(
+      async () => (await etcdctl(['get', `${k.namespace}${key}`, '--print-value-only'])) !== '',
+      'the key back',
+    )
+    t.is(await etcdctl(['get', `${k.namespace}${key}`, '--print-value-only']), value)
+    await reg.deregister()
+    await reg.deregister() // idempotent
+    t.is(await etcdctl(['get', `${k.namespace}${key}`]), '')
+  })
+}
 
 test('1,000 registrations from one kit use one lease', async (t) => {
   const { etcdctl } = await etcd()

@@ -114,20 +114,25 @@ function etcdEnv(): NodeJS.ProcessEnv {
 }
 
 /** How the test harness itself reaches etcd's HTTP gateway: TLS material and an auth token source. */
-interface Gateway {
+export interface Gateway {
   certs: TestCertificates | undefined
   mutual: boolean
   /** Resolves a token for `Authorization` (auth on), else undefined. */
   token?: (clientUrl: string) => Promise<string | undefined>
 }
 
-/** A JSON request to etcd's gateway over http or https (fetch cannot take a CA of its own). */
-function gatewayJson(
+/**
+ * A JSON request to etcd's gateway over http or https (fetch cannot take a CA of its own). `timeoutMs` 0
+ * waits for ever (a server-side Lock or Campaign answers only once it is held); `signal` aborts the request,
+ * which cancels the call on etcd's side.
+ */
+export function gatewayJson(
   gw: Gateway,
   url: string,
   body: unknown,
   headers: Record<string, string> = {},
   timeoutMs = 2_000,
+  signal?: AbortSignal,
 ): Promise<{ status: number; json: Record<string, unknown> }> {
   const https = url.startsWith('https:')
   const request = https ? httpsRequest : httpRequest
@@ -145,6 +150,7 @@ function gatewayJson(
         method: body === undefined ? 'GET' : 'POST',
         headers: { 'content-type': 'application/json', ...headers },
         timeout: timeoutMs,
+        ...(signal ? { signal } : {}),
         ...tls,
       },
       (res) => {

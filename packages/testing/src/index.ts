@@ -10,6 +10,15 @@ export { type CertificatePair, makeCertificates, type TestCertificates } from '.
 export { type EtcdCluster, type EtcdMember, type StartEtcdOptions, startEtcd } from './etcd.js'
 export { type EtcdctlAccess, type EtcdctlOptions, etcdctl, spawnEtcdctl, spawnLines } from './etcdctl.js'
 export { eventually } from './eventually.js'
+export {
+  type EtcdGateway,
+  type EtcdGatewayOptions,
+  etcdGateway,
+  type GatewayHoldOptions,
+  type GatewayKeyValue,
+  type GatewayLeaderKey,
+  type GatewayLock,
+} from './gateway.js'
 export { buildGoProgram, type GoProgram } from './go.js'
 export { type LoadLoop, type LoadStats, runLoad } from './load.js'
 export {

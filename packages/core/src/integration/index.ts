@@ -6,6 +6,13 @@ export { show } from '../errors.js'
 export { healthResponse } from '../ops/health.js'
 export { parseSessionRecord, SESSIONS_PREFIX, type SessionRecord } from '../ops/session-record.js'
 export {
+  DRAIN_PREFIX,
+  type DrainRecord,
+  type DrainRequest,
+  drainKey,
+  parseDrainRequest,
+} from '../registry/drain-requests.js'
+export {
   checkAddress,
   checkConfigKey,
   checkKeys,
@@ -20,6 +27,8 @@ export {
   type InspectedKey,
   inspect,
   KitInspector,
+  type NamespaceChange,
+  type NamespaceFreshnessListener,
   type Owner,
   type Queue,
 } from './inspection.js'

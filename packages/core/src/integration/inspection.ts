@@ -146,18 +146,41 @@ export class KitInspector {
   }
 
   /**
-   * Calls `onChange` after any change anywhere in the namespace (and after the watch is reset, when changes
-   * may have been missed), on the kit's shared watch stream. `cancel()` stops it.
+   * Calls `onChange` after any change anywhere in the namespace, with the keys changed (kit-relative; after
+   * the watch is reset, when changes may have been missed, with `undefined`), on the kit's shared watch
+   * stream. `onStale` / `onCurrent` say when the watch stops and starts being known current (the stream's
+   * own staleness bound). `cancel()` stops it.
    */
-  watchNamespace(onChange: () => void): { cancel(): void } {
+  watchNamespace(
+    onChange: (changes: readonly NamespaceChange[] | undefined) => void,
+    freshness: NamespaceFreshnessListener = {},
+  ): { cancel(): void } {
     const { keyspace, watchHub } = kitInternals(this.#kit)
     const { key, range_end } = keyspace.range('')
     const handle: WatchHandle = watchHub.watch(
       { key, rangeEnd: range_end, startRevision: 0n },
-      { onEvents: () => onChange(), onReset: () => onChange() },
+      {
+        onEvents: (events) =>
+          onChange(events.map((e) => ({ key: keyspace.name(e.kv.key), deleted: e.type === 'Delete' }))),
+        onReset: () => onChange(undefined),
+        ...(freshness.onStale ? { onStale: freshness.onStale } : {}),
+        ...(freshness.onCurrent ? { onCurrent: freshness.onCurrent } : {}),
+      },
     )
     return { cancel: () => handle.cancel() }
   }
+}
+
+/** One key changed in the namespace (kit-relative). */
+export interface NamespaceChange {
+  key: string
+  deleted: boolean
+}
+
+/** Told when a namespace watch stops (`since`: when its stream was last heard from, ms) and starts being known current. */
+export interface NamespaceFreshnessListener {
+  onStale?(reason: string, since: number): void
+  onCurrent?(): void
 }
 
 /** The inspector of `kit`'s namespace. */

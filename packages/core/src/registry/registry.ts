@@ -16,6 +16,7 @@ import {
   isPlainObject,
 } from '../validate.js'
 import { bindWriters, type DialectName, type DialectWriter, type DialectWriteSpec } from './dialects/index.js'
+import { DrainRequests } from './drain-requests.js'
 import { checkMetadata, type InstanceMetadata } from './instance.js'
 
 export interface RegisterOptions {
@@ -67,8 +68,16 @@ export interface Registration extends AsyncDisposable {
 interface Entry {
   service: string
   address: string
-  /** One per dialect: each knows its key for a lease, and its value. */
-  readonly writers: readonly DialectWriter[]
+  /** One per dialect: each knows its key for a lease, and its value (`normal` or `drainedWriters`). */
+  writers: readonly DialectWriter[]
+  /** The writers of the metadata registered. */
+  readonly normal: readonly DialectWriter[]
+  /** The same with `weight: 0`: written while a drain request for the registration stands. */
+  readonly drainedWriters: readonly DialectWriter[]
+  /** A drain request stands (see `DrainRequests`). */
+  drained: boolean
+  /** The writers of the last put etcd confirmed (what etcd holds). */
+  writtenWriters: readonly DialectWriter[] | undefined
   /**
    * The keys with a placeholder lease: equal for two registrations whose keys would be equal (the lease is
    * the kit's, the same for all). Duplicates and deletions under way are found by them.
@@ -116,6 +125,7 @@ export class Registry {
   readonly #leaving = new Map<string, Entry>()
   #closed = false
   #closing: Promise<void> | undefined
+  readonly #drains: DrainRequests
 
   constructor(
     private readonly ks: Keyspace,
@@ -130,6 +140,34 @@ export class Registry {
     session.on('lease', (lease) => {
       void this.#rewriteAll(lease)
     })
+    this.#drains = new DrainRequests(ks, hub, log, session, (keys) => this.#applyDrains(keys))
+  }
+
+  /** Drains (writes `weight: 0`) exactly the registrations named in `keys`, restores the others. */
+  #applyDrains(keys: ReadonlySet<string>) {
+    for (const entry of this.#entries) {
+      const drained = entry.keys.some((k) => keys.has(k)) || entry.ids.some((k) => keys.has(k))
+      if (entry.removed || entry.drained === drained) continue
+      entry.drained = drained
+      entry.writers = drained ? entry.drainedWriters : entry.normal
+      this.log.info(
+        { keys: entry.keys },
+        drained ? 'drain requested: writing weight 0' : 'drain withdrawn: writing the registered weight',
+      )
+      void this.#rewrite(entry)
+    }
+  }
+
+  /** Writes the entry until what etcd holds is its current value (it may change while a put is in flight). */
+  async #rewrite(entry: Entry) {
+    try {
+      do {
+        entry.writtenWith = undefined
+        await this.#write(entry)
+      } while (!entry.removed && entry.writtenWriters !== entry.writers)
+    } catch (err) {
+      this.log.warn({ err, keys: entry.keys }, 'could not write the registration after a drain change')
+    }
   }
 
   get size() {
@@ -169,6 +207,13 @@ export class Registry {
       { service, address, metadata, ...(protocol ? { protocol } : {}) },
       { registryPrefix: this.prefix },
     )
+    // what a drain writes: the same registration with weight 0 (Kitex and Hertz readers take weight <= 0 as
+    // their default weight: a drain does not reach them)
+    const drainedWriters = bindWriters(
+      options.dialects,
+      { service, address, metadata: { ...metadata, weight: 0 }, ...(protocol ? { protocol } : {}) },
+      { registryPrefix: this.prefix },
+    )
     const timeout = checkMs(options.timeout ?? 10_000, 'register timeout', true)
     checkSignal(options.signal)
     if (this.#closed) throw new ClosedError('the kit')
@@ -181,10 +226,16 @@ export class Registry {
         await raceSignal(leaving.leaving, signal)
       if (this.#closed) throw new ClosedError('the kit')
       this.#checkFree(writers, ids, service, address)
+      // a request standing for these keys (registered again after a deregistration): drained from the start
+      const drained = ids.some((id) => this.#drains.has(id))
       entry = {
         service,
         address,
-        writers,
+        writers: drained ? drainedWriters : writers,
+        normal: writers,
+        drainedWriters,
+        drained,
+        writtenWriters: undefined,
         ids,
         keys: ids,
         lease: undefined,
@@ -265,6 +316,7 @@ export class Registry {
 
   async #close() {
     this.#closed = true
+    this.#drains.close()
     const deletions = [...this.#entries].map((e) => this.#deregister(e).catch(() => {}))
     for (const e of new Set(this.#leaving.values())) deletions.push(e.leaving!.catch(() => {}))
     await settledWithin(Promise.all(deletions), this.closeTimeout)
@@ -328,6 +380,7 @@ export class Registry {
       this.#perPrefix.set(prefix, (this.#perPrefix.get(prefix) ?? 0) + 1)
       this.#guard(prefix)
     }
+    this.#drains.start()
   }
 
   /** Records the keys of the entry's latest put attempt (go-zero's change with the lease). */
@@ -354,6 +407,7 @@ export class Registry {
       this.#guards.get(prefix)?.cancel()
       this.#guards.delete(prefix)
     }
+    if (this.#entries.size === 0) this.#drains.stop()
   }
 
   /**
@@ -397,8 +451,9 @@ export class Registry {
         entry.writers.map((w) => w.key(lease.id)),
       )
       entry.lease = lease
+      const writers = entry.writers
       try {
-        const puts = entry.writers.map((w, i) => ({
+        const puts = writers.map((w, i) => ({
           key: this.ks.key(entry.keys[i]!),
           value: Buffer.from(w.value),
           lease: lease.id,
@@ -412,6 +467,7 @@ export class Registry {
                 success: puts.map((put) => ({ request_put: put })),
                 failure: [],
               })
+        entry.writtenWriters = writers
         entry.writtenWith = lease.id
         entry.writtenAt = BigInt(res.header.revision)
         entry.lastError = undefined
