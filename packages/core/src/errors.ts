@@ -16,7 +16,6 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_INVALID_ARGUMENT'
   | 'ETCDKIT_CLOSED'
   | 'ETCDKIT_ETCD_UNAVAILABLE'
-  | 'ETCDKIT_SESSION_LOST'
   | 'ETCDKIT_NO_INSTANCES'
   | 'ETCDKIT_ALL_ENDPOINTS_OPEN'
   | 'ETCDKIT_RETRIES_EXHAUSTED'
@@ -128,13 +127,6 @@ export class ClosedError extends EtcdKitError {
 export class EtcdUnavailableError extends EtcdKitError {
   constructor(message: string, cause?: unknown) {
     super('ETCDKIT_ETCD_UNAVAILABLE', message, { cause })
-  }
-}
-
-/** The session lease an operation depended on is gone. */
-export class SessionLostError extends EtcdKitError {
-  constructor(message: string, cause?: unknown) {
-    super('ETCDKIT_SESSION_LOST', message, { cause })
   }
 }
 

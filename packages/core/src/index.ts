@@ -60,7 +60,6 @@ export {
   PermissionDeniedError,
   RequestFailedError,
   RetriesExhaustedError,
-  SessionLostError,
   TooLargeError,
 } from './errors.js'
 export type { AuthOptions, PemInput, TlsOptions } from './etcd/etcd-options.js'
