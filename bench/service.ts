@@ -1,5 +1,6 @@
 // Requests/s through kit.service(name).request() against a plain undici Pool, to the same HTTP server (in
-// a process of its own) in the same run: alternating rounds, medians, and the ratio (target >= 90%).
+// a process of its own) in the same run, for round robin and least-loaded: rotating rounds, medians, and
+// the ratios (target >= 90%).
 // Env: ROUNDS (default 10), ROUND_MS (1000), CONCURRENCY (32), ETCD_ENDPOINTS (else a throwaway etcd).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -52,9 +53,12 @@ const server = await startServer()
 const kit = new EtcdKit({ endpoints: etcd.endpoints, namespace: uniquePrefix('bench'), logger: silentLogger })
 try {
   await kit.register({ service: 'bench', address: server.address })
+  await kit.register({ service: 'bench-ll', address: server.address })
   const client = kit.service('bench')
-  await client.ready
-  while (client.instances.length === 0) await new Promise((r) => setTimeout(r, 10))
+  const leastLoaded = kit.service('bench-ll', { balancer: 'least-loaded' })
+  await Promise.all([client.ready, leastLoaded.ready])
+  while (client.instances.length === 0 || leastLoaded.instances.length === 0)
+    await new Promise((r) => setTimeout(r, 10))
   // the same timeouts the service client gives its pools
   const pool = new Pool(`http://${server.address}`, {
     connectTimeout: 2_000,
@@ -71,10 +75,15 @@ try {
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
     await res.body.dump()
   }
+  const viaLeastLoaded: Send = async () => {
+    const res = await leastLoaded.request('/')
+    if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
+    await res.body.dump()
+  }
 
   // warm both paths up (connections, JIT) before measuring
   const warm = Number(process.env.WARMUP_MS ?? 1_000)
-  for (const send of [plain, viaKit]) {
+  for (const send of [plain, viaKit, viaLeastLoaded]) {
     const until = performance.now() + warm
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -83,22 +92,20 @@ try {
     )
   }
 
-  const results = { plain: [] as number[], kit: [] as number[] }
+  const results = { plain: [] as number[], kit: [] as number[], ll: [] as number[] }
+  const sends: Array<['plain' | 'kit' | 'll', Send]> = [
+    ['plain', plain],
+    ['kit', viaKit],
+    ['ll', viaLeastLoaded],
+  ]
   for (let r = 0; r < rounds; r++) {
-    // alternate which goes first, so drift in the machine's load hits both alike
-    const order: Array<['plain' | 'kit', Send]> =
-      r % 2 === 0
-        ? [
-            ['plain', plain],
-            ['kit', viaKit],
-          ]
-        : [
-            ['kit', viaKit],
-            ['plain', plain],
-          ]
-    for (const [name, send] of order) results[name].push(await measure(send))
+    // rotate which goes first, so drift in the machine's load hits all alike
+    for (let i = 0; i < sends.length; i++) {
+      const [name, send] = sends[(i + r) % sends.length]!
+      results[name].push(await measure(send))
+    }
     console.log(
-      `round ${r + 1}: plain undici ${results.plain.at(-1)!.toFixed(0)}/s, kit.service ${results.kit.at(-1)!.toFixed(0)}/s`,
+      `round ${r + 1}: plain undici ${results.plain.at(-1)!.toFixed(0)}/s, kit.service ${results.kit.at(-1)!.toFixed(0)}/s, least-loaded ${results.ll.at(-1)!.toFixed(0)}/s`,
     )
   }
   const p = median(results.plain)
@@ -113,6 +120,11 @@ try {
   console.log(`| kit.service(name).request() | ${k.toFixed(0)} |`)
   console.log(`| ratio of medians | ${(ratio * 100).toFixed(1)}% (target >= 90%) |`)
   console.log(`| median of per-round ratios | ${(paired * 100).toFixed(1)}% |`)
+  const l = median(results.ll)
+  const pairedLl = median(results.ll.map((v, i) => v / results.plain[i]!))
+  console.log(`| kit.service(name, { balancer: 'least-loaded' }).request() | ${l.toFixed(0)} |`)
+  console.log(`| least-loaded: ratio of medians | ${((l / p) * 100).toFixed(1)}% |`)
+  console.log(`| least-loaded: median of per-round ratios | ${(pairedLl * 100).toFixed(1)}% |`)
   await pool.close()
 } finally {
   await kit.close()

@@ -39,8 +39,10 @@ function run(cmd, args, opts = {}) {
 }
 
 // 1. Node
-const [major, minor] = process.versions.node.split('.').map(Number)
-if (major < 20 || (major === 20 && minor < 11)) fail(`Node.js >= 20.11 is needed; this is ${process.version}`)
+// undici 7 (core's HTTP client) declares node >= 20.18.1
+const [major, minor, patch] = process.versions.node.split('.').map(Number)
+if (major < 20 || (major === 20 && (minor < 18 || (minor === 18 && patch < 1))))
+  fail(`Node.js >= 20.18.1 is needed; this is ${process.version}`)
 
 // 2. pnpm (corepack's signature check fails on some machines: install it with npm)
 let pnpm = onPath('pnpm')

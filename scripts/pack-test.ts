@@ -5,7 +5,8 @@
 // gRPC, the CLI's binary, type checks under moduleResolution node10/node16/nodenext/bundler, and a Jest
 // test. `nest11`: a NestJS 11 project as `nest new` writes it (CommonJS, Jest + ts-jest, its e2e config
 // untouched) running an e2e test of @etcdkit/nestjs. `nest12`: a NestJS 12 ESM project, both HTTP
-// adapters and Terminus, built with tsc and tested with node:test. Needs `pnpm run build` first and the
+// adapters and Terminus, tested with vitest as `nest new` 12 sets up, and built with tsc. `nest12-cjs`: the
+// same app compiled to CommonJS, tested with node:test. Needs `pnpm run build` first and the
 // npm registry (one `npm install` per app, with a cache kept in node_modules/.cache).
 // Run: npx tsx --conditions=etcdkit-source scripts/pack-test.ts   (ETCD_ENDPOINTS: use that etcd;
 // PACK_TEST_APPS=nest11,nest12: only those apps)
@@ -94,6 +95,31 @@ const apps: App[] = [
     checks: ['node10', 'node16', 'node16-esm', 'nodenext', 'nodenext-esm', 'bundler'].map(typecheck),
   },
   {
+    // the Node floor the manifests' engines state (undici 7 declares >= 20.18.1): the same apps run by
+    // that Node, installed from npm's `node` package
+    name: 'floor',
+    dependencies: {
+      node: '20.18.1',
+      fastify: '^5.0.0',
+      express: '^5.0.0',
+      '@types/express': '^5.0.0',
+      '@grpc/grpc-js': '^1.14.0',
+      'reflect-metadata': '^0.2.2',
+    },
+    steps: [
+      [
+        'node_modules/.bin/node',
+        '-e',
+        'if (process.version !== "v20.18.1") throw new Error(process.version)',
+      ],
+      ['node_modules/.bin/node', 'esm.mjs'],
+      ['node_modules/.bin/node', 'cjs.cjs'],
+      ['node_modules/.bin/node', 'fastify.mjs'],
+      ['node_modules/.bin/node', 'express.mjs'],
+      ['node_modules/.bin/node', 'grpc.mjs'],
+    ],
+  },
+  {
     // the low end of every peer range: NestJS 10's Fastify, Express 4, grpc-js 1.14.0
     name: 'oldest',
     packages: ['core', 'fastify', 'express', 'grpc', 'decorators', 'testing'],
@@ -122,7 +148,23 @@ const apps: App[] = [
     project: 'nest12',
     packages: ['core', 'decorators', 'nestjs'],
     steps: [
+      // `npm run test:e2e` as generated: vitest on the sources, with the generated vitest.config.e2e.ts
+      ['node', 'node_modules/vitest/vitest.mjs', 'run', '--config', './vitest.config.e2e.ts'],
       ['tsc', '-p', 'tsconfig.json'],
+    ],
+  },
+  {
+    // a Nest 12 app on CommonJS: require() of Nest 12's ES modules (Node >= 20.19) and our CommonJS build
+    name: 'nest12-cjs',
+    project: 'nest12-cjs',
+    packages: ['core', 'decorators', 'nestjs'],
+    steps: [
+      ['tsc', '-p', 'tsconfig.json'],
+      [
+        'node',
+        '-e',
+        'if (!require("fs").readFileSync("dist/src/app.module.js", "utf8").includes("require(\\"@etcdkit/nestjs\\")")) throw new Error("not compiled to CommonJS")',
+      ],
       ['node', '--test', '--test-reporter=dot', 'dist/test/app.e2e-spec.js'],
     ],
   },
@@ -164,6 +206,10 @@ async function pack(dir: string): Promise<Record<string, string>> {
   return tarballs
 }
 
+/** Addresses a README may link to: real sites of other projects (npm's pages of ours are real once published). */
+const ALLOWED_URLS =
+  /^(http:\/\/127\.0\.0\.1[:/]|https:\/\/(www\.npmjs\.com\/package\/|etcd\.io\/|nodejs\.org\/|nestjs\.com\/|fastify\.dev\/|expressjs\.com\/|grpc\.io\/))/
+
 /** What every published package must ship, and must not. */
 async function checkTarball(file: string, name: string) {
   const { stdout } = await sh(root, ['tar', 'tzf', file])
@@ -193,6 +239,13 @@ async function checkTarball(file: string, name: string) {
   if (manifest.includes('workspace:')) throw new Error(`${name}: the packed package.json keeps workspace:`)
   if (manifest.includes('etcdkit-source'))
     throw new Error(`${name}: the packed exports keep the etcdkit-source condition`)
+  // no invented addresses: the project has no public repository or site yet, so a packed manifest names
+  // none (repository, homepage, bugs) and the README links to none
+  const urls = manifest.match(/https?:\/\/[^"\s]+/g) ?? []
+  if (urls.length > 0) throw new Error(`${name}: the packed package.json names ${urls.join(', ')}`)
+  const { stdout: readme } = await sh(root, ['tar', 'xzf', file, '-O', 'package/README.md'])
+  const invented = (readme.match(/https?:\/\/[^)\s]+/g) ?? []).filter((u) => !ALLOWED_URLS.test(u))
+  if (invented.length > 0) throw new Error(`${name}: the README links to ${invented.join(', ')}`)
 }
 
 async function install(dir: string, app: App, tarballs: Record<string, string>) {
@@ -228,7 +281,7 @@ try {
   console.log(`[pack-test] packed and checked ${packages.length} tarballs in ${seconds(t)}`)
   // the installs overlap: most of their time is waiting on the registry
   // PACK_TEST_APPS=oldest runs one app only (while developing)
-  const only = process.env.PACK_TEST_APPS?.split(',')
+  const only = process.env.PACK_TEST_APPS?.split(',').filter(Boolean)
   const chosen = apps.filter((app) => only === undefined || only.includes(app.name))
   await Promise.all(chosen.map((app) => install(join(work, app.name), app, tarballs)))
   for (const app of chosen) {

@@ -264,7 +264,7 @@ const config: Command = async (kit, args, flags, io) => {
     default:
       throw new UsageError(
         sub === undefined
-          ? 'usage: etcdkit config get|set|delete|list ...'
+          ? 'usage: etcdkit config get|set|delete|list|history|rollback ...'
           : `unknown config command ${JSON.stringify(sub)}`,
       )
   }

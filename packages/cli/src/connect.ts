@@ -30,8 +30,8 @@ export const CONNECTION_HELP = `Connection (flags, else environment):
   --endpoints a:2379,b:2379   ETCD_ENDPOINTS        default 127.0.0.1:2379
   --namespace prefix/         ETCDKIT_NAMESPACE     the kit namespace of the services you inspect
   --cacert ca.pem             ETCDKIT_CACERT        TLS: the CA of etcd's certificate (a file)
-  --cert client.pem           ETCDKIT_CERT          mutual TLS: client certificate (a file)
-  --key client-key.pem        ETCDKIT_KEY           mutual TLS: client key (a file)
+  --cert client.pem           ETCDKIT_CERT          mutual TLS: client certificate (a file; with --key, --cacert)
+  --key client-key.pem        ETCDKIT_KEY           mutual TLS: client key (a file; with --cert, --cacert)
   --user name                 ETCDKIT_USER          auth; the password from ETCDKIT_PASSWORD, or a prompt
   --timeout ms                                      deadline of each etcd call, default 5000`
 

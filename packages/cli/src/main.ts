@@ -32,8 +32,11 @@ Commands:
   config delete <key>                 delete one key           (--service s)
   config history <key>                every value etcd still keeps, with who wrote it   (--service s --limit n)
   config rollback <key> <revision>    write a past value back, only if the key did not change meanwhile
+                                      (--service s --expect r: or only if unchanged since revision r)
   drain <service> <address>           ask the instance's owning kit to take it out of traffic (it writes weight 0)
                                       (--undo: withdraw the request; the owner restores its weight)
+  flags list|get|set|enable|disable|delete|history|rollback
+                                      feature flags (OpenFeature, flagd format): \`etcdkit flags\` for its usage
   watch [services|config|locks]       a live stream of changes, one line each, until interrupted
   console                             a live web console       (--port 8087 --host 127.0.0.1 --write --token t)
 

@@ -16,11 +16,11 @@ export type EtcdKitErrorCode =
   | 'ETCDKIT_INVALID_ARGUMENT'
   | 'ETCDKIT_CLOSED'
   | 'ETCDKIT_ETCD_UNAVAILABLE'
-  | 'ETCDKIT_SESSION_LOST'
   | 'ETCDKIT_NO_INSTANCES'
   | 'ETCDKIT_ALL_ENDPOINTS_OPEN'
   | 'ETCDKIT_RETRIES_EXHAUSTED'
   | 'ETCDKIT_REQUEST_FAILED'
+  | 'ETCDKIT_DEADLINE_EXCEEDED'
   | 'ETCDKIT_INVALID_CONFIG_VALUE'
   | 'ETCDKIT_LOCK_TIMEOUT'
   | 'ETCDKIT_LOCK_LOST'
@@ -130,13 +130,6 @@ export class EtcdUnavailableError extends EtcdKitError {
   }
 }
 
-/** The session lease an operation depended on is gone. */
-export class SessionLostError extends EtcdKitError {
-  constructor(message: string, cause?: unknown) {
-    super('ETCDKIT_SESSION_LOST', message, { cause })
-  }
-}
-
 /** A service has no known instance (none registered, or its first list has not been loaded yet). */
 export class NoInstancesError extends EtcdKitError {
   readonly service: string
@@ -188,6 +181,23 @@ export class RequestFailedError extends EtcdKitError {
     )
     this.service = service
     this.address = address
+  }
+}
+
+/** A request's `deadline` passed before any of its attempts was answered (or while its body was read). */
+export class DeadlineExceededError extends EtcdKitError {
+  readonly service: string
+  /** The deadline the request was given, in ms. */
+  readonly deadline: number
+  constructor(service: string, deadline: number, tried: readonly string[]) {
+    super(
+      'ETCDKIT_DEADLINE_EXCEEDED',
+      `service ${JSON.stringify(service)}: no answer within the request's deadline of ${deadline} ms${
+        tried.length > 0 ? ` (tried ${tried.join(', ')})` : ''
+      }`,
+    )
+    this.service = service
+    this.deadline = deadline
   }
 }
 

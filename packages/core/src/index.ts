@@ -43,6 +43,7 @@ export {
   ClosedError,
   ConfigConflictError,
   ConfigRevisionUnavailableError,
+  DeadlineExceededError,
   EtcdCallError,
   EtcdKitError,
   type EtcdKitErrorCode,
@@ -59,7 +60,6 @@ export {
   PermissionDeniedError,
   RequestFailedError,
   RetriesExhaustedError,
-  SessionLostError,
   TooLargeError,
 } from './errors.js'
 export type { AuthOptions, PemInput, TlsOptions } from './etcd/etcd-options.js'
@@ -90,10 +90,15 @@ export type { Instance, InstanceMetadata } from './registry/instance.js'
 export type { RegisterOptions, Registration } from './registry/registry.js'
 export type { InstanceSelect, InstanceSelector } from './registry/select.js'
 export {
+  type BalancerName,
   type BreakerEvent,
   type BreakerOptions,
   type BreakerState,
+  DEADLINE_HEADER,
   type EndpointStats,
+  type HedgeOptions,
+  type LeastLoadedSettings,
+  type RetryBudgetSettings,
   ServiceClient,
   type ServiceClientEvents,
   type ServiceClientOptions,

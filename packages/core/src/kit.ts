@@ -14,7 +14,7 @@ import { Keyspace } from './etcd/keyspace.js'
 import { Session, type SessionState } from './etcd/session.js'
 import { WatchHub } from './etcd/watch.js'
 import { HealthMonitor, type HealthSnapshot } from './ops/health.js'
-import { type Logger, type LoggerLike, toLogger } from './ops/logger.js'
+import { type Logger, type LoggerLike, silentLogger, toLogger } from './ops/logger.js'
 import { bindMeterProvider } from './ops/metrics.js'
 import { SessionRecordWriter } from './ops/session-record.js'
 import { Catalog } from './registry/catalog.js'
@@ -119,6 +119,48 @@ const KIT_OPTIONS = [
   'configCache',
 ] as const
 
+/** Every option of `new EtcdKit(options)`, checked and with its default: nothing created yet. */
+function checkedKitOptions(options: EtcdKitOptions, quiet = false) {
+  if (!isPlainObject(options as unknown))
+    throw new InvalidArgumentError(`invalid EtcdKit options ${show(options)}`)
+  checkKeys(options, KIT_OPTIONS, 'EtcdKit')
+  const endpoints = parseEndpoints(options.endpoints ?? process.env.ETCD_ENDPOINTS ?? ['127.0.0.1:2379'])
+  const ttl = checkTtl(options.ttl ?? 10)
+  const namespace = checkPrefix(options.namespace ?? '', 'namespace')
+  const registryPrefix = checkPrefix(options.registryPrefix ?? 'services/', 'registryPrefix')
+  const configPrefix = checkPrefix(options.configPrefix ?? 'config/', 'configPrefix')
+  const serviceName = options.service === undefined ? undefined : checkServiceName(options.service)
+  const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
+  const logger = toLogger(options.logger)
+  // a check-only run warns nothing: the kit created later says it once
+  const security = etcdSecurity(endpoints, options.auth, options.tls, quiet ? silentLogger : logger)
+  const cache =
+    options.configCache === undefined
+      ? undefined
+      : new ConfigCache(options.configCache, namespace, configPrefix, serviceName, logger)
+  return {
+    endpoints,
+    ttl,
+    namespace,
+    registryPrefix,
+    configPrefix,
+    serviceName,
+    callTimeout,
+    logger,
+    security,
+    cache,
+  }
+}
+
+/**
+ * The checks `new EtcdKit(options)` makes, without creating anything (no client, no lease): throws the
+ * same `ETCDKIT_INVALID_ARGUMENT` the constructor would. For integrations that take kit options early
+ * (NestJS's `forRoot`) and create the kit later.
+ */
+export function checkKitOptions(options: EtcdKitOptions): void {
+  checkedKitOptions(options, true)
+}
+
 let readInternals: (kit: EtcdKit) => KitInternals
 
 /** A kit's keyspace and watch hub: for core's own modules (the inspection API), in no package entry. */
@@ -170,31 +212,18 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
 
   constructor(options: EtcdKitOptions = {}) {
     super()
-    if (!isPlainObject(options as unknown))
-      throw new InvalidArgumentError(`invalid EtcdKit options ${show(options)}`)
-    checkKeys(options, KIT_OPTIONS, 'EtcdKit')
-    this.endpoints = parseEndpoints(options.endpoints ?? process.env.ETCD_ENDPOINTS ?? ['127.0.0.1:2379'])
-    this.ttl = checkTtl(options.ttl ?? 10)
-    this.namespace = checkPrefix(options.namespace ?? '', 'namespace')
-    this.registryPrefix = checkPrefix(options.registryPrefix ?? 'services/', 'registryPrefix')
-    this.configPrefix = checkPrefix(options.configPrefix ?? 'config/', 'configPrefix')
-    this.serviceName = options.service === undefined ? undefined : checkServiceName(options.service)
-    const callTimeout = checkMs(options.callTimeout ?? 5_000, 'callTimeout', true)
-    this.#callTimeout = callTimeout
-    this.logger = toLogger(options.logger)
-    const security = etcdSecurity(this.endpoints, options.auth, options.tls, this.logger)
-
     // checked before the client exists, so a bad option leaks nothing
-    const cache =
-      options.configCache === undefined
-        ? undefined
-        : new ConfigCache(
-            options.configCache,
-            this.namespace,
-            this.configPrefix,
-            this.serviceName,
-            this.logger,
-          )
+    const checked = checkedKitOptions(options)
+    this.endpoints = checked.endpoints
+    this.ttl = checked.ttl
+    this.namespace = checked.namespace
+    this.registryPrefix = checked.registryPrefix
+    this.configPrefix = checked.configPrefix
+    this.serviceName = checked.serviceName
+    const callTimeout = checked.callTimeout
+    this.#callTimeout = callTimeout
+    this.logger = checked.logger
+    const { security, cache } = checked
     const etcdOptions: IOptions = {
       hosts: [...this.endpoints],
       // Our own loops retry with backoff; etcd3's per-host breaker (3 failures, then 5 s of refusals)

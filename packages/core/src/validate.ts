@@ -97,7 +97,11 @@ export function checkSignal(signal: unknown, what = 'signal'): AbortSignal | und
 export function checkJsonValue(value: unknown, path: string, depth = 0): void {
   const bad = (why: string) => new InvalidArgumentError(`invalid ${path} ${show(value)}: ${why}`)
   if (depth > 32) throw bad('nested too deeply')
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return
+  if (typeof value === 'string') {
+    checkText(value, path)
+    return
+  }
+  if (value === null || typeof value === 'boolean') return
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw bad('not representable in JSON')
     return
@@ -109,12 +113,33 @@ export function checkJsonValue(value: unknown, path: string, depth = 0): void {
     return
   }
   if (isPlainObject(value)) {
-    for (const [k, v] of Object.entries(value)) checkJsonValue(v, `${path}.${k}`, depth + 1)
+    for (const [k, v] of Object.entries(value)) {
+      checkText(k, `key of ${path}`)
+      checkJsonValue(v, `${path}.${k}`, depth + 1)
+    }
     return
   }
   throw bad(
     'not representable in JSON (expected null, a boolean, string, finite number, array or plain object)',
   )
+}
+
+/** A surrogate not paired (with the `u` flag a pair is one code point, so only a lone one matches). */
+const LONE_SURROGATE = /\p{Cs}/u
+
+/**
+ * Text that etcdkit writes to etcd as a value (a config value, an election proposal, a metadata string):
+ * a string that survives UTF-8. A lone surrogate does not: etcd would store U+FFFD, and readers (ours, Go's)
+ * would see another value than the one written. Every value-taking call checks through here, alike.
+ */
+export function checkText(value: unknown, what: string): string {
+  if (typeof value !== 'string')
+    throw new InvalidArgumentError(`invalid ${what} ${show(value)}: expected a string`)
+  if (LONE_SURROGATE.test(value))
+    throw new InvalidArgumentError(
+      `invalid ${what} ${show(value)}: not well-formed text (a lone surrogate), which UTF-8 cannot carry`,
+    )
+  return value
 }
 
 /** A key prefix: empty, or ending in `/`, printable, with no `..` segment. */
@@ -152,7 +177,7 @@ export function checkConfigKey(key: unknown, what = 'config key', allowPrefix = 
   if (key.startsWith('/')) throw bad('a leading "/" would leave the config prefix; keys are relative')
   if ([...key].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
     throw bad('it contains a control character')
-  if (Buffer.from(key).toString() !== key) throw bad('it is not well-formed text (a lone surrogate)')
+  if (LONE_SURROGATE.test(key)) throw bad('it is not well-formed text (a lone surrogate)')
   const segments = (allowPrefix && key.endsWith('/') ? key.slice(0, -1) : key).split('/')
   for (const s of segments) {
     if (s === '.' || s === '..') throw bad(`a "${s}" segment could escape the config prefix`)

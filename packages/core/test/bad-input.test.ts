@@ -33,13 +33,15 @@ test('registry values: every Addr goes through the address check; invalid ones a
   const reported: InvalidEntry[] = []
   view.on('invalid', (e) => reported.push(e))
   await view.ready
-  await eventually(() => reported.length === 3, 'three reports')
+  await eventually(() => reported.length === 4, 'four reports')
+  // a weight out of the bounds of a registration (issue 30, finding 5) is skipped like a bad Addr: clamped
+  // to 1000000 it would still take all but one pick in a million
   t.deepEqual(
     view.instances.map((i) => i.address),
-    [address, `127.0.0.1:${port}`],
+    [`127.0.0.1:${port}`],
   )
-  t.is(view.instances[0]!.weight, 1_000_000)
-  t.false(Object.hasOwn(view.instances[1]!.metadata, '__proto__'))
+  t.regex(reported.find((r) => r.key.endsWith('/d'))!.reason, /weight 1e\+308 is out of bounds/)
+  t.false(Object.hasOwn(view.instances[0]!.metadata, '__proto__'))
   const client = k.service('hostile')
   for (let i = 0; i < 6; i++) {
     const res = await client.request('/')
@@ -213,4 +215,125 @@ test('auth without TLS to a non-loopback endpoint warns once; TLS options are ch
   })
   const arrayCa = new EtcdKit({ endpoints: ['127.0.0.1:2379'], tls: { ca: [pem, Buffer.from(pem)] }, logger })
   await arrayCa.close()
+})
+
+test('registry weights out of the bounds a registration may write are skipped on read and reported once (issue 30, finding 5)', async (t) => {
+  const { server, address } = await httpServer()
+  t.teardown(() => server.close())
+  await using k = await kit()
+  const write = (name: string, metadata: unknown) =>
+    k.client
+      .put(`${k.namespace}services/w/${name}`)
+      .value(JSON.stringify({ Op: 0, Addr: address, Metadata: metadata }))
+  await write('huge', { weight: 1e308 })
+  await write('over', { weight: 1_000_001 })
+  await write('negative', { weight: -1 })
+  await write('fraction', { weight: 2.5 })
+  await write('text', { weight: '2' })
+  await write('max', { weight: 1_000_000 })
+  await write('zero', { weight: 0 })
+  await write('plain', { version: '1' })
+  const warnings: string[] = []
+  const logger: Logger = { ...silentLogger, warn: (o: unknown) => void warnings.push(JSON.stringify(o)) }
+  await using reader = await kit({ namespace: k.namespace, logger })
+  const view = reader.discover('w')
+  const reported: InvalidEntry[] = []
+  view.on('invalid', (e) => reported.push(e))
+  await view.ready
+  await eventually(() => reported.length === 5, 'five reports')
+  t.deepEqual(
+    view.instances.map((i) => [i.key.split('/').at(-1), i.weight]),
+    [
+      ['max', 1_000_000],
+      ['plain', 1],
+      ['zero', 0],
+    ],
+  )
+  // reported once per key and value: the same value written again is not reported again
+  await write('huge', { weight: 1e308 })
+  await write('plain', { version: '2' })
+  await eventually(() => view.instances.some((i) => i.metadata.version === '2'), 'the later change')
+  t.is(reported.length, 5)
+  t.is(warnings.filter((w) => w.includes('/huge')).length, 1)
+})
+
+test('set() refuses null and non-strings with a coded error pointing to delete() (issue 30, finding 3)', async (t) => {
+  await using k = await kit()
+  await k.config.set('keep', 'v')
+  const err = await t.throwsAsync(k.config.set('keep', null as never), { ...invalid, message: /delete\(\)/ })
+  t.regex(err!.message, /"keep"/)
+  for (const value of [undefined, 5, {}, ['a']])
+    await t.throwsAsync(k.config.set('keep', value as never), { ...invalid, message: /"keep"/ })
+  t.is(await k.config.get('keep'), 'v', 'nothing was deleted')
+  // setMany keeps its documented null = delete
+  await k.config.setMany({ keep: null })
+  t.is(await k.config.get('keep'), undefined)
+})
+
+test('every value we write is checked alike: a lone surrogate is refused by config and elections (issue 30, finding 4)', async (t) => {
+  await using k = await kit()
+  const lone = 'a\ud800b'
+  const surrogate = { ...invalid, message: /lone surrogate/ }
+  await t.throwsAsync(k.config.set('k', lone), surrogate)
+  await t.throwsAsync(k.config.setMany({ k: lone }), surrogate)
+  await t.throwsAsync(k.config.set('k', 'v', { writer: lone }), surrogate)
+  const election = k.election('e')
+  await t.throwsAsync(election.campaign(lone), surrogate)
+  const leadership = await election.campaign('ok')
+  await t.throwsAsync(election.proclaim(lone), surrogate)
+  await t.throwsAsync(leadership.proclaim('\udc00'), surrogate)
+  t.is((await election.leader())?.value, 'ok')
+  await t.throwsAsync(
+    k.register({ service: 's', address: '127.0.0.1:9', metadata: { zone: lone } }),
+    surrogate,
+  )
+  await t.throwsAsync(
+    k.register({ service: 's', address: '127.0.0.1:9', metadata: { [lone]: 1 } }),
+    surrogate,
+  )
+  // well-formed text beyond the BMP (a surrogate pair) is fine everywhere
+  await k.config.set('k', 'emoji \u{1F600}')
+  t.is(await k.config.get('k'), 'emoji \u{1F600}')
+  await leadership.proclaim('\u{1F600}')
+  await leadership.resign()
+})
+
+test('the weight bound applies to every dialect read (Kitex numbers, Kratos strings): out of bounds skipped and reported (issue 30, finding 5)', async (t) => {
+  await using k = await kit()
+  const put = (key: string, value: string) => k.client.put(`${k.namespace}${key}`).value(value)
+  await put(
+    'kitex/registry-etcd/echo/10.0.1.3:8888',
+    '{"network":"tcp","address":"10.0.1.3:8888","weight":1e308}',
+  )
+  await put(
+    'kitex/registry-etcd/echo/10.0.1.4:8888',
+    '{"network":"tcp","address":"10.0.1.4:8888","weight":5}',
+  )
+  await put(
+    '/microservices/hello/a',
+    '{"id":"a","name":"hello","version":"v2","metadata":{"weight":"99999999"},"endpoints":["grpc://10.0.1.2:9000"]}',
+  )
+  await put(
+    '/microservices/hello/b',
+    '{"id":"b","name":"hello","version":"v2","metadata":{"weight":"7"},"endpoints":["grpc://10.0.1.6:9000"]}',
+  )
+  const echo = k.discover('echo', { dialect: 'kitex' })
+  const hello = k.discover('hello', { dialect: 'kratos' })
+  const reported: InvalidEntry[] = []
+  echo.on('invalid', (e) => reported.push(e))
+  hello.on('invalid', (e) => reported.push(e))
+  await Promise.all([echo.ready, hello.ready])
+  await eventually(() => reported.length === 2, 'two reports')
+  t.deepEqual(
+    echo.instances.map((i) => [i.address, i.weight]),
+    [['10.0.1.4:8888', 5]],
+  )
+  t.deepEqual(
+    hello.instances.map((i) => [i.address, i.weight]),
+    [['10.0.1.6:9000', 7]],
+  )
+  t.true(
+    reported.every((r) => /out of bounds/.test(r.reason)),
+    JSON.stringify(reported),
+  )
 })

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type RequestListener, type ServerRe
 import { type EtcdKit, InvalidArgumentError } from '@etcdkit/core'
 import {
   ConnectionDrain,
+  callerDeadline,
   checkMs,
   type DrainableServer,
   ServerRegistration,
@@ -14,6 +15,11 @@ declare global {
     interface Request {
       /** The etcdkit kit, put there by `discovery.middleware` from @etcdkit/express. */
       etcd: EtcdKit
+      /**
+       * Aborts when the caller gives up: set by `discovery.middleware` when the request carries the
+       * `etcdkit-timeout-ms` header that etcdkit's service client sends with a `deadline`.
+       */
+      callerDeadline?: AbortSignal
     }
   }
 }
@@ -22,13 +28,16 @@ const NAME = '@etcdkit/express'
 
 export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {
   /**
-   * Close gracefully (once) on these signals, then re-raise the signal if nothing else listens for it, so
-   * the process ends as it would have. `true` means `["SIGTERM", "SIGINT"]`. @default false
+   * Close gracefully on the first of these signals, then re-raise the signal if nothing else listens for
+   * it, so the process ends as it would have. A second signal while closing destroys every connection
+   * and re-raises at once (the process ends without waiting for the drain). `true` means
+   * `["SIGTERM", "SIGINT"]`. @default false
    */
   signals?: boolean | NodeJS.Signals[]
   /**
-   * How long `close()` lets requests in flight finish, in ms; past that, their connections are closed so
-   * that a request that never ends cannot hold the process open. @default 10_000
+   * @deprecated use `closeTimeout` (which counts from the start of the close, `drainDelay` included).
+   * How long the server's close lets requests in flight finish, in ms, counted after `drainDelay`; past
+   * that, their connections are destroyed. Given, it replaces `closeTimeout`; giving both is an error.
    */
   closeGrace?: number
 }
@@ -55,13 +64,16 @@ export interface EtcdDiscovery extends AsyncDisposable {
   attach<S extends AnyServer>(server: S): Promise<S>
   /**
    * Deregisters, waits `drainDelay`, closes the server letting in-flight requests finish (idle keep-alive
-   * connections are closed so they do not hold it open), then closes the kit if it was created here.
+   * connections are closed so they do not hold it open) until `closeTimeout` has passed since the close
+   * began, when the connections still open are destroyed; then closes the kit if it was created here.
    * Idempotent.
    */
   close(): Promise<void>
   /**
    * Express middleware (or any `(req, res, next)` stack) that sets `req.etcd` to the kit, and answers
-   * `GET healthRoute` (when that option is set) with the kit's health: 200 when ready, else 503.
+   * `GET healthRoute` (when that option is set) with the kit's health: 200 when ready, else 503. A request
+   * with an `etcdkit-timeout-ms` header gets `req.callerDeadline` (a signal that aborts when its caller
+   * gives up); one sent with no time left (`0`) is answered 504 at once.
    */
   readonly middleware: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void
 }
@@ -83,10 +95,15 @@ function parseSignals(value: unknown): NodeJS.Signals[] {
 export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   if (typeof options !== 'object' || options === null)
     throw new InvalidArgumentError(`${NAME}: invalid options ${String(options)}: expected an object`)
-  const { signals: signalOption, closeGrace: graceOption, ...rest } = options
+  const { signals: signalOption, closeGrace, ...rest } = options
   const signals = parseSignals(signalOption)
-  const closeGrace = graceOption ?? 10_000
-  checkMs(closeGrace, `${NAME} closeGrace`)
+  if (closeGrace !== undefined) {
+    checkMs(closeGrace, `${NAME} closeGrace`)
+    if (rest.closeTimeout !== undefined)
+      throw new InvalidArgumentError(
+        `${NAME}: give closeTimeout or closeGrace (deprecated), not both: closeTimeout counts from the start of the close`,
+      )
+  }
   const lifecycle = new ServerRegistration(rest, { integration: NAME })
   const kit = lifecycle.kit
   // code with no kit at hand (@etcdkit/decorators) uses this one while it is open
@@ -110,21 +127,22 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     const s = server
     if (!s?.listening) return
     const closed = new Promise<void>((resolve) => s.close(() => resolve()))
-    drain?.begin()
     // a request that never ends would keep the server (and a signal's exit) waiting for ever
-    const grace = setTimeout(() => {
-      kit.logger.warn({ closeGrace }, 'requests still in flight after closeGrace; closing their connections')
-      ;(s as { closeAllConnections?: () => void }).closeAllConnections?.()
-    }, closeGrace)
-    try {
-      await closed
-    } finally {
-      clearTimeout(grace)
-    }
+    drain?.begin(closeGrace ?? lifecycle.closeTimeRemaining())
+    await closed
   }
 
+  let signalled = false
   const onSignal = (signal: NodeJS.Signals) => {
-    if (closing) return
+    if (signalled) {
+      // a second signal: the operator will not wait for the drain (as most servers do, exit now)
+      kit.logger.warn({ signal }, 'second signal while closing: destroying connections and exiting now')
+      removeSignalHandlers()
+      drain?.destroyAll()
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+      return
+    }
+    signalled = true
     kit.logger.info({ signal }, 'closing on signal')
     discovery.close().then(
       () => {
@@ -171,7 +189,12 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
         throw new InvalidArgumentError(`${NAME}: already attached to a server (one server per discovery)`)
       if (server === s) throw new InvalidArgumentError(`${NAME}: this server is already attached`)
       server = s
-      drain = new ConnectionDrain(s)
+      drain = new ConnectionDrain(s, (inFlight) =>
+        kit.logger.warn(
+          { inFlight, closeTimeout: lifecycle.closeTimeout, closeGrace },
+          'requests still in flight when the close timed out: their connections were destroyed',
+        ),
+      )
       for (const sig of signals) process.on(sig, onSignal)
       try {
         if (!s.listening) await waitListening(s)
@@ -207,7 +230,18 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
 
     middleware(req, res, next) {
       ;(req as IncomingMessage & { etcd: EtcdKit }).etcd = kit
-      if (!health(req, res)) next()
+      if (health(req, res)) return
+      const signal = callerDeadline(req.headers)
+      if (signal?.aborted) {
+        // nobody waits for this answer any more: shed the work
+        res.statusCode = 504
+        res.setHeader('content-type', 'application/json; charset=utf-8')
+        res.end(JSON.stringify({ error: 'the caller had no time left (etcdkit-timeout-ms: 0)' }))
+        return
+      }
+      if (signal !== undefined)
+        (req as IncomingMessage & { callerDeadline?: AbortSignal }).callerDeadline = signal
+      next()
     },
 
     [Symbol.asyncDispose]() {

@@ -235,3 +235,27 @@ test('close() (and so signals: true) finishes while a request never ends: after 
   t.false(server.listening)
   t.true((await body) instanceof Error, 'the hanging response was cut')
 })
+
+test('the caller deadline header: req.callerDeadline aborts when the caller gives up; none left: 504', async (t) => {
+  const { discovery } = await setup()
+  t.teardown(() => discovery.close())
+  const app = express()
+  app.use(discovery.middleware)
+  app.get('/deadline', (req, res) => {
+    const signal = req.callerDeadline
+    if (signal === undefined) return void res.json({ signal: false })
+    signal.addEventListener('abort', () => res.json({ signal: true, aborted: signal.aborted }), {
+      once: true,
+    })
+  })
+  const server = await discovery.listen(app, 0, '127.0.0.1')
+  const url = `http://127.0.0.1:${portOf(server)}/deadline`
+  t.deepEqual(await (await request(url)).body.json(), { signal: false })
+  const started = performance.now()
+  const res = await request(url, { headers: { 'etcdkit-timeout-ms': '100' } })
+  t.deepEqual(await res.body.json(), { signal: true, aborted: true })
+  t.true(performance.now() - started >= 95)
+  const shed = await request(url, { headers: { 'etcdkit-timeout-ms': '0' } })
+  t.is(shed.statusCode, 504)
+  await shed.body.dump()
+})

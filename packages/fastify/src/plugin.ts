@@ -1,6 +1,7 @@
 import { type EtcdKit, InvalidArgumentError } from '@etcdkit/core'
 import {
   ConnectionDrain,
+  callerDeadline,
   ServerRegistration,
   type ServerRegistrationOptions,
   setDefaultKit,
@@ -14,11 +15,18 @@ declare module 'fastify' {
     /** The etcdkit kit of this app (created by `@etcdkit/fastify`, or the one passed as `kit`). */
     etcd: EtcdKit
   }
+  interface FastifyRequest {
+    /**
+     * Aborts when the caller gives up: set when the request carries the `etcdkit-timeout-ms` header that
+     * etcdkit's service client sends with a `deadline` (else `undefined`). Pass it on to slow work.
+     */
+    callerDeadline: AbortSignal | undefined
+  }
 }
 
 /**
  * `service` and `etcd` (options for a kit the plugin creates and closes) or `kit` (yours, left open), plus
- * `metadata`, `advertise`, `drainDelay`, `registerTimeout`, `registerInBackground`: see
+ * `metadata`, `advertise`, `drainDelay`, `closeTimeout`, `registerTimeout`, `registerInBackground`: see
  * `ServerRegistrationOptions` in @etcdkit/core/integration.
  */
 export interface EtcdDiscoveryOptions extends ServerRegistrationOptions {}
@@ -67,6 +75,19 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   fastify.decorate('etcd', lifecycle.kit)
   // code with no kit at hand (@etcdkit/decorators) uses this one while it is open
   setDefaultKit(lifecycle.kit)
+  // the caller's deadline (etcdkit-timeout-ms): a signal for the handler; with no time left, nobody waits
+  // for the answer, so the work is shed at once (504)
+  fastify.decorateRequest('callerDeadline', undefined)
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const signal = callerDeadline(request.headers)
+    if (signal === undefined) return done()
+    if (signal.aborted) {
+      void reply.code(504).send({ error: 'the caller had no time left (etcdkit-timeout-ms: 0)' })
+      return
+    }
+    request.callerDeadline = signal
+    done()
+  })
   const route = lifecycle.healthRoute
   if (route !== undefined)
     fastify.get(route, async (_req, reply) => {
@@ -94,10 +115,16 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
   // deregistration comes first, while the server still serves normally; preClose is the fallback.
   const close = root.close as () => Promise<undefined>
   // Fastify's close would also wait for sockets kept alive after requests in flight at close.
-  const drain = new ConnectionDrain(root.server)
+  // A request that never ends would hold it for ever: past closeTimeout its connection is destroyed.
+  const drain = new ConnectionDrain(root.server, (inFlight) =>
+    lifecycle.kit.logger.warn(
+      { inFlight, closeTimeout: lifecycle.closeTimeout },
+      'requests still in flight when the close timed out: their connections were destroyed',
+    ),
+  )
   const closeAfterDeregistering = async (): Promise<undefined> => {
     await lifecycle.deregister()
-    drain.begin()
+    drain.begin(lifecycle.closeTimeRemaining())
     return close.call(root)
   }
   root.close = function etcdClose(cb?: (err?: Error) => void) {
@@ -111,7 +138,11 @@ const plugin: FastifyPluginAsync<EtcdDiscoveryOptions> = async (fastify, options
 
   // a fallback for a close that bypasses the wrapper above; Fastify < 4.16 has no preClose hook (adding
   // one fails the boot) and relies on the wrapper alone
-  if (hasPreClose(fastify.version)) fastify.addHook('preClose', () => lifecycle.deregister())
+  if (hasPreClose(fastify.version))
+    fastify.addHook('preClose', async () => {
+      await lifecycle.deregister()
+      drain.begin(lifecycle.closeTimeRemaining())
+    })
   fastify.addHook('onClose', async () => {
     drain.dispose()
     await lifecycle.closeKit()

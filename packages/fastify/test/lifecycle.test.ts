@@ -195,6 +195,11 @@ test('bad options fail at register with the bad value named', async (t) => {
     [{ service: 'orders', kit: {} }, /invalid kit \{\}: expected an EtcdKit/],
     [{ service: 'orders', metadata: { weight: -1 } }, /invalid metadata.weight -1/],
     [{ service: 'orders', drain: 5 }, /unknown option "drain"/],
+    [{ service: 'orders', closeTimeout: -1 }, /invalid @etcdkit\/fastify closeTimeout -1/],
+    [
+      { service: 'orders', drainDelay: 2_000, closeTimeout: 1_000 },
+      /closeTimeout 1000: expected at least drainDelay/,
+    ],
   ]
   for (const [options, message] of cases) {
     const fastify = Fastify()
@@ -244,4 +249,55 @@ test('the kit the plugin creates knows its service: config/orders/ keys override
   for (let i = 0; i < 200 && limit.current !== 20; i++) await new Promise((r) => setTimeout(r, 10))
   t.is(limit.current, 20)
   await fastify.close()
+})
+
+test('the caller deadline header: request.callerDeadline aborts when the caller gives up; none left: 504', async (t) => {
+  const { fastify } = await app()
+  t.teardown(() => fastify.close())
+  fastify.get('/deadline', async (request) => {
+    const signal = request.callerDeadline
+    if (signal === undefined) return { signal: false }
+    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+    return { signal: true, aborted: signal.aborted }
+  })
+  t.deepEqual((await fastify.inject('/deadline')).json(), { signal: false })
+  const started = performance.now()
+  const res = await fastify.inject({ url: '/deadline', headers: { 'etcdkit-timeout-ms': '100' } })
+  t.deepEqual(res.json(), { signal: true, aborted: true })
+  t.true(performance.now() - started >= 95)
+  const shed = await fastify.inject({ url: '/deadline', headers: { 'etcdkit-timeout-ms': '0' } })
+  t.is(shed.statusCode, 504)
+  // not a whole number of ms: ignored
+  t.deepEqual((await fastify.inject({ url: '/deadline', headers: { 'etcdkit-timeout-ms': '1e3' } })).json(), {
+    signal: false,
+  })
+})
+
+test('close() with a request that never ends: its connection is destroyed once closeTimeout has passed', async (t) => {
+  const { endpoints } = await etcd()
+  const fastify = Fastify()
+  fastify.get('/hang', (_req, reply) => {
+    reply.raw.writeHead(200)
+    reply.raw.write('started') // and never ends
+  })
+  await fastify.register(etcdDiscovery, {
+    service: 'hang',
+    etcd: { endpoints, namespace: uniquePrefix('fastify-hang'), logger: silentLogger },
+    drainDelay: 100,
+    closeTimeout: 800,
+  })
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  const agent = new Agent()
+  t.teardown(() => agent.close())
+  const res = await request(`http://127.0.0.1:${portOf(fastify)}/hang`, { dispatcher: agent })
+  const body = res.body.text().catch((err: unknown) => err)
+  const started = Date.now()
+  const outcome = await Promise.race([
+    fastify.close().then(() => 'closed'),
+    new Promise((r) => setTimeout(() => r('still closing after 6 s'), 6_000)),
+  ])
+  const took = Date.now() - started
+  t.is(outcome, 'closed')
+  t.true(took >= 700, `closed after ${took} ms, before closeTimeout`)
+  t.true((await body) instanceof Error, 'the hung response was cut')
 })

@@ -59,7 +59,13 @@ export class EtcdKitLifecycle
     if (adapter[kWrapped]) return
     adapter[kWrapped] = true
     const server = adapter.getHttpServer() as DrainableServer
-    this.#drain = new ConnectionDrain(server)
+    // a request that never ends would hold app.close() (and a signal's exit) for ever: closeTimeout bounds it
+    this.#drain = new ConnectionDrain(server, (inFlight) =>
+      this.kit.logger.warn(
+        { inFlight, closeTimeout: registration.closeTimeout },
+        'requests still in flight when the close timed out: their connections were destroyed',
+      ),
+    )
     const listen = adapter.listen
     // Nest calls adapter.listen(port, ...args, callback) and resolves app.listen() from the callback
     // (rejecting when its first argument is an Error): the callback runs once the key is written.
@@ -88,7 +94,7 @@ export class EtcdKitLifecycle
     if (!this.registration) return
     this.#draining = true
     await this.registration.deregister() // includes drainDelay
-    this.#drain?.begin()
+    this.#drain?.begin(this.registration.closeTimeRemaining())
   }
 
   async onApplicationShutdown() {

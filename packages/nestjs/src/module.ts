@@ -10,6 +10,7 @@ import { EtcdKitLifecycle } from './lifecycle.js'
 import { nestLogger } from './logger.js'
 import {
   type CheckedModuleOptions,
+  checkGlobal,
   checkModuleOptions,
   ETCDKIT_MODULE_OPTIONS,
   type EtcdKitModuleAsyncOptions,
@@ -66,13 +67,16 @@ const exported = [EtcdKit, EtcdKitHealthIndicator, ETCDKIT_MODULE_OPTIONS]
  * `EtcdKitModule.forRoot({ endpoints, register: { service: 'orders' } })`: one `EtcdKit` for the app,
  * injectable by class; every provider and controller using `@WithLock`, `@Config` or `@OnConfigChange`
  * bound to it; `@Config` values read before other modules' `onModuleInit`; the app registered in etcd
- * when it listens and deregistered before its HTTP server closes. Global unless `global: false`.
+ * when it listens and deregistered before its HTTP server closes. Global unless `global: false` (or
+ * `isGlobal: false`, as @nestjs/config spells it). Every option is checked here: a bad one throws
+ * `ETCDKIT_INVALID_ARGUMENT` from `forRoot`.
  */
 @Module({})
 // biome-ignore lint/complexity/noStaticOnlyClass: a Nest module is a class; forRoot/forRootAsync are its API
 export class EtcdKitModule {
   static forRoot(options: EtcdKitModuleRootOptions = {}): DynamicModule {
-    const { global = true, ...rest } = options
+    const { global: _global, isGlobal: _isGlobal, ...rest } = options
+    const global = checkGlobal(options)
     const checked = checkModuleOptions(rest)
     return {
       module: EtcdKitModule,
@@ -84,7 +88,8 @@ export class EtcdKitModule {
   }
 
   static forRootAsync(options: EtcdKitModuleAsyncOptions): DynamicModule {
-    const { global = true, imports = [], inject = [], useFactory } = options
+    const { imports = [], inject = [], useFactory } = options
+    const global = checkGlobal(options)
     return {
       module: EtcdKitModule,
       global,

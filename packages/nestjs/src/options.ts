@@ -1,6 +1,11 @@
 // What EtcdKitModule takes, the tokens it provides them under, and the checks made before anything starts.
 import { type EtcdKitOptions, InvalidArgumentError } from '@etcdkit/core'
-import type { ServerRegistrationOptions } from '@etcdkit/core/integration'
+import {
+  checkKitOptions,
+  checkServerRegistrationOptions,
+  type ServerRegistrationOptions,
+  show,
+} from '@etcdkit/core/integration'
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency } from '@nestjs/common'
 
 /** The module's options, as given to `forRoot` or returned by `forRootAsync`'s factory. */
@@ -17,6 +22,7 @@ export type EtcdKitRegisterOptions = Pick<
   | 'dialects'
   | 'advertise'
   | 'drainDelay'
+  | 'closeTimeout'
   | 'registerTimeout'
   | 'registerInBackground'
 >
@@ -51,15 +57,35 @@ export interface EtcdKitModuleAsyncOptions extends Pick<ModuleMetadata, 'imports
   useFactory: (...args: never[]) => EtcdKitModuleOptions | Promise<EtcdKitModuleOptions>
   /** Whether the kit is injectable in every module without importing this one. @default true */
   global?: boolean
+  /** `global`, as @nestjs/config spells it (give one of the two). */
+  isGlobal?: boolean
 }
 
 /** `forRoot`'s extra option: whether the module is global. */
 export interface EtcdKitModuleRootOptions extends EtcdKitModuleOptions {
   /** Whether the kit is injectable in every module without importing this one. @default true */
   global?: boolean
+  /** `global`, as @nestjs/config spells it (give one of the two). */
+  isGlobal?: boolean
 }
 
 export const NAME = '@etcdkit/nestjs'
+
+/** `global` (or `isGlobal`, as @nestjs/config spells it): a boolean, true when neither is given. */
+export function checkGlobal(options: { global?: unknown; isGlobal?: unknown }): boolean {
+  const { global, isGlobal } = options
+  for (const [what, value] of [
+    ['global', global],
+    ['isGlobal', isGlobal],
+  ] as const)
+    if (value !== undefined && typeof value !== 'boolean')
+      throw new InvalidArgumentError(`${NAME}: invalid ${what} ${show(value)}: expected a boolean`)
+  if (global !== undefined && isGlobal !== undefined && global !== isGlobal)
+    throw new InvalidArgumentError(
+      `${NAME}: global ${show(global)} and isGlobal ${show(isGlobal)} disagree: give one (isGlobal is global as @nestjs/config spells it)`,
+    )
+  return (global ?? isGlobal ?? true) as boolean
+}
 
 const REGISTER_KEYS = new Set([
   'service',
@@ -67,9 +93,21 @@ const REGISTER_KEYS = new Set([
   'dialects',
   'advertise',
   'drainDelay',
+  'closeTimeout',
   'registerTimeout',
   'registerInBackground',
 ])
+
+/** Runs a check of core's; its error is rethrown with this package's name in front. */
+function prefixed(check: () => unknown): void {
+  try {
+    check()
+  } catch (err) {
+    if (err instanceof InvalidArgumentError && !err.message.includes(NAME))
+      throw new InvalidArgumentError(`${NAME}: ${err.message}`)
+    throw err
+  }
+}
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -77,11 +115,20 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 /** The options once checked, with `configReady`'s defaults filled in. */
 export type CheckedModuleOptions = EtcdKitModuleOptions & { configReady: Required<ConfigReadyOptions> }
 
-/** The options with `configReady` filled in; throws naming what is wrong. */
+/**
+ * The options with `configReady` filled in; throws naming what is wrong. Every kit and register option is
+ * checked here, by core's own checks, so a bad one fails `forRoot` (or the async factory), not
+ * `NestFactory.create`.
+ */
 export function checkModuleOptions(options: unknown): CheckedModuleOptions {
   if (!isObject(options))
     throw new InvalidArgumentError(`${NAME}: invalid options ${String(options)}: expected an object`)
-  const { register, configReady = {} } = options as EtcdKitModuleOptions
+  for (const key of ['global', 'isGlobal'])
+    if (key in options)
+      throw new InvalidArgumentError(
+        `${NAME}: ${key} goes in forRootAsync's own options ({ ${key}, useFactory }), not in what the factory returns`,
+      )
+  const { register, configReady = {}, ...kitOptions } = options as EtcdKitModuleOptions
   if (register !== undefined) {
     if (!isObject(register))
       throw new InvalidArgumentError(`${NAME}: invalid register ${String(register)}: expected an object`)
@@ -90,7 +137,12 @@ export function checkModuleOptions(options: unknown): CheckedModuleOptions {
         throw new InvalidArgumentError(
           `${NAME}: unknown register option ${JSON.stringify(key)} (known: ${[...REGISTER_KEYS].join(', ')})`,
         )
+    prefixed(() => checkServerRegistrationOptions(register, `${NAME} register`))
   }
+  // the kit's service defaults to register.service, as createKit does
+  prefixed(() =>
+    checkKitOptions({ ...(register ? { service: register.service } : {}), ...kitOptions } as EtcdKitOptions),
+  )
   if (!isObject(configReady))
     throw new InvalidArgumentError(
       `${NAME}: invalid configReady ${String(configReady)}: expected { timeout?, required? }`,

@@ -3,7 +3,7 @@ import type { Keyspace } from '../etcd/keyspace.js'
 import type { WatchHub } from '../etcd/watch.js'
 import { currency, type ViewHealth } from '../ops/health.js'
 import type { Logger } from '../ops/logger.js'
-import { checkConfigKey, checkKeys, checkServiceName, isPlainObject } from '../validate.js'
+import { checkConfigKey, checkKeys, checkServiceName, checkText, isPlainObject } from '../validate.js'
 import type { ConfigCache } from './cache.js'
 import { type ConfigRevision, type ConfigRollback, history, rollback } from './history.js'
 import { ConfigObject, type ConfigObjectOptions, type ConfigTreeObject } from './object.js'
@@ -11,7 +11,7 @@ import { checkSchema, type StandardSchemaV1 } from './schema.js'
 import { ConfigTree } from './tree.js'
 import { type ConfigSchemaOptions, ConfigValue, type ConfigValueOptions } from './value.js'
 import { ConfigWatch } from './watch.js'
-import { type ConfigWriteOptions, recordedPut } from './writer.js'
+import { type ConfigWriteOptions, recordedPut, WriterRecords } from './writer.js'
 
 /** Which key `get`, `set` and `delete` address. */
 export interface ConfigKeyOptions {
@@ -89,6 +89,7 @@ export class Config {
   readonly #hub: WatchHub
   readonly #log: Logger
   readonly #cache: ConfigCache | undefined
+  readonly #records: WriterRecords
   #tree: ConfigTree | undefined
   readonly #handles = new Set<{ close(): void }>()
   #closed = false
@@ -106,6 +107,7 @@ export class Config {
     this.#ks = ks
     this.#hub = hub
     this.#log = log
+    this.#records = new WriterRecords(ks, log)
     this.prefix = prefix
     this.service = service
   }
@@ -239,6 +241,12 @@ export class Config {
    */
   async set(key: string, value: string, options?: ConfigSetOptions): Promise<string> {
     this.#name(key, options, WRITE_OPTIONS) // a key that is not a string must not become one as a property name
+    // setMany's null means "delete": through set() it would delete silently what the caller meant to write
+    if (value === null)
+      throw new InvalidArgumentError(
+        `invalid value null for config key ${show(key)}: set() writes text; use config.delete() to delete a key`,
+      )
+    checkText(value, `value for config key ${show(key)}`)
     return this.setMany({ [key]: value }, options)
   }
 
@@ -253,17 +261,22 @@ export class Config {
         `invalid values ${show(values)}: expected an object of key: text (or null)`,
       )
     const writer = this.#writer(options)
-    const ops = Object.entries(values).flatMap(([key, value]) => {
+    const writes = Object.entries(values).map(([key, value]) => {
       const name = this.#name(key, options, WRITE_OPTIONS)
-      if (value === null) return [{ request_delete_range: { key: this.#ks.key(name) } }]
-      if (typeof value !== 'string' || Buffer.from(value).toString() !== value)
-        throw new InvalidArgumentError(
-          `invalid value ${show(value)} for config key ${show(key)}: expected UTF-8 text`,
-        )
-      return recordedPut(this.#ks, name, value, this.service, writer)
+      if (value !== null) checkText(value, `value for config key ${show(key)}`)
+      return [name, value] as const
     })
-    const res = await this.#ks.kv.txn({ compare: [], success: ops, failure: [] }).catch((err: unknown) => {
-      throw etcdError(err, `writing config keys ${show(Object.keys(values))}`)
+    const ops = (records: boolean) =>
+      writes.flatMap(([name, value]) =>
+        value === null
+          ? [{ request_delete_range: { key: this.#ks.key(name) } }]
+          : recordedPut(this.#ks, name, value, this.service, writer, undefined, records),
+      )
+    const res = await this.#records.txn([], ops).catch((err: unknown) => {
+      throw etcdError(
+        err,
+        `writing config keys ${show(writes.map(([name]) => this.#ks.key(name).toString()))}`,
+      )
     })
     return res.header.revision
   }
@@ -292,7 +305,7 @@ export class Config {
    */
   async rollback(key: string, revision: string, options?: ConfigRollbackOptions): Promise<ConfigRollback> {
     const name = this.#name(key, options, ['service', 'writer', 'expect'])
-    return rollback(this.#ks, name, revision, {
+    return rollback(this.#ks, this.#records, name, revision, {
       service: this.service,
       writer: this.#writer(options),
       ...(options?.expect === undefined ? {} : { expect: options.expect }),
@@ -356,11 +369,12 @@ export class Config {
       throw new InvalidArgumentError(
         `invalid writer ${show(writer)}: expected a string of at most 256 characters`,
       )
+    if (writer !== undefined) checkText(writer, 'writer')
     return writer
   }
 
   #open(): ConfigTree {
-    this.#tree ??= new ConfigTree(this.prefix, this.#ks, this.#hub, this.#log, this.#cache)
+    this.#tree ??= new ConfigTree(this.prefix, this.#ks, this.#hub, this.#log, this.#cache, this.service)
     return this.#tree
   }
 

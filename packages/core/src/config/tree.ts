@@ -27,6 +27,19 @@ type KeyListener = (revision: string) => void
 type FreshnessListener = (staleReason: string | undefined) => void
 type EventListener = (event: ConfigEvent, seq: number) => void
 
+/** One range the mirror follows (the whole prefix, or in partial mode one part of it). */
+interface Part {
+  /** Relative to the config prefix: "" (all), `{service}/`, or one shared key. */
+  rel: string
+  /** Whether a key (relative to the config prefix) falls in this part. */
+  owns(key: string): boolean
+  follower: PrefixFollower
+  /** Read at least once. */
+  listed: boolean
+  /** etcd refused it for good (a shared key the role may not read). */
+  refused: boolean
+}
+
 /**
  * A mirror of the whole config prefix, shared by every config handle of a kit: ONE range read of the prefix
  * at revision R, then ONE watch from R + 1 on the kit's watch stream; the prefix is read again when the
@@ -55,7 +68,16 @@ export class ConfigTree {
   readonly #batches = new Set<(revision: string) => void>()
   readonly #onFreshness = new Set<FreshnessListener>()
   readonly #onError = new Set<(error: EtcdKitError) => void>()
-  readonly #follower: PrefixFollower
+  /**
+   * What the mirror follows: the whole prefix; or, when the kit's role may not read all of it, the
+   * service's own subtree and each shared key a handle reads, apart (see `#readWhatIsAllowed`).
+   */
+  #parts: Part[] = []
+  /** The whole prefix was refused: following the allowed parts only. */
+  #partial = false
+  /** Shared keys etcd refused in partial mode, for the one warning that names them. */
+  readonly #refusedKeys: string[] = []
+  readonly #hub: WatchHub
   #closed = false
 
   constructor(
@@ -64,40 +86,161 @@ export class ConfigTree {
     hub: WatchHub,
     private readonly log: Logger,
     cache?: ConfigCache,
+    /** The kit's service: its `{prefix}{service}/` subtree is what a least-privilege role may read. */
+    private readonly service?: string,
   ) {
     this.ready.promise.catch(() => {}) // a tree closed before its first read must not raise unhandled rejections
     this.#cache = cache
-    this.#follower = new PrefixFollower(ks, hub, log, prefix, 'config watch', {
-      onList: (kvs, revision, again) => {
-        // after the cache was served, the first read of etcd is applied like a relist: as changes
-        if (again || this.loaded) this.#relist(kvs, revision.toString())
-        else this.#load(kvs)
-        this.#cache?.save(this.entries, revision.toString())
-      },
-      onEvents: (events) => {
-        this.#onEvents(events)
-        const last = events[events.length - 1]
-        if (last) this.#cache?.save(this.entries, last.kv.mod_revision)
-      },
-      onStale: (reason) => this.#tellFreshness(reason),
-      onCurrent: () => this.#tellFreshness(undefined),
-      onError: (error) => {
-        this.error = error
-        this.ready.reject(error)
-        for (const listener of this.#onError) listener(error)
-      },
-    })
+    this.#hub = hub
+    this.#parts = [this.#follow('', false)]
     if (cache) {
       this.#cacheTimer = setTimeout(() => this.#serveCache(cache), cache.wait)
       this.#cacheTimer.unref()
     }
     // Start on the next microtask: handles opened in the same tick all wait for this one read.
-    queueMicrotask(() => this.#follower.start())
+    queueMicrotask(() => {
+      for (const part of this.#parts) part.follower.start()
+    })
+  }
+
+  /**
+   * A follower of `{prefix}{rel}` (every key under it, or with `exact` that one key), whose reads and
+   * changes go into the mirror: the whole prefix (`rel` ""), or one part of it in partial mode.
+   */
+  #follow(rel: string, exact: boolean): Part {
+    const whole = rel === '' && !exact
+    const part: Part = {
+      rel,
+      owns: whole ? () => true : exact ? (key) => key === rel : (key) => key.startsWith(rel),
+      listed: false,
+      refused: false,
+      follower: undefined as unknown as PrefixFollower,
+    }
+    const what = whole ? 'config watch' : `config watch of ${JSON.stringify(this.prefix + rel)}`
+    part.follower = new PrefixFollower(
+      this.ks,
+      this.#hub,
+      this.log,
+      this.prefix + rel,
+      what,
+      {
+        onList: (kvs, revision, again) => {
+          const first = !part.listed
+          part.listed = true
+          // after the cache was served, the first read of etcd is applied like a relist: as changes
+          if (again || this.loaded) this.#relist(kvs, revision.toString(), part)
+          else this.#load(kvs)
+          if (first && this.#partial) this.#settled()
+          this.#cache?.save(this.entries, revision.toString())
+        },
+        onEvents: (events) => {
+          this.#onEvents(events)
+          const last = events[events.length - 1]
+          if (last) this.#cache?.save(this.entries, last.kv.mod_revision)
+        },
+        onStale: (reason) => {
+          if (this.#staleParts() === 1) this.#tellFreshness(reason)
+        },
+        onCurrent: () => {
+          if (this.#staleParts() === 0) this.#tellFreshness(undefined)
+        },
+        reportsErrors: true,
+        onError: (error) => {
+          if (whole && error.code === 'ETCDKIT_PERMISSION_DENIED' && this.service !== undefined) {
+            this.#readWhatIsAllowed(error)
+            return
+          }
+          if (exact && this.#partial) {
+            // a shared key this role may not read: its handles keep their default (said once, below)
+            part.refused = true
+            this.#refusedKeys.push(this.ks.full(this.prefix + rel))
+            if (this.loaded)
+              this.log.warn(
+                { key: this.ks.full(this.prefix + rel) },
+                'cannot read the shared config key (permission denied): values read it as not set',
+              )
+            else this.#settled()
+            if (this.#staleParts() === 0) this.#tellFreshness(undefined)
+            return
+          }
+          this.log.error(
+            { err: error, prefix: this.ks.full(this.prefix + rel) },
+            `${what}: cannot read; stopped`,
+          )
+          this.error = error
+          this.ready.reject(error)
+          for (const listener of this.#onError) listener(error)
+        },
+      },
+      exact,
+    )
+    return part
+  }
+
+  /**
+   * The role may not read the whole config prefix (a multi-tenant etcd where each service may read only
+   * `config/{service}/`): follow what it may read instead, the service's subtree and each shared key a
+   * handle reads, each on its own range and watch. Only then: when the whole prefix may be read, one
+   * range and one watch serve every handle, however many keys they read.
+   */
+  #readWhatIsAllowed(refused: EtcdKitError) {
+    if (this.#partial || this.#closed) return
+    this.#partial = true
+    this.#refused = refused
+    const own = this.#follow(`${this.service}/`, false)
+    this.#parts = [own]
+    own.follower.start()
+    for (const key of this.#keyed.keys()) this.#followShared(key)
+  }
+
+  /** In partial mode, follows the shared key `key` on its own (once). */
+  #followShared(key: string) {
+    if (!this.#partial || this.#closed || key.startsWith(`${this.service}/`)) return
+    if (this.#parts.some((p) => p.rel === key)) return
+    const part = this.#follow(key, true)
+    this.#parts.push(part)
+    part.follower.start()
+  }
+
+  /** Why the whole prefix was refused (partial mode). */
+  #refused: EtcdKitError | undefined
+
+  /** In partial mode, once every part read at the start has been read or refused: loaded, and one warning. */
+  #settled() {
+    if (this.loaded || !this.#parts.every((p) => p.listed || p.refused)) return
+    this.log.warn(
+      {
+        err: this.#refused,
+        prefix: this.ks.full(this.prefix),
+        reading: this.ks.full(`${this.prefix}${this.service}/`),
+        refusedKeys: this.#refusedKeys,
+      },
+      `cannot read the config prefix ${JSON.stringify(this.ks.full(this.prefix))} (permission denied): reading only ${JSON.stringify(this.ks.full(`${this.prefix}${this.service}/`))} and the shared keys values ask for${this.#refusedKeys.length > 0 ? `; not allowed, read as not set: ${this.#refusedKeys.map((k) => JSON.stringify(k)).join(', ')}` : ''}`,
+    )
+    this.#loaded()
+  }
+
+  /** Parts that are followed and not known current. */
+  #staleParts(): number {
+    return this.#parts.filter((p) => !p.refused && p.follower.stale).length
   }
 
   /** Whether the mirror is known current, the revision it reflects, and when it was last known current. */
   get freshness(): Freshness {
-    return this.#follower
+    const [first, ...rest] = this.#parts.filter((p) => !p.refused)
+    if (!first) return { stale: false, syncedRevision: '0', syncedAt: Date.now() }
+    if (rest.length === 0) return first.follower
+    const all = [first, ...rest].map((p) => p.follower)
+    const at = all.map((f) => f.syncedAt)
+    return {
+      stale: all.some((f) => f.stale),
+      // every part holds every change up to its own revision: the mirror, up to the lowest
+      syncedRevision: all
+        .map((f) => BigInt(f.syncedRevision))
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[0]!
+        .toString(),
+      syncedAt: at.some((x) => x === undefined) ? undefined : Math.min(...(at as number[])),
+    }
   }
 
   /** Calls `listener` when the mirror stops being known current and when it is again; returns the unsubscribe. */
@@ -112,6 +255,7 @@ export class ConfigTree {
       const set = this.#keyed.get(key) ?? new Set()
       this.#keyed.set(key, set)
       set.add(listener)
+      this.#followShared(key)
     }
     return () => {
       for (const key of keys) {
@@ -153,7 +297,7 @@ export class ConfigTree {
   close() {
     if (this.#closed) return
     this.#closed = true
-    this.#follower.close()
+    for (const part of this.#parts) part.follower.close()
     clearTimeout(this.#cacheTimer)
     this.#cache?.flush()
     this.ready.reject(new ClosedError('the config watch'))
@@ -190,7 +334,7 @@ export class ConfigTree {
 
   #load(kvs: IKeyValue[]) {
     clearTimeout(this.#cacheTimer)
-    if (kvs.length === 0 && this.#cache?.keepOnEmpty) {
+    if (kvs.length === 0 && this.#cache?.keepOnEmpty && !this.#partial) {
       // an empty etcd at start after a non-empty cache: the same protection as an empty relist
       const cached = this.#cache.load()
       if (cached && cached.entries.size > 0) {
@@ -205,7 +349,8 @@ export class ConfigTree {
       }
     }
     for (const kv of kvs) this.entries.set(this.#name(kv.key), decodeEntry(kv))
-    this.#loaded()
+    // in partial mode, loaded once every part read at the start has answered (`#settled`)
+    if (!this.#partial) this.#loaded()
   }
 
   #loaded() {
@@ -216,21 +361,24 @@ export class ConfigTree {
   }
 
   /** Applies a fresh read after a reset: every difference from the mirror becomes a change, in key order. */
-  #relist(kvs: IKeyValue[], revision: string) {
-    if (kvs.length === 0 && this.entries.size > 0 && this.#cache?.keepOnEmpty) {
+  #relist(kvs: IKeyValue[], revision: string, part: Part) {
+    if (kvs.length === 0 && this.entries.size > 0 && this.#cache?.keepOnEmpty && !this.#partial) {
       this.log.warn(
-        { prefix: this.prefix, keys: this.entries.size, revision },
+        { prefix: this.ks.full(this.prefix), keys: this.entries.size, revision },
         'etcd has no config at all now; keeping the last values (configCache.keepOnEmpty)',
       )
       return
     }
     if (this.fromCache) {
       this.fromCache = false
-      this.log.info({ prefix: this.prefix, revision }, 'etcd answered: config values are live again')
+      this.log.info(
+        { prefix: this.ks.full(this.prefix), revision },
+        'etcd answered: config values are live again',
+      )
     }
     const fresh = new Map<string, TreeEntry>()
     for (const kv of kvs) fresh.set(this.#name(kv.key), decodeEntry(kv))
-    const gone = [...this.entries.keys()].filter((k) => !fresh.has(k))
+    const gone = [...this.entries.keys()].filter((k) => part.owns(k) && !fresh.has(k))
     for (const key of gone) this.#apply(key, undefined, revision)
     for (const [key, entry] of fresh) {
       const old = this.entries.get(key)
@@ -271,7 +419,7 @@ export class ConfigTree {
         try {
           listener(revision)
         } catch (err) {
-          this.log.error({ err, key }, 'a config listener threw')
+          this.log.error({ err, key: this.ks.full(this.prefix + key) }, 'a config listener threw')
         }
       }
     }
@@ -283,7 +431,7 @@ export class ConfigTree {
       try {
         listener(event, seq)
       } catch (err) {
-        this.log.error({ err, key }, 'a config listener threw')
+        this.log.error({ err, key: this.ks.full(this.prefix + key) }, 'a config listener threw')
       }
     }
   }

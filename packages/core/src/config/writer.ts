@@ -1,7 +1,9 @@
 // Who wrote a config value: a small JSON sidecar key written in the same txn as the value.
 import { hostname } from 'node:os'
-import type { IKeyValue, IRequestOp } from 'etcd3'
+import type { ICompare, IKeyValue, IRequestOp } from 'etcd3'
+import { failureKind } from '../errors.js'
 import type { Keyspace } from '../etcd/keyspace.js'
+import type { Logger } from '../ops/logger.js'
 
 /**
  * Where writer records live (namespace-relative): `{WRITERS_PREFIX}{config key}`, e.g.
@@ -30,7 +32,59 @@ export interface ConfigWriteOptions {
   writer?: string
 }
 
-/** The put of a value and of its writer record, to go in one txn. */
+/** After a refused writer record, how long writes go without one before trying to record again. */
+const RECORD_RETRY_MS = 60_000
+
+/**
+ * Writes config values with their writer records, best-effort like the session record: a role that may
+ * write `{configPrefix}` but not `_etcdkit/config-writers/` (every role made before writer records existed)
+ * keeps writing config; the values go without a record, and one warning says which prefix to grant. A
+ * mandatory record would break every such deployment on upgrade for what is only an audit trail
+ * (`history()` shows such values without a writer).
+ */
+export class WriterRecords {
+  /** When etcd last refused a record (`performance.now()` ms); writes skip records for a while after. */
+  #refusedAt: number | undefined
+  #warned = false
+
+  constructor(
+    private readonly ks: Keyspace,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Runs one txn: `compare`, then the ops `build` gives, with writer records (`true`) or without
+   * (`false`). When etcd refuses it for permission and the same txn without records is allowed, that one
+   * is what was written. A refusal of the values themselves rejects as etcd said.
+   */
+  async txn(compare: ICompare[], build: (records: boolean) => IRequestOp[]) {
+    const skip = this.#refusedAt !== undefined && performance.now() - this.#refusedAt < RECORD_RETRY_MS
+    if (!skip) {
+      try {
+        const res = await this.ks.kv.txn({ compare, success: build(true), failure: [] })
+        this.#refusedAt = undefined
+        return res
+      } catch (err) {
+        if (failureKind(err) !== 'denied') throw err
+        const res = await this.ks.kv.txn({ compare, success: build(false), failure: [] }).catch(() => {
+          throw err // the values themselves are refused: etcd's first answer says so
+        })
+        this.#refusedAt = performance.now()
+        if (!this.#warned) {
+          this.#warned = true
+          this.log.warn(
+            { err, prefix: this.ks.key(WRITERS_PREFIX).toString() },
+            `etcd refused the config writer record: values are written without one (history() shows no writer); grant this role readwrite on the key prefix ${JSON.stringify(this.ks.key(WRITERS_PREFIX).toString())} to record writers`,
+          )
+        }
+        return res
+      }
+    }
+    return this.ks.kv.txn({ compare, success: build(false), failure: [] })
+  }
+}
+
+/** The put of a value and, with `record`, of its writer record, to go in one txn. */
 export function recordedPut(
   ks: Keyspace,
   key: string,
@@ -38,7 +92,9 @@ export function recordedPut(
   service: string | undefined,
   writer: string | undefined,
   extra?: { rollbackOf?: string },
+  withRecord = true,
 ): IRequestOp[] {
+  if (!withRecord) return [{ request_put: { key: ks.key(key), value: Buffer.from(value) } }]
   const record: ConfigWriter = {
     ...(writer === undefined ? {} : { writer }),
     ...(service === undefined ? {} : { service }),

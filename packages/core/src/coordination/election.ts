@@ -16,7 +16,7 @@ import type { Lease, Session } from '../etcd/session.js'
 import type { WatchHub } from '../etcd/watch.js'
 import type { Logger } from '../ops/logger.js'
 import { Backoff, deferred, liveValues, sleep } from '../util.js'
-import { checkKeys, checkLockName, checkSignal, isPlainObject } from '../validate.js'
+import { checkKeys, checkLockName, checkSignal, checkText, isPlainObject } from '../validate.js'
 import { HeldKey, type HoldContext, type LossWording } from './held-key.js'
 import { type QueueEntry, readQueue } from './holders.js'
 import { LockActivity } from './lock-activity.js'
@@ -91,9 +91,7 @@ function sameLeader(a: Leader | undefined, b: Leader | undefined) {
 }
 
 function checkValue(value: unknown): string {
-  if (typeof value !== 'string')
-    throw new InvalidArgumentError(`invalid election proposal ${show(value)}: expected a string`)
-  return value
+  return checkText(value, 'election proposal')
 }
 
 /** @internal the kit's elections, one object per name */

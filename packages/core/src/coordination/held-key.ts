@@ -92,7 +92,7 @@ export class HeldKey {
     this.#monitor.stop() // idempotent: the monitor stops itself before it tells
     if (this.#controller.signal.aborted) return
     const [fields, line] = this.#wording.log(this.name, this.revision, message)
-    this.hub.log.warn(fields, line)
+    this.hub.log.warn({ ...fields, key: this.fullKey.toString() }, line)
     this.hub.activity.ended(this.name, this.key, 'lost', message)
     this.#controller.abort(new LockLostError(this.#wording.error(this.name, message), cause))
   }

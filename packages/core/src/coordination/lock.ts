@@ -382,7 +382,7 @@ export class LockHub {
    */
   async remove(key: Buffer, lease: Lease, retry = true) {
     const giveUp = (err: unknown) =>
-      this.log.warn({ err, key: this.ks.name(key) }, 'could not delete a lock key; it goes with its lease')
+      this.log.warn({ err, key: key.toString() }, 'could not delete a lock key; it goes with its lease')
     if (retry) {
       await deleteLeasedKey(this.ks.kv, key, lease, () => {}, false).catch(giveUp)
       return

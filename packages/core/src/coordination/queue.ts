@@ -627,8 +627,7 @@ export class OwnKeyMonitor {
       return
     }
     this.#offDelete = this.#q.onDelete(this.#key, this.#revision, {
-      deleted: (rev) =>
-        this.#fire(`its key ${show(this.#ks.name(this.#key))} was deleted at revision ${rev}`),
+      deleted: (rev) => this.#fire(`its key ${show(this.#key.toString())} was deleted at revision ${rev}`),
       reset: () => void this.#recheck(),
     })
   }
@@ -640,13 +639,13 @@ export class OwnKeyMonitor {
         const res = await this.#ks.kv.range({ key: this.#key })
         const kv = res.kvs[0]
         if (!kv || BigInt(kv.create_revision) !== this.#revision)
-          return this.#fire(`its key ${show(this.#ks.name(this.#key))} is gone`)
+          return this.#fire(`its key ${show(this.#key.toString())} is gone`)
         return this.#watch(BigInt(res.header.revision))
       } catch (err) {
         // refused for good (permission revoked, credentials changed): the key can no longer be proven held
         if (isTerminal(err))
           return this.#fire(
-            `its key ${show(this.#ks.name(this.#key))} can no longer be read (${(err as Error).message})`,
+            `its key ${show(this.#key.toString())} can no longer be read (${(err as Error).message})`,
             err,
           )
         // etcd unreachable: meanwhile the lease deadline on the local clock decides

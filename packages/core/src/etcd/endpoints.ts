@@ -17,8 +17,17 @@ export interface StreamSource {
   readonly several: boolean
   /** A member for a new stream. */
   pick(): StreamEndpoint
+  /** Every member, for checks that ask them all. */
+  each(): StreamEndpoint[]
   /** A stream on `endpoint` broke or stopped answering. */
   failed(endpoint: string): void
+  /**
+   * etcd answered on `endpoint` (a keepalive, a unary call): etcd is reachable; every listener of
+   * `onAnswered` is told, so a stream stuck since a partition can be checked at once.
+   */
+  answered(endpoint: string | undefined): void
+  /** Calls `listener` on each `answered`; returns the unsubscribe. */
+  onAnswered(listener: () => void): () => void
 }
 
 /**
@@ -36,6 +45,9 @@ export class StreamEndpoints implements StreamSource {
   readonly #quarantineMs: number
   readonly #clients = new Map<string, Etcd3>()
   readonly #failedAt = new Map<string, number>()
+  readonly #onAnswered = new Set<() => void>()
+  /** When each endpoint last answered (`answered`): one that answered since it failed is not avoided. */
+  readonly #answeredAt = new Map<string, number>()
   #closed = false
 
   /**
@@ -55,18 +67,34 @@ export class StreamEndpoints implements StreamSource {
   }
 
   /**
-   * A member for a new stream: one at random among those that did not fail within the quarantine (so the
-   * kits of a fleet spread out), else the one that failed longest ago.
+   * A member for a new stream: one at random among those that did not fail within the quarantine or
+   * answered since (so the kits of a fleet spread out), else the one that failed longest ago.
    */
   pick(): StreamEndpoint {
     const now = performance.now()
-    const healthy = this.endpoints.filter(
-      (e) => now - (this.#failedAt.get(e) ?? -Infinity) >= this.#quarantineMs,
-    )
+    const healthy = this.endpoints.filter((e) => {
+      const failed = this.#failedAt.get(e) ?? -Infinity
+      return now - failed >= this.#quarantineMs || (this.#answeredAt.get(e) ?? -Infinity) > failed
+    })
+    // while members fail, one that answered since (a keepalive, a check) is a better bet than one that
+    // merely did not fail yet: it may hold a connection still stuck since the partition
+    const troubled = healthy.length < this.endpoints.length
+    const proven = troubled
+      ? healthy.filter((e) => now - (this.#answeredAt.get(e) ?? -Infinity) < this.#quarantineMs)
+      : []
+    const among = proven.length > 0 ? proven : healthy
     const endpoint =
-      healthy.length > 0
-        ? healthy[Math.floor(Math.random() * healthy.length)]!
+      among.length > 0
+        ? among[Math.floor(Math.random() * among.length)]!
         : [...this.endpoints].sort((a, b) => this.#failedAt.get(a)! - this.#failedAt.get(b)!)[0]!
+    return this.#endpoint(endpoint)
+  }
+
+  each(): StreamEndpoint[] {
+    return this.endpoints.map((e) => this.#endpoint(e))
+  }
+
+  #endpoint(endpoint: string): StreamEndpoint {
     const client = this.#clientOf(endpoint)
     return { endpoint, leaseClient: client.leaseClient, watchClient: client.watchClient, kv: client.kv }
   }
@@ -79,6 +107,16 @@ export class StreamEndpoints implements StreamSource {
   /** A stream on `endpoint` broke or stopped answering: prefer the other members for a while. */
   failed(endpoint: string) {
     if (this.several) this.#failedAt.set(endpoint, performance.now())
+  }
+
+  answered(endpoint: string | undefined) {
+    if (endpoint !== undefined && this.several) this.#answeredAt.set(endpoint, performance.now())
+    for (const listener of this.#onAnswered) listener()
+  }
+
+  onAnswered(listener: () => void): () => void {
+    this.#onAnswered.add(listener)
+    return () => this.#onAnswered.delete(listener)
   }
 
   /** Closes the per-endpoint clients (not the main one). Call after the streams were cancelled. */

@@ -15,9 +15,12 @@ export interface FollowListener {
   onEvents(events: IEvent[], revision: bigint): void
   /**
    * The prefix cannot be read, and retrying cannot help: permission denied, authentication failed, or a
-   * value too large to receive (`error` names the prefix). The follower has stopped.
+   * value too large to receive (`error` names the prefix). The follower has stopped. It logs the error
+   * unless `reportsErrors`.
    */
   onError(error: EtcdKitError): void
+  /** The owner reports `onError`'s errors itself (it may read what it is allowed instead). */
+  readonly reportsErrors?: boolean
   /** The follower stopped being known current (see `Freshness`); `reason` says why. */
   onStale?(reason: string): void
   /** The follower is known current again (see `Freshness`). */
@@ -70,6 +73,8 @@ export class PrefixFollower implements Freshness {
   #revision = 0n
   /** When it was last known current, while stale (`undefined`: never yet). */
   #lastCurrent: number | undefined
+  /** The prefix with the namespace, for log lines and errors: what an operator finds in etcd. */
+  readonly #fullPrefix: string
 
   constructor(
     private readonly ks: Keyspace,
@@ -80,7 +85,11 @@ export class PrefixFollower implements Freshness {
     /** What follows, for log lines: "config watch", "discovery watch of \"orders\"". */
     private readonly what: string,
     private readonly listener: FollowListener,
-  ) {}
+    /** Follow the one key `prefix`, not every key starting with it (a role may be granted just that key). */
+    private readonly exact = false,
+  ) {
+    this.#fullPrefix = ks.full(prefix)
+  }
 
   get stale(): boolean {
     return !this.#current
@@ -113,21 +122,20 @@ export class PrefixFollower implements Freshness {
   #list() {
     this.#timer = undefined
     if (this.#closed) return
-    this.ks
-      .list(this.prefix)
+    ;(this.exact ? this.ks.get(this.prefix) : this.ks.list(this.prefix))
       .then(({ kvs, revision }) => {
         if (this.#closed) return
         this.#backoff.reset()
         const { key, range_end } = this.ks.range(this.prefix)
         this.#watch = this.hub.watch(
-          { key, rangeEnd: range_end, startRevision: revision + 1n },
+          { key, ...(this.exact ? {} : { rangeEnd: range_end }), startRevision: revision + 1n },
           {
             onEvents: (events, rev) => {
               this.#revision = BigInt(events[events.length - 1]!.kv.mod_revision)
               this.listener.onEvents(events, rev)
             },
             onReset: (reason) => {
-              this.log.warn({ prefix: this.prefix, reason }, `${this.what} reset; reading again`)
+              this.log.warn({ prefix: this.#fullPrefix, reason }, `${this.what} reset; reading again`)
               this.#watch = undefined
               this.#setStale(`${this.what} reset: ${reason}`, Date.now())
               this.#list()
@@ -142,20 +150,24 @@ export class PrefixFollower implements Freshness {
         try {
           this.listener.onList(kvs, revision, again)
         } catch (err) {
-          this.log.error({ err, prefix: this.prefix }, `${this.what}: a listener threw`)
+          this.log.error({ err, prefix: this.#fullPrefix }, `${this.what}: a listener threw`)
         }
       })
       .catch((err: unknown) => {
         if (this.#closed) return
         if (isTerminal(err)) {
-          const error = etcdError(err, `reading ${this.what} (key prefix ${JSON.stringify(this.prefix)})`)
-          this.log.error({ err: error, prefix: this.prefix }, `${this.what}: cannot read; stopped`)
+          const error = etcdError(
+            err,
+            `reading ${this.what} (${this.exact ? 'key' : 'key prefix'} ${JSON.stringify(this.#fullPrefix)})`,
+          )
           this.close()
+          if (!this.listener.reportsErrors)
+            this.log.error({ err: error, prefix: this.#fullPrefix }, `${this.what}: cannot read; stopped`)
           this.listener.onError(error)
           return
         }
         const delay = this.#backoff.next()
-        this.log.debug({ err, prefix: this.prefix, delay }, `${this.what}: could not read; retrying`)
+        this.log.debug({ err, prefix: this.#fullPrefix, delay }, `${this.what}: could not read; retrying`)
         this.#timer = setTimeout(() => this.#list(), delay)
       })
   }
@@ -164,7 +176,7 @@ export class PrefixFollower implements Freshness {
     if (!this.#current || this.#closed) return
     this.#current = false
     this.#lastCurrent = since
-    this.log.debug({ prefix: this.prefix, reason }, `${this.what} is stale`)
+    this.log.debug({ prefix: this.#fullPrefix, reason }, `${this.what} is stale`)
     this.#tell(() => this.listener.onStale?.(reason))
   }
 
@@ -178,7 +190,7 @@ export class PrefixFollower implements Freshness {
     try {
       call()
     } catch (err) {
-      this.log.error({ err, prefix: this.prefix }, `${this.what}: a listener threw`)
+      this.log.error({ err, prefix: this.#fullPrefix }, `${this.what}: a listener threw`)
     }
   }
 }

@@ -43,6 +43,12 @@ export class Keyspace {
     return this.#ns.length === 0 ? Buffer.from(key) : Buffer.concat([this.#ns, Buffer.from(key)])
   }
 
+  /** One key (namespace-relative) and the revision it was read at, in the shape of `list()`. */
+  async get(name: string): Promise<Listed> {
+    const res = await this.kv.range({ key: this.key(name) })
+    return { kvs: res.kvs, revision: BigInt(res.header.revision) }
+  }
+
   /**
    * [start, end) of every key beginning with `prefix`. The empty prefix of a kit without a namespace is the
    * whole key space: etcd refuses an empty key ("key is not provided"), so it is `["\0", "\0")`, which etcd
@@ -52,6 +58,11 @@ export class Keyspace {
     const key = this.key(prefix)
     if (key.length === 0) return { key: Buffer.from([0]), range_end: Buffer.from([0]) }
     return { key, range_end: prefixEnd(key) }
+  }
+
+  /** The whole key of a kit-relative name, namespace included, as text: what log lines and errors show. */
+  full(name: string): string {
+    return this.key(name).toString()
   }
 
   /** The kit-relative name of a key read from etcd. */

@@ -190,6 +190,7 @@ export class Session extends EventEmitter<SessionEvents> {
       .leaseGrant({ TTL: this.ttl, ID: 0 })
       .then((res) => {
         this.#granting = false
+        this.#streams.answered(undefined) // a unary call returned: etcd is reachable again
         if (this.#state === 'closed') {
           this.#client.leaseRevoke({ ID: res.ID }).catch(() => {})
           return
@@ -464,6 +465,7 @@ class KeepAlive {
       this.#armExpiry()
     }
     this.#on.onAnswer()
+    this.#streams.answered(channel.endpoint)
   }
 
   #onBroken(channel: Channel, err: unknown) {

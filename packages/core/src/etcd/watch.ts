@@ -88,6 +88,15 @@ export interface WatchStreamHealth {
 const PROBE_IDLE_MS = 750
 const PROBE_DEAD_MS = 2_500
 
+/**
+ * After a stream was killed for silence or broke, a stream that has not answered at all for this long while
+ * etcd answers elsewhere (the session's keepalive, a unary check) is dead, not slow: reopened at once
+ * rather than after the watchdog's backed-off wait, which grows while nothing answers (up to 20 s).
+ */
+const RECHECK_SILENT_MS = 1_500
+/** Pace of the unary checks that tell "etcd is back" to a kit whose watch stream is silent after a break. */
+const RECHECK_POLL_MS = 1_000
+
 /** How long a resumed watch waits for etcd's catch-up pass (100 ms apart) before it counts as current. */
 const RESUME_SETTLE_MS = 250
 
@@ -136,12 +145,26 @@ export class WatchHub {
   #refused = false
   /** Streams opened over the kit's life (a reconnect opens a new one); for tests and diagnostics. */
   streamsOpened = 0
+  /**
+   * A stream broke or was killed for silence, and no stream has answered since: an outage, which ends when
+   * etcd answers anywhere (see `#recheck`).
+   */
+  #outage = false
+  /** When the current stream was opened (`performance.now()` ms). */
+  #openedAt = 0
+  /** The current stream has sent something since it was opened. */
+  #heardOnStream = false
+  /** A unary check of etcd is in flight, or when the last one was sent (`performance.now()` ms). */
+  #polling = false
+  #polledAt = 0
+  readonly #unsubscribe: () => void
   /** The current stream's member's revision as a linearizable read saw it, once asked (`#checkBehind`). */
   #caughtUp: { stream: Duplex; revision: Promise<bigint | undefined> } | undefined
 
   constructor(streams: StreamSource, log: Logger) {
     this.#streams = streams
     this.#log = log
+    this.#unsubscribe = streams.onAnswered(() => this.#recheck())
   }
 
   /** `open`: the stream is up; `connecting`: it is being opened or reopened; `idle`: nothing to watch. */
@@ -189,6 +212,7 @@ export class WatchHub {
 
   close() {
     this.#closed = true
+    this.#unsubscribe()
     clearTimeout(this.#retryTimer)
     this.#watches.clear()
     this.#dropStream()
@@ -230,12 +254,16 @@ export class WatchHub {
         this.#pending = []
         this.#endpoint = endpoint
         this.#lastHeardAt = performance.now()
+        this.#openedAt = this.#lastHeardAt
+        this.#heardOnStream = false
         this.#probeSentAt = undefined
         this.#startWatchdog()
         stream.on('data', (res: IWatchResponse) => {
           this.#heardAt = Date.now()
           // answers still arriving on a stream already replaced belong to its (gone) watches, not the new ones
           if (this.#stream !== stream) return
+          this.#heardOnStream = true
+          this.#outage = false
           // any message, a progress answer included (watch id -1), shows the stream is alive
           this.#lastHeardAt = performance.now()
           this.#probeSentAt = undefined
@@ -263,7 +291,10 @@ export class WatchHub {
 
   #startWatchdog() {
     if (this.#watchdog) return
-    this.#watchdog = setInterval(() => this.#probe(), 250)
+    this.#watchdog = setInterval(() => {
+      this.#probe()
+      this.#poll()
+    }, 250)
     this.#watchdog.unref()
   }
 
@@ -284,7 +315,9 @@ export class WatchHub {
       this.#deadMs = Math.min(this.#deadMs * 2, 20_000)
       this.#log.warn(
         { endpoint: this.#endpoint, silentMs: Math.round(now - this.#lastHeardAt) },
-        'etcd watch stream not answering; reopening it on another member',
+        this.#streams.several
+          ? 'etcd watch stream not answering; reopening it on another member'
+          : 'etcd watch stream not answering; reopening it',
       )
       this.#onBroken(stream, new Error(`watch stream on ${this.#endpoint} gave no answer for ${deadMs} ms`))
       return
@@ -294,6 +327,59 @@ export class WatchHub {
     stream.write({ progress_request: {} } as IWatchRequest)
   }
 
+  /**
+   * During an outage, asks every member a cheap unary question (at most one round in flight, at most one a
+   * second): an answer, like the session's keepalive answers (through `StreamSource.answered`), ends the
+   * outage, also for a kit with no session.
+   */
+  #poll() {
+    const now = performance.now()
+    if (!this.#outage || this.#polling || now - this.#polledAt < RECHECK_POLL_MS) return
+    const w = this.#watches.values().next().value
+    if (!w) return
+    this.#polling = true
+    this.#polledAt = now
+    // every member at once: the first to answer ends the outage, and is where the stream goes next
+    const checks = this.#streams.each().map((source) =>
+      source.kv.range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true }).then(
+        () => this.#streams.answered(source.endpoint),
+        () => {},
+      ),
+    )
+    void Promise.allSettled(checks).then(() => {
+      this.#polling = false
+    })
+  }
+
+  /**
+   * etcd answered on another path (a keepalive, a unary call). After an outage, the stream (or the wait
+   * before the next one) is not left to the backed-off watchdog: a stream that has not answered anything
+   * since it was opened, long enough for a live member to have answered, is reopened now; with no stream,
+   * the next one is opened now. Every stale watch is then resumed (or relisted) within about a second.
+   */
+  #recheck() {
+    if (!this.#outage || this.#closed || this.#watches.size === 0 || this.#connecting) return
+    const stream = this.#stream
+    if (!stream) {
+      if (this.#refused) return
+      clearTimeout(this.#retryTimer)
+      this.#backoff.reset()
+      this.#connect()
+      return
+    }
+    const silentMs = performance.now() - this.#openedAt
+    if (this.#heardOnStream || silentMs < RECHECK_SILENT_MS) return
+    this.#log.info(
+      { endpoint: this.#endpoint, silentMs: Math.round(silentMs) },
+      'etcd answers again but the watch stream opened during the outage does not; reopening it now',
+    )
+    this.#backoff.reset()
+    this.#onBroken(
+      stream,
+      new Error(`watch stream on ${this.#endpoint} opened during an outage gave no answer`),
+    )
+  }
+
   #onBroken(stream: Duplex, err: unknown) {
     if (this.#stream !== stream) return
     this.#stream = undefined
@@ -301,6 +387,7 @@ export class WatchHub {
     if (this.#endpoint !== undefined) this.#streams.failed(this.#endpoint)
     cancelStream(stream)
     if (this.#closed) return
+    this.#outage = true
     this.#log.debug({ err }, 'etcd watch stream broken; resuming')
     this.#staleAll(`the etcd watch stream broke: ${err instanceof Error ? err.message : String(err)}`)
     this.#retry(err)

@@ -3,6 +3,7 @@
 export { checkValueOptions } from '../config/config.js'
 export { checkSchema } from '../config/schema.js'
 export { show } from '../errors.js'
+export { checkKitOptions } from '../kit.js'
 export { healthResponse } from '../ops/health.js'
 export { parseSessionRecord, SESSIONS_PREFIX, type SessionRecord } from '../ops/session-record.js'
 export {
@@ -21,6 +22,7 @@ export {
   checkServiceName,
   isPlainObject,
 } from '../validate.js'
+export { callerDeadline, DEADLINE_HEADER } from './deadline.js'
 export { clearDefaultKit, getDefaultKit, setDefaultKit } from './default-kit.js'
 export {
   type Contender,
@@ -35,6 +37,7 @@ export {
 export {
   advertisedAddress,
   ConnectionDrain,
+  checkServerRegistrationOptions,
   type DrainableServer,
   formatAddress,
   hostAddress,

@@ -10,7 +10,7 @@ import { bindWriters, type DialectWriteSpec } from '../registry/dialects/index.j
 import { checkMetadata, type InstanceMetadata } from '../registry/instance.js'
 import type { Registration } from '../registry/registry.js'
 import { sleep } from '../util.js'
-import { checkAddress, checkMs, checkServiceName, isPlainObject } from '../validate.js'
+import { checkAddress, checkMs, checkServiceName, isPlainObject, MAX_TIMER_MS } from '../validate.js'
 
 /** The options every framework integration (Fastify, Express, a bare `http.Server`) takes. */
 export interface ServerRegistrationOptions {
@@ -43,6 +43,13 @@ export interface ServerRegistrationOptions {
    * registry stop sending requests here before the server stops accepting them. @default 1_000
    */
   drainDelay?: number
+  /**
+   * The longest a close may take, in ms from its start (deregistering, `drainDelay`, then requests in flight
+   * finishing): once it has passed, the connections still open are destroyed, so that a request that never
+   * ends cannot hold the server (or a signal's exit) open. At least `drainDelay`.
+   * @default drainDelay + 5_000
+   */
+  closeTimeout?: number
   /** How long listening waits for etcd to write the registration, in ms. @default 10_000 */
   registerTimeout?: number
   /**
@@ -79,6 +86,7 @@ const OPTION_KEYS = new Set([
   'dialects',
   'advertise',
   'drainDelay',
+  'closeTimeout',
   'registerTimeout',
   'registerInBackground',
   'healthRoute',
@@ -178,6 +186,79 @@ export function advertisedAddress(
 }
 
 /**
+ * The checks `new ServerRegistration(options)` makes, without creating a kit: throws
+ * `ETCDKIT_INVALID_ARGUMENT` naming the bad option. For integrations that take these options before the
+ * server exists (NestJS's `forRoot`). Kit options under `etcd` are checked when the kit is created (or by
+ * `checkKitOptions`).
+ */
+export function checkServerRegistrationOptions(options: ServerRegistrationOptions, integration: string) {
+  const name = integration
+  if (!isPlainObject(options as unknown))
+    throw new InvalidArgumentError(`${name}: invalid options ${show(options)}: expected an object`)
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key))
+      throw new InvalidArgumentError(
+        `${name}: unknown option ${show(key)} (known: ${[...OPTION_KEYS].join(', ')})`,
+      )
+  }
+  const service = checkServiceName(options.service, `${name} service name`)
+  let metadata: InstanceMetadata
+  try {
+    metadata = checkMetadata(options.metadata)
+    // checked now, with a stand-in address (the real one is known once the server listens)
+    const stand = { service, address: '127.0.0.1:1', metadata }
+    bindWriters(options.dialects, stand, { registryPrefix: 'services/' })
+  } catch (err) {
+    throw new InvalidArgumentError(`${name}: ${(err as Error).message}`)
+  }
+  const drainDelay = checkMs(options.drainDelay ?? 1_000, `${name} drainDelay`)
+  const closeTimeout = checkMs(
+    options.closeTimeout ?? Math.min(drainDelay + 5_000, MAX_TIMER_MS),
+    `${name} closeTimeout`,
+  )
+  if (closeTimeout < drainDelay)
+    throw new InvalidArgumentError(
+      `${name}: invalid closeTimeout ${show(closeTimeout)}: expected at least drainDelay (${drainDelay} ms), which the close always waits`,
+    )
+  const registerTimeout = checkMs(options.registerTimeout ?? 10_000, `${name} registerTimeout`, true)
+  const registerInBackground = options.registerInBackground ?? false
+  if (typeof registerInBackground !== 'boolean')
+    throw new InvalidArgumentError(
+      `${name}: invalid registerInBackground ${show(registerInBackground)}: expected a boolean`,
+    )
+  const healthRoute = options.healthRoute
+  if (healthRoute !== undefined && (typeof healthRoute !== 'string' || !/^\/[^\s?#]*$/.test(healthRoute)))
+    throw new InvalidArgumentError(
+      `${name}: invalid healthRoute ${show(healthRoute)}: expected a path such as "/health/etcd"`,
+    )
+  parseAdvertise(options.advertise, name)
+  const { etcd, kit } = options
+  if (etcd !== undefined && kit !== undefined)
+    throw new InvalidArgumentError(`${name}: give either etcd (options for a new kit) or kit, not both`)
+  if (kit !== undefined) {
+    if (!(kit instanceof EtcdKit))
+      throw new InvalidArgumentError(`${name}: invalid kit ${show(kit)}: expected an EtcdKit`)
+    if (kit.closed) throw new InvalidArgumentError(`${name}: the kit given is already closed`)
+  } else if (etcd !== undefined && !isPlainObject(etcd as unknown)) {
+    throw new InvalidArgumentError(`${name}: invalid etcd ${show(etcd)}: expected EtcdKit options`)
+  }
+  const closeKit = options.closeKit ?? kit === undefined
+  if (typeof closeKit !== 'boolean')
+    throw new InvalidArgumentError(`${name}: invalid closeKit ${show(closeKit)}: expected a boolean`)
+  return {
+    service,
+    metadata,
+    dialects: options.dialects,
+    drainDelay,
+    closeTimeout,
+    registerTimeout,
+    registerInBackground,
+    healthRoute,
+    closeKit,
+  }
+}
+
+/**
  * The lifecycle every framework integration shares: register when the server listens (resolving once the
  * key is written), and on close deregister first, wait `drainDelay`, let the server drain and close, then
  * close the kit if the integration created it. The framework-specific part only says when those happen.
@@ -188,6 +269,8 @@ export class ServerRegistration implements AsyncDisposable {
   readonly metadata: InstanceMetadata
   readonly dialects: readonly DialectWriteSpec[] | undefined
   readonly drainDelay: number
+  /** The longest a close may take, from the start of `deregister()`; see `closeTimeRemaining()`. */
+  readonly closeTimeout: number
   readonly registerTimeout: number
   readonly registerInBackground: boolean
   /** The path of the health route, if the integration is to serve one. */
@@ -202,55 +285,25 @@ export class ServerRegistration implements AsyncDisposable {
   #deregistering: Promise<void> | undefined
   #closing: Promise<void> | undefined
   #address: string | undefined
+  #closeStarted: number | undefined
 
   constructor(options: ServerRegistrationOptions, context: ServerRegistrationContext) {
     const name = context.integration
-    if (!isPlainObject(options as unknown))
-      throw new InvalidArgumentError(`${name}: invalid options ${show(options)}: expected an object`)
-    for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key))
-        throw new InvalidArgumentError(
-          `${name}: unknown option ${show(key)} (known: ${[...OPTION_KEYS].join(', ')})`,
-        )
-    }
+    const checked = checkServerRegistrationOptions(options, name)
     this.#integration = name
-    this.service = checkServiceName(options.service, `${name} service name`)
-    try {
-      this.metadata = checkMetadata(options.metadata)
-      // checked now, with a stand-in address (the real one is known once the server listens)
-      const stand = { service: this.service, address: '127.0.0.1:1', metadata: this.metadata }
-      bindWriters(options.dialects, stand, { registryPrefix: 'services/' })
-      this.dialects = options.dialects
-    } catch (err) {
-      throw new InvalidArgumentError(`${name}: ${(err as Error).message}`)
-    }
-    this.drainDelay = checkMs(options.drainDelay ?? 1_000, `${name} drainDelay`)
-    this.registerTimeout = checkMs(options.registerTimeout ?? 10_000, `${name} registerTimeout`, true)
-    const background = options.registerInBackground ?? false
-    if (typeof background !== 'boolean')
-      throw new InvalidArgumentError(
-        `${name}: invalid registerInBackground ${show(background)}: expected a boolean`,
-      )
-    this.registerInBackground = background
-    const route = options.healthRoute
-    if (route !== undefined && (typeof route !== 'string' || !/^\/[^\s?#]*$/.test(route)))
-      throw new InvalidArgumentError(
-        `${name}: invalid healthRoute ${show(route)}: expected a path such as "/health/etcd"`,
-      )
-    this.healthRoute = route
-    parseAdvertise(options.advertise, name)
+    this.service = checked.service
+    this.metadata = checked.metadata
+    this.dialects = checked.dialects
+    this.drainDelay = checked.drainDelay
+    this.closeTimeout = checked.closeTimeout
+    this.registerTimeout = checked.registerTimeout
+    this.registerInBackground = checked.registerInBackground
+    this.healthRoute = checked.healthRoute
     this.#advertise = options.advertise
     const { etcd, kit } = options
-    if (etcd !== undefined && kit !== undefined)
-      throw new InvalidArgumentError(`${name}: give either etcd (options for a new kit) or kit, not both`)
     if (kit !== undefined) {
-      if (!(kit instanceof EtcdKit))
-        throw new InvalidArgumentError(`${name}: invalid kit ${show(kit)}: expected an EtcdKit`)
-      if (kit.closed) throw new InvalidArgumentError(`${name}: the kit given is already closed`)
       this.kit = kit
     } else {
-      if (etcd !== undefined && !isPlainObject(etcd as unknown))
-        throw new InvalidArgumentError(`${name}: invalid etcd ${show(etcd)}: expected EtcdKit options`)
       // the service is the kit's own too: its config/{service}/ keys override the shared ones
       this.kit = new EtcdKit({
         ...(context.logger && !isNoopLogger(context.logger) ? { logger: context.logger } : {}),
@@ -258,10 +311,7 @@ export class ServerRegistration implements AsyncDisposable {
         ...etcd,
       })
     }
-    const closeKit = options.closeKit ?? kit === undefined
-    if (typeof closeKit !== 'boolean')
-      throw new InvalidArgumentError(`${name}: invalid closeKit ${show(closeKit)}: expected a boolean`)
-    this.ownsKit = closeKit
+    this.ownsKit = checked.closeKit
   }
 
   /**
@@ -360,6 +410,7 @@ export class ServerRegistration implements AsyncDisposable {
    * before the server stops accepting connections. Idempotent: later calls return the same promise.
    */
   deregister(): Promise<void> {
+    this.#closeStarted ??= Date.now()
     this.#deregistering ??= (async () => {
       this.#abort.abort(new Error(`${this.#integration}: the server is closing`))
       await this.#registering?.catch(() => {})
@@ -375,6 +426,15 @@ export class ServerRegistration implements AsyncDisposable {
       if (this.drainDelay > 0) await sleep(this.drainDelay)
     })()
     return this.#deregistering
+  }
+
+  /**
+   * What is left of `closeTimeout` (ms, at least 0), counted from the first `deregister()` (all of it when
+   * the close has not begun): pass it to `ConnectionDrain.begin()`.
+   */
+  closeTimeRemaining(): number {
+    if (this.#closeStarted === undefined) return this.closeTimeout
+    return Math.max(0, this.closeTimeout - (Date.now() - this.#closeStarted))
   }
 
   /** Closes the kit if this registration owns it (else does nothing). Idempotent. */
@@ -410,12 +470,14 @@ export type DrainableServer = NetServer & { closeIdleConnections?: () => void }
  * Lets an HTTP/1 server close without waiting for kept-alive sockets: once `begin()` is called, every
  * response still to be sent ends its connection, and sockets are closed as soon as they fall idle. Without
  * it, a request in flight when close starts leaves its socket open until `keepAliveTimeout` (72 s in
- * Fastify), and close waits for it.
+ * Fastify), and close waits for it. `begin(forceAfter)` also bounds the wait: connections still open
+ * after `forceAfter` ms are destroyed (a request that never ends would hold the close for ever).
  */
 export class ConnectionDrain {
   readonly server: DrainableServer
   readonly #inFlight = new Set<ServerResponse>()
   #draining = false
+  #force: NodeJS.Timeout | undefined
   readonly #track = (_req: IncomingMessage, res: ServerResponse) => {
     if (this.#draining && !res.headersSent) res.shouldKeepAlive = false
     this.#inFlight.add(res)
@@ -426,8 +488,12 @@ export class ConnectionDrain {
     })
   }
 
-  constructor(server: DrainableServer) {
+  readonly #onForced: ((inFlight: number) => void) | undefined
+
+  /** `onForced` is told how many requests were cut when connections are destroyed (for a warning). */
+  constructor(server: DrainableServer, onForced?: (inFlight: number) => void) {
     this.server = server
+    this.#onForced = onForced
     server.on('request', this.#track)
   }
 
@@ -436,15 +502,34 @@ export class ConnectionDrain {
     return this.#inFlight.size
   }
 
-  /** Call when the server starts closing (before or right after `server.close()`). Idempotent. */
-  begin() {
+  /**
+   * Call when the server starts closing (before or right after `server.close()`). With `forceAfter` (ms),
+   * connections still open that long after are destroyed (`ServerRegistration.closeTimeRemaining()`).
+   * Idempotent: the first `forceAfter` given holds.
+   */
+  begin(forceAfter?: number) {
     this.#draining = true
     for (const res of this.#inFlight) if (!res.headersSent) res.shouldKeepAlive = false
     this.server.closeIdleConnections?.()
+    if (forceAfter !== undefined && this.#force === undefined) {
+      this.#force = setTimeout(() => this.destroyAll(), Math.min(Math.max(0, forceAfter), MAX_TIMER_MS))
+      // a close that finished in time must not be held open by this timer
+      this.#force.unref()
+    }
   }
 
-  /** Stops tracking the server's requests. */
+  /** Destroys every connection still open (requests in flight included). */
+  destroyAll() {
+    const open = this.#inFlight.size
+    const all = (this.server as { closeAllConnections?: () => void }).closeAllConnections
+    if (all) all.call(this.server)
+    else for (const res of this.#inFlight) res.socket?.destroy()
+    if (open > 0) this.#onForced?.(open)
+  }
+
+  /** Stops tracking the server's requests (and cancels a pending `begin(forceAfter)`). */
   dispose() {
+    clearTimeout(this.#force)
     this.server.off('request', this.#track)
   }
 }

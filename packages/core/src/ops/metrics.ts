@@ -45,6 +45,9 @@ interface Instruments {
   breakerChanges: Counter
   calls: Histogram
   retries: Counter
+  picks: Counter
+  hedges: Counter
+  budgetExhausted: Counter
   lockWait: Histogram
   lockHold: Histogram
   lockLosses: Counter
@@ -96,6 +99,23 @@ function create(meter: Meter): Instruments {
       unit: '{retry}',
       valueType: ValueType.INT,
     }),
+    picks: meter.createCounter('etcdkit.client.picks', {
+      description: 'Endpoints picked by the balancer (first attempts, retries, hedges, pick() and call())',
+      unit: '{pick}',
+      valueType: ValueType.INT,
+    }),
+    hedges: meter.createCounter('etcdkit.client.hedges', {
+      description:
+        'Hedged requests sent, and those whose answer came first (etcdkit.hedge.outcome: sent, won)',
+      unit: '{hedge}',
+      valueType: ValueType.INT,
+    }),
+    budgetExhausted: meter.createCounter('etcdkit.client.budget.exhausted', {
+      description:
+        'Retries or hedges not sent because the budget was spent (etcdkit.budget.kind: retry, hedge)',
+      unit: '{attempt}',
+      valueType: ValueType.INT,
+    }),
     lockWait: meter.createHistogram(
       'etcdkit.lock.wait.duration',
       seconds('Time from acquire() or campaign() to its outcome', slow),
@@ -135,6 +155,7 @@ interface Observables {
   locks: ObservableUpDownCounter
   leading: ObservableUpDownCounter
   leaseLeft: ObservableGauge
+  endpointCost: ObservableGauge
 }
 
 function createObservables(meter: Meter): Observables {
@@ -172,6 +193,11 @@ function createObservables(meter: Meter): Observables {
     leaseLeft: meter.createObservableGauge('etcdkit.session.lease.time_left', {
       description: 'Seconds until etcd may expire the session lease, by the local deadline',
       unit: 's',
+    }),
+    endpointCost: meter.createObservableGauge('etcdkit.client.endpoint.cost', {
+      description:
+        "A least-loaded client's cost of each endpoint: latency estimate (ms) x (requests in flight + 1) / weight",
+      unit: '{cost}',
     }),
   }
   meter.addBatchObservableCallback(observe, Object.values(o))
@@ -239,6 +265,17 @@ function observe(result: BatchObservableResult) {
     result.observe(o.locks, n, { 'etcdkit.lock.state': state })
   result.observe(o.leading, sum.leading)
   if (leaseLeft !== undefined) result.observe(o.leaseLeft, leaseLeft)
+  for (const source of costSources)
+    for (const { attributes, cost } of source()) result.observe(o.endpointCost, cost, attributes)
+}
+
+/** The least-loaded clients' endpoint costs, read when the SDK collects. */
+const costSources = new Set<() => Iterable<{ attributes: Attributes; cost: number }>>()
+
+/** Reports a client's endpoint costs at each collection until the returned function is called. */
+export function observeCosts(source: () => Iterable<{ attributes: Attributes; cost: number }>): () => void {
+  costSources.add(source)
+  return () => costSources.delete(source)
 }
 
 // --- one-line recording helpers, called at the sources ---
@@ -289,6 +326,31 @@ export function recordRetry(service: string, kind: string) {
   instruments.retries.add(1, { 'etcdkit.service': service, 'error.type': kind })
 }
 
+/** An endpoint was picked; `attributes` are the endpoint's own (service, address, port), built once. */
+export function recordPick(attributes: Attributes) {
+  instruments.picks.add(1, attributes)
+}
+
+/** A hedge was sent, or its answer came first. */
+export function recordHedge(service: string, outcome: 'sent' | 'won') {
+  instruments.hedges.add(1, { 'etcdkit.service': service, 'etcdkit.hedge.outcome': outcome })
+}
+
+/** A retry or a hedge was not sent: the budget is spent. */
+export function recordBudgetExhausted(service: string, kind: 'retry' | 'hedge') {
+  instruments.budgetExhausted.add(1, { 'etcdkit.service': service, 'etcdkit.budget.kind': kind })
+}
+
+/** The attributes that name an endpoint (service, host, port). */
+export function endpointAttributes(service: string, address: string): Attributes {
+  const at = address.lastIndexOf(':')
+  return {
+    'etcdkit.service': service,
+    'server.address': address.slice(0, at).replace(/^\[|\]$/g, ''),
+    'server.port': Number(address.slice(at + 1)),
+  }
+}
+
 interface BreakerLike {
   on(event: 'success' | 'failure', listener: (result: unknown, latencyMs: number) => void): unknown
   on(event: 'reject' | 'open' | 'halfOpen' | 'close', listener: () => void): unknown
@@ -299,12 +361,7 @@ interface BreakerLike {
  * endpoint (service + endpoint only: bounded), so a call costs one no-op call without an SDK.
  */
 export function observeBreaker(breaker: BreakerLike, service: string, address: string) {
-  const at = address.lastIndexOf(':')
-  const base = {
-    'etcdkit.service': service,
-    'server.address': address.slice(0, at).replace(/^\[|\]$/g, ''),
-    'server.port': Number(address.slice(at + 1)),
-  }
+  const base = endpointAttributes(service, address)
   const outcome = (o: string) => ({ ...base, 'etcdkit.call.outcome': o })
   const success = outcome('success')
   const failure = outcome('failure')

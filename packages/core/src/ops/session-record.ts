@@ -137,7 +137,7 @@ export class SessionRecordWriter {
         if (isTerminal(err)) {
           this.#refused = true
           this.log.warn(
-            { err, key: this.ks.name(key) },
+            { err, key: key.toString() },
             'cannot write the session record: holders() will list this process as unknown',
           )
           return

@@ -52,7 +52,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     private readonly dialect: DialectCatalog,
   ) {
     super()
-    this.#reported = new InvalidReports(log, (entry) => this.emit('invalid', entry))
+    this.#reported = new InvalidReports(
+      log,
+      (entry) => this.emit('invalid', entry),
+      (key) => ks.full(key),
+    )
     this.ready = this.#ready.promise
     this.ready.catch(() => {})
     this.#follower = new PrefixFollower(ks, hub, log, dialect.root, `registry catalog (${dialect.dialect})`, {

@@ -9,7 +9,7 @@ import { currency, type ViewHealth } from '../ops/health.js'
 import type { Logger } from '../ops/logger.js'
 import { deferred, liveValues } from '../util.js'
 import type { DialectName, DialectReader, DialectReadSpec } from './dialects/index.js'
-import { type Instance, weightOf } from './instance.js'
+import { badWeight, type Instance, weightOf } from './instance.js'
 
 /** Options of `kit.discover()`. */
 export interface DiscoverOptions {
@@ -39,13 +39,15 @@ export class InvalidReports {
   constructor(
     private readonly log: Logger,
     private readonly emit: (entry: InvalidEntry) => void,
+    /** The key with the namespace, for the log line: what an operator finds in etcd. */
+    private readonly full: (key: string) => string = (key) => key,
   ) {}
 
   report(key: string, value: string, reason: string) {
     if (this.#seen.get(key) === value) return
     this.#seen.set(key, value)
     const entry = { key, value, reason }
-    this.log.warn(entry, 'skipping a registry value that cannot be read')
+    this.log.warn({ ...entry, key: this.full(key) }, 'skipping a registry value that cannot be read')
     this.emit(entry)
   }
 
@@ -63,6 +65,12 @@ export class InvalidReports {
     const value = kv.value.toString()
     const decoded = reader.decode(key, value)
     if (decoded.kind === 'delete' || decoded.kind === 'other') return undefined
+    // the one bound on weights read from etcd, whatever the dialect: out of bounds is skipped and reported
+    const outOfBounds = decoded.kind === 'instance' ? badWeight(decoded.metadata.weight) : undefined
+    if (outOfBounds !== undefined) {
+      this.report(key, value, outOfBounds)
+      return undefined
+    }
     if (decoded.kind === 'unreadable' || !named) {
       this.report(
         key,
@@ -121,7 +129,11 @@ class ServiceWatch extends EventEmitter<DiscoveryEvents> {
   ) {
     super()
     this.service = reader.service
-    this.#reported = new InvalidReports(log, (entry) => this.emit('invalid', entry))
+    this.#reported = new InvalidReports(
+      log,
+      (entry) => this.emit('invalid', entry),
+      (key) => ks.full(key),
+    )
     this.setMaxListeners(0)
     this.ready.promise.catch(() => {}) // a closed, never-loaded view must not raise unhandled rejections
     this.follower = new PrefixFollower(

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, show } from '../errors.js'
-import { checkAddress, checkJsonValue, isPlainObject } from '../validate.js'
+import { checkAddress, checkJsonValue, checkText, isPlainObject } from '../validate.js'
 import type { DialectName } from './dialects/dialect.js'
 
 /** Metadata of a registered instance: the well-known fields, plus any user keys (JSON values). */
@@ -57,6 +57,7 @@ export function checkMetadata(metadata: unknown): InstanceMetadata {
   // instead, at any depth (undefined at the top level means "not set", as for the well-known fields)
   for (const [k, v] of Object.entries(metadata)) {
     if (k === '__proto__') throw bad(k, 'a key that readers would take for the prototype')
+    checkText(k, 'metadata key')
     if (v !== undefined) checkJsonValue(v, `metadata.${k}`)
   }
   return JSON.parse(JSON.stringify(metadata)) as InstanceMetadata
@@ -123,14 +124,29 @@ export function decodeEndpoint(raw: string): DecodedEndpoint {
   const metadata = (meta ?? {}) as InstanceMetadata
   // JSON.parse makes "__proto__" an own key: drop it, or code that copies metadata would set a prototype
   if (Object.hasOwn(metadata, '__proto__')) Reflect.deleteProperty(metadata, '__proto__')
+  const weight = badWeight(metadata.weight)
+  if (weight) return { kind: 'invalid', reason: weight }
   return { kind: 'add', address, metadata }
 }
 
-/** The largest weight, on read as on write: another writer's 1e308 must not take every pick. */
+/** The largest weight, on read as on write. */
 const MAX_WEIGHT = 1_000_000
 
-/** `metadata.weight` when it is a valid weight (capped at 1000000), else 1 (a reader never fails on another writer's value). */
+/**
+ * Why a weight read from etcd is out of the bounds a registration may write (an integer 0..1000000), or
+ * `undefined` when it is within them or absent. Such an entry is skipped, not clamped: another writer's
+ * `1e308` clamped to 1000000 would still take all but one pick in a million beside weight-1 instances,
+ * and a weight nobody could have registered says the value is not what a registration wrote.
+ */
+export function badWeight(weight: unknown): string | undefined {
+  if (weight === undefined || weight === null) return undefined
+  if (typeof weight === 'number' && Number.isInteger(weight) && weight >= 0 && weight <= MAX_WEIGHT)
+    return undefined
+  return `weight ${show(weight)} is out of bounds: expected an integer from 0 to ${MAX_WEIGHT}`
+}
+
+/** `metadata.weight` of a decoded entry (`decodeEndpoint` skipped any out of bounds), else 1. */
 export function weightOf(metadata: InstanceMetadata): number {
   const w = metadata.weight
-  return typeof w === 'number' && Number.isInteger(w) && w >= 0 ? Math.min(w, MAX_WEIGHT) : 1
+  return typeof w === 'number' && badWeight(w) === undefined ? w : 1
 }

@@ -360,7 +360,11 @@ export class Registry {
       // one key as before dialects (a plain txn); several in one txn
       keys.length === 1 ? this.ks.key(keys[0]!) : keys.map((k) => this.ks.key(k)),
       lease,
-      (err) => this.log.debug({ err, keys }, 'could not delete a registration yet; retrying'),
+      (err) =>
+        this.log.debug(
+          { err, keys: keys.map((k) => this.ks.full(k)) },
+          'could not delete a registration yet; retrying',
+        ),
       true,
     ).catch((err: unknown) => {
       // refused for good (permission, credentials): the keys go with the lease
@@ -472,7 +476,11 @@ export class Registry {
         entry.lastError = err instanceof Error ? err.message : String(err)
         if (isTerminal(err)) throw etcdError(err, `registering ${show(entry.keys.join(', '))}`)
         if (err instanceof EtcdLeaseInvalidError) this.session.leaseNotFound(lease)
-        else this.log.debug({ err, keys: entry.keys }, 'registration write failed; retrying')
+        else
+          this.log.debug(
+            { err, keys: entry.keys.map((k) => this.ks.full(k)) },
+            'registration write failed; retrying',
+          )
         if (entry.removed) return
         if (signal?.aborted) throw signal.reason
         await sleep(backoff.next(), either).catch((e: unknown) => {
@@ -511,11 +519,11 @@ export class Registry {
               if (entry.lease?.signal.aborted) {
                 // our own lost lease, revoked or expired, took the key: the next lease writes it again
                 this.log.debug(
-                  { keys: entry.keys },
+                  { keys: entry.keys.map((k) => this.ks.full(k)) },
                   'registration went with the lost lease; writing it again',
                 )
               } else {
-                const key = this.ks.name(ev.kv.key)
+                const key = ev.kv.key.toString()
                 this.log.warn({ key }, 'registration deleted by someone else; writing it again')
               }
               entry.writtenWith = undefined

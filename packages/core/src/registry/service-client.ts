@@ -4,6 +4,7 @@ import { type Dispatcher, Pool } from 'undici'
 import {
   AllEndpointsOpenError,
   ClosedError,
+  DeadlineExceededError,
   EtcdKitError,
   InvalidArgumentError,
   NoInstancesError,
@@ -12,12 +13,21 @@ import {
   show,
 } from '../errors.js'
 import type { Logger } from '../ops/logger.js'
-import { observeBreaker, recordRetry } from '../ops/metrics.js'
+import {
+  endpointAttributes,
+  observeBreaker,
+  observeCosts,
+  recordBudgetExhausted,
+  recordHedge,
+  recordPick,
+  recordRetry,
+} from '../ops/metrics.js'
 import { checkKeys, checkMs, isPlainObject } from '../validate.js'
 import { SmoothWeightedRoundRobin } from './balancer.js'
 import type { DialectReadSpec } from './dialects/index.js'
 import type { Discovery } from './discovery.js'
 import type { Instance } from './instance.js'
+import { EndpointLoad, LatencyWindow, LeastLoaded, RetryBudget } from './least-loaded.js'
 import { compileSelect, type InstanceSelect } from './select.js'
 
 /** When a breaker opens, and how it recovers. One breaker guards each endpoint (instance address). */
@@ -34,12 +44,66 @@ export interface BreakerOptions {
   rollingCountBuckets?: number
 }
 
+/** How a client picks among the selected instances. */
+export type BalancerName = 'round-robin' | 'least-loaded'
+
+/** Tuning of `least-loaded` (see docs/SERVICE.md). */
+export interface LeastLoadedSettings {
+  /** Decay time of the latency estimate, in ms (the same at any request rate). @default 1_000 */
+  decay?: number
+  /** How long an instance that joins ramps from 10% to its full weight, in ms. @default 10_000 */
+  warmUp?: number
+}
+
+/**
+ * Hedged requests (idempotent methods with a body that can be sent again only): when no answer came
+ * after `after`, the same request goes to another instance; the first answer wins and the other attempt
+ * is aborted.
+ */
+export interface HedgeOptions {
+  /** ms without an answer before hedging, or `'p95'`: the client's recent 95th percentile latency. */
+  after: number | 'p95'
+  /** Hedges per request (each after a further `after`). @default 1 */
+  max?: number
+  /** Hedges may add at most this fraction of the requests sent (they also count in the retry budget). @default 0.1 */
+  budget?: number
+}
+
+/**
+ * The retry budget (Finagle's, Envoy's): retries and hedges together add at most `ratio` of the requests
+ * sent over the last 10 s, plus `minPerSecond`; a retry that does not fit is not sent.
+ */
+export interface RetryBudgetSettings {
+  /** @default 0.2 */
+  ratio?: number
+  /** @default 10 */
+  minPerSecond?: number
+}
+
+/**
+ * The request header carrying what is left of a request's `deadline` when an attempt is sent: whole
+ * milliseconds, e.g. `etcdkit-timeout-ms: 180`. The Fastify and Express integrations read it.
+ */
+export const DEADLINE_HEADER = 'etcdkit-timeout-ms'
+
 export interface ServiceClientOptions {
   /**
    * The registry dialect the instances are read in (see `DiscoverOptions.dialect`); a Kratos instance is
    * called at its `http://` or `https://` endpoint. @default 'etcd'
    */
   dialect?: DialectReadSpec
+  /**
+   * `'round-robin'`: smooth weighted round robin. `'least-loaded'`: power of two choices over each
+   * instance's peak-EWMA latency x (requests in flight + 1) / weight. Both after `select` and `zone`.
+   * @default "round-robin"
+   */
+  balancer?: BalancerName
+  /** Tuning of `least-loaded`. */
+  leastLoaded?: LeastLoadedSettings
+  /** Hedge idempotent requests (per request: `hedge`). @default off */
+  hedge?: HedgeOptions
+  /** Bounds retries and hedges together; `false` turns the budget off. @default { ratio: 0.2, minPerSecond: 10 } */
+  retryBudget?: RetryBudgetSettings | false
   /** Prefer instances whose `metadata.zone` is this; the others are used only when none of these is available. */
   zone?: string
   /**
@@ -75,6 +139,13 @@ export interface ServiceRequestOptions extends Omit<Dispatcher.RequestOptions, '
   method?: Dispatcher.HttpMethod
   /** Overrides the client's `retryIdempotent` for this request. */
   retryIdempotent?: boolean
+  /** Overrides the client's `hedge` for this request; `false`: no hedging. */
+  hedge?: HedgeOptions | false
+  /**
+   * ms within which every attempt together must be answered (and the body read); then the request is
+   * aborted with `DeadlineExceededError`. Each attempt carries what is left in the `etcdkit-timeout-ms` header.
+   */
+  deadline?: number
 }
 
 export type BreakerState = 'closed' | 'open' | 'halfOpen'
@@ -99,6 +170,10 @@ export interface EndpointStats {
   /** Calls refused because the breaker was open. */
   rejects: number
   latencyMean: number
+  /** `least-loaded` only: the current cost (latency estimate in ms x (in flight + 1) / weight). */
+  cost?: number
+  /** Requests in flight (tracked by `least-loaded` and hedging only, else 0). */
+  pending: number
 }
 
 export interface ServiceClientEvents {
@@ -176,15 +251,21 @@ class Endpoint {
   instance: Instance
   readonly address: string
   readonly breaker: Breaker
+  /** What `least-loaded` knows of it. */
+  readonly load = new EndpointLoad()
+  /** Its metric attributes, built once. */
+  readonly attributes: ReturnType<typeof endpointAttributes>
   #pool: Pool | undefined
 
   constructor(
     instance: Instance,
+    service: string,
     breakerOptions: CircuitBreaker.Options,
     private readonly poolOptions: Pool.Options,
   ) {
     this.instance = instance
     this.address = instance.address
+    this.attributes = endpointAttributes(service, instance.address)
     this.breaker = new CircuitBreaker(
       (opts: Dispatcher.RequestOptions | undefined, own?: OwnCall) =>
         own !== undefined ? own() : this.#send(opts!),
@@ -238,6 +319,10 @@ function checkOptions(options: unknown): ServiceClientOptions {
       'dialect',
       'zone',
       'select',
+      'balancer',
+      'leastLoaded',
+      'hedge',
+      'retryBudget',
       'retries',
       'retryIdempotent',
       'breaker',
@@ -258,6 +343,33 @@ function checkOptions(options: unknown): ServiceClientOptions {
     throw new InvalidArgumentError(`invalid retryIdempotent ${show(o.retryIdempotent)}: expected a boolean`)
   for (const key of ['connectTimeout', 'headersTimeout', 'bodyTimeout'] as const) {
     if (o[key] !== undefined) checkMs(o[key], key)
+  }
+  if (o.balancer !== undefined && o.balancer !== 'round-robin' && o.balancer !== 'least-loaded')
+    throw new InvalidArgumentError(
+      `invalid balancer ${show(o.balancer)}: expected "round-robin" or "least-loaded"`,
+    )
+  const l = o.leastLoaded
+  if (l !== undefined) {
+    if (!isPlainObject(l as unknown)) throw new InvalidArgumentError(`invalid leastLoaded ${show(l)}`)
+    checkKeys(l, ['decay', 'warmUp'], 'leastLoaded')
+    if (l.decay !== undefined) checkMs(l.decay, 'leastLoaded.decay', true)
+    if (l.warmUp !== undefined) checkMs(l.warmUp, 'leastLoaded.warmUp')
+  }
+  if (o.hedge !== undefined) checkHedge(o.hedge, 'hedge')
+  const r = o.retryBudget
+  if (r !== undefined && r !== false) {
+    if (!isPlainObject(r as unknown))
+      throw new InvalidArgumentError(
+        `invalid retryBudget ${show(r)}: expected { ratio, minPerSecond } or false`,
+      )
+    checkKeys(r, ['ratio', 'minPerSecond'], 'retryBudget')
+    if (r.ratio !== undefined && (typeof r.ratio !== 'number' || !(r.ratio >= 0 && r.ratio <= 10)))
+      throw new InvalidArgumentError(
+        `invalid retryBudget.ratio ${show(r.ratio)}: expected a number from 0 to 10`,
+      )
+    const m = r.minPerSecond
+    if (m !== undefined && (typeof m !== 'number' || !(m >= 0 && m <= 1_000_000)))
+      throw new InvalidArgumentError(`invalid retryBudget.minPerSecond ${show(m)}: expected a number >= 0`)
   }
   if (o.pool !== undefined && !isPlainObject(o.pool as unknown))
     throw new InvalidArgumentError(`invalid pool options ${show(o.pool)}: expected a plain object`)
@@ -293,6 +405,39 @@ function checkOptions(options: unknown): ServiceClientOptions {
   return o
 }
 
+function checkHedge(h: unknown, what: string): HedgeOptions | false {
+  if (h === false && what !== 'hedge') return false
+  if (!isPlainObject(h))
+    throw new InvalidArgumentError(`invalid ${what} ${show(h)}: expected { after: ms | "p95", max, budget }`)
+  checkKeys(h, ['after', 'max', 'budget'], what)
+  const { after, max, budget } = h as unknown as HedgeOptions
+  if (after !== 'p95') checkMs(after, `${what}.after`)
+  if (max !== undefined && (!Number.isInteger(max) || max < 1 || max > 4))
+    throw new InvalidArgumentError(`invalid ${what}.max ${show(max)}: expected an integer from 1 to 4`)
+  if (budget !== undefined && (typeof budget !== 'number' || !(budget >= 0 && budget <= 1)))
+    throw new InvalidArgumentError(`invalid ${what}.budget ${show(budget)}: expected a number from 0 to 1`)
+  return h as unknown as HedgeOptions
+}
+
+/** A request's deadline: when it passes (`performance.now()` time), and the signal that aborts then. */
+interface Deadline {
+  ms: number
+  at: number
+  signal: AbortSignal
+}
+
+/** `headers` with `name: value` added, in the form undici was given (object, flat array or pairs). */
+function withHeader(headers: unknown, name: string, value: string): Dispatcher.RequestOptions['headers'] {
+  if (headers === undefined || headers === null) return { [name]: value }
+  if (Array.isArray(headers)) return [...(headers as string[]), name, value]
+  if (isPlainObject(headers)) return { ...(headers as Record<string, string>), [name]: value }
+  const pairs: [string, string | string[] | undefined][] = [
+    ...(headers as Iterable<[string, string | string[] | undefined]>),
+  ]
+  pairs.push([name, value])
+  return pairs
+}
+
 let readOptions: (client: ServiceClient) => ServiceClientOptions
 
 /** The options `client` was created with: for the kit, which refuses a second `kit.service()` that differs. */
@@ -323,6 +468,16 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   readonly #endpoints = new Map<string, Endpoint>()
   readonly #all = new SmoothWeightedRoundRobin<Endpoint>()
   readonly #local = new SmoothWeightedRoundRobin<Endpoint>()
+  /** `least-loaded` only: the balancer, and the selected endpoints of the zone (`#lb.items` has them all). */
+  readonly #lb: LeastLoaded<Endpoint> | undefined
+  #lbLocal: Endpoint[] = []
+  /** Whether attempts are timed and counted in flight (least-loaded, or hedging after the p95). */
+  readonly #track: boolean
+  readonly #latency = new LatencyWindow()
+  readonly #hedge: HedgeOptions | undefined
+  readonly #budget: RetryBudget | undefined
+  readonly #hedgeBudgets = new Map<number, RetryBudget>()
+  #stopCosts: (() => void) | undefined
   readonly #zone: string | undefined
   readonly #select: (instance: Instance) => boolean
   readonly #retries: number
@@ -360,6 +515,21 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     this.#select = compileSelect(o.select)
     this.#retries = o.retries ?? 2
     this.#retryIdempotent = o.retryIdempotent ?? false
+    if (o.balancer === 'least-loaded') {
+      this.#lb = new LeastLoaded((ep: Endpoint) => ep.load, o.leastLoaded)
+      const lb = this.#lb
+      this.#stopCosts = observeCosts(() => {
+        const now = performance.now()
+        return lb.items.map((ep) => ({ attributes: ep.attributes, cost: lb.cost(ep.load, now) }))
+      })
+    }
+    this.#hedge = o.hedge
+    this.#track = this.#lb !== undefined || o.hedge !== undefined
+    if (o.retryBudget !== false)
+      this.#budget = new RetryBudget({
+        ratio: o.retryBudget?.ratio ?? 0.2,
+        minPerSecond: o.retryBudget?.minPerSecond ?? 10,
+      })
     const b = o.breaker ?? {}
     const rollingCountTimeout = b.rollingCountTimeout ?? 10_000
     const rollingCountBuckets = b.rollingCountBuckets ?? 10
@@ -421,7 +591,8 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
    * transport of your own: whatever `fn` throws or rejects with counts against the endpoint (enough failures
    * open its breaker, and it is skipped until a half-open probe succeeds); a result counts for it. `fn`'s
    * result and error come back unchanged; nothing is retried. Throws as `pick()` does when no instance
-   * is available.
+   * is available. With `least-loaded`, the call counts as in flight on the instance while it runs, and its
+   * time (a failure as a slow answer) feeds the instance's latency estimate.
    */
   call<T>(fn: (instance: Instance) => T | Promise<T>): Promise<T> {
     if (typeof fn !== 'function')
@@ -432,7 +603,26 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     const ep = this.#choose(this.#isAvailable)
     if (ep === undefined) return Promise.reject(this.#unavailable())
     const instance = ep.instance
-    return ep.breaker.fire(undefined, async () => fn(instance)) as Promise<T>
+    const done = ep.breaker.fire(undefined, async () => fn(instance)) as Promise<T>
+    const lb = this.#lb
+    if (lb === undefined) return done
+    // least-loaded learns from these calls too: in flight while they run, their time when they end
+    const load = ep.load
+    const started = performance.now()
+    lb.started(load, started)
+    return done.then(
+      (value) => {
+        const now = performance.now()
+        lb.finished(load, now - started, now)
+        return value
+      },
+      (err: unknown) => {
+        const now = performance.now()
+        if (kindOf(err) === 'refused') lb.dropped(load, started)
+        else lb.finished(load, now - started, now, true)
+        throw err
+      },
+    )
   }
 
   /**
@@ -462,12 +652,183 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     if (this.#closing)
       return Promise.reject(new ClosedError(`the service client of ${JSON.stringify(this.service)}`))
     if (!this.#view.loaded) return this.ready.then(() => this.request(path, options))
+    const hedge = options.hedge === undefined ? this.#hedge : options.hedge
+    if (hedge || options.deadline !== undefined || options.hedge !== undefined) {
+      try {
+        if (options.hedge !== undefined) checkHedge(options.hedge, 'request hedge')
+        if (options.deadline !== undefined) checkMs(options.deadline, 'deadline', true)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      return this.#requestWith(path, options, hedge || undefined)
+    }
     // the first attempt stays off the retry path: no async frame, no try/catch, one extra promise at most
+    this.#budget?.deposit(performance.now())
     const ep = this.#choose(this.#isAvailable)
     if (ep === undefined) return Promise.reject(this.#unavailable())
     const opts: Dispatcher.RequestOptions = { ...options, path, method: options.method ?? 'GET' }
-    return (ep.breaker.fire(opts) as Promise<Dispatcher.ResponseData>).catch((err: unknown) =>
-      this.#retry(err, ep, opts, options),
+    return this.#fire(ep, opts).catch((err: unknown) => this.#retry(err, ep, opts, options, undefined))
+  }
+
+  /** A request with a deadline or hedging. */
+  #requestWith(
+    path: string,
+    options: ServiceRequestOptions,
+    hedge: HedgeOptions | undefined,
+  ): Promise<Dispatcher.ResponseData> {
+    const now = performance.now()
+    const { hedge: _hedge, deadline: ms, ...rest } = options
+    const opts: Dispatcher.RequestOptions = { ...rest, path, method: options.method ?? 'GET' }
+    let deadline: Deadline | undefined
+    if (ms !== undefined) {
+      const timeout = AbortSignal.timeout(ms)
+      deadline = { ms, at: now + ms, signal: timeout }
+      opts.signal = options.signal ? AbortSignal.any([options.signal as AbortSignal, timeout]) : timeout
+    }
+    const idempotent = options.idempotent ?? IDEMPOTENT.has(opts.method)
+    this.#budget?.deposit(now)
+    if (hedge === undefined || !idempotent || !replayable(options.body)) {
+      const ep = this.#choose(this.#isAvailable)
+      if (ep === undefined) return Promise.reject(this.#unavailable())
+      this.#stamp(opts, options, deadline)
+      return this.#fire(ep, opts).catch((err: unknown) => this.#retry(err, ep, opts, options, deadline))
+    }
+    return this.#hedged(opts, options, hedge, deadline, now)
+  }
+
+  /** Sets the deadline header of an attempt to what is left. */
+  #stamp(opts: Dispatcher.RequestOptions, options: ServiceRequestOptions, deadline: Deadline | undefined) {
+    if (deadline === undefined) return
+    const left = Math.max(0, Math.floor(deadline.at - performance.now()))
+    opts.headers = withHeader(options.headers, DEADLINE_HEADER, String(left))
+  }
+
+  /**
+   * The first attempt, then (while no answer came, up to `max`, each after `after` ms, within the budgets)
+   * the same request to another endpoint; the first answer wins and the other attempts are aborted.
+   * Each attempt retries as a plain request does. Fails with the first attempt's error when all failed.
+   */
+  #hedged(
+    opts: Dispatcher.RequestOptions,
+    options: ServiceRequestOptions,
+    hedge: HedgeOptions,
+    deadline: Deadline | undefined,
+    now: number,
+  ): Promise<Dispatcher.ResponseData> {
+    const hedgeBudget = this.#hedgeBudget(hedge.budget ?? 0.1)
+    hedgeBudget.deposit(now)
+    const first = this.#choose(this.#isAvailable)
+    if (first === undefined) return Promise.reject(this.#unavailable())
+    const after = hedge.after === 'p95' ? this.#latency.p95 : hedge.after
+    const max = hedge.max ?? 1
+    const outer = opts.signal as AbortSignal | undefined
+    return new Promise((resolve, reject) => {
+      const controllers: AbortController[] = []
+      const picked = new Set<string>()
+      const notPicked = (ep: Endpoint) => ep.available && !picked.has(ep.address)
+      let running = 0
+      let sent = 0
+      let done = false
+      let firstError: unknown
+      let timer: NodeJS.Timeout | undefined
+      const settle = () => {
+        done = true
+        clearTimeout(timer)
+      }
+      const launch = (ep: Endpoint, index: number) => {
+        const own = new AbortController()
+        controllers.push(own)
+        picked.add(ep.address)
+        const o: Dispatcher.RequestOptions = {
+          ...opts,
+          signal: outer ? AbortSignal.any([outer, own.signal]) : own.signal,
+        }
+        this.#stamp(o, options, deadline)
+        running++
+        this.#fire(ep, o)
+          .catch((err: unknown) => this.#retry(err, ep, o, options, deadline))
+          .then(
+            (res) => {
+              running--
+              if (done) {
+                res.body.dump().catch(() => {})
+                return
+              }
+              settle()
+              for (const c of controllers) if (c !== own) c.abort()
+              if (index > 0) recordHedge(this.service, 'won')
+              resolve(res)
+            },
+            (err: unknown) => {
+              running--
+              if (index === 0 || firstError === undefined) firstError = err
+              if (done || running > 0) return
+              settle()
+              reject(firstError)
+            },
+          )
+      }
+      const arm = () => {
+        if (!(after >= 0) || sent >= max) return
+        timer = setTimeout(() => {
+          timer = undefined
+          if (done || this.#closing) return
+          const t = performance.now()
+          if (!hedgeBudget.available(t) || (this.#budget !== undefined && !this.#budget.available(t))) {
+            recordBudgetExhausted(this.service, 'hedge')
+            return
+          }
+          const ep = this.#choose(notPicked)
+          if (ep === undefined) return
+          hedgeBudget.withdraw(t)
+          this.#budget?.withdraw(t)
+          sent++
+          recordHedge(this.service, 'sent')
+          launch(ep, sent)
+          arm()
+        }, after)
+      }
+      launch(first, 0)
+      arm()
+    })
+  }
+
+  /** One hedge budget per ratio in use (the client's, or a request's own). */
+  #hedgeBudget(ratio: number): RetryBudget {
+    let b = this.#hedgeBudgets.get(ratio)
+    if (b === undefined) {
+      b = new RetryBudget({ ratio, minPerSecond: 1 })
+      this.#hedgeBudgets.set(ratio, b)
+    }
+    return b
+  }
+
+  /** Sends one attempt through the endpoint's breaker; times it and counts it in flight when tracking. */
+  #fire(ep: Endpoint, opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+    const sent = ep.breaker.fire(opts) as Promise<Dispatcher.ResponseData>
+    if (!this.#track) return sent
+    const started = performance.now()
+    const load = ep.load
+    const lb = this.#lb
+    lb?.started(load, started)
+    return sent.then(
+      (res) => {
+        const now = performance.now()
+        const failed = res.statusCode >= 500
+        lb?.finished(load, now - started, now, failed)
+        if (!failed) this.#latency.add(now - started)
+        return res
+      },
+      (err: unknown) => {
+        const now = performance.now()
+        const kind = kindOf(err)
+        if (lb === undefined) throw err
+        // refused by the breaker: nothing was sent. Abandoned (a hedge won, the caller gave up): it was at
+        // least this slow. Anything else is the endpoint's failure
+        if (kind === 'refused') lb.dropped(load, started)
+        else lb.finished(load, now - started, now, kind !== 'caller')
+        throw err
+      },
     )
   }
 
@@ -475,9 +836,17 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
    * A failure that is not the endpoint's (kind 'caller') as the caller gets it: their own abort unchanged,
    * a request undici refused as `InvalidArgumentError`, anything else as `RequestFailedError`.
    */
-  #callerError(err: unknown, ep: Endpoint, options: ServiceRequestOptions): unknown {
+  #callerError(
+    err: unknown,
+    ep: Endpoint,
+    options: ServiceRequestOptions,
+    deadline: Deadline | undefined,
+    tried: readonly string[],
+  ): unknown {
     const signal = options.signal as AbortSignal | undefined
     if (signal?.aborted && (err === signal.reason || (err as Error)?.name === 'AbortError')) return err
+    if (deadline?.signal.aborted)
+      return new DeadlineExceededError(this.service, deadline.ms, [...tried, ep.address])
     if (err instanceof EtcdKitError) return err
     if ((err as { code?: unknown })?.code === 'UND_ERR_INVALID_ARG')
       return new InvalidArgumentError(
@@ -493,6 +862,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     endpoint: Endpoint,
     opts: Dispatcher.RequestOptions,
     options: ServiceRequestOptions,
+    deadline: Deadline | undefined,
   ): Promise<Dispatcher.ResponseData> {
     const idempotent = options.idempotent ?? IDEMPOTENT.has(opts.method)
     const canResend = replayable(options.body)
@@ -506,7 +876,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     let ep = endpoint
     for (let attempt = 0; ; ) {
       const kind = kindOf(err)
-      if (kind === 'caller') throw this.#callerError(err, ep, options)
+      if (kind === 'caller') throw this.#callerError(err, ep, options, deadline, tried)
       // 'refused': its breaker opened meanwhile, or another request took its half-open probe: not an attempt
       if (kind !== 'refused') {
         tried.push(ep.address)
@@ -516,31 +886,42 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
         const retryable =
           canResend &&
           (kind === 'connect' || (kind === 'reset' && idempotent) || (kind === 'fault' && retryAll))
+        const again = retryable && attempt < this.#retries && this.#spendRetry()
         if (err instanceof ServerErrorStatus) {
-          if (!retryable || attempt >= this.#retries) return err.response
+          if (!again) return err.response
           await err.response.body.dump().catch(() => {})
         } else if (!retryable) {
           throw new RequestFailedError(this.service, ep.address, err)
-        } else if (attempt >= this.#retries) {
+        } else if (!again) {
           throw new RetriesExhaustedError(this.service, tried, err)
         }
         attempt++
         recordRetry(this.service, kind)
       }
       if (this.#closing) throw new ClosedError(`the service client of ${JSON.stringify(this.service)}`)
+      if (deadline !== undefined && performance.now() >= deadline.at)
+        throw new DeadlineExceededError(this.service, deadline.ms, tried)
       const next = this.#choose(untried)
       if (next === undefined) {
         if (tried.length === 0) throw this.#unavailable()
         throw new RetriesExhaustedError(this.service, tried, lastError)
       }
       picked.add(next.address)
+      this.#stamp(opts, options, deadline)
       try {
-        return (await next.breaker.fire(opts)) as Dispatcher.ResponseData
+        return await this.#fire(next, opts)
       } catch (e) {
         err = e
         ep = next
       }
     }
+  }
+
+  /** Whether the retry budget lets one more retry go (and takes it). */
+  #spendRetry(): boolean {
+    if (this.#budget === undefined || this.#budget.withdraw(performance.now())) return true
+    recordBudgetExhausted(this.service, 'retry')
+    return false
   }
 
   /** Each endpoint's breaker state and rolling counts. */
@@ -557,6 +938,8 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
         failures: s.failures,
         rejects: s.rejects,
         latencyMean: s.latencyMean,
+        cost: this.#lb?.cost(ep.load, performance.now()),
+        pending: ep.load.pending,
       }
     })
   }
@@ -573,6 +956,9 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
       this.#endpoints.clear()
       this.#all.update([], () => 1)
       this.#local.update([], () => 1)
+      this.#lb?.update([], () => 1, performance.now())
+      this.#lbLocal = []
+      this.#stopCosts?.()
       this.#onClose()
       await Promise.all(closing)
       this.emit('close')
@@ -586,11 +972,18 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
 
   #choose(accept: (ep: Endpoint) => boolean): Endpoint | undefined {
     if (this.#dirty) this.#rebuild()
-    if (this.#zone !== undefined && this.#local.size > 0) {
-      const ep = this.#local.next(accept)
-      if (ep !== undefined) return ep
+    let ep: Endpoint | undefined
+    const lb = this.#lb
+    if (lb !== undefined) {
+      const now = performance.now()
+      if (this.#lbLocal.length > 0) ep = lb.next(now, accept, this.#lbLocal)
+      ep ??= lb.next(now, accept)
+    } else {
+      if (this.#zone !== undefined && this.#local.size > 0) ep = this.#local.next(accept)
+      ep ??= this.#all.next(accept)
     }
-    return this.#all.next(accept)
+    if (ep !== undefined) recordPick(ep.attributes)
+    return ep
   }
 
   /** Whether an endpoint may get traffic: `weight: 0` drains it; `select` narrows the rest. */
@@ -612,6 +1005,11 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
       seen.add(ep)
       all.push(ep)
       if (this.#zone !== undefined && ep.zone === this.#zone) local.push(ep)
+    }
+    if (this.#lb !== undefined) {
+      this.#lb.update(all, weightOfEndpoint, performance.now())
+      this.#lbLocal = local
+      return
     }
     this.#all.update(all, weightOfEndpoint)
     this.#local.update(local, weightOfEndpoint)
@@ -656,7 +1054,7 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   }
 
   #createEndpoint(instance: Instance): Endpoint {
-    const ep = new Endpoint(instance, this.#breakerOptions, this.#poolOptions)
+    const ep = new Endpoint(instance, this.service, this.#breakerOptions, this.#poolOptions)
     const report = (state: BreakerState) => () => {
       this.#dirty = true
       if (state !== 'closed')

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
 import { EtcdKit } from '@etcdkit/core'
 import { NestFactory } from '@nestjs/core'
 import { ExpressAdapter } from '@nestjs/platform-express'
 import { FastifyAdapter } from '@nestjs/platform-fastify'
+// vitest, as `nest new` 12 sets up (its generated config has `globals: true`; imported here for tsc)
+import { afterAll as after, beforeAll as before, describe, it } from 'vitest'
 import { AppModule } from '../src/app.module.js'
 import { ReportsService } from '../src/reports.service.js'
 

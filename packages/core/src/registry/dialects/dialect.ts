@@ -160,13 +160,12 @@ export function metadataToStrings(
 }
 
 const PROTOCOLS = new Set(['http', 'https', 'grpc'])
-const MAX_WEIGHT = 1_000_000
 
 /**
  * The inverse of `metadataToStrings` for values another writer made: checks that every value is a string
  * (else `undefined`: the caller reports the value unreadable), turns `weight` into a number and `tags` into
- * a list, and leaves out well-known fields it cannot use (a `weight` that is not a whole number up to
- * 1000000, a `protocol` other than http, https, grpc) rather than pass them on with the wrong type.
+ * a list, and leaves out well-known fields it cannot use (a `weight` that is not a whole number, a
+ * `protocol` other than http, https, grpc) rather than pass them on with the wrong type.
  */
 export function metadataFromStrings(map: unknown): InstanceMetadata | undefined {
   if (map === null || map === undefined) return {}
@@ -176,7 +175,8 @@ export function metadataFromStrings(map: unknown): InstanceMetadata | undefined 
     if (typeof v !== 'string') return undefined
     if (k === '__proto__') continue
     if (k === 'weight') {
-      if (/^\d{1,7}$/.test(v) && Number(v) <= MAX_WEIGHT) out.weight = Number(v)
+      // a whole number out of bounds is passed on, for the reader's one bound check to skip and report
+      if (/^\d{1,16}$/.test(v)) out.weight = Number(v)
     } else if (k === 'tags') {
       out.tags = v.split(',').filter((t) => t !== '')
     } else if (k === 'protocol') {

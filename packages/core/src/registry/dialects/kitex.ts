@@ -94,7 +94,8 @@ export function cloudwegoDialect(
       if (typeof w !== 'number' || !Number.isInteger(w))
         return { kind: 'unreadable', reason: `weight ${show(w)} is not an integer` }
       // the frameworks' resolvers turn a weight <= 0 into the default: a reader here does the same
-      metadata.weight = w <= 0 ? DEFAULT_WEIGHT : Math.min(w, 1_000_000)
+      // (and one above the bounds goes on to the reader's one bound check, which skips and reports it)
+      metadata.weight = w <= 0 ? DEFAULT_WEIGHT : w
       return { kind: 'instance', address, metadata }
     },
     catalog: () => ({
