@@ -198,6 +198,43 @@ test('a release is one delete and nothing else: the next waiter learns its turn 
   await held.release()
 })
 
+test('lock fan-out: a handoff in a queue of 60 (a kit each) reaches a bounded number of watches, not every waiter', async (t) => {
+  // an etcd of our own: its event counter then counts only this test's deliveries
+  await using cluster = await startEtcd()
+  const metricsUrl = `http://${cluster.endpoints[0]}/metrics`
+  const sent = async () =>
+    Number(/^etcd_debugging_mvcc_events_total (\d+)/m.exec(await (await fetch(metricsUrl)).text())?.[1])
+  const ns = uniquePrefix('fanout')
+  const n = 60
+  const all = await kits(n, ns, cluster.endpoints)
+  t.teardown(() => Promise.all(all.map((k) => k.close())))
+  const name = 'jobs/fanout'
+  const first = await all[0]!.lock(name).acquire()
+  const order: number[] = []
+  const waiting = all.slice(1).map(async (k, i) => {
+    const held = await k.lock(name).acquire({ timeout: 60_000 })
+    order.push(i)
+    await held.release()
+  })
+  await eventually(
+    async () => (await queueKeys(all[0]!, name)).length === n,
+    'every contender queued',
+    30_000,
+  )
+  await sleep(300) // the waiters' watches are created
+  const before = await sent()
+  await first.release()
+  await Promise.all(waiting)
+  await sleep(300)
+  const perHandoff = ((await sent()) - before) / n
+  t.is(order.length, n - 1)
+  // each deletion reaches the waiters within AHEAD_LIMIT (16) of the front, the kits that let go of the
+  // lock within the last 16 deletions and the one deep waiter watching that key: about 33 at most, however
+  // long the queue (every one of the 59 waiters' prefix watches, before)
+  t.true(perHandoff <= 36, `${perHandoff.toFixed(1)} watch events per handoff`)
+  t.log(`${perHandoff.toFixed(1)} watch events per handoff`)
+})
+
 test('a holder frozen past its TTL loses the lock to the next waiter; on resume its signal has aborted and its guarded write is refused', async (t) => {
   const { endpoints } = await etcd()
   const ns = uniquePrefix('frozen')

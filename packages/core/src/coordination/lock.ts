@@ -201,6 +201,7 @@ function position(res: ITxnResponse, key: Buffer): Position {
       predecessor,
       unknown: predecessor === undefined && owner !== undefined && BigInt(owner.create_revision) !== revision,
       ahead: predecessor && newest && !newest.more ? newest.kvs.slice(1) : undefined,
+      farthest: predecessor && newest?.more ? newest.kvs.at(-1) : undefined,
     }
   }
   // our key was there already (an earlier attempt on this lease): it keeps its place in the queue

@@ -27,6 +27,13 @@ export const AHEAD_LIMIT = 16
  * waiters read again every `POLL_MS` instead of trusting it alone.
  */
 const UNPROVEN_MS = 150
+/**
+ * Deletions the prefix watch may deliver in a row while nobody in this kit listens before it is cancelled.
+ * An idle kit (its job done, its lock released) would otherwise receive every handoff of a long queue: with
+ * C contenders in C kits, C deliveries per handoff and C² per round. A contender looping on the lock
+ * re-queues within a deletion or two and keeps the watch.
+ */
+const IDLE_DELETIONS = AHEAD_LIMIT
 const POLL_MS = 10
 const NOTHING_TO_STOP = () => {}
 
@@ -70,6 +77,10 @@ export class PrefixQueue {
   #needed: bigint | undefined
   #users = 0
   #linger: NodeJS.Timeout | undefined
+  /** Deletions delivered in a row with no listener registered (see `IDLE_DELETIONS`). */
+  #idle = 0
+  /** Single-key watches of deep waiters (see `waitKeyDeleted`), cancelled on close. */
+  readonly #keyWatches = new Set<() => void>()
   #closed = false
 
   constructor(ks: Keyspace, hub: WatchHub, log: Logger, prefix: string, onIdle: (q: PrefixQueue) => void) {
@@ -260,6 +271,57 @@ export class PrefixQueue {
     })
   }
 
+  /**
+   * Resolves with true once `key` (created at `createRevision`, which is at most `after`) is deleted after
+   * revision `after` — or with false when its watch was reset and the caller must read again. Rejects with
+   * the reason of the first of `signals` to abort. For a waiter deep in the queue: it watches that one key,
+   * not the prefix, so a deletion elsewhere in a long queue does not reach it. Its watch starts at
+   * `after + 1`, a revision etcd may have passed (served from the unsynced group, up to 100 ms late): a deep
+   * waiter has a queue's length of handoffs before its turn, and this watch only brings it to the front.
+   */
+  waitKeyDeleted(
+    key: Buffer,
+    createRevision: bigint,
+    after: bigint,
+    signals: readonly AbortSignal[],
+  ): Promise<boolean> {
+    for (const s of signals) if (s.aborted) return Promise.reject(s.reason)
+    if (this.deletedAfter(key, createRevision) !== undefined) return Promise.resolve(true)
+    if (this.#closed) return Promise.resolve(false)
+    return new Promise<boolean>((resolve, reject) => {
+      let done = false
+      const finish = () => {
+        done = true
+        handle.cancel()
+        this.#keyWatches.delete(stop)
+        for (const s of signals) s.removeEventListener('abort', onAbort)
+      }
+      const stop = () => {
+        if (done) return
+        finish()
+        resolve(false)
+      }
+      const onAbort = (event: Event) => {
+        if (done) return
+        finish()
+        reject((event.target as AbortSignal).reason)
+      }
+      const handle = this.#hub.watch(
+        { key, startRevision: after + 1n, deletesOnly: true },
+        {
+          onEvents: (events) => {
+            if (done || !events.some((ev) => ev.type === 'Delete')) return
+            finish()
+            resolve(true)
+          },
+          onReset: stop,
+        },
+      )
+      this.#keyWatches.add(stop)
+      for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
   /** Cancels the watch and forgets everything. Idempotent. */
   close() {
     if (this.#closed) return
@@ -270,6 +332,7 @@ export class PrefixQueue {
     const all = [...this.#listeners.values()].flatMap((s) => [...s])
     this.#listeners.clear()
     for (const r of all) r.listener.reset()
+    for (const stop of [...this.#keyWatches]) stop()
     this.#onIdle(this)
   }
 
@@ -296,6 +359,7 @@ export class PrefixQueue {
     this.#unprovenUntil = 0
     for (const ev of events) {
       if (ev.type !== 'Delete') continue
+      this.#idle = this.#listeners.size === 0 ? this.#idle + 1 : 0
       const name = ev.kv.key.toString('latin1')
       const rev = BigInt(ev.kv.mod_revision)
       this.#record.delete(name)
@@ -310,6 +374,21 @@ export class PrefixQueue {
       }
       if (set.size === 0) this.#listeners.delete(name)
     }
+    if (this.#idle >= IDLE_DELETIONS && this.#listeners.size === 0) this.#stopWatch()
+  }
+
+  /**
+   * Cancels the prefix watch while nobody listens (the queue stays; the next `cover()` watches again, from
+   * then). The record keeps what it saw: a deletion recorded is true whatever was missed since.
+   */
+  #stopWatch() {
+    this.#log.debug({ prefix: this.prefix, deletions: this.#idle }, 'lock queue watch idle; cancelled')
+    this.#idle = 0
+    this.#handle?.cancel()
+    this.#handle = undefined
+    this.#from = undefined
+    this.#needed = undefined
+    this.#unprovenUntil = 0
   }
 
   #onCreated(at: bigint) {
@@ -392,6 +471,13 @@ export interface Position {
   unknown?: boolean
   /** Every key created before ours, as read at `readRevision`, when there were at most `AHEAD_LIMIT`. */
   ahead?: readonly IKeyValue[]
+  /**
+   * When more keys are ahead than were read: the oldest of those read (`AHEAD_LIMIT` ahead of ours). Once
+   * it is deleted the waiter is, in a queue served in order, within `AHEAD_LIMIT` of the front and reads
+   * again. With neither this nor `ahead` (a read of the predecessor alone), the waiter waits for its
+   * predecessor on the prefix watch and reads again, as Go's Mutex does.
+   */
+  farthest?: IKeyValue
 }
 
 /** The own key is gone while waiting (its lease expired or somebody deleted it). */
@@ -423,7 +509,7 @@ function aheadRange(q: PrefixQueue, revision: bigint): IRangeRequest {
  * abort.
  */
 export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, signals: readonly AbortSignal[]) {
-  let { predecessor, readRevision, ahead } = pos
+  let { predecessor, readRevision, ahead, farthest } = pos
   let read = pos.unknown === true
   for (;;) {
     if (read) {
@@ -439,18 +525,28 @@ export async function waitTurn(ks: Keyspace, q: PrefixQueue, pos: Position, sign
       const range = res.responses[0]?.response_range
       predecessor = range?.kvs[0]
       ahead = range && !range.more ? range.kvs : undefined
+      farthest = range?.more ? range.kvs.at(-1) : undefined
       read = false
     }
     if (!predecessor) return readRevision
     for (const s of signals) s.throwIfAborted()
     read = true
-    if (!q.cover(readRevision)) continue
-    if (ahead) {
-      const at = await q.waitAllDeleted(ahead, pos.key, pos.revision, signals)
-      if (at !== undefined) return at
-      continue // the watch was reset: deletions may have been missed
+    if (farthest) {
+      // deep in the queue: one key's watch, not the prefix's (each handoff would reach every waiter)
+      if (await q.waitKeyDeleted(farthest.key, BigInt(farthest.create_revision), readRevision, signals))
+        q.wakeReads++
+      continue
     }
-    if (await q.waitDelete(predecessor.key, BigInt(predecessor.create_revision), signals)) q.wakeReads++
+    if (!q.cover(readRevision)) continue
+    if (!ahead) {
+      // only the predecessor is known (an election's first read): wait for it on the prefix watch, as fast
+      // as a handoff, then read how many are ahead
+      if (await q.waitDelete(predecessor.key, BigInt(predecessor.create_revision), signals)) q.wakeReads++
+      continue
+    }
+    const at = await q.waitAllDeleted(ahead, pos.key, pos.revision, signals)
+    if (at !== undefined) return at
+    // the watch was reset: deletions may have been missed
   }
 }
 
