@@ -449,6 +449,8 @@ test.serial(
       async () => (await kit.config.get('limits')) === '{"rate":100}',
       'the rollback reached etcd',
     )
+    // the console records a write once etcd's answer reaches it, which may come after a reader saw the value
+    await eventually(() => audit.length >= 6, 'the rollback was recorded')
     t.deepEqual(
       audit.map((e) => [e.writer, e.action, e.key]),
       [
