@@ -208,7 +208,7 @@ async function pack(dir: string): Promise<Record<string, string>> {
 
 /** Addresses a README may link to: real sites of other projects (npm's pages of ours are real once published). */
 const ALLOWED_URLS =
-  /^(http:\/\/127\.0\.0\.1[:/]|https:\/\/(www\.npmjs\.com\/package\/|etcd\.io\/|nodejs\.org\/|nestjs\.com\/|fastify\.dev\/|expressjs\.com\/|grpc\.io\/))/
+  /^(http:\/\/127\.0\.0\.1[:/]|https:\/\/(www\.npmjs\.com\/package\/|etcd\.io\/|nodejs\.org\/|nestjs\.com\/|fastify\.dev\/|expressjs\.com\/|grpc\.io\/|openfeature\.dev(\/|$)|flagd\.dev\/))/
 
 /** What every published package must ship, and must not. */
 async function checkTarball(file: string, name: string) {
