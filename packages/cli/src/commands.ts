@@ -309,17 +309,15 @@ const watch: Command = async (kit, args, flags, io) => {
       type Seen = { service: string; address: string; dialect: string; metadata: string }
       const seen = () =>
         new Map<string, Seen>(
-          [...registry.services.values()]
-            .flat()
-            .map((i) => [
-              i.key,
-              {
-                service: i.service,
-                address: i.address,
-                dialect: i.dialect,
-                metadata: JSON.stringify(i.metadata),
-              },
-            ]),
+          [...registry.services.values()].flat().map((i) => [
+            i.key,
+            {
+              service: i.service,
+              address: i.address,
+              dialect: i.dialect,
+              metadata: JSON.stringify(i.metadata),
+            },
+          ]),
         )
       let known = seen()
       registry.on('change', () => {
