@@ -87,11 +87,12 @@ const drain: Command = async (kit, args, flags, io) => {
 const json = (io: Io, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
 
 /**
- * The registry in the dialect `--dialect` names (core refuses an unknown one, or go-zero, naming it), else
- * in every dialect with a common root; a dialect left out for lack of permission is said on stderr.
+ * The registry (or one service) in the dialect `--dialect` names (core refuses an unknown one, or go-zero
+ * without a service, naming it), else in every dialect with a common root (every dialect for one service);
+ * a dialect left out for lack of permission is said on stderr.
  */
-async function registryOf(kit: EtcdKit, flags: Flags, io: Io): Promise<RegistryView> {
-  const registry = new RegistryView(kit, flags.dialect)
+async function registryOf(kit: EtcdKit, flags: Flags, io: Io, service?: string): Promise<RegistryView> {
+  const registry = new RegistryView(kit, flags.dialect, service)
   try {
     await within(kit, flags, 'reading the registry', registry.ready)
   } catch (err) {
@@ -107,7 +108,8 @@ async function registryOf(kit: EtcdKit, flags: Flags, io: Io): Promise<RegistryV
 
 const services: Command = async (kit, args, flags, io) => {
   arity(args, 0, 1, 'services [service] [--dialect d]')
-  const registry = await registryOf(kit, flags, io)
+  // one service: read in every dialect, go-zero's default Key `{service}.rpc` included
+  const registry = await registryOf(kit, flags, io, args[0])
   try {
     const rows = await within(kit, flags, 'reading leases', serviceRows(kit, registry.services, args[0]))
     if (flags.json) json(io, rows)

@@ -24,7 +24,7 @@ Usage: etcdkit <command> [arguments] [flags]
 Commands:
   services [service]                  services, their instances and registry dialect, lease TTL left and owning
                                       process, in every registry dialect (--dialect etcd|kratos|kitex|hertz|go-micro:
-                                      one dialect's only)
+                                      one dialect's only; go-zero with a service named)
   locks [prefix]                      lock holders and waiters, in queue order
   elections [prefix]                  election leaders and candidates, in queue order
   config list [prefix]                the config tree (keys and values)

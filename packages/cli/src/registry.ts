@@ -35,9 +35,10 @@ export interface RegistryViewEvents {
 }
 
 /**
- * Every service of the dialects shown, kept current. `dialect` (from `--dialect`) names one; without it,
- * every dialect whose keys have a common root is read (not go-zero, whose Keys are free: core refuses a
- * catalog of it, and that refusal is what leaves it out here). When every dialect is read, one whose root
+ * Every service of the dialects shown (or `service` only), kept current. `dialect` (from `--dialect`) names
+ * one; without it, every dialect whose keys have a common root is read (not go-zero, whose Keys are free:
+ * core refuses a catalog of all its services, and that refusal is what leaves it out here), or, for one
+ * `service`, every dialect (go-zero's default Key `{service}.rpc` included). When every dialect is read, one whose root
  * the user may not read (permission denied) is left out and listed in `skipped`; the `etcd` dialect, or a
  * dialect asked for by name, fails the listing instead.
  */
@@ -48,20 +49,21 @@ export class RegistryView extends EventEmitter<RegistryViewEvents> {
   #catalogs: Catalog[]
   #services: ReadonlyMap<string, readonly CatalogInstance[]> = new Map()
 
-  constructor(kit: EtcdKit, dialect?: string) {
+  constructor(kit: EtcdKit, dialect?: string, service?: string) {
     super()
-    // core checks the name and refuses an unknown one (or go-zero), naming it
+    // core checks the names and refuses an unknown dialect (or go-zero without a service), naming it
     const named = dialect !== undefined
-    this.#catalogs = named
-      ? [kit.catalog({ dialect: dialect as DialectName })]
-      : DIALECT_NAMES.flatMap((d) => {
-          try {
-            return [kit.catalog({ dialect: d })]
-          } catch (err) {
-            if (err instanceof EtcdKitError && err.code === 'ETCDKIT_INVALID_ARGUMENT') return [] // no common root
-            throw err
-          }
-        })
+    const one = service === undefined ? {} : { service }
+    this.#catalogs = (named ? [dialect as DialectName] : DIALECT_NAMES).flatMap((d) => {
+      try {
+        return [kit.catalog({ dialect: d, ...one })]
+      } catch (err) {
+        // every service of a dialect without a common root (go-zero): not in a listing of every dialect
+        const noRoot = err instanceof EtcdKitError && err.code === 'ETCDKIT_INVALID_ARGUMENT'
+        if (noRoot && !named && service === undefined) return []
+        throw err
+      }
+    })
     for (const c of this.#catalogs) {
       c.on('change', () => this.#merge())
       c.on('invalid', (entry) => {

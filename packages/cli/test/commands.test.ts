@@ -321,11 +321,11 @@ const FRAMEWORK_ENTRIES = [
     '/micro/registry/foo/foo-1.0.0-123',
     '{"name":"foo","version":"1.0.0","metadata":null,"endpoints":null,"nodes":[{"metadata":null,"id":"foo-1.0.0-123","address":"localhost:9999"}]}',
   ],
-  // go-zero's: not under a common root, so in no listing of every service (read with discover())
+  // go-zero's: not under a common root, so in no listing of every service (only of one service)
   ['user.rpc/7587870939398291206', '10.0.0.7:8080'],
 ] as const
 
-test("services: every dialect with a DIALECT column, --dialect lists one dialect's services; go-zero and unknown dialects are usage errors", async (t) => {
+test("services: every dialect with a DIALECT column, --dialect lists one dialect's services; go-zero for one service only; an unknown dialect is a usage error", async (t) => {
   const s = await scene(t, 'cli-dialects')
   const kit = s.kit()
   await kit.register({
@@ -392,9 +392,22 @@ test("services: every dialect with a DIALECT column, --dialect lists one dialect
     orders.map((r) => r.dialect),
     ['etcd', 'kratos', 'kitex'],
   )
+  // go-zero's Keys have no common root: every service of it cannot be listed, one service can
   const goZero = await s.cli('services', '--dialect', 'go-zero')
   t.is(goZero.code, 2)
   t.regex(goZero.stderr, /go-zero/)
+  const user = await s.cli('services', 'user', '--dialect', 'go-zero')
+  t.is(user.code, 0, user.stderr)
+  t.regex(user.stdout, /^user\s+go-zero\s+10\.0\.0\.7:8080\s+1\s+no lease\s+unknown/m)
+  const userEverywhere = JSON.parse((await s.cli('services', 'user', '--json')).stdout) as {
+    dialect: string
+    key: string
+  }[]
+  t.deepEqual(
+    userEverywhere.map((r) => [r.dialect, r.key]),
+    [['go-zero', 'user.rpc/7587870939398291206']],
+  )
+  t.is((await s.cli('services', 'a b')).code, 2, 'a bad service name is a usage error')
   const bad = await s.cli('services', '--dialect', 'consul')
   t.is(bad.code, 2)
   t.regex(bad.stderr, /"consul"/)
