@@ -1,12 +1,13 @@
 // The commands: each reads through the kit, prints a table (or JSON with --json), and returns an exit code.
 import { userInfo } from 'node:os'
-import type { DialectName, EtcdKit } from '@etcdkit/core'
+import type { EtcdKit } from '@etcdkit/core'
 import { within as reachWithin } from './connect.js'
 import { startConsole } from './console.js'
 import { cancelDrain, requestDrain } from './drain.js'
 import { UsageError } from './errors.js'
 import { flagsCommand } from './flags.js'
 import { configEntries, queues, serviceRows } from './inspect.js'
+import { RegistryView } from './registry.js'
 import { printable, processLabel, seconds, table } from './table.js'
 
 /** Where a command reads and writes: injectable for tests. */
@@ -85,24 +86,46 @@ const drain: Command = async (kit, args, flags, io) => {
 
 const json = (io: Io, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
 
-/** The registry catalog in the dialect `--dialect` names (core refuses an unknown one, naming it). */
-const catalogOf = (kit: EtcdKit, flags: Flags) =>
-  kit.catalog(flags.dialect === undefined ? undefined : { dialect: flags.dialect as DialectName })
+/**
+ * The registry (or one service) in the dialect `--dialect` names (core refuses an unknown one, or go-zero
+ * without a service, naming it), else in every dialect with a common root (every dialect for one service);
+ * a dialect left out for lack of permission is said on stderr.
+ */
+async function registryOf(kit: EtcdKit, flags: Flags, io: Io, service?: string): Promise<RegistryView> {
+  const registry = new RegistryView(kit, flags.dialect, service)
+  try {
+    await within(kit, flags, 'reading the registry', registry.ready)
+  } catch (err) {
+    registry.close()
+    throw err
+  }
+  for (const s of registry.skipped)
+    io.stderr.write(
+      `etcdkit: the ${s.dialect} registry (${printable(s.root)}) is not listed: ${printable(s.reason)}\n`,
+    )
+  return registry
+}
 
 const services: Command = async (kit, args, flags, io) => {
-  arity(args, 0, 1, 'services [service]')
-  const catalog = catalogOf(kit, flags)
+  arity(args, 0, 1, 'services [service] [--dialect d]')
+  // one service: read in every dialect, go-zero's default Key `{service}.rpc` included
+  const registry = await registryOf(kit, flags, io, args[0])
   try {
-    await within(kit, flags, 'reading the registry', catalog.ready)
-    const rows = await within(kit, flags, 'reading leases', serviceRows(kit, catalog.services, args[0]))
+    const rows = await within(kit, flags, 'reading leases', serviceRows(kit, registry.services, args[0]))
     if (flags.json) json(io, rows)
     else if (args[0] === undefined) {
-      const counts = new Map<string, number>()
-      for (const r of rows) counts.set(r.service, (counts.get(r.service) ?? 0) + 1)
+      // one line per service and dialect: a service registered in three dialects is three registries' entry
+      const counts = new Map<string, [string, string, number]>()
+      for (const r of rows) {
+        const id = JSON.stringify([r.service, r.dialect])
+        const c = counts.get(id)
+        if (c) c[2]++
+        else counts.set(id, [r.service, r.dialect, 1])
+      }
       io.stdout.write(
         table(
-          ['SERVICE', 'INSTANCES'],
-          [...counts].map(([s, n]) => [s, String(n)]),
+          ['SERVICE', 'DIALECT', 'INSTANCES'],
+          [...counts.values()].map(([s, d, n]) => [s, d, String(n)]),
           '(no services)',
         ),
       )
@@ -111,9 +134,10 @@ const services: Command = async (kit, args, flags, io) => {
     if (!flags.json)
       io.stdout.write(
         table(
-          ['SERVICE', 'ADDRESS', 'WEIGHT', 'VERSION', 'ZONE', 'TTL', 'PROCESS', 'METADATA'],
+          ['SERVICE', 'DIALECT', 'ADDRESS', 'WEIGHT', 'VERSION', 'ZONE', 'TTL', 'PROCESS', 'METADATA'],
           rows.map((r) => [
             r.service,
+            r.dialect,
             r.address,
             String(r.weight),
             typeof r.metadata.version === 'string' ? r.metadata.version : '',
@@ -127,7 +151,7 @@ const services: Command = async (kit, args, flags, io) => {
       )
     return 0
   } finally {
-    catalog.close()
+    registry.close()
   }
 }
 
@@ -282,45 +306,42 @@ const watch: Command = async (kit, args, flags, io) => {
   const closers: (() => void)[] = []
   try {
     if (what === 'services') {
-      const catalog = catalogOf(kit, flags)
-      closers.push(() => catalog.close())
-      await within(kit, flags, 'reading the registry', catalog.ready)
-      let known = new Map(
-        [...catalog.services.values()].flat().map((i) => [i.key, JSON.stringify(i.metadata)]),
-      )
-      catalog.on('change', (all) => {
-        const now = new Map([...all.values()].flat().map((i) => [i.key, JSON.stringify(i.metadata)]))
-        for (const instance of [...all.values()].flat()) {
+      const registry = await registryOf(kit, flags, io)
+      closers.push(() => registry.close())
+      type Seen = { service: string; address: string; dialect: string; metadata: string }
+      const seen = () =>
+        new Map<string, Seen>(
+          [...registry.services.values()].flat().map((i) => [
+            i.key,
+            {
+              service: i.service,
+              address: i.address,
+              dialect: i.dialect,
+              metadata: JSON.stringify(i.metadata),
+            },
+          ]),
+        )
+      let known = seen()
+      registry.on('change', () => {
+        const now = seen()
+        for (const instance of [...registry.services.values()].flat()) {
           const before = known.get(instance.key)
+          const { service, address, dialect, metadata } = instance
           if (before === undefined)
+            line({ type: 'up', service, address, dialect, metadata }, `+ ${service} ${address} (${dialect})`)
+          else if (before.metadata !== now.get(instance.key)?.metadata)
             line(
-              {
-                type: 'up',
-                service: instance.service,
-                address: instance.address,
-                metadata: instance.metadata,
-              },
-              `+ ${instance.service} ${instance.address}`,
-            )
-          else if (before !== now.get(instance.key))
-            line(
-              {
-                type: 'update',
-                service: instance.service,
-                address: instance.address,
-                metadata: instance.metadata,
-              },
-              `~ ${instance.service} ${instance.address} ${now.get(instance.key)}`,
+              { type: 'update', service, address, dialect, metadata },
+              `~ ${service} ${address} (${dialect}) ${now.get(instance.key)?.metadata}`,
             )
         }
-        for (const key of known.keys())
-          if (!now.has(key)) {
-            const [service, address] = [
-              key.slice(kit.registryPrefix.length, key.indexOf('/', kit.registryPrefix.length)),
-              key.slice(key.indexOf('/', kit.registryPrefix.length) + 1),
-            ]
-            line({ type: 'down', service, address }, `- ${service} ${address}`)
-          }
+        // what a key stood for is taken from when it was listed: keys of other dialects do not parse alike
+        for (const [key, gone] of known)
+          if (!now.has(key))
+            line(
+              { type: 'down', service: gone.service, address: gone.address, dialect: gone.dialect },
+              `- ${gone.service} ${gone.address} (${gone.dialect})`,
+            )
         known = now
       })
     } else if (what === 'config') {

@@ -2,7 +2,7 @@
 // requests, each refreshed from the kit's watch stream and published as one snapshot; lease TTLs read
 // again on a timer (etcd sends no event as a lease counts down); and whether all of it is known current.
 import { EventEmitter } from 'node:events'
-import type { Catalog, ConfigWatch, EtcdKit } from '@etcdkit/core'
+import type { ConfigWatch, EtcdKit } from '@etcdkit/core'
 import {
   DRAIN_PREFIX,
   type DrainRequest,
@@ -18,9 +18,13 @@ import {
   type ServiceInstanceRow,
   serviceRows,
 } from './inspect.js'
+import { RegistryView } from './registry.js'
 
 export interface Snapshot {
+  /** Every instance of every registry dialect read, each with its `dialect`. */
   services: ServiceInstanceRow[]
+  /** The registry dialects read (every dialect whose keys have a common root), in core's order. */
+  dialects: string[]
   queues: Queue[]
   config: ConfigEntry[]
   /** Drain requests standing (their owners write weight 0 when they honour them). */
@@ -35,6 +39,8 @@ export interface Snapshot {
 export interface UnreadableEntry {
   key: string
   service: string
+  /** The registry dialect under whose root the key is. */
+  dialect: string
   /** The value as stored, cut at 2,000 characters. */
   value: string
   reason: string
@@ -71,7 +77,7 @@ export class LiveState extends EventEmitter<{
   error: [Error]
 }> {
   readonly #kit: EtcdKit
-  readonly #catalog: Catalog
+  readonly #registry: RegistryView
   readonly #config: ConfigWatch
   readonly #inspector: KitInspector
   readonly #watch: { cancel(): void }
@@ -96,15 +102,15 @@ export class LiveState extends EventEmitter<{
     super()
     this.#kit = kit
     this.#ttlBatch = options.ttlBatch ?? 256
-    this.#catalog = kit.catalog()
+    // every registry dialect with a common root: each instance shows the dialect it was read in
+    this.#registry = new RegistryView(kit)
     this.#config = kit.config.watch()
-    this.#catalog.on('change', () => this.#schedule())
-    this.#catalog.on('invalid', (entry) => {
-      const rest = entry.key.slice(kit.registryPrefix.length)
-      const slash = rest.indexOf('/')
+    this.#registry.on('change', () => this.#schedule())
+    this.#registry.on('invalid', (entry) => {
       this.#unreadable.set(entry.key, {
         key: entry.key,
-        service: slash > 0 ? rest.slice(0, slash) : rest,
+        service: entry.service,
+        dialect: entry.dialect,
         value: entry.value.length > 2_000 ? `${entry.value.slice(0, 2_000)}…` : entry.value,
         reason: entry.reason,
       })
@@ -118,12 +124,13 @@ export class LiveState extends EventEmitter<{
     this.#watch = this.#inspector.watchNamespace(
       (changes) => {
         if (changes === undefined) return this.#schedule(true) // reset: anything may have changed
-        // the catalog and the config watch follow their own prefixes; anything else may be a queue
+        // the registry's catalogs and the config watch follow their own prefixes; anything else may be a queue
+        const followed = [...this.#registry.roots, kit.configPrefix]
         let other = false
         for (const { key, deleted } of changes) {
           // an unreadable key deleted: the catalog says nothing of it (one made readable it lists)
           if (deleted && this.#unreadable.delete(key)) this.#schedule()
-          if (!key.startsWith(kit.registryPrefix) && !key.startsWith(kit.configPrefix)) other = true
+          if (!followed.some((prefix) => key.startsWith(prefix))) other = true
         }
         if (other) this.#schedule(true)
       },
@@ -142,7 +149,7 @@ export class LiveState extends EventEmitter<{
 
   /** The first snapshot, once the registry and config are read. */
   async ready(): Promise<Snapshot> {
-    await Promise.all([this.#catalog.ready, this.#config.ready])
+    await Promise.all([this.#registry.ready, this.#config.ready])
     await this.#refresh()
     return this.#last!
   }
@@ -165,7 +172,7 @@ export class LiveState extends EventEmitter<{
     clearTimeout(this.#timer)
     clearInterval(this.#ttlTimer)
     this.#watch.cancel()
-    this.#catalog.close()
+    this.#registry.close()
     this.#config.close()
   }
 
@@ -261,7 +268,7 @@ export class LiveState extends EventEmitter<{
       try {
         do {
           this.#again = false
-          const services = this.#catalog.services
+          const services = this.#registry.services
           const others = this.#othersDirty || !this.#last
           this.#othersDirty = false
           // a registry change does not re-read the whole namespace: with 10,000 instances that read is the cost
@@ -272,6 +279,7 @@ export class LiveState extends EventEmitter<{
           ])
           this.#last = {
             services: rows,
+            dialects: this.#registry.dialects,
             queues: q,
             config: configEntries(this.#config.snapshot(), services.keys()),
             drains,

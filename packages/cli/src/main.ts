@@ -22,8 +22,9 @@ export const USAGE = `etcdkit: services, locks, elections and configuration in e
 Usage: etcdkit <command> [arguments] [flags]
 
 Commands:
-  services [service]                  services, their instances, lease TTL left and owning process
-                                      (--dialect go-zero|kratos|kitex|hertz|go-micro: a Go framework's registry)
+  services [service]                  services, their instances and registry dialect, lease TTL left and owning
+                                      process, in every registry dialect (--dialect etcd|kratos|kitex|hertz|go-micro:
+                                      one dialect's only; go-zero with a service named)
   locks [prefix]                      lock holders and waiters, in queue order
   elections [prefix]                  election leaders and candidates, in queue order
   config list [prefix]                the config tree (keys and values)

@@ -39,7 +39,9 @@ export function page(options: PageOptions): string {
 <div class="toolbar">
   <label for="filter" class="sr">Filter</label>
   <input id="filter" type="search" autocomplete="off" spellcheck="false"
-    placeholder="filter (/ to focus): orders, zone:eu-1, version:1.4, tag:canary, meta:team=pay, process:host-3, health:draining">
+    placeholder="filter (/ to focus): orders, zone:eu-1, version:1.4, tag:canary, meta:team=pay, process:host-3, health:draining, dialect:kratos">
+  <label for="dialect" class="sr">Registry dialect</label>
+  <select id="dialect" title="registry dialect: one framework's registry, or all"><option value="">all dialects</option></select>
   <button id="expand-all" type="button">expand all</button>
   <button id="collapse-all" type="button">collapse all</button>
 </div>
@@ -174,13 +176,13 @@ function row(r) {
     service: str(o.service) ?? '(unreadable)', address: str(o.address) ?? '', key: str(o.key) ?? '',
     lease: str(o.lease) ?? '', weight: typeof o.weight === 'number' && Number.isFinite(o.weight) ? o.weight : undefined,
     md, badMd: o.metadata !== undefined && !isObj(o.metadata) ? o.metadata : undefined, process: p,
-    modRevision: str(o.modRevision) ?? '',
+    modRevision: str(o.modRevision) ?? '', dialect: str(o.dialect) ?? '',
   };
   const meta = Object.keys(md).filter((k) => !['version', 'zone', 'tags', 'weight'].includes(k)).map((k) => k + '=' + json(md[k])).join(' ');
   out.f = {
     service: out.service.toLowerCase(), address: out.address.toLowerCase(),
     version: json(md.version).toLowerCase(), zone: json(md.zone).toLowerCase(), tag: json(md.tags).toLowerCase(),
-    meta: meta.toLowerCase(), process: p ? json(p).toLowerCase() : 'unknown',
+    meta: meta.toLowerCase(), process: p ? json(p).toLowerCase() : 'unknown', dialect: out.dialect.toLowerCase(),
   };
   out.hay = Object.values(out.f).join(' ') + ' ' + out.lease;
   return out;
@@ -192,9 +194,9 @@ function unreadableRow(u) {
   const service = str(o.service) ?? '(unreadable)';
   const i = key.indexOf(service + '/');
   const address = i >= 0 ? key.slice(i + service.length + 1) : key;
-  const r = { service, address, key, lease: '', weight: undefined, md: {}, process: undefined, modRevision: '',
+  const r = { service, address, key, lease: '', weight: undefined, md: {}, process: undefined, modRevision: '', dialect: str(o.dialect) ?? '',
     bad: { value: str(o.value) ?? json(o.value), reason: str(o.reason) ?? '' } };
-  r.f = { service: service.toLowerCase(), address: address.toLowerCase(), version: '', zone: '', tag: '', meta: r.bad.value.toLowerCase(), process: '' };
+  r.f = { service: service.toLowerCase(), address: address.toLowerCase(), version: '', zone: '', tag: '', meta: r.bad.value.toLowerCase(), process: '', dialect: r.dialect.toLowerCase() };
   r.hay = Object.values(r.f).join(' ') + ' unreadable';
   return r;
 }
@@ -205,7 +207,8 @@ function normalise(s) {
     .concat((Array.isArray(o.unreadable) ? o.unreadable : []).map(unreadableRow));
   const drains = new Map();
   for (const d of Array.isArray(o.drains) ? o.drains : []) if (isObj(d) && typeof d.key === 'string') drains.set(d.key, d);
-  return { at, services, drains, queues: Array.isArray(o.queues) ? o.queues : [], config: Array.isArray(o.config) ? o.config : [] };
+  const dialects = (Array.isArray(o.dialects) ? o.dialects : []).filter((d) => typeof d === 'string');
+  return { at, services, drains, dialects, queues: Array.isArray(o.queues) ? o.queues : [], config: Array.isArray(o.config) ? o.config : [] };
 }
 function takeTtls(s) {
   const at = timeOf(s.at) ?? Date.now();
@@ -246,14 +249,40 @@ function group(services) {
   for (const r of services) { let g = by.get(r.service); if (!g) by.set(r.service, (g = { name: r.service, rows: [] })); g.rows.push(r); }
   for (const g of by.values()) {
     g.zones = [...new Set(g.rows.map((r) => r.md.zone).filter((z) => z !== undefined).map((z) => (typeof z === 'string' ? z : json(z))))].sort();
+    g.dialects = dialectsOf(g.rows);
     g.versions = [...new Set(g.rows.map((r) => r.md.version).filter((v) => v !== undefined).map((v) => (typeof v === 'string' ? v : json(v))))].sort();
   }
   return [...by.values()];
 }
 
+// ---- registry dialects: each instance's, and the selector showing one dialect's services ----
+let dialect = '';      // the dialect selected ('' for all)
+/** The dialects of these rows, in the order the server reads them (unknown ones last). */
+function dialectsOf(rows) {
+  const order = snap && snap.dialects ? snap.dialects : [];
+  const seen = [...new Set(rows.map((r) => r.dialect).filter(Boolean))];
+  const rank = (d) => { const i = order.indexOf(d); return i < 0 ? order.length : i; };
+  return seen.sort((a, b) => rank(a) - rank(b));
+}
+/** Whether a row is of the dialect selected. */
+function inDialect(r) { return !dialect || r.dialect === dialect; }
+/** The selector's options: every dialect with instances, and the one selected even when it has none left. */
+function renderDialectSelect() {
+  const el = $('dialect');
+  const present = dialectsOf(snap.services);
+  if (dialect && !present.includes(dialect)) present.push(dialect);
+  const html = '<option value="">all dialects</option>' + present.map((d) => '<option value="' + esc(d) + '">' + esc(d) + '</option>').join('');
+  if (el.dataset.html !== html) { el.innerHTML = html; el.dataset.html = html; }
+  el.value = dialect;
+}
+/** Actions address keys under the registry prefix (the etcd dialect's): other dialects' rows have none. */
+function actionable(r) { return !r.dialect || r.dialect === 'etcd'; }
+$('dialect').addEventListener('change', () => { dialect = $('dialect').value; limit = 250; render(); });
+
 // ---- filter: words match anywhere; field:value matches one field ----
 const FIELDS = { service: 'service', svc: 'service', address: 'address', addr: 'address', version: 'version', zone: 'zone',
-  tag: 'tag', tags: 'tag', meta: 'meta', metadata: 'meta', process: 'process', host: 'process', health: 'health', is: 'health' };
+  tag: 'tag', tags: 'tag', meta: 'meta', metadata: 'meta', process: 'process', host: 'process', health: 'health', is: 'health',
+  dialect: 'dialect' };
 function parseQuery(q) {
   return q.toLowerCase().split(/\s+/).filter(Boolean).map((w) => {
     const m = /^([a-z]+):(.*)$/.exec(w);
@@ -324,7 +353,7 @@ function drainNote(r) {
   return '<div class="muted drain-note">' + (r.weight === 0 ? 'drained ' : 'drain requested ') + by + '</div>';
 }
 function actions(r) {
-  if (!WRITE) return '';
+  if (!WRITE || !actionable(r)) return '';
   const b = [];
   if (r.bad) return '<button class="deregister" data-fid="' + esc('deregister:' + r.key) + '">deregister</button>';
   const fid = (a) => esc(a + ':' + r.key);
@@ -335,18 +364,18 @@ function actions(r) {
   if (!r.process || !r.lease || t === -1) b.push('<button class="deregister" data-fid="' + fid('deregister') + '">deregister</button>');
   return b.join(' ');
 }
-const INSTANCE_COLS = '<colgroup><col style="width:18%"><col style="width:9%"><col style="width:9%"><col style="width:8%">' +
-  '<col style="width:9%" class="wide-only"><col style="width:16%"><col style="width:7%"><col style="width:14%"><col style="width:10%"></colgroup>';
+const INSTANCE_COLS = '<colgroup><col style="width:16%"><col style="width:7%"><col style="width:8%"><col style="width:8%"><col style="width:7%">' +
+  '<col style="width:8%" class="wide-only"><col style="width:15%"><col style="width:7%"><col style="width:14%"><col style="width:10%"></colgroup>';
 function instanceTable(rows) {
-  return '<table class="fixed instances">' + INSTANCE_COLS + '<tr><th>address</th><th>weight</th><th>version</th><th>zone</th><th class="wide-only">tags</th>' +
+  return '<table class="fixed instances">' + INSTANCE_COLS + '<tr><th>address</th><th>dialect</th><th>weight</th><th>version</th><th>zone</th><th class="wide-only">tags</th>' +
     '<th>metadata</th><th>lease TTL</th><th>process</th><th>' + (WRITE ? 'actions' : 'health') + '</th></tr>' +
     rows.map((r) => {
       const h = health(r);
-      if (r.bad) return '<tr class="unreadable" data-address="' + esc(r.address) + '" data-key="' + esc(r.key) + '" data-health="unreadable"><td class="mono">' + esc(r.address) +
-        '</td><td colspan="5"><span class="odd" title="not a registration">' + esc(r.bad.value) + '</span> <span class="muted">' + esc(r.bad.reason) +
+      if (r.bad) return '<tr class="unreadable" data-address="' + esc(r.address) + '" data-key="' + esc(r.key) + '" data-dialect="' + esc(r.dialect) + '" data-health="unreadable"><td class="mono">' + esc(r.address) +
+        '</td><td class="dialect">' + esc(r.dialect) + '</td><td colspan="5"><span class="odd" title="not a registration">' + esc(r.bad.value) + '</span> <span class="muted">' + esc(r.bad.reason) +
         '</span></td><td class="mono">—</td><td></td><td><span class="badge bad">unreadable</span> ' + actions(r) + '</td></tr>';
-      return '<tr data-address="' + esc(r.address) + '" data-key="' + esc(r.key) + '" data-health="' + esc(h.label) + '"><td class="mono">' + esc(r.address) + drainNote(r) +
-        '</td><td>' + weightOf(r) + '</td><td>' + text(r.md.version) + '</td><td>' + text(r.md.zone) + '</td><td class="wide-only">' + tagsOf(r.md) +
+      return '<tr data-address="' + esc(r.address) + '" data-key="' + esc(r.key) + '" data-dialect="' + esc(r.dialect) + '" data-health="' + esc(h.label) + '"><td class="mono">' + esc(r.address) + drainNote(r) +
+        '</td><td class="dialect">' + esc(r.dialect) + '</td><td>' + weightOf(r) + '</td><td>' + text(r.md.version) + '</td><td>' + text(r.md.zone) + '</td><td class="wide-only">' + tagsOf(r.md) +
         '</td><td class="meta mono">' + metaOf(r) + '</td><td class="ttl mono" data-lease="' + esc(r.lease) + '">' +
         '</td><td>' + who(r.process) + '</td><td><span class="badge ' + h.cls + '">' + esc(h.label) + '</span> ' + actions(r) + '</td></tr>';
     }).join('') + '</table>';
@@ -357,26 +386,27 @@ function renderServices() {
   const shown = [];
   let instances = 0;
   for (const g of groups) {
-    const rows = query.length ? g.rows.filter(matches) : g.rows;
+    const rows = query.length || dialect ? g.rows.filter((r) => inDialect(r) && matches(r)) : g.rows;
     if (rows.length) { shown.push({ g, rows }); instances += rows.length; }
   }
   const total = snap.services.length;
   $('counts').textContent = groups.length + ' services · ' + total + ' instances' +
+    (dialect ? ' · ' + dialect + ': ' + shown.length + ' services' : '') +
     (query.length ? ' · ' + shown.length + ' services and ' + instances + ' instances match' : '');
   if (shown.length === 0) return '<p class="muted">nothing matches the filter</p>';
   const auto = query.length > 0 && shown.length <= 5;
-  let html = '<table class="fixed services"><colgroup><col style="width:30%"><col style="width:12%"><col style="width:22%"><col style="width:18%"><col style="width:18%"></colgroup>' +
-    '<tr><th>service</th><th>instances</th><th>health</th><th>zones</th><th>versions</th></tr>';
+  let html = '<table class="fixed services"><colgroup><col style="width:26%"><col style="width:10%"><col style="width:14%"><col style="width:20%"><col style="width:15%"><col style="width:15%"></colgroup>' +
+    '<tr><th>service</th><th>instances</th><th>dialects</th><th>health</th><th>zones</th><th>versions</th></tr>';
   for (const { g, rows } of shown.slice(0, limit)) {
     const open = auto || expanded.has(g.name);
     const counts = {};
-    for (const r of g.rows) { const h = health(r); counts[h.cls + '|' + h.label] = (counts[h.cls + '|' + h.label] || 0) + 1; }
+    for (const r of dialect ? g.rows.filter(inDialect) : g.rows) { const h = health(r); counts[h.cls + '|' + h.label] = (counts[h.cls + '|' + h.label] || 0) + 1; }
     const worst = g.rows.every((r) => health(r).cls === 'bad') ? 'bad' : Object.keys(counts).some((k) => !k.startsWith('ok|') && !k.startsWith('unk|')) ? 'warn' : 'ok';
     html += '<tr class="svc" data-service="' + esc(g.name) + '" data-health="' + worst + '"><td><button class="toggle" type="button" aria-expanded="' + open + '" data-fid="svc:' + esc(g.name) +
       '">' + (open ? '▾ ' : '▸ ') + esc(g.name) + '</button></td><td class="count">' + (rows.length === g.rows.length ? g.rows.length : rows.length + ' of ' + g.rows.length) +
-      '</td><td>' + Object.entries(counts).map(([k, n]) => '<span class="badge ' + k.split('|')[0] + '">' + n + ' ' + esc(k.split('|')[1]) + '</span>').join(' ') +
+      '</td><td class="dialects">' + esc(dialectsOf(rows).join(', ')) + '</td><td>' + Object.entries(counts).map(([k, n]) => '<span class="badge ' + k.split('|')[0] + '">' + n + ' ' + esc(k.split('|')[1]) + '</span>').join(' ') +
       '</td><td>' + esc(g.zones.join(', ')) + '</td><td>' + esc(g.versions.join(', ')) + '</td></tr>';
-    if (open) html += '<tr class="detail-row" data-detail="' + esc(g.name) + '"><td class="detail" colspan="5">' + instanceTable(rows) + '</td></tr>';
+    if (open) html += '<tr class="detail-row" data-detail="' + esc(g.name) + '"><td class="detail" colspan="6">' + instanceTable(rows) + '</td></tr>';
   }
   html += '</table>';
   if (shown.length > limit) html += '<button id="more" type="button" data-fid="more">show ' + Math.min(250, shown.length - limit) + ' more of ' + (shown.length - limit) + ' services</button>';
@@ -417,6 +447,7 @@ function render() {
   renderStatus();
   if (!snap) return;
   $('updated').textContent = 'updated ' + clock(snap.at);
+  renderDialectSelect();
   section('services', renderServices);
   section('queues', renderQueues);
   section('config', renderConfig);

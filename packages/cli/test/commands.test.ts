@@ -19,11 +19,11 @@ test('services: a table of services and instances, Go-format and seed-format reg
   const all = await s.cli('services')
   t.is(all.code, 0, all.stderr)
   const lines = all.stdout.split('\n')
-  t.regex(lines[0]!, /^SERVICE\s+INSTANCES$/)
-  t.true(lines.some((l) => /^legacy\s+1$/.test(l)))
-  t.true(lines.some((l) => /^orders\s+2$/.test(l)))
-  t.regex(all.stdout, /orders\s+10\.0\.0\.7:3000\s+2\s+1\.4\.0\s+eu-1\s+\d+s\s+/)
-  t.regex(all.stdout, /legacy\s+10\.0\.0\.9:80\s+1\s+\d+s\s+unknown/)
+  t.regex(lines[0]!, /^SERVICE\s+DIALECT\s+INSTANCES$/)
+  t.true(lines.some((l) => /^legacy\s+etcd\s+1$/.test(l)))
+  t.true(lines.some((l) => /^orders\s+etcd\s+2$/.test(l)))
+  t.regex(all.stdout, /orders\s+etcd\s+10\.0\.0\.7:3000\s+2\s+1\.4\.0\s+eu-1\s+\d+s\s+/)
+  t.regex(all.stdout, /legacy\s+etcd\s+10\.0\.0\.9:80\s+1\s+\d+s\s+unknown/)
 
   const one = await s.cli('services', 'orders', '--json')
   t.is(one.code, 0, one.stderr)
@@ -223,9 +223,9 @@ test('the binary: exit codes, and `watch services` streams changes until interru
   t.teardown(() => watch.child.kill('SIGKILL'))
   await eventually(() => watch.stderr.includes('watching services'), 'the watch started', 15_000)
   const reg = await s.kit().register({ service: 'users', address: '127.0.0.1:4000' })
-  await watch.waitForLine((l) => l === '+ users 127.0.0.1:4000')
+  await watch.waitForLine((l) => l === '+ users 127.0.0.1:4000 (etcd)')
   await reg.deregister()
-  await watch.waitForLine((l) => l === '- users 127.0.0.1:4000')
+  await watch.waitForLine((l) => l === '- users 127.0.0.1:4000 (etcd)')
   await sleep(50)
   t.is(await watch.stop(), 0)
 })
@@ -303,20 +303,159 @@ test('values from etcd are printed with control characters escaped (tables and p
   t.false(watch.stdout.includes('\u001b'))
 })
 
-test('services --dialect: a Go framework registry (Kratos here), with the dialect in --json rows; a bad one is a usage error', async (t) => {
+/** Each framework's entry as it writes it, byte for byte (core/test/fixtures/dialects cites the sources). */
+const FRAMEWORK_ENTRIES = [
+  [
+    '/microservices/helloworld/0',
+    '{"id":"0","name":"helloworld","version":"v1.0.0","metadata":{"weight":"10"},"endpoints":["grpc://127.0.0.1:9000"]}',
+  ],
+  [
+    'kitex/registry-etcd/registry-etcd-test/127.0.0.1:8888',
+    '{"network":"tcp","address":"127.0.0.1:8888","weight":66,"tags":{"hello":"world"}}',
+  ],
+  [
+    'hertz/registry-etcd/hertz.test.demo1/127.0.0.1:8000',
+    '{"network":"tcp","address":"127.0.0.1:8000","weight":10,"tags":null}',
+  ],
+  [
+    '/micro/registry/foo/foo-1.0.0-123',
+    '{"name":"foo","version":"1.0.0","metadata":null,"endpoints":null,"nodes":[{"metadata":null,"id":"foo-1.0.0-123","address":"localhost:9999"}]}',
+  ],
+  // go-zero's: not under a common root, so in no listing of every service (only of one service)
+  ['user.rpc/7587870939398291206', '10.0.0.7:8080'],
+] as const
+
+test("services: every dialect with a DIALECT column, --dialect lists one dialect's services; go-zero for one service only; an unknown dialect is a usage error", async (t) => {
   const s = await scene(t, 'cli-dialects')
   const kit = s.kit()
-  await kit.register({ service: 'hello', address: '10.0.0.5:9000', protocol: 'grpc', dialects: ['kratos'] })
-  const out = await s.cli('services', '--dialect', 'kratos', '--json')
-  t.is(out.code, 0, out.stderr)
-  const rows = JSON.parse(out.stdout) as { service: string; dialect: string; address: string }[]
+  await kit.register({
+    service: 'orders',
+    address: '10.0.0.7:3000',
+    metadata: { version: '1.4.0' },
+    protocol: 'grpc',
+    dialects: ['etcd', 'kratos', 'kitex'],
+  })
+  for (const [key, value] of FRAMEWORK_ENTRIES) await s.kitEtcdctl(['put', `${s.namespace}${key}`, value])
+
+  const all = await s.cli('services')
+  t.is(all.code, 0, all.stderr)
+  const lines = all.stdout.split('\n')
+  t.regex(lines[0]!, /^SERVICE\s+DIALECT\s+INSTANCES$/)
+  const summary = lines.slice(1, lines.indexOf(''))
   t.deepEqual(
-    rows.map((r) => [r.service, r.dialect, r.address]),
-    [['hello', 'kratos', '10.0.0.5:9000']],
+    summary.map((l) => l.split(/\s+/).join(' ')),
+    [
+      'foo go-micro 1',
+      'helloworld kratos 1',
+      'hertz.test.demo1 hertz 1',
+      'orders etcd 1',
+      'orders kratos 1',
+      'orders kitex 1',
+      'registry-etcd-test kitex 1',
+    ],
   )
-  const etcdRows = JSON.parse((await s.cli('services', '--json')).stdout) as unknown[]
-  t.deepEqual(etcdRows, [])
+  t.regex(all.stdout, /^SERVICE\s+DIALECT\s+ADDRESS\s+WEIGHT\s+VERSION\s+ZONE\s+TTL\s+PROCESS\s+METADATA$/m)
+  t.regex(all.stdout, /^helloworld\s+kratos\s+127\.0\.0\.1:9000\s+10\s+v1\.0\.0\s+no lease\s+unknown/m)
+  t.regex(all.stdout, /^registry-etcd-test\s+kitex\s+127\.0\.0\.1:8888\s+66\s+no lease\s+unknown/m)
+  t.regex(all.stdout, /^foo\s+go-micro\s+localhost:9999\s+1\s+1\.0\.0\s+no lease/m)
+  for (const dialect of ['etcd', 'kratos', 'kitex'])
+    t.regex(
+      all.stdout,
+      new RegExp(`^orders\\s+${dialect}\\s+10\\.0\\.0\\.7:3000\\s+\\d+\\s+1\\.4\\.0\\s+\\d+s\\s+`, 'm'),
+    )
+  t.false(all.stdout.includes('user.rpc'))
+
+  // one dialect's services
+  const kratos = await s.cli('services', '--dialect', 'kratos')
+  t.is(kratos.code, 0, kratos.stderr)
+  const rows = kratos.stdout.split('\n').filter((l) => /^\S+\s+\S+\s+\S+:\d+\s/.test(l))
+  t.deepEqual(
+    rows.map((l) => l.split(/\s+/).slice(0, 3).join(' ')),
+    ['helloworld kratos 127.0.0.1:9000', 'orders kratos 10.0.0.7:3000'],
+  )
+  const json = await s.cli('services', '--dialect', 'kitex', '--json')
+  t.is(json.code, 0, json.stderr)
+  t.deepEqual(
+    (JSON.parse(json.stdout) as { service: string; dialect: string; address: string }[]).map((r) => [
+      r.service,
+      r.dialect,
+      r.address,
+    ]),
+    [
+      ['orders', 'kitex', '10.0.0.7:3000'],
+      ['registry-etcd-test', 'kitex', '127.0.0.1:8888'],
+    ],
+  )
+  // one service in every dialect it is registered in
+  const orders = JSON.parse((await s.cli('services', 'orders', '--json')).stdout) as { dialect: string }[]
+  t.deepEqual(
+    orders.map((r) => r.dialect),
+    ['etcd', 'kratos', 'kitex'],
+  )
+  // go-zero's Keys have no common root: every service of it cannot be listed, one service can
+  const goZero = await s.cli('services', '--dialect', 'go-zero')
+  t.is(goZero.code, 2)
+  t.regex(goZero.stderr, /go-zero/)
+  const user = await s.cli('services', 'user', '--dialect', 'go-zero')
+  t.is(user.code, 0, user.stderr)
+  t.regex(user.stdout, /^user\s+go-zero\s+10\.0\.0\.7:8080\s+1\s+no lease\s+unknown/m)
+  const userEverywhere = JSON.parse((await s.cli('services', 'user', '--json')).stdout) as {
+    dialect: string
+    key: string
+  }[]
+  t.deepEqual(
+    userEverywhere.map((r) => [r.dialect, r.key]),
+    [['go-zero', 'user.rpc/7587870939398291206']],
+  )
+  t.is((await s.cli('services', 'a b')).code, 2, 'a bad service name is a usage error')
   const bad = await s.cli('services', '--dialect', 'consul')
   t.is(bad.code, 2)
   t.regex(bad.stderr, /"consul"/)
+
+  // watch: every dialect, each line naming it; --dialect narrows it
+  const watch = startCli([
+    '--endpoints',
+    s.endpoints.join(','),
+    '--namespace',
+    s.namespace,
+    'watch',
+    'services',
+  ])
+  const watchKitex = startCli([
+    '--endpoints',
+    s.endpoints.join(','),
+    '--namespace',
+    s.namespace,
+    'watch',
+    'services',
+    '--dialect',
+    'kitex',
+  ])
+  await eventually(
+    () => watch.stderr.includes('watching services') && watchKitex.stderr.includes('watching services'),
+    'the watches started',
+    10_000,
+  )
+  const reg = await kit.register({
+    service: 'users',
+    address: '127.0.0.1:4000',
+    dialects: ['go-micro', 'kitex'],
+  })
+  await eventually(
+    () =>
+      watch.stdout.includes('+ users 127.0.0.1:4000 (go-micro)\n') &&
+      watch.stdout.includes('+ users 127.0.0.1:4000 (kitex)\n') &&
+      watchKitex.stdout.includes('+ users 127.0.0.1:4000 (kitex)\n'),
+    'the new instance streamed in each dialect',
+  )
+  await reg.deregister()
+  await eventually(
+    () =>
+      watch.stdout.includes('- users 127.0.0.1:4000 (go-micro)\n') &&
+      watchKitex.stdout.includes('- users 127.0.0.1:4000 (kitex)\n'),
+    'the removal streamed, naming the service and address in each dialect',
+  )
+  t.false(watchKitex.stdout.includes('go-micro'))
+  t.is(await watch.interrupt(), 0)
+  t.is(await watchKitex.interrupt(), 0)
 })

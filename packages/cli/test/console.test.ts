@@ -141,6 +141,67 @@ test('defect 7 and live: custom metadata and session records are shown, instance
   await page.waitForSelector('tr[data-lock="jobs/report"]', { hidden: true, timeout: 5_000 })
 })
 
+test("dialects: each instance shows its registry dialect; a dialect selector and dialect: in the filter show one dialect's services", async (t) => {
+  if (!needChromium(t)) return
+  const s = await scene(t, 'console-dialects')
+  const kit = s.kit()
+  await kit.register({
+    service: 'orders',
+    address: '10.0.0.7:3000',
+    metadata: { version: '1.4.0' },
+    dialects: ['etcd', 'kratos', 'go-micro'],
+  })
+  const put = (key: string, value: string) => kit.client.put(`${s.namespace}${key}`).value(value).exec()
+  // the frameworks' own bytes (core/test/fixtures/dialects cites the sources)
+  await put(
+    '/microservices/helloworld/0',
+    '{"id":"0","name":"helloworld","version":"v1.0.0","metadata":{"weight":"10"},"endpoints":["grpc://127.0.0.1:9000"]}',
+  )
+  await put(
+    'kitex/registry-etcd/registry-etcd-test/127.0.0.1:8888',
+    '{"network":"tcp","address":"127.0.0.1:8888","weight":66,"tags":{"hello":"world"}}',
+  )
+  // not a Kratos instance, under Kratos' root: listed in its service as unreadable, in its dialect
+  await put('/microservices/orders/broken', '{"id":')
+  const web = await serve(t, s.kit())
+  const page = await open(t, web.url)
+  await expand(page, 'orders')
+  for (const dialect of ['etcd', 'kratos', 'go-micro'])
+    t.regex(
+      await text(page, `tr[data-address="10.0.0.7:3000"][data-dialect="${dialect}"]`),
+      new RegExp(`10\\.0\\.0\\.7:3000.*${dialect}.*1\\.4\\.0`),
+    )
+  t.regex(await text(page, 'tr.unreadable[data-dialect="kratos"]'), /broken.*kratos/)
+  t.regex(await text(page, 'tr.svc[data-service="orders"]'), /etcd, kratos, go-micro/)
+  t.regex(await text(page, 'tr.svc[data-service="helloworld"]'), /kratos/)
+  t.regex(await text(page, 'tr.svc[data-service="registry-etcd-test"]'), /kitex/)
+  t.deepEqual(
+    await page.$$eval('#dialect option', (els) => els.map((e) => (e as unknown as { value: string }).value)),
+    ['', 'etcd', 'kratos', 'kitex', 'go-micro'],
+  )
+
+  // one dialect's services: the others and the other dialects' rows are hidden
+  await page.select('#dialect', 'kratos')
+  await page.waitForSelector('tr.svc[data-service="registry-etcd-test"]', { hidden: true, timeout: 3_000 })
+  await page.waitForSelector('tr.svc[data-service="helloworld"]', { timeout: 3_000 })
+  t.is(await page.$('tr[data-address="10.0.0.7:3000"][data-dialect="etcd"]'), null)
+  t.truthy(await page.$('tr[data-address="10.0.0.7:3000"][data-dialect="kratos"]'))
+  t.regex(await text(page, '#counts'), /kratos: 2 services/)
+  // a service registered later, in the dialect shown, appears live
+  await kit.register({ service: 'users', address: '10.0.0.9:80', dialects: ['kratos', 'kitex'] })
+  await page.waitForSelector('tr.svc[data-service="users"]', { timeout: 3_000 })
+  await page.screenshot({ path: join(artifacts, 'console-dialect-kratos.png'), fullPage: true })
+  await page.select('#dialect', '')
+  await page.waitForSelector('tr.svc[data-service="registry-etcd-test"]', { timeout: 3_000 })
+
+  // the filter's dialect: field does the same
+  await page.type('#filter', 'dialect:kitex')
+  await page.waitForSelector('tr.svc[data-service="helloworld"]', { hidden: true, timeout: 3_000 })
+  await page.waitForSelector('tr[data-address="127.0.0.1:8888"][data-dialect="kitex"]', { timeout: 3_000 })
+  t.truthy(await page.$('tr[data-address="10.0.0.9:80"][data-dialect="kitex"]'))
+  t.is(await page.$('tr[data-address="10.0.0.9:80"][data-dialect="kratos"]'), null)
+})
+
 test('defect 4: a malformed registration or session record never stops the page', async (t) => {
   if (!needChromium(t)) return
   const s = await scene(t, 'console-malformed')

@@ -32,8 +32,8 @@ async function everyCommand(t: ExecutionContext, namespace: string) {
   const leader = await a.election('leader/scheduler').campaign('node-a')
   const aLease = a.session.lease!.hex
 
-  t.regex(await ok('services'), /^orders\s+10\.0\.0\.7:3000\s+1\s+1\.4\.0\s/m)
-  t.regex(await ok('services', 'orders'), /^orders\s+10\.0\.0\.7:3000\s/m)
+  t.regex(await ok('services'), /^orders\s+etcd\s+10\.0\.0\.7:3000\s+1\s+1\.4\.0\s/m)
+  t.regex(await ok('services', 'orders'), /^orders\s+etcd\s+10\.0\.0\.7:3000\s/m)
   await eventually(async () => (await run('locks')).stdout.includes(b.session.lease?.hex ?? '-'), 'b queued')
   const bLease = b.session.lease!.hex
   const locks = await ok('locks')

@@ -68,6 +68,7 @@ export { EtcdKit, type EtcdKitEvents, type EtcdKitOptions } from './kit.js'
 export type {
   HealthSnapshot,
   RegistrationHealth,
+  RegistrationKeyHealth,
   ViewHealth,
 } from './ops/health.js'
 export { defaultLogger, type Logger, type LoggerLike, silentLogger } from './ops/logger.js'

@@ -343,16 +343,18 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
 
   /**
    * Every service in the registry and its instances, as one live view on one watch (for tools: the CLI and
-   * console use it). Each call opens a new view; close it when done.
+   * console use it). `service` narrows it to one service, in any dialect (go-zero, whose keys have no
+   * common root, only so). Each call opens a new view; close it when done.
    */
-  catalog(options?: { dialect?: DialectName }): Catalog {
+  catalog(options?: { dialect?: DialectName; service?: string }): Catalog {
     if (this.#closing) throw new ClosedError('the kit')
     if (options !== undefined) {
       if (!isPlainObject(options as unknown))
         throw new InvalidArgumentError(`invalid catalog options ${show(options)}`)
-      checkKeys(options, ['dialect'], 'catalog')
+      checkKeys(options, ['dialect', 'service'], 'catalog')
     }
-    const dialect = bindCatalog(options?.dialect, { registryPrefix: this.registryPrefix })
+    const service = options?.service === undefined ? undefined : checkServiceName(options.service)
+    const dialect = bindCatalog(options?.dialect, { registryPrefix: this.registryPrefix }, service)
     return new Catalog(this.#keyspace, this.#watchHub, this.logger, dialect)
   }
 

@@ -1,13 +1,8 @@
 import { type EtcdCluster, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
-import { type DialectName, EtcdKit, type Registration, silentLogger } from '../src/index.js'
+import { EtcdKit, type Registration, silentLogger } from '../src/index.js'
 import { kitInternals } from '../src/kit.js'
-import { eventually, settled } from './helpers.js'
-
-const DIALECTS: readonly DialectName[] = ['etcd', 'go-zero', 'kratos', 'kitex', 'hertz', 'go-micro']
-/** Every dialect, go-zero with an `id` (a kit's instances share its lease, so its lease-ID key). */
-const everyDialect = (goZeroId: number) =>
-  DIALECTS.map((name) => (name === 'go-zero' ? { name, id: goZeroId } : name))
+import { DIALECTS, eventually, everyDialect, settled } from './helpers.js'
 
 // Each test here kills or restarts etcd: each starts its own, one at a time (their timings are what they
 // check). The issue's target is 1 s after etcd answers; the assertions allow 3 s so a loaded machine does

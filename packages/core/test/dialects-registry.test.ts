@@ -236,6 +236,28 @@ test('catalog({ dialect }) lists every service of a dialect; go-zero has no comm
   t.throws(() => k.catalog({ dialect: 'go-zero' }), { message: /discover\(service/ })
 })
 
+test('catalog({ dialect, service }) lists one service of any dialect, go-zero included, with its leases', async (t) => {
+  await using k = await kit()
+  await k.register({ service: 'a', address: '10.0.0.1:1', dialects: ['go-zero', 'kratos'] })
+  await k.register({ service: 'ab', address: '10.0.0.2:1', dialects: ['kratos'] })
+  for (const dialect of ['go-zero', 'kratos'] as const) {
+    using catalog = k.catalog({ dialect, service: 'a' })
+    await catalog.ready
+    t.is(catalog.dialect, dialect)
+    t.deepEqual(
+      [...catalog.services].map(([service, list]) => [
+        service,
+        list.map((i) => [i.dialect, i.address, i.lease]),
+      ]),
+      [['a', [[dialect, '10.0.0.1:1', k.session.lease!.hex]]]],
+      dialect,
+    )
+  }
+  using goZero = k.catalog({ dialect: 'go-zero', service: 'a' })
+  t.is(goZero.root, 'a.rpc/')
+  t.throws(() => k.catalog({ dialect: 'kratos', service: 'a b' }), { message: /"a b"/ })
+})
+
 test('register({ protocol }) tells Kratos and go-micro what the instance speaks, and leaves etcd metadata alone', async (t) => {
   await using k = await kit()
   const reg = await k.register({

@@ -1,5 +1,5 @@
 // kit.health(): the snapshot, readiness, and 'health' events across an etcd pause longer than the TTL.
-import { type EtcdCluster, startEtcd } from '@etcdkit/testing'
+import { type EtcdCluster, etcdctl, startEtcd, startProxy } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, type HealthSnapshot, silentLogger } from '../src/index.js'
 import { etcd, eventually, kit } from './helpers.js'
@@ -39,7 +39,13 @@ test('the snapshot lists registrations, views, config values, locks held and wai
   t.is(h.session.lease?.hex, k.session.lease?.hex)
   t.true(h.session.lease!.ttlLeftMs > 0 && h.session.lease!.ttlLeftMs <= 5_000)
   t.deepEqual(h.registrations, [
-    { service: 'orders', address: '10.0.0.7:3000', key: 'services/orders/10.0.0.7:3000', state: 'written' },
+    {
+      service: 'orders',
+      address: '10.0.0.7:3000',
+      key: 'services/orders/10.0.0.7:3000',
+      state: 'written',
+      keys: [{ dialect: 'etcd', key: 'services/orders/10.0.0.7:3000', state: 'written' }],
+    },
   ])
   t.like(
     h.views.find((v) => v.kind === 'discovery'),
@@ -137,3 +143,48 @@ test.serial(
     t.true(k.health().ready)
   },
 )
+
+test("a registration in three dialects shows each key with its own state: one deleted behind the kit's back is pending until written again", async (t) => {
+  const { endpoints } = await etcd()
+  // the kit reaches etcd with 300 ms each way: it learns of the deletion late and its put takes a round
+  // trip, so the state in between lasts long enough to be seen
+  await using proxy = await startProxy(endpoints[0]!)
+  await using k = await kit({ endpoints: [proxy.endpoint] })
+  const reg = await k.register({
+    service: 'orders',
+    address: '10.0.0.7:3000',
+    dialects: ['etcd', 'kratos', 'go-micro'],
+  })
+  const keys = () => k.health().registrations[0]?.keys
+  t.deepEqual(keys(), [
+    { dialect: 'etcd', key: 'services/orders/10.0.0.7:3000', state: 'written' },
+    { dialect: 'kratos', key: '/microservices/orders/10.0.0.7:3000', state: 'written' },
+    { dialect: 'go-micro', key: '/micro/registry/orders/orders-10.0.0.7:3000', state: 'written' },
+  ])
+  t.deepEqual(
+    keys()?.map((s) => s.key),
+    [...reg.keys],
+  )
+  proxy.latency(300)
+  await etcdctl(endpoints, ['del', `${k.namespace}${reg.keys[1]}`])
+  const states = () => (keys() ?? []).map((s) => s.state).join(',')
+  await eventually(
+    () => states() === 'written,pending,written',
+    'the deleted key pending, the others written',
+    5_000,
+  )
+  const h = k.health()
+  t.false(h.ready)
+  t.true(
+    h.reasons.some((r) => r.includes('/microservices/orders/10.0.0.7:3000')),
+    h.reasons.join('; '),
+  )
+  t.false(
+    h.reasons.some((r) => r.includes('(etcd)') || r.includes('(go-micro)')),
+    'the keys still written are no reason',
+  )
+  await eventually(() => states() === 'written,written,written', 'the key written again', 5_000)
+  t.true(k.health().ready)
+  const got = await etcdctl(endpoints, ['get', `${k.namespace}${reg.keys[1]}`, '--print-value-only'])
+  t.true(got.includes('"name":"orders"'), got)
+})

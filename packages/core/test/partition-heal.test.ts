@@ -8,7 +8,7 @@ import { type EtcdCluster, type FaultProxy, proxyCluster, startEtcd, uniquePrefi
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
 import { kitInternals } from '../src/kit.js'
-import { eventually } from './helpers.js'
+import { DIALECTS, eventually, everyDialect } from './helpers.js'
 
 let etcd: EtcdCluster
 test.before(async () => {
@@ -54,18 +54,24 @@ async function partitionThenHeal(
     await Promise.all([kit.close(), direct.close()])
     await proxied.close()
   })
-  if (session) await kit.register({ service: 'self', address: '10.0.0.9:80' })
-  await direct.register({ service: 'orders', address: '10.0.0.1:80' })
-  const view = kit.discover('orders')
+  // registrations and views in every registry dialect: each dialect's view converges
+  if (session) await kit.register({ service: 'self', address: '10.0.0.9:80', dialects: everyDialect() })
+  await direct.register({ service: 'orders', address: '10.0.0.1:80', dialects: everyDialect(1) })
+  const views = DIALECTS.map((dialect) => kit.discover('orders', { dialect }))
   const flag = kit.config.value('flag', { default: 'off' })
-  await Promise.all([view.ready, flag.ready])
-  await eventually(() => view.instances.length === 1 && !view.stale && !flag.stale, 'views current')
+  await Promise.all([...views.map((v) => v.ready), flag.ready])
+  const listed = (n: number) => views.every((v) => v.instances.length === n && !v.stale)
+  await eventually(() => listed(1) && !flag.stale, 'views current')
 
   const blackholedAt = performance.now()
   for (const p of proxied.proxies) p.blackhole()
-  await eventually(() => view.stale && flag.stale, 'views stale during the partition', partitionMs)
+  await eventually(
+    () => views.every((v) => v.stale) && flag.stale,
+    'views stale during the partition',
+    partitionMs,
+  )
   // changes the kit cannot see, then compaction: resuming the watches is not enough, they must relist
-  await direct.register({ service: 'orders', address: '10.0.0.2:80' })
+  await direct.register({ service: 'orders', address: '10.0.0.2:80', dialects: everyDialect(2) })
   await direct.config.set('flag', 'on')
   await etcd.compact()
   await sleep(Math.max(0, partitionMs - (performance.now() - blackholedAt)))
@@ -80,8 +86,8 @@ async function partitionThenHeal(
   const healedAt = performance.now()
   for (const p of proxied.proxies) if (p !== stuck) p.pass()
   await eventually(
-    () => view.instances.length === 2 && flag.current === 'on' && !view.stale && !flag.stale,
-    'views converged after the heal',
+    () => listed(2) && flag.current === 'on' && !flag.stale,
+    'views (every dialect) converged after the heal',
     30_000,
   )
   const ms = Math.round(performance.now() - healedAt)
@@ -91,14 +97,14 @@ async function partitionThenHeal(
 
 for (const partitionMs of [4_000, 9_000, 15_000]) {
   test.serial(
-    `every member blackholed for ${partitionMs / 1000} s while etcd compacts, then healed: views converge within ${CONVERGE_MS / 1000} s`,
+    `every member blackholed for ${partitionMs / 1000} s while etcd compacts, then healed: views of every dialect converge within ${CONVERGE_MS / 1000} s`,
     async (t) => {
       const ms = await partitionThenHeal(t, partitionMs, 'all', true)
       t.true(ms < CONVERGE_MS, `converged ${ms} ms after the heal`)
     },
   )
   test.serial(
-    `every member blackholed for ${partitionMs / 1000} s, healed but for the watch stream's member: views converge within ${CONVERGE_MS / 1000} s`,
+    `every member blackholed for ${partitionMs / 1000} s, healed but for the watch stream's member: views of every dialect converge within ${CONVERGE_MS / 1000} s`,
     async (t) => {
       const ms = await partitionThenHeal(t, partitionMs, 'stuck', true)
       t.true(ms < CONVERGE_MS, `converged ${ms} ms after the heal`)
@@ -107,7 +113,7 @@ for (const partitionMs of [4_000, 9_000, 15_000]) {
 }
 
 test.serial(
-  `a kit with views only (no session): healed but for the watch stream's member, views converge within ${CONVERGE_MS / 1000} s`,
+  `a kit with views only (no session): healed but for the watch stream's member, views of every dialect converge within ${CONVERGE_MS / 1000} s`,
   async (t) => {
     const ms = await partitionThenHeal(t, 9_000, 'stuck', false)
     t.true(ms < CONVERGE_MS, `converged ${ms} ms after the heal`)

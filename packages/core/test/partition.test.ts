@@ -3,7 +3,7 @@ import { type EtcdCluster, type FaultProxy, proxyCluster, startEtcd, uniquePrefi
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
 import { kitInternals } from '../src/kit.js'
-import { eventually } from './helpers.js'
+import { DIALECTS, eventually, everyDialect } from './helpers.js'
 
 // In the suite: ttl 4 and a 12 s partition (three TTLs); the timings scale with the TTL. The case of the
 // issue (ttl 10, 30 s): ETCDKIT_FULL_PARTITION=1.
@@ -12,8 +12,8 @@ const ttl = full ? 10 : 4
 const partitionMs = full ? 30_000 : 12_000
 
 /**
- * A kit that reaches each member of `etcd` through its own proxy, holding a registration, a lock, a view
- * of a service and a config value; and what to silence.
+ * A kit that reaches each member of `etcd` through its own proxy, holding a registration in every registry
+ * dialect, a lock, a view of a service in each dialect and a config value; and what to silence.
  */
 async function partitionedKit(
   t: { log(...values: unknown[]): void },
@@ -28,12 +28,15 @@ async function partitionedKit(
   }
   const kit = new EtcdKit({ endpoints: proxied.endpoints, ttl, namespace, logger })
   const observer = new EtcdKit({ endpoints: etcd.endpoints, namespace, logger: silentLogger })
-  const reg = await kit.register({ service: 'orders', address: '10.0.0.1:80' })
+  const reg = await kit.register({ service: 'orders', address: '10.0.0.1:80', dialects: everyDialect() })
   const held = await kit.lock('/jobs/report').acquire()
-  const view = kit.discover('orders')
+  const views = DIALECTS.map((dialect) => kit.discover('orders', { dialect }))
   const flag = kit.config.value('flag', { default: 'off' })
-  await Promise.all([view.ready, flag.ready])
-  await eventually(() => view.instances.length === 1, 'the own instance in view')
+  await Promise.all([...views.map((v) => v.ready), flag.ready])
+  await eventually(
+    () => views.every((v) => v.instances.length === 1),
+    'the own instance in view, every dialect',
+  )
   const lease = kit.session.lease!
   const endpoint = silence === 'keepalive' ? kit.session.endpoint : kitInternals(kit).watchHub.health.endpoint
   const proxy: FaultProxy = proxied.proxies.find((p) => p.endpoint === endpoint)!
@@ -45,7 +48,7 @@ async function partitionedKit(
     observer,
     reg,
     held,
-    view,
+    views,
     flag,
     lease,
     proxy,
@@ -58,7 +61,7 @@ async function partitionedKit(
   }
 }
 
-test(`one silent member of three (ttl ${ttl}, ${partitionMs / 1000} s): the kit keeps its lease, lock and registration, and its watches catch up within 5 s`, async (t) => {
+test(`one silent member of three (ttl ${ttl}, ${partitionMs / 1000} s): the kit keeps its lease, lock and registration (every dialect), and its watches of every dialect catch up within 5 s`, async (t) => {
   t.timeout(partitionMs + 60_000)
   await using etcd = await startEtcd({ members: 3 })
   const cases = await Promise.all([partitionedKit(t, etcd, 'keepalive'), partitionedKit(t, etcd, 'watch')])
@@ -68,7 +71,11 @@ test(`one silent member of three (ttl ${ttl}, ${partitionMs / 1000} s): the kit 
     // changes made elsewhere at once: the kit's views must show them within 5 s of the silence
     const others = await Promise.all(
       cases.map(async (c) => {
-        const other = await c.observer.register({ service: 'orders', address: '10.0.0.2:80' })
+        const other = await c.observer.register({
+          service: 'orders',
+          address: '10.0.0.2:80',
+          dialects: everyDialect(),
+        })
         await c.observer.config.set('flag', 'on')
         return other
       }),
@@ -76,8 +83,8 @@ test(`one silent member of three (ttl ${ttl}, ${partitionMs / 1000} s): the kit 
     const seen = await Promise.all(
       cases.map(async (c) => {
         await eventually(
-          () => c.view.instances.length === 2 && c.flag.current === 'on',
-          'the views current again',
+          () => c.views.every((v) => v.instances.length === 2) && c.flag.current === 'on',
+          'the views (every dialect) current again',
           5_000 - (Date.now() - silencedAt),
         )
         return Date.now() - silencedAt
@@ -101,7 +108,7 @@ test(`one silent member of three (ttl ${ttl}, ${partitionMs / 1000} s): the kit 
     )
     t.log(`streams off the silent member after ${moved.join(' / ')} ms`)
 
-    // for the rest of the partition: lease, lock and registration intact, in the kit and in etcd
+    // for the rest of the partition: lease, lock and every key of the registration intact, in the kit and in etcd
     let checks = 0
     while (Date.now() - silencedAt < partitionMs) {
       const keys = await etcd.etcdctl(['get', '--prefix', '--keys-only', 't-partition-'])
@@ -109,7 +116,9 @@ test(`one silent member of three (ttl ${ttl}, ${partitionMs / 1000} s): the kit 
         ...(c.lease.signal.aborted ? [`lease lost: ${String(c.lease.signal.reason)}`] : []),
         ...(c.held.held ? [] : ['lock not held']),
         ...(c.kit.session.lease?.id === c.lease.id ? [] : ['another lease']),
-        ...(keys.includes(`${c.namespace}${c.reg.key}`) ? [] : [`registration missing from etcd: ${keys}`]),
+        ...c.reg.keys.flatMap((k) =>
+          keys.includes(`${c.namespace}${k}`) ? [] : [`registration key ${k} missing from etcd: ${keys}`],
+        ),
         ...(keys.includes(`${c.namespace}/jobs/report/${c.lease.hex}`) ? [] : [`lock key missing: ${keys}`]),
       ])
       t.deepEqual(broken, [], `${Date.now() - silencedAt} ms into the partition`)

@@ -3,18 +3,14 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { etcdctl, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
-import { type DialectName, EtcdKit, type Instance, silentLogger } from '../src/index.js'
+import { EtcdKit, type Instance, silentLogger } from '../src/index.js'
 import { kitInternals } from '../src/kit.js'
-import { eventually } from './helpers.js'
+import { DIALECTS, eventually, everyDialect } from './helpers.js'
 
 // Each test here stops, kills or wipes etcd: each starts its own. The registration tests register in
 // every registry dialect at once and check a view of each: the promises hold for every dialect.
 
 const addresses = (list: readonly Instance[]) => list.map((i) => i.address).sort()
-const DIALECTS: readonly DialectName[] = ['etcd', 'go-zero', 'kratos', 'kitex', 'hertz', 'go-micro']
-/** Every dialect; go-zero with an `id` when given (a kit's instances share its lease, so the lease-ID key). */
-const everyDialect = (goZeroId?: number) =>
-  DIALECTS.map((name) => (name === 'go-zero' && goZeroId !== undefined ? { name, id: goZeroId } : name))
 
 test('a registered process killed with SIGKILL disappears from other views, in every dialect, within TTL + 1 s', async (t) => {
   await using etcd = await startEtcd()

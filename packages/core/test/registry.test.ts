@@ -1,7 +1,7 @@
 import { uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
-import { etcd, eventually, kit } from './helpers.js'
+import { DIALECTS, etcd, eventually, kit } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
@@ -81,7 +81,7 @@ test('values that cannot be read are skipped and reported once per key and value
   t.is(warnings.filter((w) => 'reason' in w).length, 2)
 })
 
-for (const dialect of ['etcd', 'go-zero', 'kratos', 'kitex', 'hertz', 'go-micro'] as const) {
+for (const dialect of DIALECTS) {
   test(`${dialect}: a registration deleted by someone else is written again`, async (t) => {
     const { etcdctl } = await etcd()
     await using k = await kit()

@@ -1,15 +1,16 @@
 import { startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, type SessionState, silentLogger } from '../src/index.js'
-import { eventually } from './helpers.js'
+import { eventually, everyDialect } from './helpers.js'
 
-test('etcd frozen past the TTL: suspect, then lost (the lease signal aborts), then a new lease and the registration again', async (t) => {
+test('etcd frozen past the TTL: suspect, then lost (the lease signal aborts), then a new lease and the registration again, in every dialect', async (t) => {
   await using etcd = await startEtcd()
   const namespace = uniquePrefix('session')
   await using k = new EtcdKit({ endpoints: etcd.endpoints, namespace, ttl: 3, logger: silentLogger })
   const states: SessionState[] = []
   k.session.on('state', (s) => states.push(s))
-  const reg = await k.register({ service: 'svc', address: '127.0.0.1:1' })
+  const reg = await k.register({ service: 'svc', address: '127.0.0.1:1', dialects: everyDialect() })
+  const oldKeys = [...reg.keys]
   const first = k.session.lease!
   t.is(k.session.state, 'alive')
   t.regex(first.hex, /^[0-9a-f]+$/)
@@ -28,11 +29,17 @@ test('etcd frozen past the TTL: suspect, then lost (the lease signal aborts), th
     5_000,
   )
   t.true(states.join().startsWith('alive,suspect,lost,connecting,alive'), states.join())
-  // the registration now hangs off the new lease
+  // every key of the registration now hangs off the new lease (go-zero's key names it: a new key)
+  const leaseOf = async (key: string) =>
+    /"lease":(\d+)/.exec(await etcd.etcdctl(['get', `${namespace}${key}`, '-w', 'json']))?.[1]
   await eventually(async () => {
-    const out = await etcd.etcdctl(['get', `${namespace}${reg.key}`, '-w', 'json'])
-    return /"lease":(\d+)/.exec(out)?.[1] === k.session.lease?.id
-  }, 'the registration on the new lease')
+    const leases = await Promise.all(reg.keys.map(leaseOf))
+    return leases.every((l) => l === k.session.lease?.id)
+  }, 'every key of the registration on the new lease')
+  t.is(reg.keys.length, 6)
+  const moved = oldKeys.filter((key) => !reg.keys.includes(key))
+  t.deepEqual(moved, [`svc.rpc/${first.id}`], 'only the go-zero key changed with the lease')
+  t.is(await leaseOf(moved[0]!), undefined, 'the old go-zero key went with the old lease')
   // and the old lease was revoked, not left to expire
   const leases = await etcd.etcdctl(['lease', 'list'])
   t.false(leases.includes(first.hex), leases)

@@ -1,7 +1,7 @@
 import { etcdctl, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
 import { EtcdKit, silentLogger } from '../src/index.js'
-import { eventually } from './helpers.js'
+import { DIALECTS, eventually, rawEntries } from './helpers.js'
 
 // Each test here kills or restarts etcd: each starts its own, one at a time.
 
@@ -16,56 +16,70 @@ function transitions(emitter: { on(event: 'stale' | 'current', listener: () => v
 }
 
 test.serial(
-  'a discovery view says when it is stale (etcd killed) and current again (etcd back), with events',
+  'a discovery view of each dialect says when it is stale (etcd killed) and current again (etcd back), with events',
   async (t) => {
     await using etcd = await startEtcd()
     const namespace = uniquePrefix('stale')
     await using k = new EtcdKit({ endpoints: etcd.endpoints, namespace, logger: silentLogger })
-    const view = k.discover('orders')
-    t.true(view.stale, 'stale before the first list')
-    t.is(view.syncedAt, undefined)
-    await view.ready
-    await eventually(() => !view.stale, 'current once the watch is confirmed')
-    t.true(Math.abs(view.syncedAt! - Date.now()) < 50, 'syncedAt is now while current')
-    const seen = transitions(view)
+    const views = DIALECTS.map((dialect) => k.discover('orders', { dialect }))
+    for (const view of views) {
+      t.true(view.stale, `${view.dialect}: stale before the first list`)
+      t.is(view.syncedAt, undefined)
+    }
+    await Promise.all(views.map((v) => v.ready))
+    await eventually(() => views.every((v) => !v.stale), 'current once the watch is confirmed')
+    for (const view of views)
+      t.true(Math.abs(view.syncedAt! - Date.now()) < 50, `${view.dialect}: syncedAt is now while current`)
+    const seen = views.map(transitions)
 
-    const out = await etcd.etcdctl([
-      'put',
-      `${namespace}services/orders/10.0.0.1:80`,
-      '10.0.0.1:80',
-      '-w',
-      'json',
-    ])
-    const revision = /"revision":(\d+)/.exec(out)![1]!
-    await eventually(() => view.instances.length === 1, 'the instance listed')
-    t.is(view.syncedRevision, revision)
+    // each framework's entry for one instance, put raw in one txn: one revision for every dialect
+    const puts = rawEntries('orders', '10.0.0.1:80').map((e) =>
+      k.client.put(`${namespace}${e.key}`).value(e.value),
+    )
+    const res = await k.client
+      .if(`${namespace}nothing`, 'Create', '==', 0)
+      .then(...puts)
+      .commit()
+    const revision = res.header.revision
+    await eventually(
+      () => views.every((v) => v.instances.length === 1),
+      'the instance listed in every dialect',
+    )
+    for (const view of views) t.is(view.syncedRevision, revision, view.dialect)
 
     const killedAt = Date.now()
     await etcd.kill()
-    await eventually(() => view.stale, 'stale once the watch stream broke', 5_000)
+    await eventually(() => views.every((v) => v.stale), 'stale once the watch stream broke', 5_000)
     t.log(`stale ${Date.now() - killedAt} ms after etcd was killed`)
-    const lastKnown = view.syncedAt!
-    t.true(
-      lastKnown <= Date.now() && lastKnown >= killedAt - 1_000,
-      `syncedAt ${lastKnown}, killed at ${killedAt}`,
-    )
+    const lastKnown = views.map((v) => v.syncedAt!)
+    for (const at of lastKnown)
+      t.true(at <= Date.now() && at >= killedAt - 1_000, `syncedAt ${at}, killed at ${killedAt}`)
     await sleep(300)
-    t.is(view.syncedAt, lastKnown, 'syncedAt stays when it was last known current')
     t.deepEqual(
-      view.instances.map((i) => i.address),
-      ['10.0.0.1:80'],
-      'the last known set is kept',
+      views.map((v) => v.syncedAt),
+      lastKnown,
+      'syncedAt stays when it was last known current',
     )
+    for (const view of views)
+      t.deepEqual(
+        view.instances.map((i) => i.address),
+        ['10.0.0.1:80'],
+        `${view.dialect}: the last known set is kept`,
+      )
 
     await etcd.restart()
     const answered = Date.now()
-    await eventually(() => !view.stale, 'current again', 5_000)
+    await eventually(() => views.every((v) => !v.stale), 'current again', 5_000)
     t.log(`current ${Date.now() - answered} ms after etcd answered`)
-    t.deepEqual(seen, ['stale', 'current'])
-    t.is(view.syncedRevision, revision)
+    for (const [i, view] of views.entries()) {
+      t.deepEqual(seen[i], ['stale', 'current'], view.dialect)
+      t.is(view.syncedRevision, revision, view.dialect)
+    }
     // closed views are not kept current
-    view.close()
-    t.true(view.stale)
+    for (const view of views) {
+      view.close()
+      t.true(view.stale)
+    }
   },
 )
 

@@ -22,6 +22,22 @@ export interface RegistrationHealth {
   state: 'written' | 'pending' | 'failing'
   /** The message of the last failed write, while `failing`. */
   lastError?: string
+  /**
+   * Every key the registration holds, one per dialect, in the order of its `dialects`: each is `written`
+   * while it is in etcd on the current lease as far as the kit knows; a key deleted by someone else is
+   * `pending` (or `failing`) until the kit has written it again, while the others stay `written`.
+   */
+  keys: RegistrationKeyHealth[]
+}
+
+/** One key of a registration: the dialect it is written in, and its own state. */
+export interface RegistrationKeyHealth {
+  dialect: DialectName
+  /** The registry key (kit-relative). */
+  key: string
+  state: RegistrationHealth['state']
+  /** The message of the last failed write, while `failing`. */
+  lastError?: string
 }
 
 /** How current a live view of etcd is (a discovery view, a config value). */
@@ -145,8 +161,13 @@ export class HealthMonitor {
     if (session.state === 'closed') reasons.push('the kit is closed')
     else if (s.session.started && session.state !== 'alive' && session.state !== 'suspect')
       reasons.push(`the etcd session is ${session.state}`)
-    for (const r of registrations)
-      if (r.state !== 'written') reasons.push(`registration ${r.key} is ${r.state}`)
+    for (const r of registrations) {
+      if (r.state === 'written') continue
+      // name the keys that are not written (one dialect's key deleted by someone else), else the registration
+      const keys = r.keys.filter((k) => k.state !== 'written')
+      if (keys.length === 0) reasons.push(`registration ${r.key} is ${r.state}`)
+      for (const k of keys) reasons.push(`registration ${k.key} (${k.dialect}) is ${k.state}`)
+    }
     for (const v of views)
       if (!v.current) reasons.push(`${v.kind} view ${JSON.stringify(v.name)} is not current`)
     return {
@@ -266,7 +287,7 @@ function signature(h: HealthSnapshot): string {
     h.session.state,
     h.session.lease?.id,
     h.watch.state,
-    h.registrations.map((r) => [r.key, r.state, r.lastError]),
+    h.registrations.map((r) => [r.key, r.state, r.lastError, r.keys.map((k) => k.state)]),
     h.views.map((v) => [v.kind, v.name, v.loaded, v.current, v.instances]),
     h.locks.held.map((l) => l.name),
     h.locks.waiting.map((l) => l.name),

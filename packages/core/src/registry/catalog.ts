@@ -7,7 +7,7 @@ import type { Keyspace } from '../etcd/keyspace.js'
 import type { WatchHub } from '../etcd/watch.js'
 import type { Logger } from '../ops/logger.js'
 import { deferred } from '../util.js'
-import type { DialectCatalog } from './dialects/index.js'
+import type { DialectCatalog, DialectName } from './dialects/index.js'
 import { type InvalidEntry, InvalidReports } from './discovery.js'
 import type { Instance } from './instance.js'
 
@@ -49,7 +49,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     private readonly ks: Keyspace,
     hub: WatchHub,
     log: Logger,
-    private readonly dialect: DialectCatalog,
+    private readonly dialectCatalog: DialectCatalog,
   ) {
     super()
     this.#reported = new InvalidReports(
@@ -59,25 +59,42 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     )
     this.ready = this.#ready.promise
     this.ready.catch(() => {})
-    this.#follower = new PrefixFollower(ks, hub, log, dialect.root, `registry catalog (${dialect.dialect})`, {
-      onList: (kvs) => {
-        this.#byKey.clear()
-        for (const kv of kvs) this.#apply(kv, false)
-        this.#publish()
-        this.#ready.resolve()
+    this.#follower = new PrefixFollower(
+      ks,
+      hub,
+      log,
+      dialectCatalog.root,
+      `registry catalog (${dialectCatalog.dialect})`,
+      {
+        onList: (kvs) => {
+          this.#byKey.clear()
+          for (const kv of kvs) this.#apply(kv, false)
+          this.#publish()
+          this.#ready.resolve()
+        },
+        onEvents: (events) => {
+          let changed = false
+          for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
+          if (changed) this.#publish()
+        },
+        onError: (error) => {
+          this.#ready.reject(error)
+          // an unheard 'error' would throw: `ready` carries it then
+          if (this.listenerCount('error') > 0) this.emit('error', error)
+        },
       },
-      onEvents: (events) => {
-        let changed = false
-        for (const ev of events) changed = this.#apply(ev.kv, ev.type === 'Delete') || changed
-        if (changed) this.#publish()
-      },
-      onError: (error) => {
-        this.#ready.reject(error)
-        // an unheard 'error' would throw: `ready` carries it then
-        if (this.listenerCount('error') > 0) this.emit('error', error)
-      },
-    })
+    )
     this.#follower.start()
+  }
+
+  /** The registry dialect this catalog reads. */
+  get dialect(): DialectName {
+    return this.dialectCatalog.dialect
+  }
+
+  /** The key prefix (kit-relative) under which the dialect keeps every service: `services/`, `/microservices/`, ... */
+  get root(): string {
+    return this.dialectCatalog.root
   }
 
   /** Each service's instances, sorted by key. */
@@ -103,8 +120,13 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       this.#reported.clear(key)
       return this.#byKey.delete(key)
     }
-    const service = this.dialect.serviceOf(key.slice(this.dialect.root.length))
-    const instance = this.#reported.read(key, kv, this.dialect.reader(service ?? ''), service !== undefined)
+    const service = this.dialectCatalog.serviceOf(key.slice(this.dialectCatalog.root.length))
+    const instance = this.#reported.read(
+      key,
+      kv,
+      this.dialectCatalog.reader(service ?? ''),
+      service !== undefined,
+    )
     if (!instance) return this.#byKey.delete(key)
     this.#byKey.set(key, { ...instance, lease: kv.lease === '0' ? '' : BigInt(kv.lease).toString(16) })
     return true

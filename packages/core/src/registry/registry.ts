@@ -89,6 +89,13 @@ interface Entry {
   lease: Lease | undefined
   /** The lease the key was last written with (a put etcd confirmed). */
   writtenWith: string | undefined
+  /**
+   * The lease of the last put etcd confirmed, kept when `writtenWith` is cleared to ask for a rewrite: the
+   * keys not in `absent` are still in etcd on it (for `kit.health()`, key by key).
+   */
+  confirmedWith: string | undefined
+  /** Keys seen deleted by someone else (or found missing) since the last confirmed put. */
+  readonly absent: Set<string>
   /** The store revision of that put: a deletion at or below it is of an earlier incarnation of the key. */
   writtenAt: bigint
   /** The running write loop, if any (so others need not start one, and a deletion waits for it). */
@@ -179,12 +186,23 @@ export class Registry {
     const lease = this.session.lease
     return [...this.#entries].map((e) => {
       const state = lease && e.writtenWith === lease.id ? 'written' : e.lastError ? 'failing' : 'pending'
+      const keys = e.keys.map((key, i) => {
+        const held = lease && e.confirmedWith === lease.id && !e.absent.has(key)
+        const keyState = held ? 'written' : e.lastError ? 'failing' : 'pending'
+        return {
+          dialect: e.writers[i]!.dialect,
+          key,
+          state: keyState,
+          ...(keyState === 'failing' ? { lastError: e.lastError } : {}),
+        } as const
+      })
       return {
         service: e.service,
         address: e.address,
         key: e.keys[0]!,
         state,
         ...(state === 'failing' ? { lastError: e.lastError } : {}),
+        keys,
       }
     })
   }
@@ -240,6 +258,8 @@ export class Registry {
         keys: ids,
         lease: undefined,
         writtenWith: undefined,
+        confirmedWith: undefined,
+        absent: new Set(),
         writtenAt: 0n,
         writing: undefined,
         stop: new AbortController(),
@@ -469,6 +489,8 @@ export class Registry {
               })
         entry.writtenWriters = writers
         entry.writtenWith = lease.id
+        entry.confirmedWith = lease.id
+        entry.absent.clear()
         entry.writtenAt = BigInt(res.header.revision)
         entry.lastError = undefined
         return
@@ -525,6 +547,7 @@ export class Registry {
               } else {
                 const key = ev.kv.key.toString()
                 this.log.warn({ key }, 'registration deleted by someone else; writing it again')
+                entry.absent.add(this.ks.name(ev.kv.key))
               }
               entry.writtenWith = undefined
               void this.#write(entry).catch(() => {})
@@ -552,10 +575,15 @@ export class Registry {
 
   async #ensure(entry: Entry) {
     try {
+      const keys = entry.keys
       const found = await Promise.all(
-        entry.keys.map(async (k) => (await this.ks.kv.range({ key: this.ks.key(k) })).kvs.length > 0),
+        keys.map(async (k) => (await this.ks.kv.range({ key: this.ks.key(k) })).kvs.length > 0),
       )
-      if (found.includes(false) && !entry.removed) await this.#write(entry)
+      if (!found.includes(false) || entry.removed) return
+      keys.forEach((k, i) => {
+        if (!found[i]) entry.absent.add(k)
+      })
+      await this.#write(entry)
     } catch {
       // etcd unavailable: the session's next lease rewrites everything
     }

@@ -194,15 +194,20 @@ export interface DialectCatalog {
 }
 
 /**
- * Binds a dialect for a catalog of all its services (default `etcd`); throws `InvalidArgumentError` for a
- * dialect whose keys have no common root (go-zero: each service has a free Key).
+ * Binds a dialect for a catalog of all its services (default `etcd`), or of `service` only (its reader's
+ * prefix is the root); throws `InvalidArgumentError` for a catalog of all services of a dialect whose keys
+ * have no common root (go-zero: each service has a free Key).
  */
-export function bindCatalog(spec: unknown, ctx: DialectContext): DialectCatalog {
+export function bindCatalog(spec: unknown, ctx: DialectContext, service?: string): DialectCatalog {
   const { codec, raw } = split(spec ?? 'etcd', 'dialect')
   if (Object.keys(raw).length > 1)
     throw new InvalidArgumentError(
       `invalid catalog dialect ${show(spec)}: a catalog takes a dialect name only`,
     )
+  if (service !== undefined) {
+    const one = bindReader(codec.name, service, ctx)
+    return { dialect: codec.name, root: one.prefix, serviceOf: () => service, reader: () => one }
+  }
   const catalog = codec.catalog(ctx)
   if (catalog === undefined)
     throw new InvalidArgumentError(
