@@ -49,7 +49,7 @@ export type BalancerName = 'round-robin' | 'least-loaded'
 
 /** Tuning of `least-loaded` (see docs/SERVICE.md). */
 export interface LeastLoadedSettings {
-  /** Decay time of the latency estimate, in ms (the same at any request rate). @default 1_000 */
+  /** Decay time of the latency estimate, in ms (the same at any request rate). @default 200 */
   decay?: number
   /** How long an instance that joins ramps from 10% to its full weight, in ms. @default 10_000 */
   warmUp?: number
@@ -93,8 +93,9 @@ export interface ServiceClientOptions {
    */
   dialect?: DialectReadSpec
   /**
-   * `'round-robin'`: smooth weighted round robin. `'least-loaded'`: power of two choices over each
-   * instance's peak-EWMA latency x (requests in flight + 1) / weight. Both after `select` and `zone`.
+   * `'round-robin'`: smooth weighted round robin. `'least-loaded'`: power of two choices: the instance
+   * clearly faster by its peak-EWMA latency, else the one furthest below its weight's share of the recent
+   * requests (see docs/SERVICE.md). Both after `select` and `zone`.
    * @default "round-robin"
    */
   balancer?: BalancerName
@@ -170,7 +171,7 @@ export interface EndpointStats {
   /** Calls refused because the breaker was open. */
   rejects: number
   latencyMean: number
-  /** `least-loaded` only: the current cost (latency estimate in ms x (in flight + 1) / weight). */
+  /** `least-loaded` only: the current cost (latency estimate in ms, at least the age of its oldest request in flight). */
   cost?: number
   /** Requests in flight (tracked by `least-loaded` and hedging only, else 0). */
   pending: number
