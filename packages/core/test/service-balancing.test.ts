@@ -242,6 +242,30 @@ test('hedge budget: hedges add at most their share of the requests (10% + 1/s)',
   t.true(total - n >= n * 0.05, 'hedges were sent')
 })
 
+test("per-request hedge budgets share the client's counts: a budget per value would be a fresh allowance each", async (t) => {
+  const { servers, client } = await setup(t, 'hedge-budget-per-request', ['a', 'b', 'c'], {
+    retryBudget: false, // only the hedge budget limits here
+  })
+  for (const s of servers) s.delay = 15
+  const n = 200
+  let k = 0
+  let left = n
+  await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      while (left-- > 0) {
+        // every request its own ratio: each used to create (and keep) a budget of its own, with its own
+        // reserve of 1/s x 10 s, so every request was hedged and the map of budgets grew without bound
+        const budget = 0.05 + k++ * 1e-6
+        await (await client.request('/', { hedge: { after: 1, budget } })).body.dump()
+      }
+    }),
+  )
+  const total = servers.reduce((sum, s) => sum + s.hits, 0)
+  t.log(`${total - n} hedges for ${n} requests`)
+  t.true(total - n <= n * 0.05 + 10 + 1, `${total - n} hedges for ${n} requests`)
+  t.true(total - n >= 5, 'hedges were sent')
+})
+
 test('retry budget: a failing backend gets no more than the budget of extra requests', async (t) => {
   // every instance answers 503; each request may be retried twice (retryIdempotent)
   const { servers, client } = await setup(t, 'retry-budget', ['a', 'b', 'c'], {

@@ -338,15 +338,15 @@ export class RetryBudget {
     this.#deposited++
   }
 
-  /** Whether one more extra attempt fits the budget now. */
-  available(now: number): boolean {
+  /** Whether one more extra attempt fits the budget now (at `ratio` instead of its own, when given). */
+  available(now: number, ratio = this.#ratio): boolean {
     this.#rotate(now)
-    return this.#withdrawn + 1 <= this.#deposited * this.#ratio + this.#reserve
+    return this.#withdrawn + 1 <= this.#deposited * ratio + this.#reserve
   }
 
   /** Takes one extra attempt from the budget; false (and nothing taken) when it does not fit. */
-  withdraw(now: number): boolean {
-    if (!this.available(now)) return false
+  withdraw(now: number, ratio = this.#ratio): boolean {
+    if (!this.available(now, ratio)) return false
     this.#withdrawals[this.#bucket % BUCKETS]!++
     this.#withdrawn++
     return true

@@ -65,7 +65,11 @@ export interface HedgeOptions {
   after: number | 'p95'
   /** Hedges per request (each after a further `after`). @default 1 */
   max?: number
-  /** Hedges may add at most this fraction of the requests sent (they also count in the retry budget). @default 0.1 */
+  /**
+   * Hedges may add at most this fraction of the hedged requests sent in the last 10 s, plus 1/s; they also
+   * count in the retry budget. The counts are the client's: a request's own `budget` is checked against
+   * every hedge of the client, so it cannot make room of its own. @default 0.1
+   */
   budget?: number
 }
 
@@ -477,7 +481,12 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   readonly #latency = new LatencyWindow()
   readonly #hedge: HedgeOptions | undefined
   readonly #budget: RetryBudget | undefined
-  readonly #hedgeBudgets = new Map<number, RetryBudget>()
+  /**
+   * The hedges' own budget: one per client, counting every hedged request and every hedge. A request's
+   * `hedge.budget` is the ratio checked against these same counts, not a budget of its own (one per value
+   * grew without bound, and each new one came with a fresh reserve of hedges).
+   */
+  readonly #hedgeBudget = new RetryBudget({ ratio: 0.1, minPerSecond: 1 })
   #stopCosts: (() => void) | undefined
   readonly #zone: string | undefined
   readonly #select: (instance: Instance) => boolean
@@ -716,7 +725,8 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     deadline: Deadline | undefined,
     now: number,
   ): Promise<Dispatcher.ResponseData> {
-    const hedgeBudget = this.#hedgeBudget(hedge.budget ?? 0.1)
+    const hedgeBudget = this.#hedgeBudget
+    const ratio = hedge.budget ?? 0.1
     hedgeBudget.deposit(now)
     const first = this.#choose(this.#isAvailable)
     if (first === undefined) return Promise.reject(this.#unavailable())
@@ -775,13 +785,16 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
           timer = undefined
           if (done || this.#closing) return
           const t = performance.now()
-          if (!hedgeBudget.available(t) || (this.#budget !== undefined && !this.#budget.available(t))) {
+          if (
+            !hedgeBudget.available(t, ratio) ||
+            (this.#budget !== undefined && !this.#budget.available(t))
+          ) {
             recordBudgetExhausted(this.service, 'hedge')
             return
           }
           const ep = this.#choose(notPicked)
           if (ep === undefined) return
-          hedgeBudget.withdraw(t)
+          hedgeBudget.withdraw(t, ratio)
           this.#budget?.withdraw(t)
           sent++
           recordHedge(this.service, 'sent')
@@ -792,16 +805,6 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
       launch(first, 0)
       arm()
     })
-  }
-
-  /** One hedge budget per ratio in use (the client's, or a request's own). */
-  #hedgeBudget(ratio: number): RetryBudget {
-    let b = this.#hedgeBudgets.get(ratio)
-    if (b === undefined) {
-      b = new RetryBudget({ ratio, minPerSecond: 1 })
-      this.#hedgeBudgets.set(ratio, b)
-    }
-    return b
   }
 
   /** Sends one attempt through the endpoint's breaker; times it and counts it in flight when tracking. */
