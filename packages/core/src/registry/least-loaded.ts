@@ -243,6 +243,11 @@ export class LeastLoaded<T> {
     // the entry nearest `started` (given as now - ms by some callers: not always bit-exact)
     const starts = load.starts
     if (starts.length === 0) return
+    // answers mostly come in the order sent: the oldest first
+    if (Math.abs(starts[0]! - started) < 1e-6) {
+      starts.shift()
+      return
+    }
     let k = 0
     for (let i = 1; i < starts.length; i++)
       if (Math.abs(starts[i]! - started) < Math.abs(starts[k]! - started)) k = i
@@ -373,24 +378,29 @@ export class RetryBudget {
   }
 }
 
-/** The last 1,024 latencies of a client, and their 95th percentile, recomputed every 64 samples. */
+/**
+ * The last 1,024 latencies of a client, and their 95th percentile: sorted when read, at most once per 64
+ * new samples (a sort on the request path cost every client that tracks latency, hedging or not).
+ */
 export class LatencyWindow {
   readonly #samples = new Float64Array(1024)
   #count = 0
+  #sortedAt = 0
   #p95 = Number.NaN
 
   add(ms: number): void {
     this.#samples[this.#count % 1024] = ms
     this.#count++
-    if (this.#count % 64 === 0) {
-      const n = Math.min(this.#count, 1024)
-      const sorted = this.#samples.slice(0, n).sort()
-      this.#p95 = sorted[Math.min(n - 1, Math.ceil(0.95 * n) - 1)]!
-    }
   }
 
   /** NaN until 64 samples were seen. */
   get p95(): number {
+    const at = this.#count - (this.#count % 64)
+    if (at === 0 || at === this.#sortedAt) return this.#p95
+    this.#sortedAt = at
+    const n = Math.min(this.#count, 1024)
+    const sorted = this.#samples.slice(0, n).sort()
+    this.#p95 = sorted[Math.min(n - 1, Math.ceil(0.95 * n) - 1)]!
     return this.#p95
   }
 }
