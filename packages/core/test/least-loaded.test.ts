@@ -282,6 +282,25 @@ test('a failure counts as at least 5x the neutral estimate: failing fast does no
   t.is(a.load.ewma, 50)
 })
 
+test('an abandoned attempt raises an estimate below its time and never lowers one above it', (t) => {
+  const [a, b] = [item('a'), item('b')]
+  const lb = balancer([a, b])
+  lb.finished(b.load, 5, 0)
+  lb.finished(a.load, 100, 0)
+  lb.finished(a.load, 100, 1)
+  t.is(lb.cost(a.load, 1), 100)
+  // a hedge won after 7 ms: the slow instance's request is aborted; it is not a 7 ms answer
+  lb.started(a.load, 1)
+  lb.abandoned(a.load, 7, 8)
+  t.true(lb.cost(a.load, 8) > 90, `still slow (relaxed over 7 ms only): ${lb.cost(a.load, 8)}`)
+  t.is(a.load.pending, 0)
+  // a fast instance abandoned after longer than its estimate: at least that slow
+  lb.started(b.load, 10)
+  lb.abandoned(b.load, 40, 50)
+  t.true(lb.cost(b.load, 50) >= 5, 'raised, not lowered')
+  t.is(b.load.pending, 0)
+})
+
 test('retry budget: at most ratio x requests + the floor over the window, then refused', (t) => {
   const budget = new RetryBudget({ ratio: 0.2, minPerSecond: 1, window: 10_000 })
   for (let k = 0; k < 1_000; k++) budget.deposit(k)

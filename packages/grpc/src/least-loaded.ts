@@ -21,7 +21,7 @@ export const LEAST_LOADED_POLICY = 'etcdkit_least_loaded'
 /**
  * Statuses that are the endpoint's fault: counted as slow answers (at least 5x the set's typical latency),
  * so an endpoint that fails fast does not attract calls. Any other status is an answer of the service
- * (NOT_FOUND, INVALID_ARGUMENT, ...), and CANCELLED is the caller giving up: its time is what it took.
+ * (NOT_FOUND, INVALID_ARGUMENT, ...), and CANCELLED is the caller giving up: the endpoint was at least that slow.
  */
 const FAILURES = new Set<number>([
   status.UNAVAILABLE,
@@ -101,7 +101,8 @@ class LeastLoadedPicker implements Picker {
       onCallEnded: (code, details, metadata) => {
         if (!Number.isNaN(started)) {
           const now = performance.now()
-          lb.finished(load, now - started, now, FAILURES.has(code))
+          if (code === status.CANCELLED) lb.abandoned(load, now - started, now)
+          else lb.finished(load, now - started, now, FAILURES.has(code))
         }
         onEnded?.(code, details, metadata)
       },

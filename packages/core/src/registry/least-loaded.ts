@@ -255,6 +255,16 @@ export class LeastLoaded<T> {
   }
 
   /**
+   * Its request was abandoned after `ms` (a hedge won, the caller gave up): the endpoint was at least that
+   * slow, which says something only when it is more than the estimate. Taken as an answer of `ms` would
+   * pull a slow endpoint's estimate down to the hedge delay, and hedging would keep sending it requests.
+   */
+  abandoned(load: EndpointLoad, ms: number, now: number): void {
+    if (load.observed && ms <= this.#relaxed(load, now)) this.dropped(load, now - ms)
+    else this.finished(load, ms, now)
+  }
+
+  /**
    * Its request ended after `ms`: answered (`failed` false), or failed or abandoned (`failed` true: counted
    * as at least `FAILURE_PENALTY` times the neutral estimate).
    */

@@ -828,9 +828,10 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
         const kind = kindOf(err)
         if (lb === undefined) throw err
         // refused by the breaker: nothing was sent. Abandoned (a hedge won, the caller gave up): it was at
-        // least this slow. Anything else is the endpoint's failure
+        // least this slow (news only when slower than its estimate). Anything else is the endpoint's failure
         if (kind === 'refused') lb.dropped(load, started)
-        else lb.finished(load, now - started, now, kind !== 'caller')
+        else if (kind === 'caller') lb.abandoned(load, now - started, now)
+        else lb.finished(load, now - started, now, true)
         throw err
       },
     )
