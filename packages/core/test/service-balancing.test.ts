@@ -114,16 +114,19 @@ test('least-loaded: traffic moves away from a slow instance and comes back when 
     balancer: 'least-loaded',
     leastLoaded: { decay: 300 },
   })
+  // 2 ms answers, as a service gives: at loopback's sub-millisecond latency a busy machine's own stalls
+  // are many times the latency itself
+  for (const s of servers) s.delay = 2
   const healthy = await load(client, 400, 8)
   t.log('healthy', JSON.stringify(healthy))
   for (const s of servers) t.true((healthy[s.name] ?? 0) > 40, JSON.stringify(healthy))
 
-  servers[0]!.delay = 40 // 40x a loopback answer
+  servers[0]!.delay = 60 // 30x its siblings
   const slow = await load(client, 1_600, 8)
   t.log('a slow', JSON.stringify(slow))
   t.true((slow.a ?? 0) < 1_600 * 0.1, `the slow one got ${slow.a} of 1,600: ${JSON.stringify(slow)}`)
 
-  servers[0]!.delay = 0
+  servers[0]!.delay = 2
   // its estimate decays (300 ms here), it is tried again, answers fast, and gets its share back. A probe
   // that meets a stall of this loaded machine is believed too (and it waits another decay or two), so
   // the test loads in rounds of 400 for up to 10 s, rather than betting on the first probe
@@ -180,7 +183,7 @@ test('least-loaded learns from call() too: a slow transport loses its traffic', 
     Array.from({ length: 4 }, async () => {
       for (let k = 0; k < 75; k++) {
         const address = await client.call(async (instance) => {
-          await new Promise((r) => setTimeout(r, instance.address === slow ? 100 : 1))
+          await new Promise((r) => setTimeout(r, instance.address === slow ? 100 : 2))
           return instance.address
         })
         seen[address] = (seen[address] ?? 0) + 1
