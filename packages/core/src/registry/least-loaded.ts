@@ -174,8 +174,9 @@ export class LeastLoaded<T> {
 
   /**
    * Two distinct items drawn at random among those `accept`s (every item when omitted), the clearly
-   * faster one, or on a tie the one further below its share; `undefined` when none is accepted. With one accepted,
-   * that one. `items`: a subset of the last `update()`'s (the instances of the preferred zone), else all.
+   * faster one, or on a tie the one further below its share; `undefined` when none is accepted. With one
+   * accepted, that one. `items`: a subset of the last `update()`'s (the instances of the preferred zone),
+   * else all of them. Counts the pick in the returned item's share.
    */
   next(now: number, accept?: (item: T) => boolean, items: readonly T[] = this.#items): T | undefined {
     const picked = this.#choose(now, accept, items)
