@@ -47,38 +47,52 @@ function drive(lb: LeastLoaded<Item>, n: number, start: number, rate: number, la
   return { seen, now }
 }
 
-test('cost is the peak EWMA latency x (pending + 1) / weight', (t) => {
+test('cost: the latency estimate, at least the age of the oldest request in flight; weight does not change it', (t) => {
   const [a, b] = [item('a'), item('b', 2)]
   const lb = balancer([a, b])
   lb.finished(a.load, 10, 0)
   lb.finished(b.load, 10, 0)
   t.is(lb.cost(a.load, 0), 10)
-  t.is(lb.cost(b.load, 0), 5, 'weight 2 halves the cost')
+  t.is(lb.cost(b.load, 0), 10, 'a request is not faster on a heavier instance: weights act on the share')
   lb.started(a.load, 0)
   lb.started(a.load, 0)
-  t.is(lb.cost(a.load, 0), 30, 'two in flight: x3')
-  // unanswered for 40 ms (mean age): at least that slow, before any slow answer came
-  t.is(lb.cost(a.load, 40), 120)
-  lb.finished(a.load, 1, 1)
-  lb.finished(a.load, 1, 1)
-  t.is(a.load.startSum, 0)
+  t.is(lb.cost(a.load, 5), 10, 'in flight for less than the estimate')
+  // the oldest unanswered for 40 ms: at least that slow, before any slow answer came
+  t.is(lb.cost(a.load, 40), 40)
+  // requests sent since do not make it look faster (a mean age would: a burst onto a stalled instance)
+  lb.started(a.load, 39)
+  t.is(lb.cost(a.load, 40), 40)
+  lb.finished(a.load, 1, 40)
+  lb.finished(a.load, 40, 40)
+  t.is(lb.cost(a.load, 41), 41, 'the oldest left')
+  lb.finished(a.load, 41, 41)
+  t.is(a.load.pending, 0)
 })
 
-test('peak EWMA: a slower answer is believed at once, a faster one blended in by elapsed time', (t) => {
+test('peak EWMA: slow answers in a row are believed at once, one outlier and faster answers are blended in', (t) => {
   const a = item('a')
   const lb = balancer([a, item('b')], { decay: 1_000 })
   lb.finished(a.load, 10, 0)
-  lb.finished(a.load, 200, 1)
+  lb.finished(a.load, 10, 1)
+  // one answer 20x slower after fast ones: an outlier, blended in by the 1 ms since the last answer
+  lb.finished(a.load, 200, 2)
+  t.true(a.load.ewma < 11, `one outlier: ${a.load.ewma}`)
+  // a second one in a row: the instance is slow, believed at once
+  lb.finished(a.load, 200, 3)
   t.is(a.load.ewma, 200, 'the peak replaces the estimate')
   // 1 ms later a 10 ms answer weighs 1 - e^(-1/1000): the estimate hardly moves
-  lb.finished(a.load, 10, 2)
+  lb.finished(a.load, 10, 4)
   t.true(a.load.ewma > 199)
-  const at2 = a.load.ewma
+  const at4 = a.load.ewma
+  // without answers it relaxes toward the neutral estimate (of every answer: ~10 here), not toward 0
+  const neutral = lb.cost(item('fresh').load, 1_004)
+  t.true(neutral > 10 && neutral < 11, `neutral ${neutral}`)
+  const before = lb.cost(a.load, 1_004)
+  t.true(Math.abs(before - (neutral + (at4 - neutral) / Math.E)) < 1e-9, 'relaxes by e per decay time')
+  t.true(lb.cost(a.load, 100_000) >= neutral, 'never better than the set for having been left alone')
   // a full decay time later, the same answer weighs 63%
-  const before = lb.cost(a.load, 1_002)
-  lb.finished(a.load, 10, 1_002)
-  t.true(Math.abs(before - at2 / Math.E) < 1e-9, 'the estimate decays by e per decay time')
-  t.true(Math.abs(a.load.ewma - (at2 / Math.E + 10 * (1 - 1 / Math.E))) < 1e-9)
+  lb.finished(a.load, 10, 1_004)
+  t.true(Math.abs(a.load.ewma - (at4 / Math.E + 10 * (1 - 1 / Math.E))) < 1e-9)
 })
 
 test('the decay is by time, not per request: the same at 1/s and at 100,000/s', (t) => {
@@ -97,13 +111,96 @@ test('the decay is by time, not per request: the same at 1/s and at 100,000/s', 
   }
 })
 
-test('power of two choices: equal instances get equal shares (within 10% over 10,000 picks)', (t) => {
-  const items = ['a', 'b', 'c', 'd', 'e'].map((n) => item(n))
-  const lb = balancer(items)
-  // equal latencies with a little noise
-  const noise = seeded(7)
-  const { seen } = drive(lb, 10_000, 0, 1_000, () => 1 + noise() * 0.2)
-  for (const it of items) t.true(Math.abs(seen[it.name]! - 2_000) <= 200, JSON.stringify(seen))
+interface Simulated {
+  counts: Record<string, number>
+  /** The largest deviation of an instance's count from its weight's share, as a fraction of that share. */
+  worst: number
+}
+
+/**
+ * `n` requests from `concurrency` closed-loop callers on a fake clock, each answered after `base` ms x the
+ * instance's `slow` factor, with realistic noise: +-10% jitter, 1% of answers twice as slow, and stalls of
+ * the instance's process (`stallsPerSecond` each, 25-75 ms, delaying whatever it has in flight).
+ */
+function simulate(
+  weights: number[],
+  options: {
+    n?: number
+    concurrency?: number
+    base?: number
+    stallsPerSecond?: number
+    seed?: number
+    slow?: number[]
+  } = {},
+): Simulated {
+  const { n = 10_000, concurrency = 8, base = 5, stallsPerSecond = 0.1, seed = 1 } = options
+  const noise = seeded(seed)
+  const items = weights.map((w, k) => ({
+    ...item(String(k), w),
+    stalledUntil: 0,
+    slow: options.slow?.[k] ?? 1,
+  }))
+  const lb = new LeastLoaded<(typeof items)[number]>((i) => i.load, { random: seeded(seed * 7 + 3) })
+  lb.update(items, (i) => i.weight, 0)
+  const counts: Record<string, number> = {}
+  const inflight: Array<{ it: (typeof items)[number]; start: number; end: number }> = []
+  let now = 0
+  let sent = 0
+  const send = () => {
+    const it = lb.next(now)!
+    counts[it.name] = (counts[it.name] ?? 0) + 1
+    lb.started(it.load, now)
+    const latency = base * it.slow * (0.9 + 0.2 * noise() + (noise() < 0.01 ? 1 : 0))
+    inflight.push({ it, start: now, end: Math.max(now, it.stalledUntil) + latency })
+    sent++
+  }
+  for (let k = 0; k < concurrency; k++) send()
+  while (inflight.length > 0) {
+    inflight.sort((x, y) => x.end - y.end)
+    const done = inflight.shift()!
+    for (const it of items) {
+      if (noise() >= (stallsPerSecond * (done.end - now)) / 1_000) continue
+      it.stalledUntil = now + 25 + 50 * noise()
+      for (const f of inflight) if (f.it === it) f.end = Math.max(f.end, it.stalledUntil)
+    }
+    now = done.end
+    lb.finished(done.it.load, done.end - done.start, now)
+    if (sent < n) send()
+  }
+  const total = weights.reduce((sum, w) => sum + w, 0)
+  const worst = Math.max(
+    ...items.map((it) => Math.abs((counts[it.name] ?? 0) / ((n * it.weight) / total) - 1)),
+  )
+  return { counts, worst }
+}
+
+test('equal instances get equal shares: each within 10% over 10,000 requests, with jitter and stalls', (t) => {
+  // plain P2C over a peak EWMA was 10-40% off here: the instance whose last answer was slower, or whose
+  // process stalled, lost every draw for seconds
+  for (const concurrency of [1, 8]) {
+    for (const seed of [1, 2, 3]) {
+      const r = simulate([1, 1, 1, 1, 1], { concurrency, seed })
+      t.true(r.worst <= 0.1, `${concurrency} at a time, seed ${seed}: ${JSON.stringify(r.counts)}`)
+    }
+  }
+})
+
+test("weighted instances get their weight's share: 1:2:3, each within 10% over 10,000 requests", (t) => {
+  // dividing the cost by the weight gave about 0:1:2 with one request at a time (the heavier one won
+  // every draw), and 1:2:3 only under enough concurrency
+  for (const concurrency of [1, 2, 8]) {
+    for (const seed of [1, 2, 3]) {
+      const r = simulate([1, 2, 3], { concurrency, seed, stallsPerSecond: 0 })
+      t.true(r.worst <= 0.1, `${concurrency} at a time, seed ${seed}: ${JSON.stringify(r.counts)}`)
+    }
+  }
+})
+
+test('the share never outweighs latency: a 20x slower instance gets under 1% of the requests', (t) => {
+  for (const seed of [1, 2, 3]) {
+    const r = simulate([1, 1, 1, 1, 1], { seed, slow: [20, 1, 1, 1, 1] })
+    t.true((r.counts['0'] ?? 0) < 100, `seed ${seed}: ${JSON.stringify(r.counts)}`)
+  }
 })
 
 test('weights: a weight-3 instance gets about 3x the traffic of a weight-1 one at equal latency', (t) => {
@@ -183,6 +280,25 @@ test('a failure counts as at least 5x the neutral estimate: failing fast does no
   lb.finished(b.load, 10, 0)
   lb.finished(a.load, 1, 0, true)
   t.is(a.load.ewma, 50)
+})
+
+test('an abandoned attempt raises an estimate below its time and never lowers one above it', (t) => {
+  const [a, b] = [item('a'), item('b')]
+  const lb = balancer([a, b])
+  lb.finished(b.load, 5, 0)
+  lb.finished(a.load, 100, 0)
+  lb.finished(a.load, 100, 1)
+  t.is(lb.cost(a.load, 1), 100)
+  // a hedge won after 7 ms: the slow instance's request is aborted; it is not a 7 ms answer
+  lb.started(a.load, 1)
+  lb.abandoned(a.load, 7, 8)
+  t.true(lb.cost(a.load, 8) > 90, `still slow (relaxed over 7 ms only): ${lb.cost(a.load, 8)}`)
+  t.is(a.load.pending, 0)
+  // a fast instance abandoned after longer than its estimate: at least that slow
+  lb.started(b.load, 10)
+  lb.abandoned(b.load, 40, 50)
+  t.true(lb.cost(b.load, 50) >= 5, 'raised, not lowered')
+  t.is(b.load.pending, 0)
 })
 
 test('retry budget: at most ratio x requests + the floor over the window, then refused', (t) => {

@@ -1,4 +1,9 @@
 export {
+  LEAST_LOADED_POLICY,
+  type LeastLoadedPolicyConfig,
+  registerLeastLoadedPolicy,
+} from './least-loaded.js'
+export {
   type EtcdResolverOptions,
   type EtcdResolverRegistration,
   registerEtcdResolver,

@@ -7,8 +7,9 @@ import {
   type Instance,
   InvalidArgumentError,
 } from '@etcdkit/core'
-import { checkServiceName } from '@etcdkit/core/integration'
+import { checkKeys, checkServiceName } from '@etcdkit/core/integration'
 import { type ChannelOptions, experimental, status } from '@grpc/grpc-js'
+import { LEAST_LOADED_POLICY, registerLeastLoadedPolicy } from './least-loaded.js'
 import { goZeroTarget, serviceOfPrefix, targetPath } from './target.js'
 
 type Resolver = experimental.Resolver
@@ -29,6 +30,13 @@ export interface EtcdResolverOptions {
    * `etcd+go-micro`. @default "etcd"
    */
   prefixScheme?: string
+  /**
+   * How channels on these schemes balance calls, unless a channel has a `grpc.service_config` of its own:
+   * `'round-robin'` (grpc-js's `round_robin`), or `'least-loaded'` (`etcdkit_least_loaded`: the HTTP
+   * client's least-loaded balancer, fed by each call's time and the calls in flight; docs/GRPC.md).
+   * @default "round-robin"
+   */
+  balancer?: 'round-robin' | 'least-loaded'
 }
 
 /** Registered resolvers: which kit serves which scheme (grpc-js keeps one resolver class per scheme, globally). */
@@ -49,12 +57,18 @@ interface SchemeBinding {
    */
   form: 'service' | 'prefix' | 'dialect'
   dialect?: DialectName
+  /** The service config given to channels that have none of their own. */
+  serviceConfig: ServiceConfig
 }
 
 /** The kit per scheme: the one resolver class, registered for every scheme, looks its kit up here. */
 const bindings = new Map<string, SchemeBinding>()
 
-const DEFAULT_SERVICE_CONFIG: ServiceConfig = { loadBalancingConfig: [{ round_robin: {} }], methodConfig: [] }
+const ROUND_ROBIN: ServiceConfig = { loadBalancingConfig: [{ round_robin: {} }], methodConfig: [] }
+const LEAST_LOADED: ServiceConfig = {
+  loadBalancingConfig: [{ [LEAST_LOADED_POLICY]: {} }],
+  methodConfig: [],
+}
 
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/
 
@@ -114,7 +128,9 @@ class EtcdResolver implements Resolver {
     // A service config given to the channel is only used when the resolver returns none: leave the choice to it.
     const userConfig =
       options['grpc.service_config'] !== undefined || options['grpc.service_config_disable_resolution'] === 1
-    this.#serviceConfig = userConfig ? null : DEFAULT_SERVICE_CONFIG
+    this.#serviceConfig = userConfig
+      ? null
+      : (bindings.get(target.scheme ?? '')?.serviceConfig ?? ROUND_ROBIN)
   }
 
   static getDefaultAuthority(target: GrpcUri): string {
@@ -239,6 +255,9 @@ export function registerEtcdResolver(
 ): EtcdResolverRegistration {
   if (typeof kit?.discover !== 'function')
     throw new InvalidArgumentError(`invalid kit ${show(kit)}: expected an EtcdKit`)
+  if (options === null || typeof options !== 'object')
+    throw new InvalidArgumentError(`invalid resolver options ${show(options)}: expected an object`)
+  checkKeys(options, ['serviceScheme', 'prefixScheme', 'balancer'], 'registerEtcdResolver')
   const serviceScheme = options.serviceScheme ?? 'etcdv3'
   const prefixScheme = options.prefixScheme ?? 'etcd'
   for (const [what, scheme] of [
@@ -250,16 +269,23 @@ export function registerEtcdResolver(
         `invalid ${what} ${show(scheme)}: expected a URI scheme such as "etcdv3"`,
       )
   }
+  const balancer = options.balancer ?? 'round-robin'
+  if (balancer !== 'round-robin' && balancer !== 'least-loaded')
+    throw new InvalidArgumentError(
+      `invalid balancer ${show(balancer)}: expected "round-robin" or "least-loaded"`,
+    )
+  const serviceConfig = balancer === 'least-loaded' ? LEAST_LOADED : ROUND_ROBIN
+  registerLeastLoadedPolicy()
   if (serviceScheme === prefixScheme)
     throw new InvalidArgumentError(
       `serviceScheme and prefixScheme must differ (both are ${show(serviceScheme)})`,
     )
   const mine: Array<[string, SchemeBinding]> = [
-    [serviceScheme, { kit, form: 'service' }],
-    [prefixScheme, { kit, form: 'prefix' }],
+    [serviceScheme, { kit, form: 'service', serviceConfig }],
+    [prefixScheme, { kit, form: 'prefix', serviceConfig }],
     ...DIALECT_NAMES.filter((d) => d !== 'etcd').map((dialect): [string, SchemeBinding] => [
       `${prefixScheme}+${dialect}`,
-      { kit, form: 'dialect', dialect },
+      { kit, form: 'dialect', dialect, serviceConfig },
     ]),
   ]
   for (const [scheme, binding] of mine) {

@@ -4,7 +4,7 @@ import { EtcdKit, type EtcdKitOptions, silentLogger } from '@etcdkit/core'
 import { sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
-import { registerEtcdResolver } from '../src/index.js'
+import { type EtcdResolverOptions, registerEtcdResolver } from '../src/index.js'
 
 /** The run's etcd (ETCD_ENDPOINTS) or one started for this test file. */
 export const etcd = sharedEtcd
@@ -63,16 +63,20 @@ export interface HelloServer {
   readonly address: string
   /** Calls served. */
   readonly calls: number
+  /** Echo answers after this many ms (0: at once). */
+  delay: number
 }
 
 /** A Hello server on 127.0.0.1: Echo answers `{name}:{message}`; Stream sends `{name}:{message}:{i}` for i in 0..2. */
 export async function startHello(name: string): Promise<HelloServer> {
   const server = new grpc.Server()
-  const state = { calls: 0 }
+  const state = { calls: 0, delay: 0 }
   server.addService(pb.Hello.service, {
     Echo(call: grpc.ServerUnaryCall<EchoRequest, EchoRequest>, callback: grpc.sendUnaryData<EchoRequest>) {
       state.calls++
-      callback(null, { message: `${name}:${call.request.message}` })
+      const answer = () => callback(null, { message: `${name}:${call.request.message}` })
+      if (state.delay > 0) setTimeout(answer, state.delay)
+      else answer()
     },
     Stream(call: grpc.ServerWritableStream<EchoRequest, EchoRequest>) {
       state.calls++
@@ -93,12 +97,22 @@ export async function startHello(name: string): Promise<HelloServer> {
     get calls() {
       return state.calls
     },
+    get delay() {
+      return state.delay
+    },
+    set delay(ms: number) {
+      state.delay = ms
+    },
   }
 }
 
 /** Registers the resolver for `kit` under schemes unique to this test (grpc-js resolvers are global). */
-export function resolverFor(k: EtcdKit) {
+export function resolverFor(k: EtcdKit, options: Pick<EtcdResolverOptions, 'balancer'> = {}) {
   const tag = randomBytes(3).toString('hex')
-  const reg = registerEtcdResolver(k, { serviceScheme: `etcdv3-${tag}`, prefixScheme: `etcd-${tag}` })
+  const reg = registerEtcdResolver(k, {
+    serviceScheme: `etcdv3-${tag}`,
+    prefixScheme: `etcd-${tag}`,
+    ...options,
+  })
   return { ...reg, service: `etcdv3-${tag}`, prefix: `etcd-${tag}` }
 }

@@ -13,6 +13,7 @@ export {
   drainKey,
   parseDrainRequest,
 } from '../registry/drain-requests.js'
+export { EndpointLoad, LeastLoaded, type LeastLoadedOptions } from '../registry/least-loaded.js'
 export {
   checkAddress,
   checkConfigKey,

@@ -196,7 +196,7 @@ function createObservables(meter: Meter): Observables {
     }),
     endpointCost: meter.createObservableGauge('etcdkit.client.endpoint.cost', {
       description:
-        "A least-loaded client's cost of each endpoint: latency estimate (ms) x (requests in flight + 1) / weight",
+        "A least-loaded client's cost of each endpoint: its latency estimate (ms), at least the age of its oldest request in flight",
       unit: '{cost}',
     }),
   }

@@ -49,7 +49,7 @@ export type BalancerName = 'round-robin' | 'least-loaded'
 
 /** Tuning of `least-loaded` (see docs/SERVICE.md). */
 export interface LeastLoadedSettings {
-  /** Decay time of the latency estimate, in ms (the same at any request rate). @default 1_000 */
+  /** Decay time of the latency estimate, in ms (the same at any request rate). @default 200 */
   decay?: number
   /** How long an instance that joins ramps from 10% to its full weight, in ms. @default 10_000 */
   warmUp?: number
@@ -65,7 +65,11 @@ export interface HedgeOptions {
   after: number | 'p95'
   /** Hedges per request (each after a further `after`). @default 1 */
   max?: number
-  /** Hedges may add at most this fraction of the requests sent (they also count in the retry budget). @default 0.1 */
+  /**
+   * Hedges may add at most this fraction of the hedged requests sent in the last 10 s, plus 1/s; they also
+   * count in the retry budget. The counts are the client's: a request's own `budget` is checked against
+   * every hedge of the client, so it cannot make room of its own. @default 0.1
+   */
   budget?: number
 }
 
@@ -93,8 +97,9 @@ export interface ServiceClientOptions {
    */
   dialect?: DialectReadSpec
   /**
-   * `'round-robin'`: smooth weighted round robin. `'least-loaded'`: power of two choices over each
-   * instance's peak-EWMA latency x (requests in flight + 1) / weight. Both after `select` and `zone`.
+   * `'round-robin'`: smooth weighted round robin. `'least-loaded'`: power of two choices: the instance
+   * clearly faster by its peak-EWMA latency, else the one furthest below its weight's share of the recent
+   * requests (see docs/SERVICE.md). Both after `select` and `zone`.
    * @default "round-robin"
    */
   balancer?: BalancerName
@@ -170,7 +175,7 @@ export interface EndpointStats {
   /** Calls refused because the breaker was open. */
   rejects: number
   latencyMean: number
-  /** `least-loaded` only: the current cost (latency estimate in ms x (in flight + 1) / weight). */
+  /** `least-loaded` only: the current cost (latency estimate in ms, at least the age of its oldest request in flight). */
   cost?: number
   /** Requests in flight (tracked by `least-loaded` and hedging only, else 0). */
   pending: number
@@ -476,7 +481,12 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
   readonly #latency = new LatencyWindow()
   readonly #hedge: HedgeOptions | undefined
   readonly #budget: RetryBudget | undefined
-  readonly #hedgeBudgets = new Map<number, RetryBudget>()
+  /**
+   * The hedges' own budget: one per client, counting every hedged request and every hedge. A request's
+   * `hedge.budget` is the ratio checked against these same counts, not a budget of its own (one per value
+   * grew without bound, and each new one came with a fresh reserve of hedges).
+   */
+  readonly #hedgeBudget = new RetryBudget({ ratio: 0.1, minPerSecond: 1 })
   #stopCosts: (() => void) | undefined
   readonly #zone: string | undefined
   readonly #select: (instance: Instance) => boolean
@@ -715,7 +725,8 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
     deadline: Deadline | undefined,
     now: number,
   ): Promise<Dispatcher.ResponseData> {
-    const hedgeBudget = this.#hedgeBudget(hedge.budget ?? 0.1)
+    const hedgeBudget = this.#hedgeBudget
+    const ratio = hedge.budget ?? 0.1
     hedgeBudget.deposit(now)
     const first = this.#choose(this.#isAvailable)
     if (first === undefined) return Promise.reject(this.#unavailable())
@@ -774,13 +785,16 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
           timer = undefined
           if (done || this.#closing) return
           const t = performance.now()
-          if (!hedgeBudget.available(t) || (this.#budget !== undefined && !this.#budget.available(t))) {
+          if (
+            !hedgeBudget.available(t, ratio) ||
+            (this.#budget !== undefined && !this.#budget.available(t))
+          ) {
             recordBudgetExhausted(this.service, 'hedge')
             return
           }
           const ep = this.#choose(notPicked)
           if (ep === undefined) return
-          hedgeBudget.withdraw(t)
+          hedgeBudget.withdraw(t, ratio)
           this.#budget?.withdraw(t)
           sent++
           recordHedge(this.service, 'sent')
@@ -791,16 +805,6 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
       launch(first, 0)
       arm()
     })
-  }
-
-  /** One hedge budget per ratio in use (the client's, or a request's own). */
-  #hedgeBudget(ratio: number): RetryBudget {
-    let b = this.#hedgeBudgets.get(ratio)
-    if (b === undefined) {
-      b = new RetryBudget({ ratio, minPerSecond: 1 })
-      this.#hedgeBudgets.set(ratio, b)
-    }
-    return b
   }
 
   /** Sends one attempt through the endpoint's breaker; times it and counts it in flight when tracking. */
@@ -824,9 +828,10 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
         const kind = kindOf(err)
         if (lb === undefined) throw err
         // refused by the breaker: nothing was sent. Abandoned (a hedge won, the caller gave up): it was at
-        // least this slow. Anything else is the endpoint's failure
+        // least this slow (news only when slower than its estimate). Anything else is the endpoint's failure
         if (kind === 'refused') lb.dropped(load, started)
-        else lb.finished(load, now - started, now, kind !== 'caller')
+        else if (kind === 'caller') lb.abandoned(load, now - started, now)
+        else lb.finished(load, now - started, now, true)
         throw err
       },
     )
