@@ -149,7 +149,7 @@ try {
   watcher.on('put', (kv) => onBase?.(kv.value.toString()))
   let onChange: (() => void) | undefined
   provider.on('change', () => onChange?.())
-  const flagKey = `${ns}config/flags/live`
+  const flagKey = `${ns}flags/live`
   const liveDefinition = (i: number) =>
     JSON.stringify({ state: 'ENABLED', variants: { on: i, off: -1 }, defaultVariant: 'on' })
   // the kit's config watch alone, on another key of the same prefix: what the provider adds is above it
