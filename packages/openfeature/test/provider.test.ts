@@ -169,6 +169,16 @@ test('the evaluation context carries the instance (service, zone, version, metad
   // the caller's context wins
   t.false(await client.getBooleanValue('zone-rule', true, { zone: 'us-1' }))
   t.is(await client.getStringValue('who', '', { targetingKey: 'user-7' }), 'other')
+  // a rule the analysis of instance reads does not follow (`missing`) still gets every fact
+  await admin.set('no-zone', {
+    ...booleanFlag(false),
+    targeting: { if: [{ missing: ['zone'] }, 'on', 'off'] },
+  })
+  // and a shared evaluator ($ref) reading the zone gets it
+  await flagsOf(k).set('$evaluators', JSON.stringify({ inEu: { '==': [{ var: 'zone' }, 'eu-1'] } }))
+  await admin.set('ref-rule', { ...booleanFlag(false), targeting: { if: [{ $ref: 'inEu' }, 'on', 'off'] } })
+  await eventually(async () => await client.getBooleanValue('ref-rule', false), 'the $ref rule')
+  t.false(await client.getBooleanValue('no-zone', true), 'the zone is there')
 })
 
 test('options are checked: unknown keys, a bad prefix or timeout are refused at construction', async (t) => {
