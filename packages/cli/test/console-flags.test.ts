@@ -108,7 +108,7 @@ test.serial(
     t.regex(await text(page, 'tr[data-flag-key="banner"]'), /<img src=x onerror/)
     t.regex(await text(page, 'tr[data-flag-key="garbled"][data-state="INVALID"]'), /invalid.*not JSON/s)
     t.is(await page.$('#flags img, #flags script, #flags b'), null, 'no markup from etcd became elements')
-    t.is(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined)
+    t.is(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned), undefined)
 
     // live: a change in etcd is shown without a reload
     await admin.disable('checkout', { writer: 'carol' })
