@@ -44,11 +44,20 @@ const definitions: Record<string, FlagDefinition> = {
       ],
     },
   },
+  // a rule on an instance fact the caller does not pass: the provider adds it (a copy of the context per
+  // evaluation); flagd-core alone is given contexts that already hold it, so the copy is what is measured
+  'instance-fact': {
+    state: 'ENABLED',
+    variants: { on: true, off: false },
+    defaultVariant: 'off',
+    targeting: { if: [{ '==': [{ var: 'service' }, 'orders'] }, 'on', 'off'] },
+  },
 }
 const contexts: EvaluationContext[] = Array.from({ length: 64 }, (_, i) => ({
   targetingKey: `user-${i}`,
   email: i % 2 ? `u${i}@example.com` : `u${i}@other.org`,
 }))
+const withService = contexts.map((c) => ({ ...c, service: 'orders' }))
 
 const fromEnv = process.env.ETCD_ENDPOINTS?.split(',').filter(Boolean)
 const own = fromEnv?.length ? undefined : await startEtcd()
@@ -70,14 +79,14 @@ try {
   const cost: Record<string, { provider: number[]; alone: number[] }> = {}
   for (const key of Object.keys(definitions)) {
     const samples = { provider: [] as number[], alone: [] as number[] }
+    const given = key === 'instance-fact' ? withService : contexts
     for (let b = 0; b < BATCHES * 2 + 4; b++) {
       const ours = b % 2 === 0
       const t0 = performance.now()
       for (let i = 0; i < CALLS; i++) {
-        const context = contexts[i & 63]!
         const r = ours
-          ? provider.resolve('boolean', key, false, context)
-          : alone.resolveBooleanEvaluation(key, false, context)
+          ? provider.resolve('boolean', key, false, contexts[i & 63])
+          : alone.resolveBooleanEvaluation(key, false, given[i & 63]!)
         if (r.value) sink++
       }
       const ns = ((performance.now() - t0) * 1e6) / CALLS
@@ -133,7 +142,14 @@ try {
       const which = b % 2 === 0 ? 'etcd' : 'alone'
       const t0 = performance.now()
       for (let i = 0; i < SDK_CALLS; i++)
-        if (await clients[which].getBooleanValue(key, false, contexts[i & 63])) sink++
+        if (
+          await clients[which].getBooleanValue(
+            key,
+            false,
+            (which === 'alone' && key === 'instance-fact' ? withService : contexts)[i & 63],
+          )
+        )
+          sink++
       const ns = ((performance.now() - t0) * 1e6) / SDK_CALLS
       if (b >= 4) samples[which].push(ns)
     }
@@ -149,7 +165,7 @@ try {
   watcher.on('put', (kv) => onBase?.(kv.value.toString()))
   let onChange: (() => void) | undefined
   provider.on('change', () => onChange?.())
-  const flagKey = `${ns}config/flags/live`
+  const flagKey = `${ns}flags/live`
   const liveDefinition = (i: number) =>
     JSON.stringify({ state: 'ENABLED', variants: { on: i, off: -1 }, defaultVariant: 'on' })
   // the kit's config watch alone, on another key of the same prefix: what the provider adds is above it

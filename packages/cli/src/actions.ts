@@ -11,7 +11,14 @@ export interface AuditEntry {
   at: string
   /** Who: `etcdkit-console:{user}`. */
   writer: string
-  action: 'config.set' | 'config.delete' | 'config.rollback' | 'drain' | 'undrain' | 'deregister'
+  action:
+    | 'config.set'
+    | 'config.delete'
+    | 'config.rollback'
+    | 'flags.rollback'
+    | 'drain'
+    | 'undrain'
+    | 'deregister'
   /** The key acted on (namespace-relative). */
   key: string
   detail?: string

@@ -6,6 +6,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { type AuditEntry, registerActions } from './actions.js'
 import { transportFailure, unreachable, within } from './connect.js'
 import { UsageError } from './errors.js'
+import { registerFlagRoutes } from './flags-console.js'
 import { checkBind, createGuard, isLoopbackAddress } from './guard.js'
 import { LiveState, type LiveStateOptions, type Snapshot } from './live.js'
 import { page } from './page.js'
@@ -184,10 +185,18 @@ export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promi
     return done
   })
   registerActions(app, { kit, writer, audit, guard: guardWrite })
+  registerFlagRoutes(app, { kit, writer, audit, guard: guardWrite })
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const status =
       err.statusCode ??
-      (err.code === 'ETCDKIT_INVALID_ARGUMENT' ? 400 : err.code === 'ETCDKIT_CONFIG_CONFLICT' ? 409 : 502)
+      (err.code === 'ETCDKIT_INVALID_ARGUMENT'
+        ? 400
+        : err.code === 'ETCDKIT_CONFIG_CONFLICT'
+          ? 409
+          : // a definition flagd's schema refuses (a flag rolled back to one)
+            err.code === 'ETCDKIT_INVALID_CONFIG_VALUE' || err.code === 'ETCDKIT_CONFIG_REVISION_UNAVAILABLE'
+            ? 422
+            : 502)
     return reply.code(status).send({ error: err.message, code: err.code })
   })
 

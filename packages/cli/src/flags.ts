@@ -19,7 +19,7 @@ interface FlagsOptions {
   timeout?: string
 }
 
-export const FLAGS_USAGE = `Usage: etcdkit flags <command>   (flags live at {namespace}config/flags/{key}: see docs/FLAGS.md)
+export const FLAGS_USAGE = `Usage: etcdkit flags <command>   (flags live at {namespace}flags/{key}: see docs/FLAGS.md)
   flags list                          every flag: state, default variant, targeting, revision (invalid ones too)
   flags get <key>                     one flag's definition (JSON)
   flags set <key> <definition>        write a flag, checked against flagd's schema first; <definition> is

@@ -9,7 +9,9 @@ import {
   inspect,
   type KitInspector,
   parseDrainRequest,
+  prefixConfig,
 } from '@etcdkit/core/integration'
+import { type FlagRow, flagRows } from './flags-console.js'
 import {
   type ConfigEntry,
   configEntries,
@@ -29,6 +31,8 @@ export interface Snapshot {
   config: ConfigEntry[]
   /** Drain requests standing (their owners write weight 0 when they honour them). */
   drains: DrainRequest[]
+  /** Feature flags under `flags/` (@etcdkit/openfeature), invalid ones too; empty when they cannot be read. */
+  flags: FlagRow[]
   /** Registry keys whose value cannot be read as a registration (shown as such, never dropped silently). */
   unreadable: UnreadableEntry[]
   /** When this snapshot was taken (ISO 8601): TTLs count down from here. */
@@ -62,6 +66,9 @@ export interface LiveStateOptions {
   ttlBatch?: number
 }
 
+/** Where @etcdkit/openfeature keeps flags (its default prefix), namespace-relative. */
+const FLAGS_PREFIX = 'flags/'
+
 /** Lease reads in flight at once during a TTL round: a round must not crowd out everyone else's calls. */
 const TTL_CONCURRENCY = 8
 
@@ -79,6 +86,9 @@ export class LiveState extends EventEmitter<{
   readonly #kit: EtcdKit
   readonly #registry: RegistryView
   readonly #config: ConfigWatch
+  /** The flags prefix, followed like the config prefix (a role without it sees no flags, nothing else lost). */
+  readonly #flags: ConfigWatch
+  #flagsDirty = true
   readonly #inspector: KitInspector
   readonly #watch: { cancel(): void }
   readonly #ttlTimer: NodeJS.Timeout
@@ -119,13 +129,20 @@ export class LiveState extends EventEmitter<{
     this.#config.on('change', () => this.#schedule())
     this.#config.on('stale', (reason) => this.#setStale('config', reason, this.#config.syncedAt))
     this.#config.on('current', () => this.#setCurrent('config'))
+    this.#flags = prefixConfig(kit, FLAGS_PREFIX).watch()
+    this.#flags.on('change', () => {
+      this.#flagsDirty = true
+      this.#schedule()
+    })
+    this.#flags.on('stale', (reason) => this.#setStale('flags', reason, this.#flags.syncedAt))
+    this.#flags.on('current', () => this.#setCurrent('flags'))
     // lock, election and drain keys live anywhere in the namespace: any change may move a queue
     this.#inspector = inspect(kit)
     this.#watch = this.#inspector.watchNamespace(
       (changes) => {
         if (changes === undefined) return this.#schedule(true) // reset: anything may have changed
         // the registry's catalogs and the config watch follow their own prefixes; anything else may be a queue
-        const followed = [...this.#registry.roots, kit.configPrefix]
+        const followed = [...this.#registry.roots, kit.configPrefix, FLAGS_PREFIX]
         let other = false
         for (const { key, deleted } of changes) {
           // an unreadable key deleted: the catalog says nothing of it (one made readable it lists)
@@ -174,6 +191,7 @@ export class LiveState extends EventEmitter<{
     this.#watch.cancel()
     this.#registry.close()
     this.#config.close()
+    this.#flags.close()
   }
 
   #setStale(source: string, reason: string, since: number | undefined) {
@@ -271,11 +289,14 @@ export class LiveState extends EventEmitter<{
           const services = this.#registry.services
           const others = this.#othersDirty || !this.#last
           this.#othersDirty = false
+          const flags = this.#flagsDirty || !this.#last
+          this.#flagsDirty = false
           // a registry change does not re-read the whole namespace: with 10,000 instances that read is the cost
-          const [rows, q, drains] = await Promise.all([
+          const [rows, q, drains, flagList] = await Promise.all([
             serviceRows(this.#kit, services),
             others ? queues(this.#kit) : this.#last!.queues,
             others ? this.#drains() : this.#last!.drains,
+            flags ? this.#flagRows() : this.#last!.flags,
           ])
           this.#last = {
             services: rows,
@@ -283,6 +304,7 @@ export class LiveState extends EventEmitter<{
             queues: q,
             config: configEntries(this.#config.snapshot(), services.keys()),
             drains,
+            flags: flagList,
             unreadable: this.#stillUnreadable(rows),
             at: new Date().toISOString(),
           }
@@ -299,6 +321,16 @@ export class LiveState extends EventEmitter<{
     const readable = new Set(rows.map((r) => r.key))
     for (const key of this.#unreadable.keys()) if (readable.has(key)) this.#unreadable.delete(key)
     return [...this.#unreadable.values()]
+  }
+
+  async #flagRows(): Promise<FlagRow[]> {
+    try {
+      return await flagRows(this.#kit)
+    } catch {
+      // a role without read access to flags/ sees no flags and everything else; an unreachable etcd
+      // keeps the last ones (the next change of a flag reads them again)
+      return this.#last?.flags ?? []
+    }
   }
 
   async #drains(): Promise<DrainRequest[]> {

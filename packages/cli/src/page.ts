@@ -49,6 +49,7 @@ export function page(options: PageOptions): string {
 <section aria-labelledby="h-services"><h2 id="h-services">Services</h2><div id="services"></div></section>
 <section aria-labelledby="h-queues"><h2 id="h-queues">Locks and elections</h2><div id="queues"></div></section>
 <section aria-labelledby="h-config"><h2 id="h-config">Configuration ${write ? '<button id="config-new" type="button">new key</button>' : ''}</h2><div id="config"></div></section>
+${flagSections()}
 <section id="history" hidden aria-labelledby="h-history">
   <h2 id="h-history">History of <span id="history-key" class="mono"></span> <button id="history-close" type="button">close</button></h2>
   <table id="history-table" class="fixed"></table>
@@ -78,7 +79,7 @@ export function page(options: PageOptions): string {
 </dialog>
 <p id="toast" role="alert" hidden></p>
 <script id="cfg" type="application/json">${scriptJson({ write, user: options.user ?? null, csrf: options.csrf ?? null })}</script>
-<script>${SCRIPT}</script>
+<script>${SCRIPT}${FLAGS_SCRIPT}</script>
 </body>
 </html>
 `
@@ -208,7 +209,8 @@ function normalise(s) {
   const drains = new Map();
   for (const d of Array.isArray(o.drains) ? o.drains : []) if (isObj(d) && typeof d.key === 'string') drains.set(d.key, d);
   const dialects = (Array.isArray(o.dialects) ? o.dialects : []).filter((d) => typeof d === 'string');
-  return { at, services, drains, dialects, queues: Array.isArray(o.queues) ? o.queues : [], config: Array.isArray(o.config) ? o.config : [] };
+  return { at, services, drains, dialects, queues: Array.isArray(o.queues) ? o.queues : [], config: Array.isArray(o.config) ? o.config : [],
+    flags: Array.isArray(o.flags) ? o.flags : [] };
 }
 function takeTtls(s) {
   const at = timeOf(s.at) ?? Date.now();
@@ -451,6 +453,7 @@ function render() {
   section('services', renderServices);
   section('queues', renderQueues);
   section('config', renderConfig);
+  section('flags', renderFlags);
 }
 function take(raw) {
   takeTtls(isObj(raw) ? raw : {});
@@ -688,4 +691,81 @@ setInterval(() => {
   if (connection === 'open' && Date.now() - lastHeard > 15000) { connection = 'disconnected'; renderStatus(); setTimeout(connect, 0); }
 }, 1000);
 connect();
+`
+
+// ---- feature flags (@etcdkit/openfeature): their own section, history and guarded rollback ----
+
+/** The flags section and its history panel (rendered by `renderFlags` and `showFlagHistory` below). */
+function flagSections(): string {
+  return `<section aria-labelledby="h-flags"><h2 id="h-flags">Feature flags</h2><div id="flags"></div></section>
+<section id="flag-history" hidden aria-labelledby="h-flag-history">
+  <h2 id="h-flag-history">History of flag <span id="flag-history-key" class="mono"></span> <button id="flag-history-close" type="button">close</button></h2>
+  <table id="flag-history-table" class="fixed"></table>
+</section>`
+}
+
+// Client script for the flags: every value from etcd goes through esc()/text() (a targeting rule is shown
+// as JSON text, never as markup); rollback goes through api(), which sends the anti-CSRF token.
+const FLAGS_SCRIPT = String.raw`
+const FLAG_STATES = { ENABLED: ['ok', 'enabled'], DISABLED: ['warn', 'disabled'] };
+function pretty(v) { try { const s = JSON.stringify(v, null, 2); return s === undefined ? String(v) : s; } catch (e) { return '[unreadable]'; } }
+function flagState(f) {
+  const s = FLAG_STATES[f.state];
+  return s ? '<span class="badge ' + s[0] + '">' + s[1] + '</span>'
+    : '<span class="badge bad">invalid</span>' + (f.error !== undefined ? '<div class="odd">' + text(f.error) + '</div>' : '');
+}
+function renderFlags() {
+  const flags = snap.flags.filter((f) => isObj(f) && typeof f.key === 'string');
+  if (flags.length === 0) return '<p class="muted">no flags under flags/</p>';
+  return '<table class="fixed"><colgroup><col style="width:16%"><col style="width:12%"><col style="width:10%"><col style="width:20%"><col style="width:30%"><col style="width:12%"></colgroup>' +
+    '<tr><th>flag</th><th>state</th><th>default</th><th>variants</th><th>targeting</th><th></th></tr>' +
+    flags.map((f) => {
+      const variants = isObj(f.variants) ? Object.keys(f.variants).map((k) => esc(k) + ' = ' + esc(json(f.variants[k]))).join('<br>') : '';
+      const targeting = f.state !== 'ENABLED' && f.state !== 'DISABLED' ? '<pre class="mono value">' + text(f.text) + '</pre>'
+        : f.targeting === undefined ? '<span class="muted">none (default variant for everyone)</span>' : '<pre class="mono value">' + esc(pretty(f.targeting)) + '</pre>';
+      return '<tr data-flag-key="' + esc(f.key) + '" data-state="' + esc(FLAG_STATES[f.state] ? f.state : 'INVALID') + '"><td class="mono">' + text(f.key) + '</td><td>' + flagState(f) +
+        '</td><td class="mono">' + text(f.defaultVariant) + '</td><td class="mono">' + variants + '</td><td>' + targeting + '</td><td>' +
+        '<button class="flag-history" data-fid="flag-history:' + esc(f.key) + '">history</button></td></tr>';
+    }).join('') + '</table>';
+}
+let flagHistory;
+async function showFlagHistory(key) {
+  flagHistory = { key, entries: [] };
+  const res = await fetch('/api/flags/history?key=' + encodeURIComponent(key), { headers: headers() });
+  const entries = await res.json().catch(() => ({ error: 'unreadable answer' }));
+  $('flag-history-key').textContent = key;
+  if (!res.ok || !Array.isArray(entries)) { $('flag-history-table').innerHTML = '<tr><td>' + text(entries.error ?? res.status) + '</td></tr>'; $('flag-history').hidden = false; return; }
+  flagHistory.entries = entries.filter(isObj);
+  $('flag-history-table').innerHTML = '<colgroup><col style="width:10%"><col style="width:18%"><col style="width:20%"><col style="width:36%"><col style="width:16%"></colgroup>' +
+    '<tr><th>revision</th><th>time</th><th>writer</th><th>definition</th><th></th></tr>' +
+    flagHistory.entries.map((e, i) => {
+      const w = isObj(e.writer) ? e.writer : undefined;
+      const d = isObj(e.definition) ? e.definition : undefined;
+      return '<tr data-revision="' + esc(str(e.revision) ?? '') + '"><td class="mono">' + text(e.revision) + '</td><td>' + (timeOf(e.time) ? esc(new Date(timeOf(e.time)).toLocaleString()) : '') +
+        '</td><td>' + (w ? [text(w.writer), w.rollbackOf !== undefined ? 'rollback of ' + text(w.rollbackOf) : ''].filter(Boolean).join(' · ') : '<span class="muted">unknown</span>') +
+        '</td><td>' + (d ? flagState(d) + ' ' : '') + '<pre class="mono value">' + text(e.value) + '</pre></td><td>' +
+        (i > 0 ? '' : '<span class="muted">current</span> ') +
+        (WRITE && i > 0 ? '<button class="flag-rollback">roll back to this</button>' : '') + '</td></tr>';
+    }).join('');
+  $('flag-history').hidden = false;
+}
+$('flags').addEventListener('click', async (ev) => {
+  const b = ev.target.closest('button.flag-history');
+  const row = ev.target.closest('tr[data-flag-key]');
+  if (b && row) await showFlagHistory(row.dataset.flagKey);
+});
+$('flag-history-close').addEventListener('click', () => { $('flag-history').hidden = true; });
+$('flag-history-table').addEventListener('click', async (ev) => {
+  const b = ev.target.closest('button.flag-rollback');
+  const tr = ev.target.closest('tr[data-revision]');
+  if (!b || !tr || !flagHistory) return;
+  const cur = flagHistory.entries[0], target = flagHistory.entries.find((e) => e.revision === tr.dataset.revision);
+  if (!cur || !target) return;
+  const key = flagHistory.key;
+  if (!(await ask('Roll back flag ' + key, 'Write the definition of revision ' + target.revision + ' back to flag ' + key + ', recorded as ' + (CFG.user || 'you') + '? Refused if the flag changed since revision ' + cur.revision + '.', diff(str(cur.value) ?? '', str(target.value) ?? '')))) return;
+  if (await api('POST', '/api/flags/rollback', { key, revision: target.revision, expect: cur.revision })) {
+    toast('flag rolled back: ' + key);
+    await showFlagHistory(key);
+  }
+});
 `

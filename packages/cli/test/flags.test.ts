@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { prefixConfig } from '@etcdkit/core/integration'
 import { EtcdKitFlagProvider } from '@etcdkit/openfeature'
 import { eventually } from '@etcdkit/testing'
 import test from 'ava'
@@ -42,7 +43,7 @@ test('flags: set (on, n%, variants, a flagd file), list, get, enable/disable, hi
     '{"state":"ENABLED","variants":{"a":1,"b":"x"},"defaultVariant":"a"}',
   )
   t.is(bad.code, 1)
-  t.regex(bad.stderr, /config\/flags\/broken.*must be number/)
+  t.regex(bad.stderr, /at "flags\/broken".*must be number/)
 
   const list = await s.cli('flags', 'list')
   t.is(list.code, 0)
@@ -79,7 +80,7 @@ test('flags: set (on, n%, variants, a flagd file), list, get, enable/disable, hi
   t.like(await s.cli('flags', 'delete', 'colour'), { code: 1 })
   t.like(await s.cli('flags', 'get', 'colour'), { code: 1 })
   // text from etcd that is not a definition is shown escaped: no terminal escape, no forged line
-  await s.kit().config.set('flags/evil', '\u001b[2J{"state":\n"ENABLED"')
+  await prefixConfig(s.kit(), 'flags/').set('evil', '\u001b[2J{"state":\n"ENABLED"')
   const evil = await s.cli('flags', 'get', 'evil')
   t.is(evil.code, 1)
   t.false(`${evil.stdout}${evil.stderr}`.includes('\u001b'), evil.stdout)

@@ -4,6 +4,7 @@ export {
   type ConfigHistoryOptions,
   type ConfigKeyOptions,
   type ConfigRollbackOptions,
+  type ConfigSetKeyOptions,
   type ConfigSetOptions,
 } from './config/config.js'
 export type { ConfigRevision, ConfigRollback } from './config/history.js'

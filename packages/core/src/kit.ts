@@ -149,6 +149,7 @@ function checkedKitOptions(options: EtcdKitOptions, quiet = false) {
     logger,
     security,
     cache,
+    cacheOptions: options.configCache,
   }
 }
 
@@ -167,6 +168,8 @@ let readInternals: (kit: EtcdKit) => KitInternals
 export interface KitInternals {
   keyspace: Keyspace
   watchHub: WatchHub
+  /** The config machinery on another prefix of the namespace (one per prefix, closed with the kit). */
+  configAt(prefix: string): Config
 }
 
 /** The keyspace and watch hub of `kit`, which are private fields: core's modules only. */
@@ -192,7 +195,11 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   readonly #keyspace: Keyspace
   readonly #watchHub: WatchHub
   static {
-    readInternals = (kit) => ({ keyspace: kit.#keyspace, watchHub: kit.#watchHub })
+    readInternals = (kit) => ({
+      keyspace: kit.#keyspace,
+      watchHub: kit.#watchHub,
+      configAt: (prefix) => kit.#configAt(prefix),
+    })
   }
   /** The session: one lease for everything this kit holds. */
   readonly session: Session
@@ -208,6 +215,9 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
   readonly #health: HealthMonitor
   readonly #streams: StreamEndpoints
   readonly #callTimeout: number
+  /** `configAt`'s trees: the config machinery on other prefixes (the flag provider's `flags/`). */
+  readonly #prefixConfigs = new Map<string, Config>()
+  readonly #cacheOptions: ConfigCacheOptions | undefined
   #closing: Promise<void> | undefined
 
   constructor(options: EtcdKitOptions = {}) {
@@ -224,6 +234,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
     this.#callTimeout = callTimeout
     this.logger = checked.logger
     const { security, cache } = checked
+    this.#cacheOptions = checked.cacheOptions
     const etcdOptions: IOptions = {
       hosts: [...this.endpoints],
       // Our own loops retry with backoff; etcd3's per-host breaker (3 failures, then 5 s of refusals)
@@ -291,7 +302,14 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
         streamFailures: () => this.#streams.failures,
         watchHub: this.#watchHub,
         registrations: () => this.#registry.health(),
-        views: () => [...this.#discovery.views(), ...this.config.views()],
+        views: () => [
+          ...this.#discovery.views(),
+          ...this.config.views(),
+          // named with their prefix: `flags/*` beside the config prefix's own `rate-limit`
+          ...[...this.#prefixConfigs.values()].flatMap((c) =>
+            c.views().map((view) => ({ ...view, name: `${c.prefix}${view.name}` })),
+          ),
+        ],
         locks: () => this.#locks.activity.snapshot(),
         elections: () => this.#elections.activity.snapshot(),
         record: () => this.#record.record,
@@ -299,6 +317,34 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       this,
       (snapshot) => this.emit('health', snapshot),
     )
+  }
+
+  /**
+   * The config machinery (one mirror: read, watch, last good values, writer records, history, rollback,
+   * its own `configCache` file) on `prefix` instead of the config prefix, without service overrides.
+   * One per prefix; closed with the kit.
+   */
+  #configAt(prefix: string): Config {
+    if (this.#closing) throw new ClosedError('the kit')
+    let config = this.#prefixConfigs.get(prefix)
+    if (!config) {
+      const cache =
+        this.#cacheOptions === undefined
+          ? undefined
+          : new ConfigCache(this.#cacheOptions, this.namespace, prefix, undefined, this.logger)
+      // no service overrides (a key is `{prefix}{key}` exactly); writer records still name the service
+      config = new Config(
+        this.#keyspace,
+        this.#watchHub,
+        this.logger,
+        prefix,
+        undefined,
+        cache,
+        this.serviceName,
+      )
+      this.#prefixConfigs.set(prefix, config)
+    }
+    return config
   }
 
   /** Whether `close()` has been called. */
@@ -439,6 +485,7 @@ export class EtcdKit extends EventEmitter<EtcdKitEvents> implements AsyncDisposa
       this.#queues.close()
       this.#discovery.close()
       this.config.close()
+      for (const config of this.#prefixConfigs.values()) config.close()
       // stops the keepalive at once, then revokes the lease (one call, bounded here too)
       await this.#bounded(this.session.close(), budget, 'revoking the lease')
       this.#health.close()

@@ -123,3 +123,25 @@ test.serial(
     t.is(await k.config.get('v'), '3')
   },
 )
+
+test('set with expect writes only if the key is still at that mod revision ("0": absent), else ConfigConflictError and nothing written', async (t) => {
+  await using k = await kit({ service: 'orders' })
+  const r1 = await k.config.set('guarded', 'a', { expect: '0' })
+  await t.throwsAsync(k.config.set('guarded', 'x', { expect: '0' }), {
+    instanceOf: ConfigConflictError,
+    message:
+      /config key "config\/guarded" not written: it changed since it was read \(mod revision 0 expected\)/,
+  })
+  const r2 = await k.config.set('guarded', 'b', { expect: r1, writer: 'alice' })
+  await t.throwsAsync(k.config.set('guarded', 'y', { expect: r1 }), { instanceOf: ConfigConflictError })
+  t.is(await k.config.get('guarded'), 'b')
+  const [now] = await k.config.history('guarded', { limit: 1 })
+  t.like(now, { revision: r2, writer: { writer: 'alice', service: 'orders' } })
+  await t.throwsAsync(k.config.set('guarded', 'z', { expect: 'x1' }), {
+    instanceOf: InvalidArgumentError,
+    message: /invalid expect "x1"/,
+  })
+  await t.throwsAsync(k.config.setMany({ guarded: 'z' }, { expect: r2 } as never), {
+    message: /unknown config key option "expect"/,
+  })
+})

@@ -1,5 +1,7 @@
 // Writing flags: each definition checked against flagd's schema, then written through core's config writer.
 import {
+  type Config,
+  ConfigConflictError,
   type ConfigRevision,
   type ConfigRollback,
   type EtcdKit,
@@ -7,7 +9,7 @@ import {
   InvalidArgumentError,
   InvalidConfigValueError,
 } from '@etcdkit/core'
-import { checkKeys, checkMs, isPlainObject, show } from '@etcdkit/core/integration'
+import { checkKeys, checkMs, isPlainObject, prefixConfig, show } from '@etcdkit/core/integration'
 import {
   checkFlagKey,
   compileFlag,
@@ -21,7 +23,7 @@ import {
 } from './definition.js'
 
 export interface FlagAdminOptions {
-  /** Where the flags live, relative to the kit's config prefix (as the provider's `prefix`). @default "flags/" */
+  /** Where the flags live, relative to the kit's namespace (as the provider's `prefix`). @default "flags/" */
   prefix?: string
   /** How long `list()` waits for etcd to answer its read (ms); every other call is one etcd call, bounded by the kit's `callTimeout`. @default 10_000 */
   timeout?: number
@@ -64,15 +66,19 @@ function checkOptions(options: object | undefined, allowed: readonly string[], w
   checkKeys(options, allowed, what)
 }
 
+/** How many times `enable`/`disable` read again and retry when the flag changed between read and write. */
+const STATE_ATTEMPTS = 5
+
 /**
- * Reads and writes flag definitions through `kit.config`: one key per flag, each write with a writer record
- * and a guarded rollback (core's config writer and history). Every definition is checked against flagd's
+ * Reads and writes flag definitions through core's config machinery on the flags prefix (`prefixConfig`):
+ * one key per flag, each write with a writer record and a guarded rollback (core's config writer and history). Every definition is checked against flagd's
  * JSON schema (the copy flagd-core ships) and compiled by flagd-core before it is written, so the
  * provider never meets a definition written here that it must refuse.
  */
 export class FlagAdmin {
   readonly prefix: string
   readonly #kit: EtcdKit
+  readonly #flags: Config
   readonly #timeout: number
 
   constructor(kit: EtcdKit, options?: FlagAdminOptions) {
@@ -82,16 +88,17 @@ export class FlagAdmin {
     this.#kit = kit
     this.#timeout = checkMs(options?.timeout ?? 10_000, 'timeout', true)
     this.prefix = flagsPrefix(options?.prefix)
+    this.#flags = prefixConfig(kit, this.prefix)
   }
 
   /** The etcd key of flag `key`, relative to the kit's namespace. */
   keyOf(key: string): string {
-    return `${this.#kit.configPrefix}${this.prefix}${key}`
+    return `${this.prefix}${key}`
   }
 
   /** Every flag stored, in key order (invalid ones too, with `error`). */
   async list(): Promise<FlagEntry[]> {
-    const watch = this.#kit.config.watch(this.prefix)
+    const watch = this.#flags.watch()
     let timer: NodeJS.Timeout | undefined
     try {
       await Promise.race([
@@ -111,8 +118,7 @@ export class FlagAdmin {
       const evaluators = await this.#evaluators()
       const out: FlagEntry[] = []
       const revision = watch.syncedRevision
-      for (const [configKey, text] of [...watch.snapshot()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-        const key = configKey.slice(this.prefix.length)
+      for (const [key, text] of [...watch.snapshot()].sort(([a], [b]) => (a < b ? -1 : 1))) {
         if (key === EVALUATORS_KEY || key.includes('/')) continue
         out.push(this.#entry(key, text, revision, evaluators))
       }
@@ -126,10 +132,10 @@ export class FlagAdmin {
   /** One flag as stored, or `undefined` when there is no such key. */
   async get(key: string): Promise<FlagEntry | undefined> {
     checkFlagKey(key)
-    const text = await this.#kit.config.get(this.prefix + key)
-    if (text === undefined) return undefined
-    const history = await this.#kit.config.history(this.prefix + key, { limit: 1 })
-    return this.#entry(key, text, history[0]?.revision ?? '0', await this.#evaluators())
+    // one read: the text and the revision that wrote it, together
+    const [now] = await this.#flags.history(key, { limit: 1 })
+    if (now === undefined) return undefined
+    return this.#entry(key, now.value, now.revision, await this.#evaluators())
   }
 
   /**
@@ -139,6 +145,16 @@ export class FlagAdmin {
   async set(key: string, definition: FlagDefinition, options?: FlagWriteOptions): Promise<string> {
     checkFlagKey(key)
     checkOptions(options, ['writer'], 'FlagAdmin.set')
+    return this.#write(key, definition, options)
+  }
+
+  /** Checks and writes `definition`; with `expect`, only if the key's mod revision is still that one. */
+  async #write(
+    key: string,
+    definition: FlagDefinition,
+    options: FlagWriteOptions | undefined,
+    expect?: string,
+  ): Promise<string> {
     const text = JSON.stringify(definition)
     if (text === undefined)
       throw new InvalidArgumentError(`invalid definition ${show(definition)} for flag ${show(key)}`)
@@ -147,7 +163,7 @@ export class FlagAdmin {
     } catch (err) {
       throw new InvalidConfigValueError(this.keyOf(key), text, describeError(err), err)
     }
-    return this.#kit.config.set(this.prefix + key, text, options)
+    return this.#flags.set(key, text, { ...options, ...(expect === undefined ? {} : { expect }) })
   }
 
   /** A boolean flag, on or off for everyone (variants `on`/`off`). */
@@ -178,14 +194,14 @@ export class FlagAdmin {
   /** Deletes the flag; evaluations then get FLAG_NOT_FOUND (the caller's default). Resolves whether it existed. */
   async delete(key: string): Promise<boolean> {
     checkFlagKey(key)
-    return this.#kit.config.delete(this.prefix + key)
+    return this.#flags.delete(key)
   }
 
   /** The definitions etcd still keeps of `key`, newest first, with who wrote each. */
   async history(key: string, options?: { limit?: number }): Promise<FlagRevision[]> {
     checkFlagKey(key)
     checkOptions(options, ['limit'], 'FlagAdmin.history')
-    const revisions = await this.#kit.config.history(this.prefix + key, options)
+    const revisions = await this.#flags.history(key, options)
     return revisions.map((r) => {
       let definition: FlagDefinition | undefined
       try {
@@ -209,7 +225,7 @@ export class FlagAdmin {
   ): Promise<ConfigRollback> {
     checkFlagKey(key)
     checkOptions(options, ['writer', 'expect'], 'FlagAdmin.rollback')
-    // the definition at that revision, read at it (one range; kit.config has no read-at-revision)
+    // the definition at that revision, read at it (one range; core's config has no read-at-revision)
     let old: string | null = null
     if (/^[1-9]\d*$/.test(revision)) {
       try {
@@ -229,24 +245,41 @@ export class FlagAdmin {
       }
     }
     // an unknown revision is left to core's rollback, which says why it cannot be read
-    return this.#kit.config.rollback(this.prefix + key, revision, options)
+    return this.#flags.rollback(key, revision, options)
   }
 
+  /**
+   * Read, modify, write, guarded: the write applies only if the flag's mod revision is still the one read
+   * (one txn), so a definition written meanwhile is never overwritten with the old one plus `state`; it is
+   * read again and the state applied to it, up to `STATE_ATTEMPTS` times, then a `ConfigConflictError`.
+   */
   async #setState(key: string, state: 'ENABLED' | 'DISABLED', options?: FlagWriteOptions): Promise<string> {
     checkFlagKey(key)
-    const entry = await this.get(key)
-    if (!entry) throw new InvalidArgumentError(`no flag ${show(key)} (no key ${show(this.keyOf(key))})`)
-    if (!entry.definition)
-      throw new InvalidConfigValueError(
-        this.keyOf(key),
-        entry.text,
-        `not a valid flag definition: ${entry.error}`,
-      )
-    return this.set(key, { ...entry.definition, state }, options)
+    checkOptions(options, ['writer'], state === 'ENABLED' ? 'FlagAdmin.enable' : 'FlagAdmin.disable')
+    for (let attempt = 1; ; attempt++) {
+      const entry = await this.get(key)
+      if (!entry) throw new InvalidArgumentError(`no flag ${show(key)} (no key ${show(this.keyOf(key))})`)
+      if (!entry.definition)
+        throw new InvalidConfigValueError(
+          this.keyOf(key),
+          entry.text,
+          `not a valid flag definition: ${entry.error}`,
+        )
+      try {
+        return await this.#write(key, { ...entry.definition, state }, options, entry.revision)
+      } catch (err) {
+        if (!(err instanceof ConfigConflictError)) throw err
+        if (attempt >= STATE_ATTEMPTS)
+          throw new ConfigConflictError(
+            this.keyOf(key),
+            `flag ${show(key)} not ${state === 'ENABLED' ? 'enabled' : 'disabled'}: it changed between each read and write (${attempt} attempts); nothing was written`,
+          )
+      }
+    }
   }
 
   async #evaluators(): Promise<FlagEvaluators | undefined> {
-    const text = await this.#kit.config.get(this.prefix + EVALUATORS_KEY)
+    const text = await this.#flags.get(EVALUATORS_KEY)
     if (text === undefined) return undefined
     try {
       return parseEvaluators(text)

@@ -2,6 +2,7 @@
 import { hostname } from 'node:os'
 import type { EtcdKit, Registration } from '@etcdkit/core'
 import type { EvaluationContext, EvaluationContextValue } from '@openfeature/server-sdk'
+import type { InstanceKey } from './reads.js'
 
 /** Where the instance facts come from; see `EtcdKitFlagProviderOptions`. */
 export interface InstanceSource {
@@ -40,11 +41,20 @@ export class InstanceContext {
   }
 
   /**
-   * The evaluation context: the instance's facts, overridden by the caller's (`targetingKey` included).
-   * `Object.assign`, not an object spread: on Node 20 a spread with a key in both objects took ~6x longer.
+   * The evaluation context for a rule that may read the instance facts `keys`: the caller's context as is
+   * when it already has each of them (or the instance has none of them), else a copy of it with the
+   * missing ones added. The caller wins: a key it sets (not `undefined`) is never replaced.
    */
-  merge(context: EvaluationContext): EvaluationContext {
-    return Object.assign({}, this.current, context)
+  fill(context: EvaluationContext, keys: readonly InstanceKey[]): EvaluationContext {
+    const instance = this.current
+    let out: Record<string, EvaluationContextValue> | undefined
+    for (const key of keys) {
+      const value = instance[key]
+      if (value === undefined || context[key] !== undefined) continue
+      out ??= Object.assign({}, context)
+      out[key] = value
+    }
+    return (out as EvaluationContext | undefined) ?? context
   }
 
   /** Stops the refresh timer. */

@@ -2,6 +2,7 @@
 import { EventEmitter } from 'node:events'
 import {
   ClosedError,
+  type Config,
   type ConfigEvent,
   type ConfigWatch,
   type EtcdKit,
@@ -11,7 +12,7 @@ import {
   InvalidConfigValueError,
   type Registration,
 } from '@etcdkit/core'
-import { checkKeys, checkMs, isPlainObject, show } from '@etcdkit/core/integration'
+import { checkKeys, checkMs, isPlainObject, prefixConfig, show } from '@etcdkit/core/integration'
 import { FlagdCore } from '@openfeature/flagd-core'
 import {
   ErrorCode,
@@ -32,11 +33,11 @@ import { bindMeterProvider, recordFlagRefusal, recordFlagUpdate } from './metric
 import { FlagStore } from './store.js'
 
 export interface EtcdKitFlagProviderOptions {
-  /** The kit whose etcd, config watch and config cache the flags come through. */
+  /** The kit whose etcd, watch stream and config cache settings the flags come through. */
   kit: EtcdKit
   /**
-   * Where the flags live, relative to the kit's config prefix: flag `new-checkout` is the key
-   * `{namespace}{configPrefix}{prefix}new-checkout`. @default "flags/"
+   * Where the flags live, relative to the kit's namespace: flag `new-checkout` is the key
+   * `{namespace}{prefix}new-checkout`. @default "flags/"
    */
   prefix?: string
   /**
@@ -73,8 +74,8 @@ const OPTIONS = ['kit', 'prefix', 'timeout', 'registration', 'instanceId']
 
 /**
  * An OpenFeature server provider keeping flagd-format flag definitions in etcd, one flag per key under
- * `{configPrefix}{prefix}` (so each has its own history, writer record and rollback), read through the kit's
- * one config watch (and its config cache) and evaluated by `@openfeature/flagd-core`. A change is seen by the
+ * `{namespace}{prefix}` (so each has its own history, writer record and rollback), followed by core's config
+ * machinery on that prefix (`prefixConfig`: one read, one watch on the kit's stream, its own config cache file) and evaluated by `@openfeature/flagd-core`. A change is seen by the
  * next evaluation once the watch delivers it and emits `PROVIDER_CONFIGURATION_CHANGED`; a definition that
  * does not pass flagd's schema keeps the last good one (logged, `invalid` event, metric); `PROVIDER_STALE`
  * and `PROVIDER_READY` follow the watch's staleness.
@@ -84,9 +85,11 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
   readonly runsOn = 'server' as const
   /** OpenFeature's provider events (the SDK subscribes to them). */
   readonly events = new OpenFeatureEventEmitter()
-  /** The flags' prefix relative to the kit's config prefix (ends with "/"). */
+  /** The flags' prefix relative to the kit's namespace (ends with "/"). */
   readonly prefix: string
   readonly #kit: EtcdKit
+  /** The config machinery on the flags' prefix (core's `prefixConfig`): mirror, watch, cache. */
+  readonly #flags: Config
   readonly #timeout: number
   readonly #store = new FlagStore()
   readonly #core: FlagdCore
@@ -117,6 +120,7 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
       throw new InvalidArgumentError(`invalid instanceId ${show(instanceId)}: expected a non-empty string`)
     this.#kit = kit
     this.prefix = prefix
+    this.#flags = prefixConfig(kit, prefix)
     this.#timeout = timeout
     this.#context = new InstanceContext({ kit, registration, instanceId })
     this.#core = new FlagdCore(this.#store, {
@@ -153,7 +157,7 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
 
   /** The etcd key of flag `key` (namespace-relative, as `etcdctl` sees it below the kit's namespace). */
   keyOf(flagKey: string): string {
-    return `${this.#kit.configPrefix}${this.prefix}${flagKey}`
+    return `${this.prefix}${flagKey}`
   }
 
   /**
@@ -169,7 +173,7 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
   async #start(): Promise<void> {
     if (this.#state === 'closed') throw new ClosedError('the etcd flag provider')
     this.#state = 'starting'
-    const watch = this.#kit.config.watch(this.prefix)
+    const watch = this.#flags.watch()
     this.#watch = watch
     watch.on('change', (event) => this.#onChange(event))
     watch.on('stale', (reason) => this.#onStale(reason))
@@ -202,7 +206,7 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
         () => {
           if (this.#state !== 'error') return
           this.#load()
-          this.#state = watch.stale && this.#kit.config.fromCache ? 'stale' : 'ready'
+          this.#state = watch.stale && this.#flags.fromCache ? 'stale' : 'ready'
           this.events.emit(this.#state === 'stale' ? ProviderEvents.Stale : ProviderEvents.Ready, {
             message: 'the flags were read from etcd',
           })
@@ -215,13 +219,13 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
     }
     if (this.#closed) throw new ClosedError('the etcd flag provider')
     this.#load()
-    if (this.#kit.config.fromCache) {
+    if (this.#flags.fromCache) {
       this.#state = 'stale'
       // after the SDK's own READY for initialize(): served from the local copy until etcd answers
       setImmediate(() => {
         if (this.#state === 'stale')
           this.events.emit(ProviderEvents.Stale, {
-            message: `etcd has not answered: flags served from the config cache ${this.#kit.config.cacheFile}`,
+            message: `etcd has not answered: flags served from the config cache ${this.#flags.cacheFile}`,
           })
       })
     } else {
@@ -298,8 +302,9 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
       return this.#error(defaultValue, ErrorCode.GENERAL, 'the etcd flag provider is closed')
     let result: ResolutionDetails<T>
     try {
-      // a flag without targeting never reads the context: the instance's facts are merged only for rules
-      const ctx = this.#store.targeted(flagKey) ? this.#context.merge(context) : context
+      // only a rule reading instance facts the caller did not pass costs a copy of the context
+      const reads = this.#store.reads(flagKey)
+      const ctx = reads === undefined ? context : this.#context.fill(context, reads)
       result = this.#core.resolve(type, flagKey, defaultValue, ctx, logger)
     } catch (err) {
       return this.#error(
@@ -353,18 +358,19 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
     this.#apply(event.key, event.value, event.revision)
   }
 
-  /** Applies one key's text (relative to the config prefix), reporting refusals now and changes per batch. */
-  #apply(configKey: string, text: string | undefined, revision: string) {
-    if (!configKey.startsWith(this.prefix)) return
-    const key = configKey.slice(this.prefix.length)
+  /** Applies one key's text (relative to the flags prefix), reporting refusals now and changes per batch. */
+  #apply(key: string, text: string | undefined, revision: string) {
     if (key === '' || key.includes('/')) {
-      this.#kit.logger.debug({ key: configKey }, 'not a flag key (nested below the flags prefix); ignored')
+      this.#kit.logger.debug(
+        { key: this.keyOf(key) },
+        'not a flag key (nested below the flags prefix); ignored',
+      )
       return
     }
     const applied = this.#store.apply(key, text, revision)
     for (const refused of applied.refused) {
       const error = new InvalidConfigValueError(
-        `${this.#kit.configPrefix}${this.prefix}${refused.key}`,
+        this.keyOf(refused.key),
         refused.text,
         refused.key === EVALUATORS_KEY
           ? `the shared $evaluators are not a JSON object (the last good ones stay): ${refused.reason}`
@@ -394,8 +400,10 @@ export class EtcdKitFlagProvider extends EventEmitter<EtcdKitFlagProviderEvents>
     const flagsChanged = [...this.#pending].sort()
     this.#pending.clear()
     if (flagsChanged.length === 0 || this.#state === 'starting' || this.#state === 'closed') return
-    this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged })
+    // evaluations already see the change (the store was updated in the watch callback): our own event
+    // first, then the SDK's, whose dispatch to every client and API handler costs ~45 µs per change
     this.emit('change', flagsChanged)
+    this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged })
   }
 
   #onStale(reason: string) {

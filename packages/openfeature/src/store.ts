@@ -10,6 +10,7 @@ import {
   parseDefinition,
   parseEvaluators,
 } from './definition.js'
+import { type InstanceKey, instanceReads } from './reads.js'
 
 /** What is known of one flag key. */
 export interface FlagState {
@@ -41,8 +42,11 @@ export interface Applied {
 export class FlagStore implements Storage {
   readonly #states = new Map<string, FlagState>()
   readonly #good = new Map<string, FeatureFlag>()
-  /** Flags whose definition in force has a targeting rule: only they read the evaluation context. */
-  readonly #targeted = new Set<string>()
+  /**
+   * The instance facts the targeting rule in force of each flag may read (only flags with a rule are
+   * here, and only with the facts they read: the others get the caller's context as is).
+   */
+  readonly #reads = new Map<string, readonly InstanceKey[]>()
   #evaluators: FlagEvaluators | undefined
   #evaluatorsText: string | undefined
 
@@ -63,9 +67,9 @@ export class FlagStore implements Storage {
     return {}
   }
 
-  /** Whether the definition of `key` in force has a targeting rule (else the context is not read). */
-  targeted(key: string): boolean {
-    return this.#targeted.has(key)
+  /** The instance facts the rule in force of `key` may read; `undefined` when it reads none. */
+  reads(key: string): readonly InstanceKey[] | undefined {
+    return this.#reads.get(key)
   }
 
   /** What is known of `key` (undefined: never seen). */
@@ -112,7 +116,7 @@ export class FlagStore implements Storage {
         state.good = undefined
         state.goodRevision = undefined
         this.#good.delete(key)
-        this.#targeted.delete(key)
+        this.#reads.delete(key)
         out.changed.push(key)
       }
       return out
@@ -154,8 +158,11 @@ export class FlagStore implements Storage {
     if (!again || state.goodRevision === undefined) state.goodRevision = revision
     this.#good.set(key, flag)
     const targeting = (definition as { targeting?: unknown }).targeting
-    if (typeof targeting === 'object' && targeting !== null && Object.keys(targeting).length > 0)
-      this.#targeted.add(key)
-    else this.#targeted.delete(key)
+    const reads =
+      typeof targeting === 'object' && targeting !== null && Object.keys(targeting).length > 0
+        ? instanceReads(targeting, this.#evaluators)
+        : []
+    if (reads.length > 0) this.#reads.set(key, reads)
+    else this.#reads.delete(key)
   }
 }

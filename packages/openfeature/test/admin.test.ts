@@ -1,7 +1,7 @@
 import { ConfigConflictError, InvalidArgumentError, InvalidConfigValueError } from '@etcdkit/core'
 import test from 'ava'
 import { EtcdKitFlagProvider, FlagAdmin, rolloutFlag } from '../src/index.js'
-import { etcd, kit } from './helpers.js'
+import { etcd, flagsOf, kit } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
@@ -20,10 +20,10 @@ test('set refuses what flagd schema refuses (nothing written), names the key and
   for (const [definition, why] of cases) {
     const err = await t.throwsAsync(admin.set('x', definition as never))
     t.true(err instanceof InvalidConfigValueError, String(err))
-    t.regex(err!.message, /"config\/flags\/x"/)
+    t.regex(err!.message, /"flags\/x"/)
     t.regex(err!.message, why)
   }
-  t.is(await k.config.get('flags/x'), undefined, 'nothing written')
+  t.is(await flagsOf(k).get('x'), undefined, 'nothing written')
   await t.throwsAsync(admin.set('a/b', { state: 'ENABLED', variants: { on: true }, defaultVariant: 'on' }), {
     instanceOf: InvalidArgumentError,
     message: /invalid flag key "a\/b"/,
@@ -69,11 +69,11 @@ test('enable, disable, history with writer records, guarded rollback, list, get 
   t.like(latest!.definition, { state: 'ENABLED', defaultVariant: 'off' })
 
   // a definition written around the admin is listed with its error, and the admin will not roll back to it
-  await k.config.set('flags/raw', '{"state":"ENABLED"}')
+  await flagsOf(k).set('raw', '{"state":"ENABLED"}')
   const rawRevision = (await admin.history('raw'))[0]!.revision
   await admin.setBoolean('raw', true)
   await t.throwsAsync(admin.rollback('raw', rawRevision), { instanceOf: InvalidConfigValueError })
-  await k.config.set('flags/raw', '{"state":"ENABLED"}')
+  await flagsOf(k).set('raw', '{"state":"ENABLED"}')
   const list = await admin.list()
   t.deepEqual(
     list.map((f) => [f.key, f.definition === undefined ? 'invalid' : 'ok']),
@@ -138,4 +138,54 @@ test('list() is bounded while etcd does not answer; other calls by the kit callT
   await t.throwsAsync(admin.get('x'))
   t.true(Date.now() - started < 5_000, `${Date.now() - started} ms`)
   t.throws(() => new FlagAdmin(k, { timeout: 0 }), { message: /invalid timeout 0/ })
+})
+
+test('enable/disable are compare-and-swap: a definition written between their read and their write is kept, not overwritten', async (t) => {
+  await using k = await kit()
+  await using other = await kit({ namespace: k.namespace })
+  const admin = new FlagAdmin(k)
+  await admin.set('checkout', { ...rolloutFlag(10), state: 'ENABLED' })
+  const widened = rolloutFlag(50)
+  // a concurrent writer: right after the admin's first read of the flag, another process widens it
+  const full = `${k.namespace}flags/checkout`
+  const kv = k.client.kv as unknown as { range: (...args: unknown[]) => Promise<unknown> }
+  const range = kv.range.bind(kv)
+  let raced = false
+  kv.range = async (...args: unknown[]) => {
+    const res = await range(...args)
+    const req = args[0] as { key?: Buffer; revision?: string }
+    if (!raced && req.key?.toString() === full && req.revision === undefined) {
+      raced = true
+      await new FlagAdmin(other).set('checkout', widened, { writer: 'other' })
+    }
+    return res
+  }
+  await admin.disable('checkout', { writer: 'ops' })
+  t.true(raced, 'the concurrent write happened between the read and the write')
+  const now = await admin.get('checkout')
+  t.is(now?.definition?.state, 'DISABLED')
+  t.deepEqual(now?.definition?.targeting, widened.targeting, 'the concurrent write is not lost')
+  const history = await admin.history('checkout')
+  t.deepEqual(
+    history.map((h) => h.writer?.writer),
+    ['ops', 'other', undefined],
+  )
+
+  // a writer that changes the flag between every read and write: a coded error, nothing of ours written
+  let n = 0
+  kv.range = async (...args: unknown[]) => {
+    const res = await range(...args)
+    const req = args[0] as { key?: Buffer; revision?: string }
+    if (req.key?.toString() === full && req.revision === undefined)
+      await new FlagAdmin(other).set('checkout', rolloutFlag(++n), { writer: 'other' })
+    return res
+  }
+  const err = await t.throwsAsync(admin.enable('checkout', { writer: 'ops' }), {
+    instanceOf: ConfigConflictError,
+  })
+  t.is((err as ConfigConflictError).code, 'ETCDKIT_CONFIG_CONFLICT')
+  t.regex(err!.message, /flag "checkout" not enabled: it changed between each read and write/)
+  kv.range = range
+  t.is((await admin.get('checkout'))?.definition?.state, 'ENABLED', "the other writer's last definition")
+  t.is((await admin.history('checkout', { limit: 1 }))[0]!.writer?.writer, 'other')
 })

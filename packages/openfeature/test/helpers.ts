@@ -1,4 +1,5 @@
 import { EtcdKit, type EtcdKitOptions, type Logger, silentLogger } from '@etcdkit/core'
+import { prefixConfig } from '@etcdkit/core/integration'
 import { sharedEtcd, uniquePrefix } from '@etcdkit/testing'
 import { OpenFeature } from '@openfeature/server-sdk'
 import { EtcdKitFlagProvider, type EtcdKitFlagProviderOptions, FlagAdmin } from '../src/index.js'
@@ -48,4 +49,9 @@ export function next<T>(subscribe: (listener: (value: T) => void) => void, ms = 
       resolve(value)
     })
   })
+}
+
+/** The flags prefix's config machinery on `k` (what the provider reads): raw writes around `FlagAdmin`. */
+export function flagsOf(k: EtcdKit) {
+  return prefixConfig(k, 'flags/')
 }

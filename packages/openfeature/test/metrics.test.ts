@@ -3,7 +3,7 @@ import { metrics } from '@opentelemetry/api'
 import { type DataPoint, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import test from 'ava'
 import { EtcdKitFlagProvider, FlagAdmin, METER_NAME } from '../src/index.js'
-import { etcd, eventually, kit } from './helpers.js'
+import { etcd, eventually, flagsOf, kit } from './helpers.js'
 
 class CollectingReader extends MetricReader {
   protected async onShutdown() {}
@@ -34,7 +34,7 @@ test('etcdkit.flags.updates and etcdkit.flags.refusals count per flag key', asyn
   await provider.initialize()
   await new FlagAdmin(k).setBoolean('m', true)
   await eventually(async () => (await count('etcdkit.flags.updates', 'm')) === 1, 'one update')
-  await k.config.set('flags/m', '{"state":')
+  await flagsOf(k).set('m', '{"state":')
   await eventually(async () => (await count('etcdkit.flags.refusals', 'm')) === 1, 'one refusal')
   t.is(await count('etcdkit.flags.updates', 'm'), 1)
   await provider.onClose()

@@ -3,7 +3,7 @@ import { FlagdCore } from '@openfeature/flagd-core'
 import type { EvaluationContext, FlagValueType, JsonValue } from '@openfeature/server-sdk'
 import test from 'ava'
 import { EtcdKitFlagProvider, EVALUATORS_KEY, type FlagDefinition } from '../src/index.js'
-import { etcd, eventually, kit } from './helpers.js'
+import { etcd, eventually, flagsOf, kit } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
@@ -37,11 +37,9 @@ function contexts(): EvaluationContext[] {
 test('targeting, fractional, $ref, sem_ver and string operators: the provider reading etcd gives what flagd-core gives for the same document', async (t) => {
   await using k = await kit()
   // one key per flag, and the shared evaluators in their own key, as a user writes them
-  await k.config.setMany({
-    ...Object.fromEntries(
-      Object.entries(parsed.flags).map(([key, def]) => [`flags/${key}`, JSON.stringify(def)]),
-    ),
-    [`flags/${EVALUATORS_KEY}`]: JSON.stringify(parsed.$evaluators),
+  await flagsOf(k).setMany({
+    ...Object.fromEntries(Object.entries(parsed.flags).map(([key, def]) => [key, JSON.stringify(def)])),
+    [EVALUATORS_KEY]: JSON.stringify(parsed.$evaluators),
   })
   const provider = new EtcdKitFlagProvider({ kit: k, instanceId: 'instance-1' })
   await provider.initialize()
@@ -86,8 +84,8 @@ test('targeting, fractional, $ref, sem_ver and string operators: the provider re
   // the shared evaluators change: every flag using them follows
   const changed: string[][] = []
   provider.on('change', (flags) => changed.push(flags))
-  await k.config.set(
-    `flags/${EVALUATORS_KEY}`,
+  await flagsOf(k).set(
+    EVALUATORS_KEY,
     JSON.stringify({ emailWithFaas: { in: ['@other.com', { var: ['email'] }] } }),
   )
   await eventually(() => changed.length === 1, 'the change')

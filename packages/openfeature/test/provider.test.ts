@@ -1,7 +1,7 @@
 import { ErrorCode, type EventDetails, ProviderEvents, ProviderStatus } from '@openfeature/server-sdk'
 import test from 'ava'
 import { booleanFlag, EtcdKitFlagProvider } from '../src/index.js'
-import { etcd, eventually, kit, provided, recordingLogger } from './helpers.js'
+import { etcd, eventually, flagsOf, kit, provided, recordingLogger } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
@@ -16,7 +16,7 @@ test('resolves a flag from etcd; FLAG_NOT_FOUND, TYPE_MISMATCH, PARSE_ERROR, GEN
   // targeting that names a variant the flag does not have: flagd-core's GENERAL
   await a.set('broken', { ...booleanFlag(true), targeting: { if: [true, 'missing', 'on'] } })
   // written around the admin (which validates): not JSON
-  await (await etcd()).etcdctl(['put', `${namespace}config/flags/garbled`, '{"state": "ENAB'])
+  await (await etcd()).etcdctl(['put', `${namespace}flags/garbled`, '{"state": "ENAB'])
   const { client, provider } = await provided(k)
   t.is(client.providerStatus, ProviderStatus.READY)
   t.deepEqual(provider.flagKeys, ['broken', 'colour', 'off', 'on'])
@@ -27,7 +27,7 @@ test('resolves a flag from etcd; FLAG_NOT_FOUND, TYPE_MISMATCH, PARSE_ERROR, GEN
 
   const missing = await client.getBooleanDetails('nope', false)
   t.like(missing, { value: false, reason: 'ERROR', errorCode: ErrorCode.FLAG_NOT_FOUND })
-  t.regex(missing.errorMessage ?? '', /flag "nope" is not defined in etcd \(no key "config\/flags\/nope"\)/)
+  t.regex(missing.errorMessage ?? '', /flag "nope" is not defined in etcd \(no key "flags\/nope"\)/)
 
   const mismatch = await client.getNumberDetails('colour', 7)
   t.like(mismatch, { value: 7, reason: 'ERROR', errorCode: ErrorCode.TYPE_MISMATCH })
@@ -66,9 +66,9 @@ test('a change is seen by the next evaluation and emits PROVIDER_CONFIGURATION_C
   t.like(await client.getBooleanDetails('checkout', false), { value: false, reason: 'DISABLED' })
 
   // two flags in one txn: one event naming both
-  await k.config.setMany({
-    'flags/a': JSON.stringify(booleanFlag(true)),
-    'flags/b': JSON.stringify(booleanFlag(false)),
+  await flagsOf(k).setMany({
+    a: JSON.stringify(booleanFlag(true)),
+    b: JSON.stringify(booleanFlag(false)),
   })
   await eventually(() => events.length === 3, 'the txn event')
   t.deepEqual(events[2]!.flagsChanged, ['a', 'b'])
@@ -96,11 +96,11 @@ test('an invalid definition keeps the last good one, and is logged, emitted and 
   t.is((refused as { code?: string }).code, 'ETCDKIT_INVALID_CONFIG_VALUE')
   t.regex(refused!.message, /variants\/high must be number/)
   // written around the admin: refused by the provider, the last good definition stays
-  await k.config.set('flags/limit', JSON.stringify(bad))
+  await flagsOf(k).set('limit', JSON.stringify(bad))
   await eventually(() => invalid.length === 1, 'the invalid event')
-  t.regex(invalid[0]!.message, /config\/flags\/limit.*last good definition stays in force/)
+  t.regex(invalid[0]!.message, /flags\/limit.*last good definition stays in force/)
   t.true(
-    logger.warnings.some((w) => /config\/flags\/limit/.test(w)),
+    logger.warnings.some((w) => /flags\/limit/.test(w)),
     'logged',
   )
   t.like(await client.getNumberDetails('limit', 0), { value: 100, variant: 'high' })
@@ -124,10 +124,7 @@ test('a deleted flag resolves FLAG_NOT_FOUND saying it was deleted; a new defini
   t.deepEqual(changes[0]!.flagsChanged, ['beta'])
   const gone = await client.getBooleanDetails('beta', false)
   t.like(gone, { value: false, reason: 'ERROR', errorCode: ErrorCode.FLAG_NOT_FOUND })
-  t.regex(
-    gone.errorMessage ?? '',
-    /flag "beta" was deleted from etcd \("config\/flags\/beta", revision \d+\)/,
-  )
+  t.regex(gone.errorMessage ?? '', /flag "beta" was deleted from etcd \("flags\/beta", revision \d+\)/)
   await admin.setBoolean('beta', true)
   await eventually(async () => await client.getBooleanValue('beta', false), 'back')
 })
@@ -172,6 +169,16 @@ test('the evaluation context carries the instance (service, zone, version, metad
   // the caller's context wins
   t.false(await client.getBooleanValue('zone-rule', true, { zone: 'us-1' }))
   t.is(await client.getStringValue('who', '', { targetingKey: 'user-7' }), 'other')
+  // a rule the analysis of instance reads does not follow (`missing`) still gets every fact
+  await admin.set('no-zone', {
+    ...booleanFlag(false),
+    targeting: { if: [{ missing: ['zone'] }, 'on', 'off'] },
+  })
+  // and a shared evaluator ($ref) reading the zone gets it
+  await flagsOf(k).set('$evaluators', JSON.stringify({ inEu: { '==': [{ var: 'zone' }, 'eu-1'] } }))
+  await admin.set('ref-rule', { ...booleanFlag(false), targeting: { if: [{ $ref: 'inEu' }, 'on', 'off'] } })
+  await eventually(async () => await client.getBooleanValue('ref-rule', false), 'the $ref rule')
+  t.false(await client.getBooleanValue('no-zone', true), 'the zone is there')
 })
 
 test('options are checked: unknown keys, a bad prefix or timeout are refused at construction', async (t) => {
@@ -209,5 +216,37 @@ test('the kit closed under the provider: PROVIDER_STALE, and the last definition
   t.regex(stale[0]!.message ?? '', /the kit was closed/)
   t.is(provider.state, 'stale')
   t.true(await client.getBooleanValue('kept', false))
+  await provider.onClose()
+})
+
+test('flags live at {namespace}flags/{key}: one put there is evaluated, and a config service named "flags" does not see them', async (t) => {
+  await using k = await kit({ service: 'flags' })
+  const { namespace } = k
+  // written around etcdkit, where DESIGN.md puts a flag
+  await (await etcd()).etcdctl([
+    'put',
+    `${namespace}flags/dark-mode`,
+    JSON.stringify({ state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' }),
+  ])
+  const { client, provider } = await provided(k)
+  t.deepEqual(provider.flagKeys, ['dark-mode'])
+  t.like(await client.getBooleanDetails('dark-mode', false), { value: true, variant: 'on' })
+  t.is(provider.keyOf('dark-mode'), 'flags/dark-mode')
+
+  // the kit's own service is "flags": its overrides are config/flags/{key}, and no flag is one of them
+  const value = k.config.value('dark-mode')
+  await value.ready
+  t.is(value.current, undefined, 'a flag is not a config override of the service "flags"')
+  const all = k.config.watch()
+  await all.ready
+  t.deepEqual([...all.snapshot().keys()], [], 'the config prefix holds no flag')
+  // and a config key below config/flags/ is not a flag
+  await k.config.set('flags/not-a-flag', JSON.stringify(booleanFlag(true)))
+  await k.config.set('flags/dark-mode', JSON.stringify(booleanFlag(false)))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.deepEqual(provider.flagKeys, ['dark-mode'])
+  t.true(await client.getBooleanValue('dark-mode', false))
+  all.close()
+  value.close()
   await provider.onClose()
 })

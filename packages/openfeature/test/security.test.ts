@@ -10,15 +10,16 @@ test.before(async () => {
 })
 test.after.always(async () => etcd?.close())
 
-test('the minimal roles of docs/FLAGS.md: a reader evaluates, a writer writes flags only, a kit that may not read config/ is refused at initialize', async (t) => {
+test('the minimal roles of docs/FLAGS.md: a reader of flags/ only evaluates, a writer writes flags only, a kit that may not read flags/ is refused at initialize', async (t) => {
   const ns = uniquePrefix('flags-roles')
-  const reader = await etcd.auth!.user('flags-reader', [{ prefix: `${ns}config/`, permission: 'read' }])
+  // nothing of config/: the flags are not below the config prefix
+  const reader = await etcd.auth!.user('flags-reader', [{ prefix: `${ns}flags/`, permission: 'read' }])
   const writer = await etcd.auth!.user('flags-writer', [
-    { prefix: `${ns}config/flags/`, permission: 'readwrite' },
-    { prefix: `${ns}_etcdkit/config-writers/config/flags/`, permission: 'readwrite' },
-    { prefix: `${ns}config/`, permission: 'read' },
+    { prefix: `${ns}flags/`, permission: 'readwrite' },
+    { prefix: `${ns}_etcdkit/config-writers/flags/`, permission: 'readwrite' },
   ])
-  const outsider = await etcd.auth!.user('flags-outsider', [{ prefix: `${ns}services/`, permission: 'read' }])
+  // the whole config prefix is not enough: the flags are not in it
+  const outsider = await etcd.auth!.user('flags-outsider', [{ prefix: `${ns}config/`, permission: 'read' }])
   const kitAs = (auth: { username: string; password: string }) => {
     const kit = new EtcdKit({ endpoints: etcd.endpoints, namespace: ns, auth, logger: silentLogger })
     t.teardown(() => kit.close())
@@ -28,7 +29,9 @@ test('the minimal roles of docs/FLAGS.md: a reader evaluates, a writer writes fl
   const admin = new FlagAdmin(kitAs(writer))
   const first = await admin.setBoolean('checkout', false, { writer: 'alice' })
   await admin.disable('checkout', { writer: 'bob' })
-  t.is((await admin.history('checkout')).length, 2)
+  const history = await admin.history('checkout')
+  t.is(history.length, 2)
+  t.is(history[0]!.writer?.writer, 'bob', 'the writer record is written under the minimal role')
   t.like(await admin.rollback('checkout', first, { writer: 'carol' }), { written: true })
   t.deepEqual(
     (await admin.list()).map((f) => f.key),

@@ -6,7 +6,7 @@ import { startEtcd, uniquePrefix } from '@etcdkit/testing'
 import { OpenFeature, ProviderEvents, ProviderStatus } from '@openfeature/server-sdk'
 import test from 'ava'
 import { EtcdKitFlagProvider, FlagAdmin } from '../src/index.js'
-import { eventually } from './helpers.js'
+import { eventually, flagsOf } from './helpers.js'
 
 let domains = 0
 const domain = () => `stale-${process.pid}-${++domains}`
@@ -77,9 +77,11 @@ test.serial(
     await new FlagAdmin(first).setBoolean('checkout', true)
     const warm = new EtcdKitFlagProvider({ kit: first })
     await warm.initialize()
-    const file = first.config.cacheFile!
+    // the flags prefix has a cache file of its own, beside the config prefix's
+    const file = flagsOf(first).cacheFile!
+    t.not(file, first.config.cacheFile)
     await eventually(
-      () => existsSync(file) && readFileSync(file, 'utf8').includes('flags/checkout'),
+      () => existsSync(file) && readFileSync(file, 'utf8').includes('"checkout"'),
       'the cache is written',
     )
     await warm.onClose()
@@ -94,7 +96,7 @@ test.serial(
     const started = Date.now()
     await OpenFeature.setProviderAndWait(name, provider)
     t.log(`initialized from the cache in ${Date.now() - started} ms`)
-    t.true(kit.config.fromCache)
+    t.true(flagsOf(kit).fromCache)
     t.true(await client.getBooleanValue('checkout', false), 'the cached definition answers')
     await eventually(() => seen.includes(ProviderEvents.Stale), 'PROVIDER_STALE after READY')
     t.deepEqual(seen, [ProviderEvents.Ready, ProviderEvents.Stale])
@@ -117,7 +119,7 @@ test.serial(
       15_000,
     )
     await eventually(() => seen.at(-1) === ProviderEvents.Ready, 'PROVIDER_READY once current', 15_000)
-    t.false(kit.config.fromCache)
+    t.false(flagsOf(kit).fromCache)
     t.deepEqual(changed.flat(), ['checkout'])
     await provider.onClose()
   },

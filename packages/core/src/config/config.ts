@@ -1,4 +1,4 @@
-import { ClosedError, etcdError, InvalidArgumentError, show } from '../errors.js'
+import { ClosedError, ConfigConflictError, etcdError, InvalidArgumentError, show } from '../errors.js'
 import type { Keyspace } from '../etcd/keyspace.js'
 import type { WatchHub } from '../etcd/watch.js'
 import { currency, type ViewHealth } from '../ops/health.js'
@@ -21,6 +21,17 @@ export interface ConfigKeyOptions {
 
 /** Options of `set`, `setMany` and `rollback`: which key, and who is writing. */
 export interface ConfigSetOptions extends ConfigKeyOptions, ConfigWriteOptions {}
+
+/** Options of `set`: which key, who is writing, and an optional guard. */
+export interface ConfigSetKeyOptions extends ConfigSetOptions {
+  /**
+   * Write only if the key's mod revision is still this one (`"0"`: only if the key does not exist), in the
+   * same txn as the write: otherwise nothing is written and `set` rejects with a `ConfigConflictError`. For a
+   * read-modify-write that must not lose a change made between its read and its write.
+   * @default no guard: the write applies whatever the key holds
+   */
+  expect?: string
+}
 
 /** Options of `history`. */
 export interface ConfigHistoryOptions extends ConfigKeyOptions {
@@ -90,6 +101,7 @@ export class Config {
   readonly #log: Logger
   readonly #cache: ConfigCache | undefined
   readonly #records: WriterRecords
+  readonly #writerService: string | undefined
   #tree: ConfigTree | undefined
   readonly #handles = new Set<{ close(): void }>()
   #closed = false
@@ -102,7 +114,10 @@ export class Config {
     prefix: string,
     service: string | undefined,
     cache?: ConfigCache,
+    /** The service named in writer records (`prefixConfig`'s trees have no overrides, but a writer still has a service). */
+    writerService: string | undefined = service,
   ) {
+    this.#writerService = writerService
     this.#cache = cache
     this.#ks = ks
     this.#hub = hub
@@ -239,15 +254,35 @@ export class Config {
    * Writes one key (`value` is UTF-8 text, stored as is), with a record of who wrote it beside it (see
    * `history`); resolves with the revision of the write.
    */
-  async set(key: string, value: string, options?: ConfigSetOptions): Promise<string> {
-    this.#name(key, options, WRITE_OPTIONS) // a key that is not a string must not become one as a property name
+  async set(key: string, value: string, options?: ConfigSetKeyOptions): Promise<string> {
+    const name = this.#name(key, options, [...WRITE_OPTIONS, 'expect']) // a key that is not a string must not become one as a property name
     // setMany's null means "delete": through set() it would delete silently what the caller meant to write
     if (value === null)
       throw new InvalidArgumentError(
         `invalid value null for config key ${show(key)}: set() writes text; use config.delete() to delete a key`,
       )
     checkText(value, `value for config key ${show(key)}`)
-    return this.setMany({ [key]: value }, options)
+    const expect = options?.expect
+    if (expect === undefined) return this.setMany({ [key]: value }, options)
+    if (typeof expect !== 'string' || !/^\d+$/.test(expect))
+      throw new InvalidArgumentError(
+        `invalid expect ${show(expect)} for config key ${show(key)}: expected a decimal mod revision ("0": absent)`,
+      )
+    const { expect: _, ...write } = options ?? {}
+    const writer = this.#writer(write)
+    const res = await this.#records
+      .txn([{ key: this.#ks.key(name), target: 'Mod', result: 'Equal', mod_revision: expect }], (records) =>
+        recordedPut(this.#ks, name, value, this.#writerService, writer, undefined, records),
+      )
+      .catch((err: unknown) => {
+        throw etcdError(err, `writing config key ${show(name)}`)
+      })
+    if (!res.succeeded)
+      throw new ConfigConflictError(
+        name,
+        `config key ${show(name)} not written: it changed since it was read (mod revision ${expect} expected)`,
+      )
+    return res.header.revision
   }
 
   /**
@@ -270,7 +305,7 @@ export class Config {
       writes.flatMap(([name, value]) =>
         value === null
           ? [{ request_delete_range: { key: this.#ks.key(name) } }]
-          : recordedPut(this.#ks, name, value, this.service, writer, undefined, records),
+          : recordedPut(this.#ks, name, value, this.#writerService, writer, undefined, records),
       )
     const res = await this.#records.txn([], ops).catch((err: unknown) => {
       throw etcdError(
@@ -306,7 +341,7 @@ export class Config {
   async rollback(key: string, revision: string, options?: ConfigRollbackOptions): Promise<ConfigRollback> {
     const name = this.#name(key, options, ['service', 'writer', 'expect'])
     return rollback(this.#ks, this.#records, name, revision, {
-      service: this.service,
+      service: this.#writerService,
       writer: this.#writer(options),
       ...(options?.expect === undefined ? {} : { expect: options.expect }),
     }).catch((err: unknown) => {

@@ -46,3 +46,4 @@ export {
   type ServerRegistrationContext,
   type ServerRegistrationOptions,
 } from './lifecycle.js'
+export { prefixConfig } from './prefix-config.js'
