@@ -89,6 +89,19 @@ test('go-zero: the lease ID goes in the key in decimal, exactly (int64 above 2^5
   t.is(withId.key('5'), '/zrpc/user/9007199254740993')
 })
 
+test('go-micro: a node in go-micro v4.9.0 field order (id, address, metadata) is the same instance', (t) => {
+  // go-micro v4.9.0 registry/registry.go:39-43 declares Node{Id, Address, Metadata} (micro/plugins' v4 etcd
+  // plugin requires that version); a7522e7d6, first tagged v4.10.2, moved Metadata first, as etcdkit writes
+  const newer = bothWays.find((f) => f.key === '/micro/registry/foo/foo-1.0.0-123')!
+  const v490 =
+    '{"name":"foo","version":"1.0.0","metadata":null,"endpoints":null,"nodes":[{"id":"foo-1.0.0-123","address":"localhost:9999","metadata":null}]}'
+  t.not(v490, newer.value)
+  const r = bindReader('go-micro', 'foo', ctx)
+  const d = r.decode(newer.key, v490)
+  t.deepEqual(d, r.decode(newer.key, newer.value))
+  t.deepEqual(d, { kind: 'instance', address: 'localhost:9999', metadata: { version: '1.0.0' } })
+})
+
 test('options: unknown keys, bad values and unknown dialects are refused, naming the value', (t) => {
   const instance = { service: 'user', address: '10.0.0.7:8080', metadata: {} }
   const bad: [unknown, RegExp][] = [

@@ -89,6 +89,40 @@ goTest('kitex registrar: a deleted key is put again on a new lease at its next o
   await gw.revoke(before).catch(() => {})
 })
 
+// Hertz's keepRegister (hertz-contrib/registry etcd/registry.go @ 8a220332, lines 209-239) cancels the
+// context of its Get inside a goroutine and then Puts with that context: every attempt fails with
+// "context canceled", and after five it gives up. Seen running Hertz's own code: a deleted key never came back.
+goTest(
+  "hertz registrar: a deleted key stays deleted, as Hertz's own registrar (it retries with a cancelled context)",
+  async (t) => {
+    const ns = uniquePrefix('go-dialects')
+    const gw = etcdGateway((await etcd()).endpoints[0]!)
+    const writer = await go([
+      'register',
+      'hertz',
+      ns,
+      'orders',
+      '127.0.0.1:7104',
+      '{"observeMs":300,"retryMs":300}',
+    ])
+    t.teardown(() => writer.endInput())
+    const key = keyOf(await writer.waitForLine(registered))
+    const before = (await gw.get(`${ns}${key}`))!.lease
+    await (await etcd()).etcdctl(['del', `${ns}${key}`])
+    await writer.waitForLine((l) => l === `error keep register service ${key} failed times:5`, 10_000)
+    t.is(
+      writer.lines.filter((l) => l === `warn keep register put ${key} failed with err: context canceled`)
+        .length,
+      5,
+    )
+    t.is(await gw.get(`${ns}${key}`), undefined, 'the key is not put again')
+    t.is(writer.lines.filter(registered).length, 1)
+    await writer.endInput()
+    t.true(writer.lines.includes('stopped'))
+    await gw.revoke(before).catch(() => {})
+  },
+)
+
 goTest(
   'go-micro registrar: a lost lease is noticed at the next interval and the key written again',
   async (t) => {
