@@ -2,7 +2,8 @@
 // outage end at the same instant; before this change each kit's watch stream, opened blind during the
 // outage, held its watch creations in grpc-js's buffer, and every kit's creations reached etcd in the same
 // moment the member listened again (in the fleet bench: 4,636 watch messages in one second, 11x the steady
-// rate). Now a kit resumes its watches after a random delay within a window that grows with the outage.
+// rate). Now a kit resumes its watches after a random delay within a window that grows with its watches
+// and with the outage.
 // Counted at etcd's side: its own counter of watch messages received, sampled every 100 ms.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type EtcdCluster, startEtcd, uniquePrefix } from '@etcdkit/testing'
@@ -12,7 +13,10 @@ import { eventually } from './helpers.js'
 
 const KITS = 24
 const SERVICES = 8
-/** Long enough that the resume window (a quarter of the outage, at most 2 s) is well over a second. */
+/**
+ * Long enough that the resume window (150 ms per watch, at most half the outage) is set by the watches:
+ * 10 per kit here, so each kit resumes at a random moment within 1.5 s.
+ */
 const OUTAGE_MS = 6_000
 
 let etcd: EtcdCluster

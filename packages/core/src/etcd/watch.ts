@@ -105,20 +105,29 @@ const RECHECK_POLL_MS = 500
 const RESUME_SETTLE_MS = 250
 
 /**
- * After an outage, a kit resumes its watches at a random moment within a window that grows with the
- * outage: a quarter of it, at most 2 s. Every kit of a fleet saw the same outage end in the same instant
- * (a full cluster restart): resumed at once, each kit's watch creations (one per watch, ~22 per kit in
- * the fleet bench) reached etcd in the same second, 11x the steady request rate. Full jitter over the
- * window spreads them; a blip (a member restart, a stream moved: an outage of a few hundred ms) resumes
- * within tens of ms, and the cap keeps a single process's recovery after a long partition within a
- * couple of seconds (docs/RELIABILITY.md, partition-heal.test.ts).
+ * After an outage, a kit resumes its watches at a random moment (full jitter) within a window: 150 ms per
+ * watch it resumes, at most half the outage, at most 5 s. Every kit of a fleet saw the same outage end in
+ * the same instant (a full cluster restart): resumed at once, each kit's watch creations (one message per
+ * watch, 22 per kit in the fleet bench) reached etcd in the same second, 11x the steady request rate.
+ * - Per watch: a resume costs etcd one creation per watch, so with the window proportional to them the
+ *   fleet's creations come at about one per 150 ms per kit (under 7/s per kit, against 2.3 messages/s
+ *   per kit in steady state at ttl 10), whatever the fleet's size; a kit with few watches (a single
+ *   service's, three or four) waits half a second at most.
+ * - Half the outage: a blip (a member restart, a stream moved off a silent member: a few hundred ms)
+ *   resumes within tens of ms.
+ * - 5 s: a kit with a great many watches is not left stale for long.
  */
-const RESUME_SPREAD_FRACTION = 0.25
-const RESUME_SPREAD_MAX_MS = 2_000
+const RESUME_SPREAD_PER_WATCH_MS = 150
+const RESUME_SPREAD_FRACTION = 0.5
+const RESUME_SPREAD_MAX_MS = 5_000
 
-/** The window a kit's resume after an outage of `outageMs` is spread over (see RESUME_SPREAD_FRACTION). */
-export function resumeWindowMs(outageMs: number): number {
-  return Math.min(RESUME_SPREAD_MAX_MS, Math.max(0, outageMs) * RESUME_SPREAD_FRACTION)
+/** The window a kit resumes `watches` watches in after an outage of `outageMs` (see above). */
+export function resumeWindowMs(outageMs: number, watches: number): number {
+  return Math.min(
+    RESUME_SPREAD_MAX_MS,
+    Math.max(0, outageMs) * RESUME_SPREAD_FRACTION,
+    watches * RESUME_SPREAD_PER_WATCH_MS,
+  )
 }
 
 /** etcd's reason for a refused watch whose stream token expired (or etcd restarted, forgetting tokens). */
@@ -196,7 +205,8 @@ export class WatchHub {
   /** The current stream has sent something since it was opened. */
   #heardOnStream = false
   /** A unary check of etcd is in flight, or when the last one was sent (`performance.now()` ms). */
-  #polling = false
+  /** Members a unary check of etcd is in flight to (`#poll`). */
+  readonly #polling = new Set<string>()
   #polledAt = 0
   readonly #unsubscribe: () => void
   /** The current stream's member's revision as a linearizable read saw it, once asked (`#checkBehind`). */
@@ -413,30 +423,32 @@ export class WatchHub {
   }
 
   /**
-   * During an outage, asks every member a cheap unary question (at most one round in flight, at most one a
-   * second): an answer, like the session's keepalive answers (through `StreamSource.answered`), ends the
-   * outage, also for a kit with no session.
+   * During an outage, asks every member a cheap unary question (at most one in flight per member, at most
+   * one round every half second): an answer, like the session's keepalive answers (through
+   * `StreamSource.answered`), ends the outage, also for a kit with no session. Per member, so that a
+   * member still cut off (its check waits out the call timeout) does not hold back the others' checks.
    */
   #poll() {
     const now = performance.now()
-    if (!this.#outage || this.#polling || now - this.#polledAt < RECHECK_POLL_MS) return
+    if (!this.#outage || now - this.#polledAt < RECHECK_POLL_MS) return
     // not while a stream waits for its moment to resume: etcd answered, and nothing is asked of it yet
     const asking = this.#stream !== undefined && this.#resumed === this.#stream && !this.#heardOnStream
     if (this.#outageSince === undefined && !this.#blind && !asking) return
     const w = this.#watches.values().next().value
     if (!w) return
-    this.#polling = true
     this.#polledAt = now
     // every member at once: the first to answer ends the outage, and is where the stream goes next
-    const checks = this.#streams.each().map((source) =>
-      source.kv.range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true }).then(
-        () => this.#streams.answered(source.endpoint),
-        () => {},
-      ),
-    )
-    void Promise.allSettled(checks).then(() => {
-      this.#polling = false
-    })
+    for (const source of this.#streams.each()) {
+      if (this.#polling.has(source.endpoint)) continue
+      this.#polling.add(source.endpoint)
+      source.kv
+        .range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true })
+        .then(
+          () => this.#streams.answered(source.endpoint),
+          () => {},
+        )
+        .finally(() => this.#polling.delete(source.endpoint))
+    }
   }
 
   /**
@@ -455,7 +467,7 @@ export class WatchHub {
     if (this.#outageSince !== undefined) {
       const outageMs = now - this.#outageSince
       this.#outageSince = undefined
-      this.#resumeAt = now + Math.random() * resumeWindowMs(outageMs)
+      this.#resumeAt = now + Math.random() * resumeWindowMs(outageMs, this.#watches.size)
     }
     if (this.#connecting) return
     const stream = this.#stream
