@@ -113,16 +113,25 @@ const RESUME_SETTLE_MS = 250
  *   fleet's creations come at about one per 150 ms per kit (under 7/s per kit, against 2.3 messages/s
  *   per kit in steady state at ttl 10), whatever the fleet's size; a kit with few watches (a single
  *   service's, three or four) waits half a second at most.
- * - Half the outage: a blip (a member restart, a stream moved off a silent member: a few hundred ms)
- *   resumes within tens of ms.
+ * - Half the outage, and none under 2 s (below): a blip (a member restart, a stream moved off a silent
+ *   member) resumes at once.
  * - 5 s: a kit with a great many watches is not left stale for long.
  */
 const RESUME_SPREAD_PER_WATCH_MS = 150
 const RESUME_SPREAD_FRACTION = 0.5
 const RESUME_SPREAD_MAX_MS = 5_000
 
+/**
+ * Outages shorter than this resume at once. A member restart or a stream moved off a silent member is
+ * over before the kits' reconnect attempts (backed off to 2 s) have converged on one instant; and a store
+ * wiped and refilled in a moment must be met before it is refilled past the revisions the watches had
+ * reached, while it is still recognisably behind (`#checkBehind`; recovery.test.ts, "etcd wiped").
+ */
+const RESUME_SPREAD_MIN_OUTAGE_MS = 2_000
+
 /** The window a kit resumes `watches` watches in after an outage of `outageMs` (see above). */
 export function resumeWindowMs(outageMs: number, watches: number): number {
+  if (outageMs < RESUME_SPREAD_MIN_OUTAGE_MS) return 0
   return Math.min(
     RESUME_SPREAD_MAX_MS,
     Math.max(0, outageMs) * RESUME_SPREAD_FRACTION,
@@ -193,8 +202,6 @@ export class WatchHub {
    * member is known to answer.
    */
   #blind = false
-  /** When that blind stream's opening began (`performance.now()` ms). */
-  #blindSince = 0
   /** The stream every watch was created on; until then, a new stream holds its creations. */
   #resumed: Duplex | undefined
   /** Not before this (`performance.now()` ms) are watches created on a new stream: the spread resume. */
@@ -335,10 +342,8 @@ export class WatchHub {
         // since: blind, nothing written until that member answers (a poll asks at once) or another does
         this.#blind =
           this.#outageSince !== undefined || (startedBlind && !this.#answeredSince(endpoint, startedAt))
-        if (this.#blind) {
-          this.#blindSince = startedAt
-          this.#poll()
-        } else this.#resume(stream)
+        if (this.#blind) this.#poll()
+        else this.#resume(stream)
       })
       .catch((err: unknown) => {
         this.#connecting = false
@@ -455,8 +460,8 @@ export class WatchHub {
    * etcd answered on another path (a keepalive, a unary call, this hub's poll). The first answer after an
    * outage ends it: the moment every watch resumes is drawn (`#resumeAt`, see RESUME_SPREAD_FRACTION).
    * Then, rather than leave the stream to the backed-off watchdog: with no stream, the next one is
-   * opened at that moment; a blind stream (opened during the outage, nothing written on it) is used if
-   * its member has answered since, or else dropped for one on a member that answered; a stream whose
+   * opened at that moment; a blind stream (opened during the outage, nothing written on it) is dropped
+   * for one opened then, on a member that answered; a stream whose
    * watches were created after the outage but that has not answered anything for 1.5 s, long enough for
    * a live member to have answered, is reopened now. Every stale watch is then resumed (or relisted)
    * within about a second of etcd answering, plus the spread.
@@ -480,13 +485,8 @@ export class WatchHub {
       return
     }
     if (this.#blind) {
-      this.#blind = false
-      if (this.#answeredSince(this.#endpoint ?? '', this.#blindSince)) {
-        this.#resume(stream)
-        return
-      }
-      // its member has not answered since it was opened (it may be the one still cut off): a new stream
-      // on a member that answered, at the resume's moment
+      // opened while nothing answered: it may sit on a connection given up meanwhile, or on the member
+      // still cut off; a new stream, on a member that answered, at the resume's moment
       this.#dropStream()
       this.#retryTimer = setTimeout(() => this.#connect(), Math.max(0, this.#resumeAt - now))
       this.#retryTimer.unref()
