@@ -488,6 +488,7 @@ export class WatchHub {
       // opened while nothing answered: it may sit on a connection given up meanwhile, or on the member
       // still cut off; a new stream, on a member that answered, at the resume's moment
       this.#dropStream()
+      clearTimeout(this.#retryTimer)
       this.#retryTimer = setTimeout(() => this.#connect(), Math.max(0, this.#resumeAt - now))
       this.#retryTimer.unref()
       return
