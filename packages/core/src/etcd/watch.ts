@@ -96,7 +96,7 @@ const PROBE_DEAD_MS = 2_500
 const RECHECK_SILENT_MS = 1_500
 /**
  * Pace of the unary checks that tell "etcd is back" to a kit whose watch stream is silent after a break
- * (at most one round in flight; while etcd is down they fail on this machine, at no cost to etcd). Half a
+ * (one in flight per member; while etcd is down they fail on this machine, at no cost to etcd). Half a
  * second: the spread resume (below) comes after this detection, and both count in the recovery time.
  */
 const RECHECK_POLL_MS = 500
@@ -112,7 +112,7 @@ const RESUME_SETTLE_MS = 250
  * - Per watch: a resume costs etcd one creation per watch, so with the window proportional to them the
  *   fleet's creations come at about one per 150 ms per kit (under 7/s per kit, against 2.3 messages/s
  *   per kit in steady state at ttl 10), whatever the fleet's size; a kit with few watches (a single
- *   service's, three or four) waits half a second at most.
+ *   service's, three or four) waits about half a second at most.
  * - Half the outage, and none under 2 s (below): a blip (a member restart, a stream moved off a silent
  *   member) resumes at once.
  * - 5 s: a kit with a great many watches is not left stale for long.
