@@ -283,6 +283,16 @@ const received = (m: Map<string, number> | undefined, method?: string) =>
     (k) =>
       k.startsWith('grpc_server_msg_received_total{') && (!method || k.includes(`grpc_method="${method}"`)),
   )
+/** Messages etcd received, by gRPC method. */
+function receivedByMethod(m: Map<string, number> | undefined): Map<string, number> {
+  const by = new Map<string, number>()
+  if (m)
+    for (const [k, v] of m) {
+      const g = /^grpc_server_msg_received_total\{.*grpc_method="([^"]+)"/.exec(k)
+      if (g) by.set(g[1]!, (by.get(g[1]!) ?? 0) + v)
+    }
+  return by
+}
 const events = (m: Map<string, number> | undefined) => sum(m, (k) => k === 'etcd_debugging_mvcc_events_total')
 
 /** Counter deltas over the members, tolerating a member's counters starting again from 0 after a restart. */
@@ -475,6 +485,8 @@ async function main() {
   // recovery: a member restart, then a full cluster restart
   async function recovery(label: string, restart: () => Promise<void>) {
     const rates: number[] = []
+    /** The same seconds by gRPC method: which requests make a burst. */
+    const byMethod: Map<string, number>[] = []
     // per member: its last sample and when; a member down is skipped, and its first sample after a
     // restart counts from 0 (its counters start again with the process)
     // messages etcd received in each second (all members); a member started again counts from 0, i.e.
@@ -488,14 +500,20 @@ async function main() {
         const m = await sample(cluster)
         const at = performance.now()
         let count = 0
+        const methods = new Map<string, number>()
         for (let i = 0; i < m.length; i++) {
           if (!m[i]) continue
           const y = received(m[i])
           const x = last[i] ? received(last[i]) : 0
           const restarted = !last[i] || y < x || processAgeMs(cluster.members[i]!.pid) < at - lastAt
           count += restarted ? y : y - x
+          for (const [method, n] of receivedByMethod(m[i])) {
+            const before = restarted ? 0 : (receivedByMethod(last[i]).get(method) ?? 0)
+            methods.set(method, (methods.get(method) ?? 0) + n - before)
+          }
         }
         rates.push((count * 1_000) / (at - lastAt))
+        byMethod.push(methods)
         last = m.map((x, i) => x ?? (cluster.members[i]!.running ? last[i] : undefined))
         lastAt = at
       }
@@ -518,6 +536,7 @@ async function main() {
       currentMs: c.missing === 0 ? currentMs : Number.NaN,
       peak: Math.max(...rates),
       rates,
+      byMethod,
     }
   }
   step('recovery: restarting the leader')
@@ -656,8 +675,13 @@ async function main() {
       `${(r.peak / steadyRate).toFixed(1)}x`,
     ]),
   )
-  for (const r of rec)
+  for (const r of rec) {
     console.log(`${r.label}: requests per second ${r.rates.map((x) => x.toFixed(0)).join(' ')}`)
+    const names = [...new Set(r.byMethod.flatMap((m) => [...m.keys()]))].filter((n) =>
+      r.byMethod.some((m) => (m.get(n) ?? 0) > 0),
+    )
+    for (const n of names) console.log(`  ${n}: ${r.byMethod.map((m) => String(m.get(n) ?? 0)).join(' ')}`)
+  }
   void finalMetrics
   console.log(
     `\n(fleet bench: ${((performance.now() - started) / 1_000).toFixed(0)} s; load average now ${os
