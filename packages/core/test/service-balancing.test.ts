@@ -16,6 +16,9 @@ import { etcd, eventually, kit } from './helpers.js'
 
 test.after.always(async () => (await etcd()).close())
 
+/** The servers' own timer: a test replaces the process's `setTimeout` with one that fires early. */
+const serverTimeout = globalThis.setTimeout
+
 interface TestServer {
   name: string
   address: string
@@ -51,7 +54,7 @@ async function httpServer(name: string, delay = 0): Promise<TestServer> {
           res.end(name)
         }
       }
-      if (s.delay > 0) setTimeout(answer, s.delay)
+      if (s.delay > 0) serverTimeout(answer, s.delay)
       else answer()
     }),
     close: async () => {
@@ -232,6 +235,43 @@ test('hedging: a slow answer is hedged on another instance, the first answer win
   t.is(hits() - before, 2, 'no hedges')
   await t.throwsAsync(client.request('/', { hedge: { after: -1 } }), { instanceOf: InvalidArgumentError })
 })
+
+// serial: it replaces the process's setTimeout while it runs, and ava runs the serial tests before the others
+test.serial(
+  'hedging waits its whole delay even when the timer fires early (as Node rounds its timers down)',
+  async (t) => {
+    const { servers, client } = await setup(t, 'hedge-early-timer', ['a', 'b'], {
+      hedge: { after: 400 },
+      retryBudget: false,
+    })
+    for (const s of servers) s.delay = 250
+    // Node truncates a timer's delay to whole ms and counts it on a whole-ms loop clock: setTimeout(6.6)
+    // fires after 5.3-6.5 ms, up to ~1.6 ms early. Here every timer of 50 ms or more fires after half its
+    // delay (the servers keep the real one), the same error made large enough to test: a hedge due at 400 ms
+    // would go out at 200 ms
+    const realSetTimeout = globalThis.setTimeout
+    const early = ((fn: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) =>
+      realSetTimeout(fn, ms !== undefined && ms >= 50 ? ms / 2 : ms, ...args)) as typeof setTimeout
+    const hits = () => servers[0]!.hits + servers[1]!.hits
+    globalThis.setTimeout = early
+    try {
+      // answered after 250 ms, before the 400 ms delay: no hedge
+      const res = await client.request('/')
+      await res.body.text()
+      t.is(hits(), 1, 'no hedge for an answer within the delay')
+      // answered after 1,000 ms: hedged, after 400 ms and not before
+      for (const s of servers) s.delay = 1_000
+      const started = performance.now()
+      const hedged = client.request('/')
+      await eventually(() => hits() === 3, 'the hedge was sent')
+      const at = performance.now() - started
+      t.true(at >= 395, `hedged after ${at.toFixed(0)} ms, expected 400`)
+      await (await hedged).body.text()
+    } finally {
+      globalThis.setTimeout = realSetTimeout
+    }
+  },
+)
 
 test('hedge budget: hedges add at most their share of the requests (10% + 1/s)', async (t) => {
   const { servers, client } = await setup(t, 'hedge-budget', ['a', 'b', 'c'], {

@@ -779,31 +779,43 @@ export class ServiceClient extends EventEmitter<ServiceClientEvents> implements 
             },
           )
       }
-      const arm = () => {
+      // when the next hedge is due (performance.now() time). Node's timers fire up to about 1.5 ms early
+      // (they count whole milliseconds of a loop clock read at arming): at a p95 of 6.6 ms a hedge went out
+      // after 5.3 ms, before the median answer, and hedged 11% of the requests instead of 5%: the hedge
+      // budget (10%) ran out and refused hedges at random, those of requests stuck on a slow instance too.
+      // So the timer is checked against the clock, and waits again for what is left
+      let due = 0
+      const wait = () => {
+        timer = setTimeout(onDue, Math.max(1, due - performance.now()))
+      }
+      const arm = (from: number) => {
         if (!(after >= 0) || sent >= max) return
-        timer = setTimeout(() => {
-          timer = undefined
-          if (done || this.#closing) return
-          const t = performance.now()
-          if (
-            !hedgeBudget.available(t, ratio) ||
-            (this.#budget !== undefined && !this.#budget.available(t))
-          ) {
-            recordBudgetExhausted(this.service, 'hedge')
-            return
-          }
-          const ep = this.#choose(notPicked)
-          if (ep === undefined) return
-          hedgeBudget.withdraw(t, ratio)
-          this.#budget?.withdraw(t)
-          sent++
-          recordHedge(this.service, 'sent')
-          launch(ep, sent)
-          arm()
-        }, after)
+        due = from + after
+        wait()
+      }
+      const onDue = () => {
+        timer = undefined
+        if (done || this.#closing) return
+        const t = performance.now()
+        if (t < due) {
+          wait()
+          return
+        }
+        if (!hedgeBudget.available(t, ratio) || (this.#budget !== undefined && !this.#budget.available(t))) {
+          recordBudgetExhausted(this.service, 'hedge')
+          return
+        }
+        const ep = this.#choose(notPicked)
+        if (ep === undefined) return
+        hedgeBudget.withdraw(t, ratio)
+        this.#budget?.withdraw(t)
+        sent++
+        recordHedge(this.service, 'sent')
+        launch(ep, sent)
+        arm(t)
       }
       launch(first, 0)
-      arm()
+      arm(now)
     })
   }
 
