@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
+import type { IEvent, IWatchRequest, IWatchResponse, KVClient, WatchClient } from 'etcd3'
 import { isTerminal } from '../errors.js'
 import type { Logger } from '../ops/logger.js'
 import { recordWatchReset } from '../ops/metrics.js'
@@ -241,6 +241,18 @@ export class WatchHub {
       connected: open,
       lastHeardAt: open ? this.#lastHeardAt : undefined,
     }
+  }
+
+  /**
+   * A client of the open stream's member while that stream answers (heard from, no progress request left
+   * unanswered): for the read that follows a reset watch, which etcd3's pick per call may otherwise send to
+   * a member still cut off, to wait out the call timeout there. A member that answers is on the quorum's
+   * side; the read stays linearizable. `undefined` otherwise: the caller reads the usual way.
+   */
+  reader(): KVClient | undefined {
+    if (!this.#stream || !this.#heardOnStream || this.#probeSentAt !== undefined) return undefined
+    if (performance.now() - this.#lastHeardAt > PROBE_IDLE_MS) return undefined
+    return this.#source?.kv
   }
 
   /** Number of watches currently multiplexed on the stream. */
