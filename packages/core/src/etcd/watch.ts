@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
+import type { IEvent, IWatchRequest, IWatchResponse, KVClient, WatchClient } from 'etcd3'
 import { isTerminal } from '../errors.js'
 import type { Logger } from '../ops/logger.js'
 import { recordWatchReset } from '../ops/metrics.js'
@@ -94,11 +94,50 @@ const PROBE_DEAD_MS = 2_500
  * rather than after the watchdog's backed-off wait, which grows while nothing answers (up to 20 s).
  */
 const RECHECK_SILENT_MS = 1_500
-/** Pace of the unary checks that tell "etcd is back" to a kit whose watch stream is silent after a break. */
-const RECHECK_POLL_MS = 1_000
+/**
+ * Pace of the unary checks that tell "etcd is back" to a kit whose watch stream is silent after a break
+ * (one in flight per member; while etcd is down they fail on this machine, at no cost to etcd). Half a
+ * second: the spread resume (below) comes after this detection, and both count in the recovery time.
+ */
+const RECHECK_POLL_MS = 500
 
 /** How long a resumed watch waits for etcd's catch-up pass (100 ms apart) before it counts as current. */
 const RESUME_SETTLE_MS = 250
+
+/**
+ * After an outage, a kit resumes its watches at a random moment (full jitter) within a window: 150 ms per
+ * watch it resumes, at most half the outage, at most 5 s. Every kit of a fleet saw the same outage end in
+ * the same instant (a full cluster restart): resumed at once, each kit's watch creations (one message per
+ * watch, 22 per kit in the fleet bench) reached etcd in the same second, 11x the steady request rate.
+ * - Per watch: a resume costs etcd one creation per watch, so with the window proportional to them the
+ *   fleet's creations come at about one per 150 ms per kit (under 7/s per kit, against 2.3 messages/s
+ *   per kit in steady state at ttl 10), whatever the fleet's size; a kit with few watches (a single
+ *   service's, three or four) waits about half a second at most.
+ * - Half the outage, and none under 2 s (below): a blip (a member restart, a stream moved off a silent
+ *   member) resumes at once.
+ * - 5 s: a kit with a great many watches is not left stale for long.
+ */
+const RESUME_SPREAD_PER_WATCH_MS = 150
+const RESUME_SPREAD_FRACTION = 0.5
+const RESUME_SPREAD_MAX_MS = 5_000
+
+/**
+ * Outages shorter than this resume at once. A member restart or a stream moved off a silent member is
+ * over before the kits' reconnect attempts (backed off to 2 s) have converged on one instant; and a store
+ * wiped and refilled in a moment must be met before it is refilled past the revisions the watches had
+ * reached, while it is still recognisably behind (`#checkBehind`; recovery.test.ts, "etcd wiped").
+ */
+const RESUME_SPREAD_MIN_OUTAGE_MS = 2_000
+
+/** The window a kit resumes `watches` watches in after an outage of `outageMs` (see above). */
+export function resumeWindowMs(outageMs: number, watches: number): number {
+  if (outageMs < RESUME_SPREAD_MIN_OUTAGE_MS) return 0
+  return Math.min(
+    RESUME_SPREAD_MAX_MS,
+    Math.max(0, outageMs) * RESUME_SPREAD_FRACTION,
+    watches * RESUME_SPREAD_PER_WATCH_MS,
+  )
+}
 
 /** etcd's reason for a refused watch whose stream token expired (or etcd restarted, forgetting tokens). */
 const INVALID_TOKEN = /invalid auth token/i
@@ -150,12 +189,31 @@ export class WatchHub {
    * etcd answers anywhere (see `#recheck`).
    */
   #outage = false
-  /** When the current stream was opened (`performance.now()` ms). */
+  /** When the current stream was opened, or its watches created on it (`performance.now()` ms). */
   #openedAt = 0
+  /**
+   * While nothing has answered since a stream broke: when that stream was last heard from
+   * (`performance.now()` ms), the outage's start. Cleared by the first answer from etcd, anywhere.
+   */
+  #outageSince: number | undefined
+  /**
+   * The current stream was opened while nothing answered: nothing is written on it (its writes would wait
+   * in grpc-js's buffer and reach etcd the instant it listens again, with every other kit's) until its
+   * member is known to answer.
+   */
+  #blind = false
+  /** The stream every watch was created on; until then, a new stream holds its creations. */
+  #resumed: Duplex | undefined
+  /** Not before this (`performance.now()` ms) are watches created on a new stream: the spread resume. */
+  #resumeAt = 0
+  #resumeTimer: NodeJS.Timeout | undefined
+  /** When each endpoint last answered (a keepalive, a poll; `''`: a unary call of unknown member). */
+  readonly #answeredAt = new Map<string, number>()
   /** The current stream has sent something since it was opened. */
   #heardOnStream = false
   /** A unary check of etcd is in flight, or when the last one was sent (`performance.now()` ms). */
-  #polling = false
+  /** Members a unary check of etcd is in flight to (`#poll`). */
+  readonly #polling = new Set<string>()
   #polledAt = 0
   readonly #unsubscribe: () => void
   /** The current stream's member's revision as a linearizable read saw it, once asked (`#checkBehind`). */
@@ -164,7 +222,10 @@ export class WatchHub {
   constructor(streams: StreamSource, log: Logger) {
     this.#streams = streams
     this.#log = log
-    this.#unsubscribe = streams.onAnswered(() => this.#recheck())
+    this.#unsubscribe = streams.onAnswered((endpoint) => {
+      this.#answeredAt.set(endpoint ?? '', performance.now())
+      this.#recheck()
+    })
   }
 
   /** `open`: the stream is up; `connecting`: it is being opened or reopened; `idle`: nothing to watch. */
@@ -180,6 +241,18 @@ export class WatchHub {
       connected: open,
       lastHeardAt: open ? this.#lastHeardAt : undefined,
     }
+  }
+
+  /**
+   * A client of the open stream's member while that stream answers (heard from, no progress request left
+   * unanswered): for the read that follows a reset watch, which etcd3's pick per call may otherwise send to
+   * a member still cut off, to wait out the call timeout there. A member that answers is on the quorum's
+   * side; the read stays linearizable. `undefined` otherwise: the caller reads the usual way.
+   */
+  reader(): KVClient | undefined {
+    if (!this.#stream || !this.#heardOnStream || this.#probeSentAt !== undefined) return undefined
+    if (performance.now() - this.#lastHeardAt > PROBE_IDLE_MS) return undefined
+    return this.#source?.kv
   }
 
   /** Number of watches currently multiplexed on the stream. */
@@ -198,8 +271,9 @@ export class WatchHub {
       current: false,
     }
     this.#watches.set(w.id, w)
-    if (this.#stream) this.#create(this.#stream, w)
-    else this.#connect()
+    // on a stream still holding its creations (blind, or waiting for its moment), it is created with them
+    if (this.#stream && this.#resumed === this.#stream) this.#create(this.#stream, w)
+    else if (!this.#stream) this.#connect()
     return {
       cancel: () => {
         if (!this.#watches.delete(w.id)) return
@@ -214,6 +288,7 @@ export class WatchHub {
     this.#closed = true
     this.#unsubscribe()
     clearTimeout(this.#retryTimer)
+    clearTimeout(this.#resumeTimer)
     this.#watches.clear()
     this.#dropStream()
   }
@@ -237,6 +312,8 @@ export class WatchHub {
   #connect() {
     if (this.#connecting || this.#stream || this.#closed || this.#watches.size === 0) return
     this.#connecting = true
+    const startedAt = performance.now()
+    const startedBlind = this.#outageSince !== undefined
     const source = this.#streams.pick()
     const { endpoint, watchClient } = source
     this.#source = source
@@ -257,6 +334,7 @@ export class WatchHub {
         this.#openedAt = this.#lastHeardAt
         this.#heardOnStream = false
         this.#probeSentAt = undefined
+        this.#resumed = undefined
         this.#startWatchdog()
         stream.on('data', (res: IWatchResponse) => {
           this.#heardAt = Date.now()
@@ -272,7 +350,12 @@ export class WatchHub {
         })
         stream.on('error', (err: Error) => this.#onBroken(stream, err))
         stream.on('end', () => this.#onBroken(stream, new Error('watch stream ended')))
-        for (const w of this.#watches.values()) this.#create(stream, w)
+        // opened while etcd had not answered since the outage began, and its member has not answered
+        // since: blind, nothing written until that member answers (a poll asks at once) or another does
+        this.#blind =
+          this.#outageSince !== undefined || (startedBlind && !this.#answeredSince(endpoint, startedAt))
+        if (this.#blind) this.#poll()
+        else this.#resume(stream)
       })
       .catch((err: unknown) => {
         this.#connecting = false
@@ -303,10 +386,39 @@ export class WatchHub {
     this.#watchdog = undefined
   }
 
+  /** Whether `endpoint` answered at or after `since` (`''`, a unary call's unknown member, counts alone). */
+  #answeredSince(endpoint: string, since: number): boolean {
+    const at = this.#answeredAt.get(endpoint) ?? Number.NEGATIVE_INFINITY
+    const any = this.#streams.several ? Number.NEGATIVE_INFINITY : (this.#answeredAt.get('') ?? -Infinity)
+    return Math.max(at, any) >= since
+  }
+
+  /**
+   * Creates every watch on `stream`, once the spread resume's moment (`#resumeAt`) has come: after an
+   * outage each kit waits its own random delay (see RESUME_SPREAD_FRACTION).
+   */
+  #resume(stream: Duplex) {
+    clearTimeout(this.#resumeTimer)
+    if (this.#closed || this.#stream !== stream || this.#resumed === stream) return
+    const wait = this.#resumeAt - performance.now()
+    if (wait > 0) {
+      this.#resumeTimer = setTimeout(() => this.#resume(stream), wait)
+      this.#resumeTimer.unref()
+      return
+    }
+    this.#resumed = stream
+    // the watchdog counts the stream's silence from its first question, not from its opening
+    this.#lastHeardAt = performance.now()
+    this.#openedAt = this.#lastHeardAt
+    this.#probeSentAt = undefined
+    for (const w of this.#watches.values()) this.#create(stream, w)
+  }
+
   /** Asks a quiet stream for progress; declares it dead when the question goes unanswered. */
   #probe() {
     const stream = this.#stream
-    if (!stream) return
+    // a stream that asked nothing yet (blind, or holding its creations) has nothing to be answered
+    if (!stream || this.#resumed !== stream) return
     const now = performance.now()
     if (this.#probeSentAt !== undefined) {
       if (now - Math.max(this.#probeSentAt, this.#lastHeardAt) < this.#deadMs) return
@@ -328,46 +440,73 @@ export class WatchHub {
   }
 
   /**
-   * During an outage, asks every member a cheap unary question (at most one round in flight, at most one a
-   * second): an answer, like the session's keepalive answers (through `StreamSource.answered`), ends the
-   * outage, also for a kit with no session.
+   * During an outage, asks every member a cheap unary question (at most one in flight per member, at most
+   * one round every half second): an answer, like the session's keepalive answers (through
+   * `StreamSource.answered`), ends the outage, also for a kit with no session. Per member, so that a
+   * member still cut off (its check waits out the call timeout) does not hold back the others' checks.
    */
   #poll() {
     const now = performance.now()
-    if (!this.#outage || this.#polling || now - this.#polledAt < RECHECK_POLL_MS) return
+    if (!this.#outage || now - this.#polledAt < RECHECK_POLL_MS) return
+    // not while a stream waits for its moment to resume: etcd answered, and nothing is asked of it yet
+    const asking = this.#stream !== undefined && this.#resumed === this.#stream && !this.#heardOnStream
+    if (this.#outageSince === undefined && !this.#blind && !asking) return
     const w = this.#watches.values().next().value
     if (!w) return
-    this.#polling = true
     this.#polledAt = now
     // every member at once: the first to answer ends the outage, and is where the stream goes next
-    const checks = this.#streams.each().map((source) =>
-      source.kv.range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true }).then(
-        () => this.#streams.answered(source.endpoint),
-        () => {},
-      ),
-    )
-    void Promise.allSettled(checks).then(() => {
-      this.#polling = false
-    })
+    for (const source of this.#streams.each()) {
+      if (this.#polling.has(source.endpoint)) continue
+      this.#polling.add(source.endpoint)
+      source.kv
+        .range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true })
+        .then(
+          () => this.#streams.answered(source.endpoint),
+          () => {},
+        )
+        .finally(() => this.#polling.delete(source.endpoint))
+    }
   }
 
   /**
-   * etcd answered on another path (a keepalive, a unary call). After an outage, the stream (or the wait
-   * before the next one) is not left to the backed-off watchdog: a stream that has not answered anything
-   * since it was opened, long enough for a live member to have answered, is reopened now; with no stream,
-   * the next one is opened now. Every stale watch is then resumed (or relisted) within about a second.
+   * etcd answered on another path (a keepalive, a unary call, this hub's poll). The first answer after an
+   * outage ends it: the moment every watch resumes is drawn (`#resumeAt`, see RESUME_SPREAD_FRACTION).
+   * Then, rather than leave the stream to the backed-off watchdog: with no stream, the next one is
+   * opened at that moment; a blind stream (opened during the outage, nothing written on it) is dropped
+   * for one opened then, on a member that answered; a stream whose
+   * watches were created after the outage but that has not answered anything for 1.5 s, long enough for
+   * a live member to have answered, is reopened now. Every stale watch is then resumed (or relisted)
+   * within about a second of etcd answering, plus the spread.
    */
   #recheck() {
-    if (!this.#outage || this.#closed || this.#watches.size === 0 || this.#connecting) return
+    if (!this.#outage || this.#closed || this.#watches.size === 0) return
+    const now = performance.now()
+    if (this.#outageSince !== undefined) {
+      const outageMs = now - this.#outageSince
+      this.#outageSince = undefined
+      this.#resumeAt = now + Math.random() * resumeWindowMs(outageMs, this.#watches.size)
+    }
+    if (this.#connecting) return
     const stream = this.#stream
     if (!stream) {
       if (this.#refused) return
       clearTimeout(this.#retryTimer)
       this.#backoff.reset()
-      this.#connect()
+      this.#retryTimer = setTimeout(() => this.#connect(), Math.max(0, this.#resumeAt - now))
+      this.#retryTimer.unref()
       return
     }
-    const silentMs = performance.now() - this.#openedAt
+    if (this.#blind) {
+      // opened while nothing answered: it may sit on a connection given up meanwhile, or on the member
+      // still cut off; a new stream, on a member that answered, at the resume's moment
+      this.#dropStream()
+      clearTimeout(this.#retryTimer)
+      this.#retryTimer = setTimeout(() => this.#connect(), Math.max(0, this.#resumeAt - now))
+      this.#retryTimer.unref()
+      return
+    }
+    if (this.#resumed !== stream) return
+    const silentMs = now - this.#openedAt
     if (this.#heardOnStream || silentMs < RECHECK_SILENT_MS) return
     this.#log.info(
       { endpoint: this.#endpoint, silentMs: Math.round(silentMs) },
@@ -388,6 +527,9 @@ export class WatchHub {
     cancelStream(stream)
     if (this.#closed) return
     this.#outage = true
+    // the outage began when etcd was last heard from, on this stream or elsewhere (a keepalive answered by
+    // another member: only this member is out), unless it began before, with no answer since
+    this.#outageSince ??= Math.max(this.#lastHeardAt, ...this.#answeredAt.values())
     this.#log.debug({ err }, 'etcd watch stream broken; resuming')
     this.#staleAll(`the etcd watch stream broke: ${err instanceof Error ? err.message : String(err)}`)
     this.#retry(err)
@@ -420,6 +562,9 @@ export class WatchHub {
     this.#stream = undefined
     this.#stopWatchdog()
     this.#pending = []
+    this.#blind = false
+    this.#resumed = undefined
+    clearTimeout(this.#resumeTimer)
     cancelStream(stream)
   }
 
