@@ -65,6 +65,17 @@ interface ActiveWatch {
    * back until that member is known to be only catching up (or dropped when it turns out wiped).
    */
   held?: Array<[events: IEvent[], revision: bigint]>
+  /**
+   * The store this watch's revisions belong to: the hub's `#epoch` when it was added. A watch of an
+   * earlier epoch resumes at revisions of a store that is gone (wiped or restored): it is reset.
+   */
+  epoch: number
+  /**
+   * When created again after a break: the store revision the hub had heard of by then. A member answering
+   * below it is behind where etcd had been (a follower catching up, or a store gone back), even when the
+   * watch itself had reached an older revision.
+   */
+  floor: bigint
 }
 
 type Duplex = Awaited<ReturnType<WatchClient['watch']>>
@@ -218,6 +229,10 @@ export class WatchHub {
   readonly #unsubscribe: () => void
   /** The current stream's member's revision as a linearizable read saw it, once asked (`#checkBehind`). */
   #caughtUp: { stream: Duplex; revision: Promise<bigint | undefined> } | undefined
+  /** The highest store revision etcd has reported on any watch stream (a header, a progress answer). */
+  #storeRevision = 0n
+  /** Raised each time the store turns out to have gone back (`#wentBack`): see `ActiveWatch.epoch`. */
+  #epoch = 0
 
   constructor(streams: StreamSource, log: Logger) {
     this.#streams = streams
@@ -255,6 +270,15 @@ export class WatchHub {
     return this.#source?.kv
   }
 
+  /**
+   * The highest store revision etcd has reported to this hub: a store answering below it (a linearizable
+   * read) went back, wiped or restored. Idle streams learn it within about a second (the watchdog's
+   * progress request), busy ones with every answer.
+   */
+  get storeRevision(): bigint {
+    return this.#storeRevision
+  }
+
   /** Number of watches currently multiplexed on the stream. */
   get size() {
     return this.#watches.size
@@ -269,6 +293,8 @@ export class WatchHub {
       created: false,
       announced: false,
       current: false,
+      epoch: this.#epoch,
+      floor: 0n,
     }
     this.#watches.set(w.id, w)
     // on a stream still holding its creations (blind, or waiting for its moment), it is created with them
@@ -293,8 +319,9 @@ export class WatchHub {
     this.#dropStream()
   }
 
-  #create(stream: Duplex, w: ActiveWatch) {
+  #create(stream: Duplex, w: ActiveWatch, floor = 0n) {
     w.created = false
+    w.floor = floor
     w.held = undefined // events held on an earlier stream come again on this one, from `next`
     this.#pending.push(w.id)
     stream.write({
@@ -411,7 +438,9 @@ export class WatchHub {
     this.#lastHeardAt = performance.now()
     this.#openedAt = this.#lastHeardAt
     this.#probeSentAt = undefined
-    for (const w of this.#watches.values()) this.#create(stream, w)
+    // what etcd had reached before the break: a store that answers below it went back, or is catching up
+    const floor = this.#storeRevision
+    for (const w of this.#watches.values()) this.#create(stream, w, floor)
   }
 
   /** Asks a quiet stream for progress; declares it dead when the question goes unanswered. */
@@ -461,7 +490,12 @@ export class WatchHub {
       source.kv
         .range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true })
         .then(
-          () => this.#streams.answered(source.endpoint),
+          (res) => {
+            // a linearizable read: below what etcd had reached, the store went back (see `ActiveWatch.floor`)
+            const now = BigInt(res.header.revision)
+            if (now < this.#storeRevision) this.#wentBack(this.#epoch, this.#storeRevision, now)
+            this.#streams.answered(source.endpoint)
+          },
           () => {},
         )
         .finally(() => this.#polling.delete(source.endpoint))
@@ -640,15 +674,17 @@ export class WatchHub {
   }
 
   /**
-   * The member a watch was just created on answered at `revision`, behind the revision the watch had
-   * reached. A follower that was cut off and is catching up does that: its watch delivers from where it
-   * was as soon as the member has applied those revisions. A wiped or restored store does too, and there a
-   * watch at `next` would wait for revisions that mean something else. One linearizable read on that
-   * member (it waits until the member has applied everything the leader had committed) tells them apart,
-   * once per stream; the watch's events are held until then. When the read fails, it counts as wiped: the
-   * owner reads again, which is always safe.
+   * The member a watch was just created on answered at `revision`, below `floor`: the revision the watch
+   * had reached, or, for a watch created again after a break, the highest the hub had heard of. A
+   * follower that was cut off and is catching up does that: its watch delivers from where it was as soon
+   * as the member has applied those revisions. A wiped or restored store does too, and there a watch at
+   * `next` would wait for revisions that mean something else, or skip the refilled store's changes below
+   * `next` (a store refilled while the kit waited to resume: recovery.test.ts, "etcd frozen, then
+   * wiped"). One linearizable read on that member (it waits until the member has applied everything the
+   * leader had committed) tells them apart, once per stream; the watch's events are held until then.
+   * When the read fails, it counts as wiped: the owner reads again, which is always safe.
    */
-  #checkBehind(w: ActiveWatch, revision: bigint) {
+  #checkBehind(w: ActiveWatch, revision: bigint, floor: bigint) {
     const stream = this.#stream
     if (!stream) return
     w.held = []
@@ -669,7 +705,7 @@ export class WatchHub {
       if (this.#stream !== stream || this.#watches.get(w.id) !== w) return
       const held = w.held ?? []
       w.held = undefined
-      if (now !== undefined && now + 1n >= w.next) {
+      if (now !== undefined && now >= floor && w.epoch === this.#epoch) {
         this.#log.debug(
           { endpoint: this.#endpoint, answered: String(revision), caughtUp: String(now) },
           'etcd watch created on a member that was catching up; resuming there',
@@ -679,16 +715,45 @@ export class WatchHub {
         for (const [events, at] of held) if (this.#watches.get(w.id) === w) this.#deliver(w, events, at)
         return
       }
-      this.#watches.delete(w.id)
-      stream.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
-      recordWatchReset('wiped')
-      w.listener.onReset(
-        `etcd's revision went back from ${w.next - 1n} to ${now ?? revision} (wiped or restored)`,
-      )
+      this.#wentBack(w.epoch, floor, now ?? revision)
     })
   }
 
+  /**
+   * The store went back from `from` to `to` (wiped, or restored from a snapshot): every watch added before
+   * (an earlier epoch) is at revisions of a store that is gone, and is reset, so its owner reads again;
+   * watches added from now on belong to the store etcd has now. `epoch` is the epoch the evidence was
+   * about: evidence about an epoch already left behind changes nothing more.
+   */
+  #wentBack(epoch: number, from: bigint, to: bigint) {
+    if (epoch === this.#epoch) {
+      this.#epoch++
+      this.#storeRevision = to
+      this.#log.warn(
+        { from: String(from), to: String(to) },
+        "etcd's revision went back (wiped or restored from a snapshot); every watch reads again",
+      )
+    }
+    const stream = this.#stream
+    if (!stream) return
+    for (const w of [...this.#watches.values()]) {
+      // one still held waits for the check of its stream, and one not yet created for its creation
+      if (w.epoch === this.#epoch || w.held || !w.created || this.#watches.get(w.id) !== w) continue
+      this.#reset(stream, w, from, to)
+    }
+  }
+
+  #reset(stream: Duplex, w: ActiveWatch, from: bigint, to: bigint) {
+    this.#watches.delete(w.id)
+    stream.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
+    recordWatchReset('wiped')
+    w.listener.onReset(`etcd's revision went back from ${from} to ${to} (wiped or restored)`)
+  }
+
   #onResponse(res: IWatchResponse) {
+    // every answer, a progress answer included, tells how far the store is (see `ActiveWatch.floor`)
+    const at = res.header ? BigInt(res.header.revision) : 0n
+    if (at > this.#storeRevision) this.#storeRevision = at
     let id = Number(res.watch_id)
     if (res.created) {
       // a refused create carries watch_id -1: it answers the oldest create still pending
@@ -726,10 +791,16 @@ export class WatchHub {
       this.#backoff.reset()
       // a watch from "now" (0) starts after the revision of its creation: resume from there later
       if (w.next === 0n) w.next = revision + 1n
+      // created again after the store was found gone back: its revisions mean nothing now
+      if (w.epoch !== this.#epoch) {
+        this.#reset(this.#stream!, w, w.next - 1n, revision)
+        return
+      }
       // a member behind where we were: a follower still catching up (after a failover), or a store wiped
       // or restored from a snapshot; which one, a linearizable read on that member tells
-      if (revision + 1n < w.next) {
-        this.#checkBehind(w, revision)
+      const floor = w.next - 1n > w.floor ? w.next - 1n : w.floor
+      if (revision < floor) {
+        this.#checkBehind(w, revision, floor)
         return
       }
       this.#confirmed(w, revision)
