@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type EtcdCluster, type FaultProxy, proxyCluster, startEtcd, uniquePrefix } from '@etcdkit/testing'
 import test from 'ava'
+import { resumeWindowMs } from '../src/etcd/watch.js'
 import { EtcdKit, silentLogger } from '../src/index.js'
 import { kitInternals } from '../src/kit.js'
 import { DIALECTS, eventually, everyDialect } from './helpers.js'
@@ -19,11 +20,25 @@ test.after.always(async () => {
 })
 
 /**
- * Converged within 4.5 s of the heal. The target is 3 s (about 1 s plus one relist); runs on a quiet machine
- * take 0.06-1.8 s, one run with both cores saturated took 2.8 s, so the test allows that load 1.7 s more.
- * The code before the fix took 5.4-14.4 s in the heal-all-but-one cases: the bound still tells them apart.
+ * Converged within 5.5 s of the heal, plus the resume spread (below). The target is 3 s (about 1 s plus one
+ * relist); runs on a quiet machine take 0.06-1.8 s. With the watch stream's member still cut off, a relist
+ * that lands on it waits out the call timeout (1 s) first: with two test runs at once beside a full CI run
+ * on the 2 cores that case took up to 4.8 s beyond the spread (5.8 s in all; 2026-12-04), so the test allows
+ * load 2.5 s beyond the target. The code before the fix took 5.4-14.4 s in the heal-all-but-one cases: the
+ * bound no longer tells the fastest of those from a pass, the slower ones it does.
  */
-const CONVERGE_MS = 4_500
+const CONVERGE_MS = 5_500
+
+/**
+ * Since issue 29 a kit resumes its watches after an outage of 2 s or more at a random moment within a window
+ * (`resumeWindowMs`: 150 ms per watch, at most half the outage): a delay by design, which spreads a fleet's
+ * reconnects. The bound is CONVERGE_MS plus that window for this kit's watches (1.05 s for the 7 of a kit
+ * with views only: one per dialect and the config value; 2 s for the 14 of one that also registered in every
+ * dialect), so the test still measures what the kit adds beyond the spread.
+ */
+function bound(partitionMs: number, watches: number): number {
+  return CONVERGE_MS + resumeWindowMs(partitionMs, watches)
+}
 
 /**
  * `heal`: `all` lifts the blackhole everywhere (the proxy resets connections that lost bytes, as a long
@@ -36,7 +51,7 @@ async function partitionThenHeal(
   partitionMs: number,
   heal: 'all' | 'stuck',
   session: boolean,
-): Promise<number> {
+): Promise<{ ms: number; limit: number }> {
   const proxied = await proxyCluster(etcd)
   const namespace = uniquePrefix('heal')
   // a unary read that lands on the member still silent waits out the call timeout before it is retried on
@@ -91,31 +106,34 @@ async function partitionThenHeal(
     30_000,
   )
   const ms = Math.round(performance.now() - healedAt)
-  t.log(`partition ${partitionMs} ms, heal ${heal}, session ${session}: converged ${ms} ms after the heal`)
-  return ms
+  const limit = bound(partitionMs, hub.size)
+  t.log(
+    `partition ${partitionMs} ms, heal ${heal}, session ${session}: converged ${ms} ms after the heal (limit ${limit} ms: ${CONVERGE_MS} ms + the resume window for ${hub.size} watches)`,
+  )
+  return { ms, limit }
 }
 
 for (const partitionMs of [4_000, 9_000, 15_000]) {
   test.serial(
-    `every member blackholed for ${partitionMs / 1000} s while etcd compacts, then healed: views of every dialect converge within ${CONVERGE_MS / 1000} s`,
+    `every member blackholed for ${partitionMs / 1000} s while etcd compacts, then healed: views of every dialect converge within ${CONVERGE_MS / 1000} s plus the resume spread`,
     async (t) => {
-      const ms = await partitionThenHeal(t, partitionMs, 'all', true)
-      t.true(ms < CONVERGE_MS, `converged ${ms} ms after the heal`)
+      const { ms, limit } = await partitionThenHeal(t, partitionMs, 'all', true)
+      t.true(ms < limit, `converged ${ms} ms after the heal`)
     },
   )
   test.serial(
-    `every member blackholed for ${partitionMs / 1000} s, healed but for the watch stream's member: views of every dialect converge within ${CONVERGE_MS / 1000} s`,
+    `every member blackholed for ${partitionMs / 1000} s, healed but for the watch stream's member: views of every dialect converge within ${CONVERGE_MS / 1000} s plus the resume spread`,
     async (t) => {
-      const ms = await partitionThenHeal(t, partitionMs, 'stuck', true)
-      t.true(ms < CONVERGE_MS, `converged ${ms} ms after the heal`)
+      const { ms, limit } = await partitionThenHeal(t, partitionMs, 'stuck', true)
+      t.true(ms < limit, `converged ${ms} ms after the heal`)
     },
   )
 }
 
 test.serial(
-  `a kit with views only (no session): healed but for the watch stream's member, views of every dialect converge within ${CONVERGE_MS / 1000} s`,
+  `a kit with views only (no session): healed but for the watch stream's member, views of every dialect converge within ${CONVERGE_MS / 1000} s plus the resume spread`,
   async (t) => {
-    const ms = await partitionThenHeal(t, 9_000, 'stuck', false)
-    t.true(ms < CONVERGE_MS, `converged ${ms} ms after the heal`)
+    const { ms, limit } = await partitionThenHeal(t, 9_000, 'stuck', false)
+    t.true(ms < limit, `converged ${ms} ms after the heal`)
   },
 )

@@ -26,8 +26,8 @@ export interface StreamSource {
    * `onAnswered` is told, so a stream stuck since a partition can be checked at once.
    */
   answered(endpoint: string | undefined): void
-  /** Calls `listener` on each `answered`; returns the unsubscribe. */
-  onAnswered(listener: () => void): () => void
+  /** Calls `listener` on each `answered`, with its endpoint; returns the unsubscribe. */
+  onAnswered(listener: (endpoint: string | undefined) => void): () => void
 }
 
 /**
@@ -45,7 +45,7 @@ export class StreamEndpoints implements StreamSource {
   readonly #quarantineMs: number
   readonly #clients = new Map<string, Etcd3>()
   readonly #failedAt = new Map<string, number>()
-  readonly #onAnswered = new Set<() => void>()
+  readonly #onAnswered = new Set<(endpoint: string | undefined) => void>()
   /** When each endpoint last answered (`answered`): one that answered since it failed is not avoided. */
   readonly #answeredAt = new Map<string, number>()
   #closed = false
@@ -111,10 +111,10 @@ export class StreamEndpoints implements StreamSource {
 
   answered(endpoint: string | undefined) {
     if (endpoint !== undefined && this.several) this.#answeredAt.set(endpoint, performance.now())
-    for (const listener of this.#onAnswered) listener()
+    for (const listener of this.#onAnswered) listener(endpoint)
   }
 
-  onAnswered(listener: () => void): () => void {
+  onAnswered(listener: (endpoint: string | undefined) => void): () => void {
     this.#onAnswered.add(listener)
     return () => this.#onAnswered.delete(listener)
   }

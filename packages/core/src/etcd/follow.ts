@@ -1,4 +1,4 @@
-import type { IEvent, IKeyValue } from 'etcd3'
+import type { IEvent, IKeyValue, KVClient } from 'etcd3'
 import { type EtcdKitError, etcdError, isTerminal } from '../errors.js'
 import type { Logger } from '../ops/logger.js'
 import { Backoff } from '../util.js'
@@ -119,10 +119,11 @@ export class PrefixFollower implements Freshness {
     this.#watch = undefined
   }
 
-  #list() {
+  /** `via`: the member to read from (see `WatchHub.reader`); etcd3's pick per call when undefined. */
+  #list(via?: KVClient) {
     this.#timer = undefined
     if (this.#closed) return
-    ;(this.exact ? this.ks.get(this.prefix) : this.ks.list(this.prefix))
+    ;(this.exact ? this.ks.get(this.prefix, via) : this.ks.list(this.prefix, via))
       .then(({ kvs, revision }) => {
         if (this.#closed) return
         this.#backoff.reset()
@@ -138,7 +139,8 @@ export class PrefixFollower implements Freshness {
               this.log.warn({ prefix: this.#fullPrefix, reason }, `${this.what} reset; reading again`)
               this.#watch = undefined
               this.#setStale(`${this.what} reset: ${reason}`, Date.now())
-              this.#list()
+              // on the member whose stream just answered (the reset): not one still cut off
+              this.#list(this.hub.reader())
             },
             onStale: (reason, since) => this.#setStale(reason, since),
             onCurrent: () => this.#setCurrent(),

@@ -43,9 +43,9 @@ export class Keyspace {
     return this.#ns.length === 0 ? Buffer.from(key) : Buffer.concat([this.#ns, Buffer.from(key)])
   }
 
-  /** One key (namespace-relative) and the revision it was read at, in the shape of `list()`. */
-  async get(name: string): Promise<Listed> {
-    const res = await this.kv.range({ key: this.key(name) })
+  /** One key (namespace-relative) and the revision it was read at, in the shape of `list()`; `via`: see `list()`. */
+  async get(name: string, via: KVClient = this.kv): Promise<Listed> {
+    const res = await via.range({ key: this.key(name) })
     return { kvs: res.kvs, revision: BigInt(res.header.revision) }
   }
 
@@ -77,11 +77,13 @@ export class Keyspace {
    * limit: a prefix another team filled would otherwise fail every read). A page too large is read again
    * with fewer keys; a single key-value too large to receive rejects with `TooLargeError`. Resolves with the
    * key-values and the revision of the read. Reads queued behind LIST_CONCURRENCY others are sent together,
-   * one txn for up to LIST_BATCH prefixes, all read at one revision.
+   * one txn for up to LIST_BATCH prefixes, all read at one revision. `via`: a client of one member known
+   * to answer (the watch stream's, see `WatchHub.reader`), instead of etcd3's pick per call, which may land
+   * on a member still cut off and wait out the call timeout; still a linearizable read.
    */
-  list(prefix: string): Promise<Listed> {
+  list(prefix: string, via: KVClient = this.kv): Promise<Listed> {
     return new Promise<Listed>((resolve, reject) => {
-      this.#queued.push({ prefix, resolve, reject })
+      this.#queued.push({ prefix, kv: via, resolve, reject })
       this.#send()
     })
   }
@@ -92,9 +94,14 @@ export class Keyspace {
    */
   #send() {
     while (this.#listing < LIST_CONCURRENCY && this.#queued.length > 0) {
-      const batch = this.#queued.splice(0, this.#batch)
+      // reads through the first one's client, with those queued for the same client
+      const via = this.#queued[0]!.kv
+      const batch: PendingList[] = []
+      const rest: PendingList[] = []
+      for (const q of this.#queued) (q.kv === via && batch.length < this.#batch ? batch : rest).push(q)
+      this.#queued.splice(0, this.#queued.length, ...rest)
       this.#listing++
-      this.#read(batch)
+      this.#read(via, batch)
         // nothing expected here (every read settles its own); if it comes, no read of the batch may hang
         .catch((err: unknown) => {
           for (const { reject } of batch) reject(err)
@@ -106,15 +113,15 @@ export class Keyspace {
     }
   }
 
-  async #read(batch: PendingList[]): Promise<void> {
+  async #read(kv: KVClient, batch: PendingList[]): Promise<void> {
     if (batch.length === 1) {
       const [one] = batch as [PendingList]
-      await this.#listOne(one.prefix).then(one.resolve, one.reject)
+      await this.#listOne(kv, one.prefix).then(one.resolve, one.reject)
       return
     }
     let res: Awaited<ReturnType<KVClient['txn']>>
     try {
-      res = await this.kv.txn({
+      res = await kv.txn({
         compare: [],
         success: batch.map(({ prefix }) => ({
           request_range: { ...this.range(prefix), limit: String(this.pageKeys) },
@@ -129,13 +136,13 @@ export class Keyspace {
       // one answer too large for grpc-js: halves, down to single reads (which page with fewer keys)
       if (kind === 'large' || tooMany) {
         const half = Math.ceil(batch.length / 2)
-        await this.#read(batch.slice(0, half))
-        await this.#read(batch.slice(half))
+        await this.#read(kv, batch.slice(0, half))
+        await this.#read(kv, batch.slice(half))
         return
       }
       // one prefix the user may not read refuses the whole txn: each read alone, to fail only that one
       if (kind === 'denied') {
-        for (const one of batch) await this.#read([one])
+        for (const one of batch) await this.#read(kv, [one])
         return
       }
       for (const { reject } of batch) reject(err)
@@ -151,7 +158,7 @@ export class Keyspace {
           const last = range.kvs[range.kvs.length - 1]
           if (!range.more || last === undefined) return resolve({ kvs: range.kvs, revision })
           // more than a page under this prefix: the rest at the txn's revision (or all again if compacted)
-          resolve(await this.#listOne(prefix, { kvs: range.kvs, revision, from: after(last.key) }))
+          resolve(await this.#listOne(kv, prefix, { kvs: range.kvs, revision, from: after(last.key) }))
         } catch (err) {
           reject(err)
         }
@@ -160,10 +167,10 @@ export class Keyspace {
   }
 
   /** One prefix, in pages; from its first page, or from `start` (pages already read at its revision). */
-  async #listOne(prefix: string, start?: Listed & { from: Buffer }): Promise<Listed> {
+  async #listOne(kv: KVClient, prefix: string, start?: Listed & { from: Buffer }): Promise<Listed> {
     for (let restarts = 0; ; restarts++) {
       try {
-        return await this.#list(prefix, restarts === 0 ? start : undefined)
+        return await this.#list(kv, prefix, restarts === 0 ? start : undefined)
       } catch (err) {
         // the pinned revision was compacted between two pages: read again at a newer one
         if (restarts >= COMPACTED_RESTARTS || !/compacted/i.test((err as Error)?.message ?? '')) throw err
@@ -171,7 +178,7 @@ export class Keyspace {
     }
   }
 
-  async #list(prefix: string, start?: Listed & { from: Buffer }): Promise<Listed> {
+  async #list(kv: KVClient, prefix: string, start?: Listed & { from: Buffer }): Promise<Listed> {
     const { key, range_end } = this.range(prefix)
     let from = start?.from ?? key
     let revision = start?.revision
@@ -180,7 +187,7 @@ export class Keyspace {
     for (;;) {
       let res: Awaited<ReturnType<KVClient['range']>>
       try {
-        res = await this.kv.range({
+        res = await kv.range({
           key: from,
           range_end,
           limit: String(limit),
@@ -210,6 +217,8 @@ type Listed = { kvs: IKeyValue[]; revision: bigint }
 
 interface PendingList {
   prefix: string
+  /** The client it is read through. */
+  kv: KVClient
   resolve(listed: Listed): void
   reject(err: unknown): void
 }

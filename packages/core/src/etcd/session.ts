@@ -287,6 +287,8 @@ interface Channel {
   readonly endpoint: string
   readonly openedAt: number
   readonly sentAt: number[]
+  /** The stream has answered once: its member is known to listen. */
+  answered: boolean
 }
 
 interface KeepAliveEvents {
@@ -396,6 +398,9 @@ class KeepAlive {
     // answers that never come (a silent member) must not grow the record for ever; dropping a send time
     // instead would match later answers to later sends, and move the deadline too far
     if (channel.sentAt.length >= 256) return
+    // a stream that never answered (opened while etcd is down) gets one keepalive, not one per period: the
+    // rest would wait in grpc-js's buffer and reach etcd together, with every other kit's, when it is back
+    if (!channel.answered && channel.sentAt.length > 0) return
     channel.sentAt.push(performance.now())
     channel.stream.write({ ID: this.#lease.id })
   }
@@ -437,7 +442,13 @@ class KeepAlive {
           cancelStream(stream)
           return
         }
-        const channel: Channel = { stream, endpoint, openedAt: performance.now(), sentAt: [] }
+        const channel: Channel = {
+          stream,
+          endpoint,
+          openedAt: performance.now(),
+          sentAt: [],
+          answered: false,
+        }
         this.#current = channel
         stream.on('data', (res: ILeaseKeepAliveResponse) => this.#onAnswer(channel, res))
         stream.on('error', (err: unknown) => this.#onBroken(channel, err))
@@ -455,6 +466,7 @@ class KeepAlive {
     if (this.#stopped) return
     const sent = channel.sentAt.shift()
     if (sent === undefined) return
+    channel.answered = true
     if (Number(res.TTL) <= 0) return this.#on.onExpired('etcd reports the lease expired')
     this.#lastAnswerAt = performance.now()
     recordKeepalive(this.#lastAnswerAt - sent)

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3'
+import type { IEvent, IWatchRequest, IWatchResponse, KVClient, WatchClient } from 'etcd3'
 import { isTerminal } from '../errors.js'
 import type { Logger } from '../ops/logger.js'
 import { recordWatchReset } from '../ops/metrics.js'
@@ -65,6 +65,17 @@ interface ActiveWatch {
    * back until that member is known to be only catching up (or dropped when it turns out wiped).
    */
   held?: Array<[events: IEvent[], revision: bigint]>
+  /**
+   * The store this watch's revisions belong to: the hub's `#epoch` when it was added. A watch of an
+   * earlier epoch resumes at revisions of a store that is gone (wiped or restored): it is reset.
+   */
+  epoch: number
+  /**
+   * When created again after a break: the store revision the hub had heard of by then. A member answering
+   * below it is behind where etcd had been (a follower catching up, or a store gone back), even when the
+   * watch itself had reached an older revision.
+   */
+  floor: bigint
 }
 
 type Duplex = Awaited<ReturnType<WatchClient['watch']>>
@@ -94,11 +105,50 @@ const PROBE_DEAD_MS = 2_500
  * rather than after the watchdog's backed-off wait, which grows while nothing answers (up to 20 s).
  */
 const RECHECK_SILENT_MS = 1_500
-/** Pace of the unary checks that tell "etcd is back" to a kit whose watch stream is silent after a break. */
-const RECHECK_POLL_MS = 1_000
+/**
+ * Pace of the unary checks that tell "etcd is back" to a kit whose watch stream is silent after a break
+ * (one in flight per member; while etcd is down they fail on this machine, at no cost to etcd). Half a
+ * second: the spread resume (below) comes after this detection, and both count in the recovery time.
+ */
+const RECHECK_POLL_MS = 500
 
 /** How long a resumed watch waits for etcd's catch-up pass (100 ms apart) before it counts as current. */
 const RESUME_SETTLE_MS = 250
+
+/**
+ * After an outage, a kit resumes its watches at a random moment (full jitter) within a window: 150 ms per
+ * watch it resumes, at most half the outage, at most 5 s. Every kit of a fleet saw the same outage end in
+ * the same instant (a full cluster restart): resumed at once, each kit's watch creations (one message per
+ * watch, 22 per kit in the fleet bench) reached etcd in the same second, 11x the steady request rate.
+ * - Per watch: a resume costs etcd one creation per watch, so with the window proportional to them the
+ *   fleet's creations come at about one per 150 ms per kit (under 7/s per kit, against 2.3 messages/s
+ *   per kit in steady state at ttl 10), whatever the fleet's size; a kit with few watches (a single
+ *   service's, three or four) waits about half a second at most.
+ * - Half the outage, and none under 2 s (below): a blip (a member restart, a stream moved off a silent
+ *   member) resumes at once.
+ * - 5 s: a kit with a great many watches is not left stale for long.
+ */
+const RESUME_SPREAD_PER_WATCH_MS = 150
+const RESUME_SPREAD_FRACTION = 0.5
+const RESUME_SPREAD_MAX_MS = 5_000
+
+/**
+ * Outages shorter than this resume at once. A member restart or a stream moved off a silent member is
+ * over before the kits' reconnect attempts (backed off to 2 s) have converged on one instant; and a store
+ * wiped and refilled in a moment must be met before it is refilled past the revisions the watches had
+ * reached, while it is still recognisably behind (`#checkBehind`; recovery.test.ts, "etcd wiped").
+ */
+const RESUME_SPREAD_MIN_OUTAGE_MS = 2_000
+
+/** The window a kit resumes `watches` watches in after an outage of `outageMs` (see above). */
+export function resumeWindowMs(outageMs: number, watches: number): number {
+  if (outageMs < RESUME_SPREAD_MIN_OUTAGE_MS) return 0
+  return Math.min(
+    RESUME_SPREAD_MAX_MS,
+    Math.max(0, outageMs) * RESUME_SPREAD_FRACTION,
+    watches * RESUME_SPREAD_PER_WATCH_MS,
+  )
+}
 
 /** etcd's reason for a refused watch whose stream token expired (or etcd restarted, forgetting tokens). */
 const INVALID_TOKEN = /invalid auth token/i
@@ -150,21 +200,47 @@ export class WatchHub {
    * etcd answers anywhere (see `#recheck`).
    */
   #outage = false
-  /** When the current stream was opened (`performance.now()` ms). */
+  /** When the current stream was opened, or its watches created on it (`performance.now()` ms). */
   #openedAt = 0
+  /**
+   * While nothing has answered since a stream broke: when that stream was last heard from
+   * (`performance.now()` ms), the outage's start. Cleared by the first answer from etcd, anywhere.
+   */
+  #outageSince: number | undefined
+  /**
+   * The current stream was opened while nothing answered: nothing is written on it (its writes would wait
+   * in grpc-js's buffer and reach etcd the instant it listens again, with every other kit's) until its
+   * member is known to answer.
+   */
+  #blind = false
+  /** The stream every watch was created on; until then, a new stream holds its creations. */
+  #resumed: Duplex | undefined
+  /** Not before this (`performance.now()` ms) are watches created on a new stream: the spread resume. */
+  #resumeAt = 0
+  #resumeTimer: NodeJS.Timeout | undefined
+  /** When each endpoint last answered (a keepalive, a poll; `''`: a unary call of unknown member). */
+  readonly #answeredAt = new Map<string, number>()
   /** The current stream has sent something since it was opened. */
   #heardOnStream = false
   /** A unary check of etcd is in flight, or when the last one was sent (`performance.now()` ms). */
-  #polling = false
+  /** Members a unary check of etcd is in flight to (`#poll`). */
+  readonly #polling = new Set<string>()
   #polledAt = 0
   readonly #unsubscribe: () => void
   /** The current stream's member's revision as a linearizable read saw it, once asked (`#checkBehind`). */
   #caughtUp: { stream: Duplex; revision: Promise<bigint | undefined> } | undefined
+  /** The highest store revision etcd has reported on any watch stream (a header, a progress answer). */
+  #storeRevision = 0n
+  /** Raised each time the store turns out to have gone back (`#wentBack`): see `ActiveWatch.epoch`. */
+  #epoch = 0
 
   constructor(streams: StreamSource, log: Logger) {
     this.#streams = streams
     this.#log = log
-    this.#unsubscribe = streams.onAnswered(() => this.#recheck())
+    this.#unsubscribe = streams.onAnswered((endpoint) => {
+      this.#answeredAt.set(endpoint ?? '', performance.now())
+      this.#recheck()
+    })
   }
 
   /** `open`: the stream is up; `connecting`: it is being opened or reopened; `idle`: nothing to watch. */
@@ -182,6 +258,27 @@ export class WatchHub {
     }
   }
 
+  /**
+   * A client of the open stream's member while that stream answers (heard from, no progress request left
+   * unanswered): for the read that follows a reset watch, which etcd3's pick per call may otherwise send to
+   * a member still cut off, to wait out the call timeout there. A member that answers is on the quorum's
+   * side; the read stays linearizable. `undefined` otherwise: the caller reads the usual way.
+   */
+  reader(): KVClient | undefined {
+    if (!this.#stream || !this.#heardOnStream || this.#probeSentAt !== undefined) return undefined
+    if (performance.now() - this.#lastHeardAt > PROBE_IDLE_MS) return undefined
+    return this.#source?.kv
+  }
+
+  /**
+   * The highest store revision etcd has reported to this hub: a store answering below it (a linearizable
+   * read) went back, wiped or restored. Idle streams learn it within about a second (the watchdog's
+   * progress request), busy ones with every answer.
+   */
+  get storeRevision(): bigint {
+    return this.#storeRevision
+  }
+
   /** Number of watches currently multiplexed on the stream. */
   get size() {
     return this.#watches.size
@@ -196,10 +293,13 @@ export class WatchHub {
       created: false,
       announced: false,
       current: false,
+      epoch: this.#epoch,
+      floor: 0n,
     }
     this.#watches.set(w.id, w)
-    if (this.#stream) this.#create(this.#stream, w)
-    else this.#connect()
+    // on a stream still holding its creations (blind, or waiting for its moment), it is created with them
+    if (this.#stream && this.#resumed === this.#stream) this.#create(this.#stream, w)
+    else if (!this.#stream) this.#connect()
     return {
       cancel: () => {
         if (!this.#watches.delete(w.id)) return
@@ -214,12 +314,14 @@ export class WatchHub {
     this.#closed = true
     this.#unsubscribe()
     clearTimeout(this.#retryTimer)
+    clearTimeout(this.#resumeTimer)
     this.#watches.clear()
     this.#dropStream()
   }
 
-  #create(stream: Duplex, w: ActiveWatch) {
+  #create(stream: Duplex, w: ActiveWatch, floor = 0n) {
     w.created = false
+    w.floor = floor
     w.held = undefined // events held on an earlier stream come again on this one, from `next`
     this.#pending.push(w.id)
     stream.write({
@@ -237,6 +339,8 @@ export class WatchHub {
   #connect() {
     if (this.#connecting || this.#stream || this.#closed || this.#watches.size === 0) return
     this.#connecting = true
+    const startedAt = performance.now()
+    const startedBlind = this.#outageSince !== undefined
     const source = this.#streams.pick()
     const { endpoint, watchClient } = source
     this.#source = source
@@ -257,6 +361,7 @@ export class WatchHub {
         this.#openedAt = this.#lastHeardAt
         this.#heardOnStream = false
         this.#probeSentAt = undefined
+        this.#resumed = undefined
         this.#startWatchdog()
         stream.on('data', (res: IWatchResponse) => {
           this.#heardAt = Date.now()
@@ -272,7 +377,12 @@ export class WatchHub {
         })
         stream.on('error', (err: Error) => this.#onBroken(stream, err))
         stream.on('end', () => this.#onBroken(stream, new Error('watch stream ended')))
-        for (const w of this.#watches.values()) this.#create(stream, w)
+        // opened while etcd had not answered since the outage began, and its member has not answered
+        // since: blind, nothing written until that member answers (a poll asks at once) or another does
+        this.#blind =
+          this.#outageSince !== undefined || (startedBlind && !this.#answeredSince(endpoint, startedAt))
+        if (this.#blind) this.#poll()
+        else this.#resume(stream)
       })
       .catch((err: unknown) => {
         this.#connecting = false
@@ -303,10 +413,41 @@ export class WatchHub {
     this.#watchdog = undefined
   }
 
+  /** Whether `endpoint` answered at or after `since` (`''`, a unary call's unknown member, counts alone). */
+  #answeredSince(endpoint: string, since: number): boolean {
+    const at = this.#answeredAt.get(endpoint) ?? Number.NEGATIVE_INFINITY
+    const any = this.#streams.several ? Number.NEGATIVE_INFINITY : (this.#answeredAt.get('') ?? -Infinity)
+    return Math.max(at, any) >= since
+  }
+
+  /**
+   * Creates every watch on `stream`, once the spread resume's moment (`#resumeAt`) has come: after an
+   * outage each kit waits its own random delay (see RESUME_SPREAD_FRACTION).
+   */
+  #resume(stream: Duplex) {
+    clearTimeout(this.#resumeTimer)
+    if (this.#closed || this.#stream !== stream || this.#resumed === stream) return
+    const wait = this.#resumeAt - performance.now()
+    if (wait > 0) {
+      this.#resumeTimer = setTimeout(() => this.#resume(stream), wait)
+      this.#resumeTimer.unref()
+      return
+    }
+    this.#resumed = stream
+    // the watchdog counts the stream's silence from its first question, not from its opening
+    this.#lastHeardAt = performance.now()
+    this.#openedAt = this.#lastHeardAt
+    this.#probeSentAt = undefined
+    // what etcd had reached before the break: a store that answers below it went back, or is catching up
+    const floor = this.#storeRevision
+    for (const w of this.#watches.values()) this.#create(stream, w, floor)
+  }
+
   /** Asks a quiet stream for progress; declares it dead when the question goes unanswered. */
   #probe() {
     const stream = this.#stream
-    if (!stream) return
+    // a stream that asked nothing yet (blind, or holding its creations) has nothing to be answered
+    if (!stream || this.#resumed !== stream) return
     const now = performance.now()
     if (this.#probeSentAt !== undefined) {
       if (now - Math.max(this.#probeSentAt, this.#lastHeardAt) < this.#deadMs) return
@@ -328,46 +469,78 @@ export class WatchHub {
   }
 
   /**
-   * During an outage, asks every member a cheap unary question (at most one round in flight, at most one a
-   * second): an answer, like the session's keepalive answers (through `StreamSource.answered`), ends the
-   * outage, also for a kit with no session.
+   * During an outage, asks every member a cheap unary question (at most one in flight per member, at most
+   * one round every half second): an answer, like the session's keepalive answers (through
+   * `StreamSource.answered`), ends the outage, also for a kit with no session. Per member, so that a
+   * member still cut off (its check waits out the call timeout) does not hold back the others' checks.
    */
   #poll() {
     const now = performance.now()
-    if (!this.#outage || this.#polling || now - this.#polledAt < RECHECK_POLL_MS) return
+    if (!this.#outage || now - this.#polledAt < RECHECK_POLL_MS) return
+    // not while a stream waits for its moment to resume: etcd answered, and nothing is asked of it yet
+    const asking = this.#stream !== undefined && this.#resumed === this.#stream && !this.#heardOnStream
+    if (this.#outageSince === undefined && !this.#blind && !asking) return
     const w = this.#watches.values().next().value
     if (!w) return
-    this.#polling = true
     this.#polledAt = now
     // every member at once: the first to answer ends the outage, and is where the stream goes next
-    const checks = this.#streams.each().map((source) =>
-      source.kv.range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true }).then(
-        () => this.#streams.answered(source.endpoint),
-        () => {},
-      ),
-    )
-    void Promise.allSettled(checks).then(() => {
-      this.#polling = false
-    })
+    for (const source of this.#streams.each()) {
+      if (this.#polling.has(source.endpoint)) continue
+      this.#polling.add(source.endpoint)
+      source.kv
+        .range({ key: w.spec.key, limit: '1', keys_only: true, count_only: true })
+        .then(
+          (res) => {
+            // a linearizable read: below what etcd had reached, the store went back (see `ActiveWatch.floor`)
+            const now = BigInt(res.header.revision)
+            if (now < this.#storeRevision) this.#wentBack(this.#epoch, this.#storeRevision, now)
+            this.#streams.answered(source.endpoint)
+          },
+          () => {},
+        )
+        .finally(() => this.#polling.delete(source.endpoint))
+    }
   }
 
   /**
-   * etcd answered on another path (a keepalive, a unary call). After an outage, the stream (or the wait
-   * before the next one) is not left to the backed-off watchdog: a stream that has not answered anything
-   * since it was opened, long enough for a live member to have answered, is reopened now; with no stream,
-   * the next one is opened now. Every stale watch is then resumed (or relisted) within about a second.
+   * etcd answered on another path (a keepalive, a unary call, this hub's poll). The first answer after an
+   * outage ends it: the moment every watch resumes is drawn (`#resumeAt`, see RESUME_SPREAD_FRACTION).
+   * Then, rather than leave the stream to the backed-off watchdog: with no stream, the next one is
+   * opened at that moment; a blind stream (opened during the outage, nothing written on it) is dropped
+   * for one opened then, on a member that answered; a stream whose
+   * watches were created after the outage but that has not answered anything for 1.5 s, long enough for
+   * a live member to have answered, is reopened now. Every stale watch is then resumed (or relisted)
+   * within about a second of etcd answering, plus the spread.
    */
   #recheck() {
-    if (!this.#outage || this.#closed || this.#watches.size === 0 || this.#connecting) return
+    if (!this.#outage || this.#closed || this.#watches.size === 0) return
+    const now = performance.now()
+    if (this.#outageSince !== undefined) {
+      const outageMs = now - this.#outageSince
+      this.#outageSince = undefined
+      this.#resumeAt = now + Math.random() * resumeWindowMs(outageMs, this.#watches.size)
+    }
+    if (this.#connecting) return
     const stream = this.#stream
     if (!stream) {
       if (this.#refused) return
       clearTimeout(this.#retryTimer)
       this.#backoff.reset()
-      this.#connect()
+      this.#retryTimer = setTimeout(() => this.#connect(), Math.max(0, this.#resumeAt - now))
+      this.#retryTimer.unref()
       return
     }
-    const silentMs = performance.now() - this.#openedAt
+    if (this.#blind) {
+      // opened while nothing answered: it may sit on a connection given up meanwhile, or on the member
+      // still cut off; a new stream, on a member that answered, at the resume's moment
+      this.#dropStream()
+      clearTimeout(this.#retryTimer)
+      this.#retryTimer = setTimeout(() => this.#connect(), Math.max(0, this.#resumeAt - now))
+      this.#retryTimer.unref()
+      return
+    }
+    if (this.#resumed !== stream) return
+    const silentMs = now - this.#openedAt
     if (this.#heardOnStream || silentMs < RECHECK_SILENT_MS) return
     this.#log.info(
       { endpoint: this.#endpoint, silentMs: Math.round(silentMs) },
@@ -388,6 +561,9 @@ export class WatchHub {
     cancelStream(stream)
     if (this.#closed) return
     this.#outage = true
+    // the outage began when etcd was last heard from, on this stream or elsewhere (a keepalive answered by
+    // another member: only this member is out), unless it began before, with no answer since
+    this.#outageSince ??= Math.max(this.#lastHeardAt, ...this.#answeredAt.values())
     this.#log.debug({ err }, 'etcd watch stream broken; resuming')
     this.#staleAll(`the etcd watch stream broke: ${err instanceof Error ? err.message : String(err)}`)
     this.#retry(err)
@@ -420,6 +596,9 @@ export class WatchHub {
     this.#stream = undefined
     this.#stopWatchdog()
     this.#pending = []
+    this.#blind = false
+    this.#resumed = undefined
+    clearTimeout(this.#resumeTimer)
     cancelStream(stream)
   }
 
@@ -495,15 +674,17 @@ export class WatchHub {
   }
 
   /**
-   * The member a watch was just created on answered at `revision`, behind the revision the watch had
-   * reached. A follower that was cut off and is catching up does that: its watch delivers from where it
-   * was as soon as the member has applied those revisions. A wiped or restored store does too, and there a
-   * watch at `next` would wait for revisions that mean something else. One linearizable read on that
-   * member (it waits until the member has applied everything the leader had committed) tells them apart,
-   * once per stream; the watch's events are held until then. When the read fails, it counts as wiped: the
-   * owner reads again, which is always safe.
+   * The member a watch was just created on answered at `revision`, below `floor`: the revision the watch
+   * had reached, or, for a watch created again after a break, the highest the hub had heard of. A
+   * follower that was cut off and is catching up does that: its watch delivers from where it was as soon
+   * as the member has applied those revisions. A wiped or restored store does too, and there a watch at
+   * `next` would wait for revisions that mean something else, or skip the refilled store's changes below
+   * `next` (a store refilled while the kit waited to resume: recovery.test.ts, "etcd frozen, then
+   * wiped"). One linearizable read on that member (it waits until the member has applied everything the
+   * leader had committed) tells them apart, once per stream; the watch's events are held until then.
+   * When the read fails, it counts as wiped: the owner reads again, which is always safe.
    */
-  #checkBehind(w: ActiveWatch, revision: bigint) {
+  #checkBehind(w: ActiveWatch, revision: bigint, floor: bigint) {
     const stream = this.#stream
     if (!stream) return
     w.held = []
@@ -524,7 +705,7 @@ export class WatchHub {
       if (this.#stream !== stream || this.#watches.get(w.id) !== w) return
       const held = w.held ?? []
       w.held = undefined
-      if (now !== undefined && now + 1n >= w.next) {
+      if (now !== undefined && now >= floor && w.epoch === this.#epoch) {
         this.#log.debug(
           { endpoint: this.#endpoint, answered: String(revision), caughtUp: String(now) },
           'etcd watch created on a member that was catching up; resuming there',
@@ -534,16 +715,45 @@ export class WatchHub {
         for (const [events, at] of held) if (this.#watches.get(w.id) === w) this.#deliver(w, events, at)
         return
       }
-      this.#watches.delete(w.id)
-      stream.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
-      recordWatchReset('wiped')
-      w.listener.onReset(
-        `etcd's revision went back from ${w.next - 1n} to ${now ?? revision} (wiped or restored)`,
-      )
+      this.#wentBack(w.epoch, floor, now ?? revision)
     })
   }
 
+  /**
+   * The store went back from `from` to `to` (wiped, or restored from a snapshot): every watch added before
+   * (an earlier epoch) is at revisions of a store that is gone, and is reset, so its owner reads again;
+   * watches added from now on belong to the store etcd has now. `epoch` is the epoch the evidence was
+   * about: evidence about an epoch already left behind changes nothing more.
+   */
+  #wentBack(epoch: number, from: bigint, to: bigint) {
+    if (epoch === this.#epoch) {
+      this.#epoch++
+      this.#storeRevision = to
+      this.#log.warn(
+        { from: String(from), to: String(to) },
+        "etcd's revision went back (wiped or restored from a snapshot); every watch reads again",
+      )
+    }
+    const stream = this.#stream
+    if (!stream) return
+    for (const w of [...this.#watches.values()]) {
+      // one still held waits for the check of its stream, and one not yet created for its creation
+      if (w.epoch === this.#epoch || w.held || !w.created || this.#watches.get(w.id) !== w) continue
+      this.#reset(stream, w, from, to)
+    }
+  }
+
+  #reset(stream: Duplex, w: ActiveWatch, from: bigint, to: bigint) {
+    this.#watches.delete(w.id)
+    stream.write({ cancel_request: { watch_id: w.id } } as IWatchRequest)
+    recordWatchReset('wiped')
+    w.listener.onReset(`etcd's revision went back from ${from} to ${to} (wiped or restored)`)
+  }
+
   #onResponse(res: IWatchResponse) {
+    // every answer, a progress answer included, tells how far the store is (see `ActiveWatch.floor`)
+    const at = res.header ? BigInt(res.header.revision) : 0n
+    if (at > this.#storeRevision) this.#storeRevision = at
     let id = Number(res.watch_id)
     if (res.created) {
       // a refused create carries watch_id -1: it answers the oldest create still pending
@@ -581,10 +791,16 @@ export class WatchHub {
       this.#backoff.reset()
       // a watch from "now" (0) starts after the revision of its creation: resume from there later
       if (w.next === 0n) w.next = revision + 1n
+      // created again after the store was found gone back: its revisions mean nothing now
+      if (w.epoch !== this.#epoch) {
+        this.#reset(this.#stream!, w, w.next - 1n, revision)
+        return
+      }
       // a member behind where we were: a follower still catching up (after a failover), or a store wiped
       // or restored from a snapshot; which one, a linearizable read on that member tells
-      if (revision + 1n < w.next) {
-        this.#checkBehind(w, revision)
+      const floor = w.next - 1n > w.floor ? w.next - 1n : w.floor
+      if (revision < floor) {
+        this.#checkBehind(w, revision, floor)
         return
       }
       this.#confirmed(w, revision)
