@@ -679,7 +679,7 @@ export class WatchHub {
    * follower that was cut off and is catching up does that: its watch delivers from where it was as soon
    * as the member has applied those revisions. A wiped or restored store does too, and there a watch at
    * `next` would wait for revisions that mean something else, or skip the refilled store's changes below
-   * `next` (a store refilled while the kit waited to resume: recovery.test.ts, "etcd frozen, then
+   * `next` (a store refilled while the kit waited to resume: recovery.test.ts, "etcd frozen for 3 s, then
    * wiped"). One linearizable read on that member (it waits until the member has applied everything the
    * leader had committed) tells them apart, once per stream; the watch's events are held until then.
    * When the read fails, it counts as wiped: the owner reads again, which is always safe.
