@@ -1,7 +1,6 @@
 // The commands: each reads through the kit, prints a table (or JSON with --json), and returns an exit code.
-import { userInfo } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
-import { within as reachWithin } from './connect.js'
+import { cliWriter, operator, within as reachWithin } from './connect.js'
 import { startConsole } from './console.js'
 import { cancelDrain, requestDrain } from './drain.js'
 import { UsageError } from './errors.js'
@@ -53,19 +52,6 @@ function arity(args: string[], min: number, max: number, usage: string) {
   if (args.length < min || args.length > max) throw new UsageError(`usage: etcdkit ${usage}`)
 }
 
-function osUser(): string {
-  try {
-    return userInfo().username
-  } catch {
-    return 'unknown'
-  }
-}
-
-/** Who writes through the CLI, recorded beside each value it writes (see `config history`). */
-function writer(flags: Flags = {}, env: NodeJS.ProcessEnv = {}): string {
-  return `etcdkit-cli:${flags.user ?? env.ETCDKIT_USER ?? osUser()}`
-}
-
 const drain: Command = async (kit, args, flags, io) => {
   arity(args, 2, 2, 'drain <service> <address> [--undo]')
   const [service, address] = args as [string, string]
@@ -75,7 +61,12 @@ const drain: Command = async (kit, args, flags, io) => {
     io.stdout.write(`${existed ? 'drain request withdrawn' : 'no drain request'} on ${printable(key)}\n`)
     return existed ? 0 : 1
   }
-  const req = await within(kit, flags, 'requesting the drain', requestDrain(kit, key, writer(flags, io.env)))
+  const req = await within(
+    kit,
+    flags,
+    'requesting the drain',
+    requestDrain(kit, key, cliWriter(flags, io.env)),
+  )
   if (flags.json) json(io, req)
   else
     io.stdout.write(
@@ -201,7 +192,7 @@ const config: Command = async (kit, args, flags, io) => {
         kit,
         flags,
         'writing',
-        kit.config.set(rest[0]!, rest[1]!, { ...scope, writer: writer(flags, io.env) }),
+        kit.config.set(rest[0]!, rest[1]!, { ...scope, writer: cliWriter(flags, io.env) }),
       )
       return 0
     case 'history': {
@@ -244,7 +235,7 @@ const config: Command = async (kit, args, flags, io) => {
         'rolling back',
         kit.config.rollback(rest[0]!, rest[1]!, {
           ...scope,
-          writer: writer(flags, io.env),
+          writer: cliWriter(flags, io.env),
           ...(flags.expect === undefined ? {} : { expect: flags.expect }),
         }),
       )
@@ -388,7 +379,7 @@ const consoleCommand: Command = async (kit, args, flags, io) => {
     hostGiven: flags.host !== undefined,
     write: flags.write ?? false,
     token: flags.token ?? io.env.ETCDKIT_CONSOLE_TOKEN,
-    user: flags.user ?? io.env.ETCDKIT_USER ?? osUser(),
+    user: operator(flags, io.env),
     // each write through the console, on its own line: who, what, which key
     audit: (e) =>
       io.stdout.write(

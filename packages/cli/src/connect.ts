@@ -2,6 +2,7 @@
 // the command line (ETCDKIT_PASSWORD, or a prompt on a terminal).
 import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
+import { userInfo } from 'node:os'
 import { type EtcdKit, EtcdKitError, type EtcdKitOptions, EtcdUnavailableError } from '@etcdkit/core'
 import { UsageError } from './errors.js'
 
@@ -46,6 +47,28 @@ function readPem(path: string, flag: string): Buffer {
 }
 
 /** Builds the kit options; `password` asks for the password when auth is used without ETCDKIT_PASSWORD. */
+/** The OS user; `unknown` where the OS has none (a container's bare uid). */
+function osUser(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return 'unknown'
+  }
+}
+
+/**
+ * Who acts through the CLI or the console, for the record beside what it writes (`config history`,
+ * `flags history`, the console's audit): the etcd auth user (`--user`, `ETCDKIT_USER`), else the OS user.
+ */
+export function operator(flags: { user?: string } = {}, env: NodeJS.ProcessEnv = {}): string {
+  return flags.user ?? env.ETCDKIT_USER ?? osUser()
+}
+
+/** The writer the CLI records beside each value or flag definition it writes. */
+export function cliWriter(flags: { user?: string } = {}, env: NodeJS.ProcessEnv = {}): string {
+  return `etcdkit-cli:${operator(flags, env)}`
+}
+
 export async function kitOptions(
   flags: ConnectionFlags,
   env: NodeJS.ProcessEnv,

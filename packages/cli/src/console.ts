@@ -1,10 +1,9 @@
 // The web console: one page and a small JSON API on Fastify, kept live with server-sent events from the
 // kit's watches. Loopback and read-only unless asked; a non-loopback bind needs --host and a token.
-import { userInfo } from 'node:os'
 import { EtcdCallError, type EtcdKit, EtcdKitError } from '@etcdkit/core'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { type AuditEntry, registerActions } from './actions.js'
-import { transportFailure, unreachable, within } from './connect.js'
+import { operator, transportFailure, unreachable, within } from './connect.js'
 import { UsageError } from './errors.js'
 import { registerFlagRoutes } from './flags-console.js'
 import { checkBind, createGuard, isLoopbackAddress } from './guard.js'
@@ -36,15 +35,6 @@ export interface ConsoleOptions {
   startTimeout?: number
 }
 
-/** The OS user, for the record of who wrote; `unknown` where the OS has none (a container's bare uid). */
-function osUser(): string {
-  try {
-    return userInfo().username
-  } catch {
-    return 'unknown'
-  }
-}
-
 export interface RunningConsole {
   /** The URL to open (with the token, when one is set). */
   url: string
@@ -54,7 +44,7 @@ export interface RunningConsole {
 export async function startConsole(kit: EtcdKit, options: ConsoleOptions): Promise<RunningConsole> {
   const { host, token, write } = options
   checkBind(host, options.hostGiven, token)
-  const user = options.user ?? osUser()
+  const user = options.user ?? operator()
   const writer = `etcdkit-console:${user}`
   const audit = (entry: Omit<AuditEntry, 'at' | 'writer'>) =>
     options.audit?.({ at: new Date().toISOString(), writer, ...entry })

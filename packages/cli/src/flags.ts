@@ -1,15 +1,15 @@
 // `etcdkit flags ...`: feature flags (flagd definitions in etcd, @etcdkit/openfeature) listed and written.
 import { readFile } from 'node:fs/promises'
-import { userInfo } from 'node:os'
 import type { EtcdKit } from '@etcdkit/core'
 import { booleanFlag, FlagAdmin, type FlagDefinition, rolloutFlag } from '@etcdkit/openfeature'
-import { within as reachWithin } from './connect.js'
+import { cliWriter, within as reachWithin } from './connect.js'
 import { UsageError } from './errors.js'
 import { printable, table } from './table.js'
 
 interface FlagsIo {
   stdout: { write(text: string): unknown }
   stderr: { write(text: string): unknown }
+  env?: NodeJS.ProcessEnv
 }
 
 interface FlagsOptions {
@@ -17,6 +17,8 @@ interface FlagsOptions {
   limit?: string
   expect?: string
   timeout?: string
+  /** The etcd auth user: also who the definitions written are recorded as (see `flags history`). */
+  user?: string
 }
 
 export const FLAGS_USAGE = `Usage: etcdkit flags <command>   (flags live at {namespace}flags/{key}: see docs/FLAGS.md)
@@ -35,15 +37,6 @@ export const FLAGS_USAGE = `Usage: etcdkit flags <command>   (flags live at {nam
   flags rollback <key> <revision>     write a past definition back, only if the flag did not change meanwhile
                                                                  (--expect revision)
 `
-
-/** Who writes through the CLI, recorded beside each definition (see `flags history`). */
-function writer(): string {
-  let user = 'unknown'
-  try {
-    user = userInfo().username
-  } catch {}
-  return `etcdkit-cli:${user}`
-}
 
 function arity(args: string[], min: number, max: number, usage: string) {
   if (args.length < min || args.length > max) throw new UsageError(`usage: etcdkit ${usage}`)
@@ -114,6 +107,7 @@ export async function flagsCommand(
 ): Promise<number> {
   const [sub, ...rest] = args
   const admin = new FlagAdmin(kit)
+  const writer = cliWriter(options, io.env)
   const json = (value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
   switch (sub) {
     case 'list': {
@@ -161,12 +155,7 @@ export async function flagsCommand(
     case 'set': {
       arity(rest, 2, 2, 'flags set <key> on|off|<n>%|variants:a,b|<file.json>|<json>')
       const definition = await definitionOf(rest[0]!, rest[1]!)
-      const revision = await within(
-        kit,
-        options,
-        'writing',
-        admin.set(rest[0]!, definition, { writer: writer() }),
-      )
+      const revision = await within(kit, options, 'writing', admin.set(rest[0]!, definition, { writer }))
       if (options.json) json({ key: rest[0], revision, definition })
       else io.stdout.write(`${rest[0]} written at revision ${revision}\n`)
       return 0
@@ -175,9 +164,7 @@ export async function flagsCommand(
     case 'disable': {
       arity(rest, 1, 1, `flags ${sub} <key>`)
       const write =
-        sub === 'enable'
-          ? admin.enable(rest[0]!, { writer: writer() })
-          : admin.disable(rest[0]!, { writer: writer() })
+        sub === 'enable' ? admin.enable(rest[0]!, { writer }) : admin.disable(rest[0]!, { writer })
       const revision = await within(kit, options, 'writing', write)
       if (options.json) json({ key: rest[0], revision })
       else io.stdout.write(`${rest[0]} ${sub}d at revision ${revision}\n`)
@@ -229,7 +216,7 @@ export async function flagsCommand(
         options,
         'rolling back',
         admin.rollback(rest[0]!, rest[1]!, {
-          writer: writer(),
+          writer,
           ...(options.expect === undefined ? {} : { expect: options.expect }),
         }),
       )

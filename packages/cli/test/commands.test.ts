@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { eventually, spawnEtcdctl } from '@etcdkit/testing'
 import test from 'ava'
-import { cli, scene, spawnCli, startCli } from './helpers.js'
+import { cli, scene, spawnCli } from './helpers.js'
 
 test('services: a table of services and instances, Go-format and seed-format registrations alike, and --json', async (t) => {
   const s = await scene(t, 'cli-services')
@@ -285,14 +285,7 @@ test('values from etcd are printed with control characters escaped (tables and p
   )
 
   // and the watch streams
-  const watch = startCli([
-    '--endpoints',
-    s.endpoints.join(','),
-    '--namespace',
-    s.namespace,
-    'watch',
-    'config',
-  ])
+  const watch = s.start('watch', 'config')
   await eventually(() => watch.stderr.includes('watching config'), 'the watch started', 10_000)
   await kit.config.set('motd', 'bye\u001b[0m\nput evil = 1')
   await eventually(
@@ -413,24 +406,8 @@ test("services: every dialect with a DIALECT column, --dialect lists one dialect
   t.regex(bad.stderr, /"consul"/)
 
   // watch: every dialect, each line naming it; --dialect narrows it
-  const watch = startCli([
-    '--endpoints',
-    s.endpoints.join(','),
-    '--namespace',
-    s.namespace,
-    'watch',
-    'services',
-  ])
-  const watchKitex = startCli([
-    '--endpoints',
-    s.endpoints.join(','),
-    '--namespace',
-    s.namespace,
-    'watch',
-    'services',
-    '--dialect',
-    'kitex',
-  ])
+  const watch = s.start('watch', 'services')
+  const watchKitex = s.start('watch', 'services', '--dialect', 'kitex')
   await eventually(
     () => watch.stderr.includes('watching services') && watchKitex.stderr.includes('watching services'),
     'the watches started',

@@ -1,84 +1,33 @@
-// The console's feature flags section in a real headless Chromium: state, default, variants and targeting
-// (escaped), invalid flags shown with the reason, live updates, history, and a rollback that passes the
-// console's guard (read-only refusal, CSRF token, Origin) and is recorded as the operator.
-import { existsSync, mkdirSync } from 'node:fs'
-import http from 'node:http'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { EtcdKit } from '@etcdkit/core'
 import { prefixConfig } from '@etcdkit/core/integration'
 import { FlagAdmin, rolloutFlag } from '@etcdkit/openfeature'
 import { eventually } from '@etcdkit/testing'
-import test, { type ExecutionContext } from 'ava'
-import puppeteer, { type Browser, type Page } from 'puppeteer-core'
-import { type AuditEntry, type ConsoleOptions, startConsole } from '../src/index.js'
+import test from 'ava'
+import type { AuditEntry } from '../src/index.js'
+import {
+  artifacts,
+  click,
+  closeBrowser,
+  csrfToken,
+  launchBrowser,
+  needChromium,
+  open,
+  rawRequest,
+  serve,
+  text,
+} from './browser.js'
 import { etcd, scene } from './helpers.js'
 
-const chromium =
-  process.env.CHROMIUM_BIN ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync)
-const artifacts = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url))
-
-let browser: Browser | undefined
-test.before(async () => {
-  if (!chromium) return
-  browser = await puppeteer.launch({
-    executablePath: chromium,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-  })
-  mkdirSync(artifacts, { recursive: true })
-})
+test.before(launchBrowser)
 test.after.always(async () => {
-  await browser?.close()
+  await closeBrowser()
   await (await etcd()).close()
 })
-
-type T = ExecutionContext
-
-async function serve(t: T, kit: EtcdKit, options: Partial<ConsoleOptions> = {}) {
-  const web = await startConsole(kit, {
-    port: 0,
-    host: '127.0.0.1',
-    hostGiven: false,
-    write: false,
-    token: undefined,
-    ...options,
-  })
-  t.teardown(() => web.close())
-  return web
-}
-
-async function open(t: T, url: string): Promise<Page> {
-  const page = await browser!.newPage()
-  t.teardown(() => page.close())
-  await page.setViewport({ width: 1200, height: 900 })
-  await page.goto(url)
-  await page.bringToFront()
-  await page.waitForSelector('#status.live', { timeout: 10_000 })
-  return page
-}
-
-const text = (page: Page, selector: string) =>
-  page.$eval(selector, (el) => el.textContent ?? '').catch(() => '')
-
-async function click(page: Page, selector: string) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await page.click(selector)
-    } catch (err) {
-      if (attempt >= 5 || !/detached|not clickable|No element found/.test(String(err))) throw err
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
-}
 
 test.serial(
   'flags: state, default, variants and targeting (as escaped JSON), invalid ones with the reason, live; history and a guarded rollback recorded as the operator',
   async (t) => {
-    if (!chromium) {
-      t.fail('chromium is not installed (apt-get install -y chromium): `npm test` installs it')
-      return
-    }
+    if (!needChromium(t)) return
     const s = await scene(t, 'console-flags')
     const kit = s.kit()
     const admin = new FlagAdmin(kit)
@@ -173,32 +122,11 @@ test('the flag rollback route passes the console guard: no CSRF token, a foreign
   const second = await admin.setBoolean('dark', false)
   const web = await serve(t, s.kit(), { write: true })
   const port = Number(new URL(web.url).port)
-  const html = await (await fetch(web.url)).text()
-  const csrf = /<meta name="etcdkit-csrf" content="([^"]*)">/.exec(html)?.[1] ?? ''
-  const body = JSON.stringify({ key: 'dark', revision: first, expect: second })
-  const send = (headers: Record<string, string>) =>
-    new Promise<number>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          path: '/api/flags/rollback',
-          method: 'POST',
-          headers: {
-            host: `127.0.0.1:${port}`,
-            'content-type': 'application/json',
-            'content-length': String(Buffer.byteLength(body)),
-            ...headers,
-          },
-        },
-        (res) => {
-          res.resume()
-          res.on('end', () => resolve(res.statusCode ?? 0))
-        },
-      )
-      req.on('error', reject)
-      req.end(body)
-    })
+  const csrf = await csrfToken(web.url)
+  const body = { key: 'dark', revision: first, expect: second }
+  const send = async (headers: Record<string, string>) =>
+    (await rawRequest(port, 'POST', '/api/flags/rollback', { host: `127.0.0.1:${port}`, ...headers }, body))
+      .status
   t.is(await send({}), 403, 'without the CSRF token')
   t.is(await send({ 'x-etcdkit-csrf': csrf, origin: 'http://evil.example' }), 403, 'a foreign origin')
   t.is(await send({ 'x-etcdkit-csrf': csrf, host: `evil.example:${port}` }), 421, 'another Host')

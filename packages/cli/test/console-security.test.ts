@@ -5,53 +5,8 @@ import http from 'node:http'
 import test, { type ExecutionContext } from 'ava'
 import { isLoopbackAddress, parseHost } from '../src/guard.js'
 import { startConsole } from '../src/index.js'
+import { rawRequest } from './browser.js'
 import { scene } from './helpers.js'
-
-interface Answer {
-  status: number
-  body: string
-}
-
-/** One request to 127.0.0.1:`port` with exactly these headers; an SSE answer is cut after its head. */
-function request(
-  port: number,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: unknown,
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body)
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path,
-        setHost: false,
-        headers: {
-          ...(payload === undefined
-            ? {}
-            : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }),
-          ...headers,
-        },
-      },
-      (res) => {
-        let text = ''
-        if ((res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
-          resolve({ status: res.statusCode ?? 0, body: '' })
-          req.destroy()
-          return
-        }
-        res.setEncoding('utf8')
-        res.on('data', (c: string) => (text += c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-      },
-    )
-    req.on('error', reject)
-    req.end(payload)
-  })
-}
 
 async function console_(t: ExecutionContext, token?: string) {
   const s = await scene(t, 'console-sec')
@@ -62,7 +17,7 @@ async function console_(t: ExecutionContext, token?: string) {
   const port = Number(new URL(web.url).port)
   const own: Record<string, string> & { host: string } = { host: `127.0.0.1:${port}` }
   if (token) own.authorization = `Bearer ${token}`
-  const html = (await request(port, 'GET', '/', own)).body
+  const html = (await rawRequest(port, 'GET', '/', own)).body
   const csrf = /<meta name="etcdkit-csrf" content="([^"]*)">/.exec(html)?.[1] ?? ''
   const history = await kit.config.history('rate-limit')
   return { kit, port, own, csrf, revision: history[0]!.revision }
@@ -96,7 +51,7 @@ test('DNS rebinding: a Host that is not exactly this console is refused on every
   ]
   for (const host of rebound)
     for (const [method, path, body, extra] of routes(c.csrf, c.revision)) {
-      const r = await request(c.port, method, path, { host, ...extra }, body)
+      const r = await rawRequest(c.port, method, path, { host, ...extra }, body)
       t.is(r.status, 421, `${method} ${path} with Host ${JSON.stringify(host)}`)
     }
   t.is(await c.kit.config.get('rate-limit'), '100')
@@ -108,7 +63,7 @@ test('DNS rebinding: a Host that is not exactly this console is refused on every
   t.is(page.headers['x-frame-options'], 'DENY')
   t.is(page.headers['content-security-policy'], "frame-ancestors 'none'")
   for (const host of [`127.0.0.1:${c.port}`, `localhost:${c.port}`, `LOCALHOST:${c.port}`, `[::1]:${c.port}`])
-    t.is((await request(c.port, 'GET', '/api/snapshot', { host })).status, 200, host)
+    t.is((await rawRequest(c.port, 'GET', '/api/snapshot', { host })).status, 200, host)
 })
 
 test('foreign origins are refused with 403 on every route, reads and SSE included; the own origin is answered', async (t) => {
@@ -124,14 +79,14 @@ test('foreign origins are refused with 403 on every route, reads and SSE include
   ]
   for (const headers of foreign)
     for (const [method, path, body, extra] of routes(c.csrf, c.revision)) {
-      const r = await request(c.port, method, path, { ...c.own, ...extra, ...headers }, body)
+      const r = await rawRequest(c.port, method, path, { ...c.own, ...extra, ...headers }, body)
       t.is(r.status, 403, `${method} ${path} with ${JSON.stringify(headers)}`)
     }
   t.is(await c.kit.config.get('rate-limit'), '100')
   const own = { ...c.own, origin: `http://127.0.0.1:${c.port}`, 'sec-fetch-site': 'same-origin' }
-  t.is((await request(c.port, 'GET', '/api/snapshot', own)).status, 200)
-  t.is((await request(c.port, 'GET', '/api/events', own)).status, 200)
-  const put = await request(
+  t.is((await rawRequest(c.port, 'GET', '/api/snapshot', own)).status, 200)
+  t.is((await rawRequest(c.port, 'GET', '/api/events', own)).status, 200)
+  const put = await rawRequest(
     c.port,
     'PUT',
     '/api/config',
@@ -147,7 +102,7 @@ test('writes need the anti-CSRF token the page carries; a missing or wrong one i
   t.regex(c.csrf, /^[\w-]{40,}$/)
   for (const csrf of [undefined, '', 'guess', `${c.csrf}x`])
     for (const [method, path, body] of routes(c.csrf, c.revision).filter(([m]) => m !== 'GET')) {
-      const r = await request(
+      const r = await rawRequest(
         c.port,
         method,
         path,
@@ -159,7 +114,7 @@ test('writes need the anti-CSRF token the page carries; a missing or wrong one i
     }
   t.is(await c.kit.config.get('rate-limit'), '100')
   // a form post (no JSON) with the token is still refused
-  const form = await request(
+  const form = await rawRequest(
     c.port,
     'PUT',
     '/api/config',
@@ -167,7 +122,7 @@ test('writes need the anti-CSRF token the page carries; a missing or wrong one i
     undefined,
   )
   t.is(form.status, 415)
-  const del = await request(
+  const del = await rawRequest(
     c.port,
     'DELETE',
     '/api/config',
@@ -183,12 +138,12 @@ test('a token-protected console refuses every route without the token, and with 
   const auths: Record<string, string>[] = [{}, { authorization: 'Bearer wrong' }, { authorization: 's3cret' }]
   for (const auth of auths)
     for (const [method, path, body, extra] of routes(c.csrf, c.revision)) {
-      const r = await request(c.port, method, path, { host: c.own.host, ...extra, ...auth }, body)
+      const r = await rawRequest(c.port, method, path, { host: c.own.host, ...extra, ...auth }, body)
       t.is(r.status, 401, `${method} ${path} with ${JSON.stringify(auth)}`)
     }
-  t.is((await request(c.port, 'GET', '/api/snapshot?token=wrong', { host: c.own.host })).status, 401)
-  t.is((await request(c.port, 'GET', '/api/snapshot?token=s3cret', { host: c.own.host })).status, 200)
-  t.is((await request(c.port, 'GET', '/api/events?token=s3cret', { host: c.own.host })).status, 200)
+  t.is((await rawRequest(c.port, 'GET', '/api/snapshot?token=wrong', { host: c.own.host })).status, 401)
+  t.is((await rawRequest(c.port, 'GET', '/api/snapshot?token=s3cret', { host: c.own.host })).status, 200)
+  t.is((await rawRequest(c.port, 'GET', '/api/events?token=s3cret', { host: c.own.host })).status, 200)
   t.is(await c.kit.config.get('rate-limit'), '100')
 })
 
@@ -212,10 +167,11 @@ test('a bind beyond loopback needs --host and a token, decided on the parsed add
   t.teardown(() => wide.close())
   const port = Number(new URL(wide.url).port)
   const auth = { authorization: 'Bearer wide-token' }
-  t.is((await request(port, 'GET', '/api/snapshot', { host: `127.0.0.1:${port}`, ...auth })).status, 200)
-  t.is((await request(port, 'GET', '/api/snapshot', { host: `127.0.0.1:${port}` })).status, 401)
+  t.is((await rawRequest(port, 'GET', '/api/snapshot', { host: `127.0.0.1:${port}`, ...auth })).status, 200)
+  t.is((await rawRequest(port, 'GET', '/api/snapshot', { host: `127.0.0.1:${port}` })).status, 401)
   t.is(
-    (await request(port, 'GET', '/api/snapshot', { host: `127.0.0.1.evil.example:${port}`, ...auth })).status,
+    (await rawRequest(port, 'GET', '/api/snapshot', { host: `127.0.0.1.evil.example:${port}`, ...auth }))
+      .status,
     421,
   )
 })

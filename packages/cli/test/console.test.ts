@@ -1,68 +1,33 @@
 // The web console in a real headless Chromium (Debian's `chromium`, driven by puppeteer-core): live updates,
 // freshness, TTLs, malformed values, the filter, the actions, and the 1,000-service page. Screenshots go to
 // test-artifacts/, and the ones docs/CLI.md shows to docs/images/.
-import { existsSync, mkdirSync } from 'node:fs'
-import http from 'node:http'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EtcdKit, silentLogger } from '@etcdkit/core'
 import { eventually, startEtcd, uniquePrefix } from '@etcdkit/testing'
-import test, { type ExecutionContext } from 'ava'
-import puppeteer, { type Browser, type Page } from 'puppeteer-core'
-import { type AuditEntry, type ConsoleOptions, startConsole } from '../src/index.js'
+import test from 'ava'
+import type { Page } from 'puppeteer-core'
+import { type AuditEntry, startConsole } from '../src/index.js'
+import {
+  artifacts,
+  click,
+  closeBrowser,
+  csrfToken,
+  launchBrowser,
+  needChromium,
+  newPage,
+  open,
+  rawRequest,
+  serve,
+  text,
+} from './browser.js'
 import { scene } from './helpers.js'
 
-const chromium =
-  process.env.CHROMIUM_BIN ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync)
-const artifacts = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url))
 const docsImages = fileURLToPath(new URL('../../../docs/images/', import.meta.url))
 
-let browser: Browser | undefined
-test.before(async () => {
-  if (!chromium) return
-  browser = await puppeteer.launch({
-    executablePath: chromium,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-  })
-  mkdirSync(artifacts, { recursive: true })
-})
-test.after.always(() => browser?.close())
-
-type T = ExecutionContext
-
-function needChromium(t: T): boolean {
-  if (chromium) return true
-  t.fail('chromium is not installed (apt-get install -y chromium): `npm test` installs it')
-  return false
-}
-
-async function open(t: T, url: string, width = 1200): Promise<Page> {
-  const page = await browser!.newPage()
-  t.teardown(() => page.close())
-  await page.setViewport({ width, height: 900 })
-  await page.goto(url)
-  // keyboard input goes to the front page: tests that type must not share the window's focus
-  await page.bringToFront()
-  await page.waitForSelector('#status.live', { timeout: 10_000 })
-  return page
-}
-
-async function serve(t: T, kit: EtcdKit, options: Partial<ConsoleOptions> = {}) {
-  const web = await startConsole(kit, {
-    port: 0,
-    host: '127.0.0.1',
-    hostGiven: false,
-    write: false,
-    token: undefined,
-    ...options,
-  })
-  t.teardown(() => web.close())
-  return web
-}
-
-const text = (page: Page, selector: string) =>
-  page.$eval(selector, (el) => el.textContent ?? '').catch(() => '')
+test.before(launchBrowser)
+test.after.always(closeBrowser)
 
 /** Opens a service's instances (services are listed collapsed; a page that lists them open needs nothing). */
 async function expand(page: Page, service: string) {
@@ -73,21 +38,6 @@ async function expand(page: Page, service: string) {
   if (await page.$(sel)) await click(page, sel)
   if (await page.$(`tr.svc[data-service="${service}"]`))
     await page.waitForSelector(`tr[data-detail="${service}"]`, { timeout: 5_000 })
-}
-
-/**
- * Clicks `selector`; again if the page re-rendered the element between finding and clicking it (a live
- * page rebuilds a section when a snapshot changes it).
- */
-async function click(page: Page, selector: string) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await page.click(selector)
-    } catch (err) {
-      if (attempt >= 5 || !/detached|not clickable|No element found/.test(String(err))) throw err
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
 }
 
 /** Accepts (or cancels) the page's confirmation dialog, once it is open; returns its text. */
@@ -557,9 +507,7 @@ test.serial('1,000 services and 10,000 instances: first render and per-update co
     await txn.then(...puts.slice(i, i + 128).map(([k, v]) => kit.client.put(k).value(v))).commit()
   }
   const web = await serve(t, s.kit())
-  const page = await browser!.newPage()
-  t.teardown(() => page.close())
-  await page.setViewport({ width: 1200, height: 900 })
+  const page = await newPage(t)
   const started = Date.now()
   await page.goto(web.url)
   await page.waitForSelector('tr.svc[data-service="svc-0000"]', { timeout: 20_000 })
@@ -675,34 +623,11 @@ test('the action routes pass the console guard: no CSRF token or a foreign Origi
   await kit.client.put(`${s.namespace}services/orders/10.9.9.9:1`).value('10.9.9.9:1').exec()
   const web = await serve(t, s.kit(), { write: true })
   const port = Number(new URL(web.url).port)
-  const html = await (await fetch(web.url)).text()
-  const csrf = /<meta name="etcdkit-csrf" content="([^"]*)">/.exec(html)?.[1] ?? ''
+  const csrf = await csrfToken(web.url)
   const [kv] = (await kit.client.get(`${s.namespace}services/orders/10.9.9.9:1`).exec()).kvs
-  const body = JSON.stringify({ key: 'services/orders/10.9.9.9:1', modRevision: kv!.mod_revision })
-  const send = (path: string, method: string, headers: Record<string, string>) =>
-    new Promise<number>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          path,
-          method,
-          headers: {
-            host: `127.0.0.1:${port}`,
-            'content-type': 'application/json',
-            // DELETE is not sent chunked by node:http: without a length the body would be a second request
-            'content-length': String(Buffer.byteLength(body)),
-            ...headers,
-          },
-        },
-        (res) => {
-          res.resume()
-          res.on('end', () => resolve(res.statusCode ?? 0))
-        },
-      )
-      req.on('error', reject)
-      req.end(body)
-    })
+  const body = { key: 'services/orders/10.9.9.9:1', modRevision: kv!.mod_revision }
+  const send = async (path: string, method: string, headers: Record<string, string>) =>
+    (await rawRequest(port, method, path, { host: `127.0.0.1:${port}`, ...headers }, body)).status
   for (const [path, method] of [
     ['/api/deregister', 'POST'],
     ['/api/drain', 'POST'],

@@ -25,6 +25,10 @@ export async function scene(t: { teardown(fn: () => unknown): void }, label: str
     cli(...args: string[]) {
       return cli(['--endpoints', endpoints.join(','), '--namespace', namespace, ...args])
     },
+    /** Starts a long-running CLI command (`watch ...`) against this namespace; see `startCli`. */
+    start(...args: string[]) {
+      return startCli(['--endpoints', endpoints.join(','), '--namespace', namespace, ...args])
+    },
   }
 }
 

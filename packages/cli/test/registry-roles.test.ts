@@ -53,3 +53,26 @@ test('services with a role that reads only the etcd registry: the other dialects
   t.is(kratos.code, 1)
   t.regex(kratos.stderr, /permission denied/i)
 })
+
+test('what the CLI writes is recorded as the etcd user it writes as: config set and flags set with --user', async (t) => {
+  const namespace = uniquePrefix('cli-writer')
+  const user = await etcd.auth!.user(`cli-writer-${process.pid}`, [
+    { prefix: namespace, permission: 'readwrite' },
+  ])
+  const as = (...args: string[]) =>
+    cli(
+      ['--endpoints', etcd.endpoints.join(','), '--namespace', namespace, '--user', user.username, ...args],
+      { ETCDKIT_PASSWORD: user.password },
+    )
+  const set = await as('config', 'set', 'rate-limit', '100')
+  t.is(set.code, 0, set.stderr)
+  const flag = await as('flags', 'set', 'dark', 'on')
+  t.is(flag.code, 0, flag.stderr)
+  const writerOf = async (...args: string[]) => {
+    const out = await as(...args, '--json')
+    t.is(out.code, 0, out.stderr)
+    return (JSON.parse(out.stdout) as Array<{ writer?: { writer?: string } }>)[0]?.writer?.writer
+  }
+  t.is(await writerOf('config', 'history', 'rate-limit'), `etcdkit-cli:${user.username}`)
+  t.is(await writerOf('flags', 'history', 'dark'), `etcdkit-cli:${user.username}`)
+})

@@ -752,8 +752,8 @@ export class WatchHub {
 
   #onResponse(res: IWatchResponse) {
     // every answer, a progress answer included, tells how far the store is (see `ActiveWatch.floor`)
-    const at = res.header ? BigInt(res.header.revision) : 0n
-    if (at > this.#storeRevision) this.#storeRevision = at
+    const revision = BigInt(res.header.revision)
+    if (revision > this.#storeRevision) this.#storeRevision = revision
     let id = Number(res.watch_id)
     if (res.created) {
       // a refused create carries watch_id -1: it answers the oldest create still pending
@@ -771,7 +771,6 @@ export class WatchHub {
         this.#stream?.write({ cancel_request: { watch_id: Number(res.watch_id) } } as IWatchRequest)
       return
     }
-    const revision = BigInt(res.header.revision)
     if (res.canceled && res.created && INVALID_TOKEN.test(res.cancel_reason)) {
       this.#reauthenticate(w)
       return
